@@ -1,0 +1,250 @@
+package descriptor
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+)
+
+// OfferAttributes is what a job's requirements and rank expressions see as
+// the variable `offer`. The field names after `cel:` are the documented
+// attribute names (spec/descriptor-v1.md, "Expressions"). Prices appear as
+// numbers for comparison and ranking only; billing never reads them.
+type OfferAttributes struct {
+	ComputeID    string                `cel:"computeId"`
+	Provider     string                `cel:"provider"`
+	Region       string                `cel:"region"`
+	Zone         string                `cel:"zone"`
+	Jurisdiction string                `cel:"jurisdiction"`
+	Market       string                `cel:"market"`
+	Quantity     int64                 `cel:"quantity"`
+	CPU          CPUAttributes         `cel:"cpu"`
+	MemoryGiB    float64               `cel:"memoryGiB"`
+	DiskGiB      float64               `cel:"diskGiB"`
+	Accelerator  AcceleratorAttributes `cel:"accelerator"`
+	Frameworks   map[string]string     `cel:"frameworks"`
+	Price        PriceAttributes       `cel:"price"`
+	Labels       map[string]string     `cel:"labels"`
+}
+
+// CPUAttributes describe an instance's processors.
+type CPUAttributes struct {
+	Arch   string `cel:"arch"`
+	Vendor string `cel:"vendor"`
+	Count  int64  `cel:"count"`
+}
+
+// AcceleratorAttributes describe an instance's first accelerator group;
+// every field is empty or zero on a CPU-only offer.
+type AcceleratorAttributes struct {
+	Model             string           `cel:"model"`
+	Kind              string           `cel:"kind"`
+	Vendor            string           `cel:"vendor"`
+	Count             int64            `cel:"count"`
+	MemoryGiB         float64          `cel:"memoryGiB"`
+	ComputeCapability float64          `cel:"computeCapability"`
+	TFLOPS            TFLOPSAttributes `cel:"tflops"`
+}
+
+// TFLOPSAttributes are per-device throughput figures.
+type TFLOPSAttributes struct {
+	FP64 float64 `cel:"fp64"`
+	FP32 float64 `cel:"fp32"`
+	FP16 float64 `cel:"fp16"`
+	INT8 float64 `cel:"int8"`
+}
+
+// PriceAttributes give an instance's base hourly price: instanceHour plus
+// the per-resource rates times the class's vCPUs, GiB and accelerators.
+type PriceAttributes struct {
+	Currency string  `cel:"currency"`
+	PerHour  float64 `cel:"perHour"`
+}
+
+// Attributes returns the offer as expressions see it.
+func (o *Offer) Attributes() *OfferAttributes {
+	a := &OfferAttributes{
+		ComputeID:    o.ComputeID.String(),
+		Provider:     o.Provider.String(),
+		Region:       o.Region,
+		Zone:         o.Zone,
+		Jurisdiction: o.Jurisdiction,
+		Market:       o.Price.Market,
+		Quantity:     int64(o.Quantity),
+		CPU:          CPUAttributes{Arch: o.Class.CPU.Arch, Vendor: o.Class.CPU.Vendor, Count: int64(o.Class.CPU.Count)},
+		MemoryGiB:    o.Class.Memory.GiB(),
+		DiskGiB:      o.Class.Disk.GiB(),
+		Frameworks:   map[string]string{},
+		Price:        PriceAttributes{Currency: o.Price.Currency},
+		Labels:       o.Metadata.Labels,
+	}
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	if len(o.Class.Accelerators) > 0 {
+		acc := &o.Class.Accelerators[0]
+		a.Accelerator = AcceleratorAttributes{
+			Model:             acc.Model,
+			Count:             int64(acc.Count),
+			MemoryGiB:         acc.Memory.GiB(),
+			ComputeCapability: acc.ComputeCapability.Float(),
+			TFLOPS:            TFLOPSAttributes{acc.TFLOPS.FP64, acc.TFLOPS.FP32, acc.TFLOPS.FP16, acc.TFLOPS.INT8},
+		}
+		if m := acc.Info(); m != nil {
+			a.Accelerator.Kind, a.Accelerator.Vendor = m.Kind, m.Vendor
+		}
+		for _, f := range acc.Frameworks {
+			a.Frameworks[f.Name] = f.Version.String()
+		}
+	}
+	perHour, _ := o.Price.Rates.InstanceRate(&o.Class).Float64()
+	a.Price.PerHour = perHour
+	return a
+}
+
+// celCostLimit bounds the work one evaluation may do, so that a tenant's
+// expression cannot stall a broker's matching core.
+const celCostLimit = 100_000
+
+// An Expr is a compiled CEL expression from a job.
+type Expr struct {
+	Source string
+	prog   cel.Program
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (e *Expr) MarshalText() ([]byte, error) { return []byte(e.Source), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler. The expression is
+// compiled by Parse, not here.
+func (e *Expr) UnmarshalText(b []byte) error {
+	e.Source = string(b)
+	return nil
+}
+
+// EvalBool evaluates a requirements expression against an offer.
+func (e *Expr) EvalBool(a *OfferAttributes) (bool, error) {
+	v, err := e.eval(a)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("expression returned %s, want bool", v.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// EvalNumber evaluates a rank expression against an offer.
+func (e *Expr) EvalNumber(a *OfferAttributes) (float64, error) {
+	v, err := e.eval(a)
+	if err != nil {
+		return 0, err
+	}
+	switch n := v.(type) {
+	case types.Double:
+		return float64(n), nil
+	case types.Int:
+		return float64(n), nil
+	case types.Uint:
+		return float64(n), nil
+	}
+	return 0, fmt.Errorf("expression returned %s, want a number", v.Type().TypeName())
+}
+
+func (e *Expr) eval(a *OfferAttributes) (ref.Val, error) {
+	if e.prog == nil {
+		panic("descriptor: evaluating an expression that Parse did not compile")
+	}
+	v, _, err := e.prog.Eval(map[string]any{"offer": a})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// exprCompiler compiles and caches expressions. Jobs made from templates
+// repeat the same expressions, and building a CEL program costs far more
+// than parsing the rest of a job.
+type exprCompiler struct {
+	env *cel.Env
+
+	mu    sync.Mutex
+	cache map[exprKey]cel.Program
+}
+
+type exprKey struct {
+	rank   bool
+	source string
+}
+
+const exprCacheSize = 4096
+
+func newExprCompiler() (*exprCompiler, error) {
+	env, err := cel.NewEnv(
+		ext.NativeTypes(reflect.TypeFor[OfferAttributes](), ext.ParseStructTags(true)),
+		cel.Variable("offer", cel.ObjectType("descriptor.OfferAttributes")),
+		ext.Strings(),
+		cel.Function("versionAtLeast",
+			cel.Overload("versionAtLeast_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(func(have, min ref.Val) ref.Val {
+					h, err := ParseVersion(string(have.(types.String)))
+					if err != nil {
+						return types.NewErr("versionAtLeast: %v", err)
+					}
+					m, err := ParseVersion(string(min.(types.String)))
+					if err != nil {
+						return types.NewErr("versionAtLeast: %v", err)
+					}
+					return types.Bool(h.Compare(m) >= 0)
+				}))),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor: couldn't build the CEL environment: %w", err)
+	}
+	return &exprCompiler{env: env, cache: map[exprKey]cel.Program{}}, nil
+}
+
+// compile type-checks source as a requirements (bool) or rank (number)
+// expression and returns its program.
+func (c *exprCompiler) compile(source string, rank bool) (cel.Program, error) {
+	key := exprKey{rank, source}
+	c.mu.Lock()
+	prog, ok := c.cache[key]
+	c.mu.Unlock()
+	if ok {
+		return prog, nil
+	}
+	ast, iss := c.env.Compile(source)
+	if iss.Err() != nil {
+		var msgs []string
+		for _, e := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("column %d: %s", e.Location.Column()+1, e.Message))
+		}
+		return nil, fmt.Errorf("invalid CEL: %s", strings.Join(msgs, "; "))
+	}
+	out := ast.OutputType()
+	switch {
+	case !rank && !out.IsExactType(cel.BoolType) && !out.IsExactType(cel.DynType):
+		return nil, fmt.Errorf("must be a bool expression, but its type is %s", out)
+	case rank && !out.IsExactType(cel.DoubleType) && !out.IsExactType(cel.IntType) && !out.IsExactType(cel.UintType) && !out.IsExactType(cel.DynType):
+		return nil, fmt.Errorf("must be a numeric expression, but its type is %s", out)
+	}
+	prog, err := c.env.Program(ast, cel.CostLimit(celCostLimit), cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return nil, fmt.Errorf("invalid CEL: %v", err)
+	}
+	c.mu.Lock()
+	if len(c.cache) >= exprCacheSize {
+		clear(c.cache)
+	}
+	c.cache[key] = prog
+	c.mu.Unlock()
+	return prog, nil
+}

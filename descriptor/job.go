@@ -1,0 +1,198 @@
+package descriptor
+
+import (
+	"strings"
+	"time"
+)
+
+// APIVersion is the apiVersion of every v1 document.
+const APIVersion = "cinet/v1"
+
+// Kinds of v1 documents.
+const (
+	KindJob   = "Job"
+	KindOffer = "Offer"
+)
+
+// Defaults applied to a Job when its fields are omitted (spec/descriptor-v1.md).
+const (
+	DefaultNodes            = 1
+	DefaultCPUs             = 1.0
+	DefaultObjective        = "cost"
+	DefaultEstimatedRuntime = Duration(time.Hour)
+)
+
+// Metadata names a document.
+type Metadata struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// A Job is a tenant's description of work. Parse fills omitted fields with
+// their defaults, so Nodes, Resources.CPUs, Objective.Type and
+// EstimatedRuntime are always set on a parsed Job.
+type Job struct {
+	APIVersion       string    `json:"apiVersion"`
+	Kind             string    `json:"kind"`
+	Metadata         Metadata  `json:"metadata"`
+	Tasks            []Task    `json:"tasks"`
+	Nodes            int       `json:"nodes,omitempty"`
+	Resources        Resources `json:"resources,omitzero"`
+	Placement        Placement `json:"placement,omitzero"`
+	Requirements     *Expr     `json:"requirements,omitempty"`
+	Rank             *Expr     `json:"rank,omitempty"`
+	Objective        Objective `json:"objective,omitzero"`
+	Budget           *Budget   `json:"budget,omitempty"`
+	EstimatedRuntime Duration  `json:"estimatedRuntime,omitempty"`
+	Timeouts         Timeouts  `json:"timeouts,omitzero"`
+	Recovery         Recovery  `json:"recovery,omitzero"`
+	Inputs           []Input   `json:"inputs,omitempty"`
+	Outputs          []Output  `json:"outputs,omitempty"`
+}
+
+// A Task is one step of a job. Tasks run in order on every node; a task
+// starts when the one before it has exited 0.
+type Task struct {
+	Name    string            `json:"name"`
+	Image   string            `json:"image,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Workdir string            `json:"workdir,omitempty"`
+}
+
+// Resources is what each node of a job needs.
+type Resources struct {
+	CPUs         float64              `json:"cpus,omitempty"`
+	Memory       Quantity             `json:"memory,omitempty"`
+	Disk         Quantity             `json:"disk,omitempty"`
+	Accelerators []AcceleratorRequest `json:"accelerators,omitempty"`
+}
+
+// An AcceleratorRequest asks for Count devices either by model ("H100") or
+// by need (kind, vendor, memory, frameworks, compute capability, TFLOPS).
+// Memory and TFLOPS are per device.
+type AcceleratorRequest struct {
+	Model             string                `json:"model,omitempty"`
+	Kind              string                `json:"kind,omitempty"`
+	Vendor            string                `json:"vendor,omitempty"`
+	Count             int                   `json:"count"`
+	Memory            Quantity              `json:"memory,omitempty"`
+	Frameworks        []FrameworkConstraint `json:"frameworks,omitempty"`
+	ComputeCapability VersionConstraint     `json:"computeCapability,omitzero"`
+	TFLOPS            TFLOPS                `json:"tflops,omitzero"`
+}
+
+// A FrameworkConstraint asks for a framework at a version range.
+type FrameworkConstraint struct {
+	Name    string            `json:"name"`
+	Version VersionConstraint `json:"version"`
+}
+
+// Placement restricts where a job may run.
+type Placement struct {
+	Regions       AllowDeny `json:"regions,omitzero"`
+	Jurisdictions AllowDeny `json:"jurisdictions,omitzero"`
+	Providers     AllowDeny `json:"providers,omitzero"`
+}
+
+// AllowDeny is a pair of lists: when Allow is non-empty a value must match
+// one of its entries, and it must match none of Deny's.
+type AllowDeny struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+}
+
+// IsZero reports whether neither list is set.
+func (a AllowDeny) IsZero() bool { return len(a.Allow) == 0 && len(a.Deny) == 0 }
+
+// Permits reports whether v passes the lists; an entry ending in "*"
+// matches every value with that prefix.
+func (a AllowDeny) Permits(v string) bool {
+	for _, d := range a.Deny {
+		if patternMatch(d, v) {
+			return false
+		}
+	}
+	if len(a.Allow) == 0 {
+		return true
+	}
+	for _, p := range a.Allow {
+		if patternMatch(p, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func patternMatch(pattern, v string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(v, prefix)
+	}
+	return pattern == v
+}
+
+// Objective says what "best" means for a job.
+type Objective struct {
+	Type    string   `json:"type,omitempty"` // cost, time, latency or balanced
+	Weights *Weights `json:"weights,omitempty"`
+}
+
+// Weights weigh the parts of a balanced objective.
+type Weights struct {
+	Cost    float64 `json:"cost,omitempty"`
+	Time    float64 `json:"time,omitempty"`
+	Latency float64 `json:"latency,omitempty"`
+}
+
+// A Budget limits what a job may cost.
+type Budget struct {
+	Currency        string  `json:"currency"`
+	MaxPricePerHour Decimal `json:"maxPricePerHour,omitzero"`
+	MaxTotal        Decimal `json:"maxTotal,omitzero"`
+}
+
+// Timeouts bound how long a job may wait and run.
+type Timeouts struct {
+	Queue Duration `json:"queue,omitempty"`
+	Run   Duration `json:"run,omitempty"`
+}
+
+// Recovery says when a failed job is started again.
+type Recovery struct {
+	MaxRestarts    int    `json:"maxRestarts,omitempty"`
+	OnExitCodes    []int  `json:"onExitCodes,omitempty"`
+	CheckpointPath string `json:"checkpointPath,omitempty"`
+}
+
+// Input is data placed at Path before the first task starts.
+type Input struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Path   string `json:"path"`
+}
+
+// Output is data copied from Path to Destination after the last task.
+type Output struct {
+	Name        string `json:"name"`
+	Path        string `json:"path"`
+	Destination string `json:"destination"`
+}
+
+func (j *Job) applyDefaults() {
+	if j.Nodes == 0 {
+		j.Nodes = DefaultNodes
+	}
+	if j.Resources.CPUs == 0 {
+		j.Resources.CPUs = DefaultCPUs
+	}
+	if j.Objective.Type == "" {
+		j.Objective.Type = DefaultObjective
+	}
+	if j.EstimatedRuntime == 0 {
+		j.EstimatedRuntime = DefaultEstimatedRuntime
+		if j.Timeouts.Run != 0 && j.Timeouts.Run < j.EstimatedRuntime {
+			j.EstimatedRuntime = j.Timeouts.Run
+		}
+	}
+}

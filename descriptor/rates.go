@@ -1,0 +1,39 @@
+package descriptor
+
+import (
+	"github.com/cockroachdb/apd/v3"
+)
+
+// decimalContext is the arithmetic context for price estimates: 34
+// significant digits (IEEE 754 decimal128) and no silent inexactness.
+var decimalContext = apd.BaseContext.WithPrecision(34)
+
+// InstanceRate returns the base hourly price of one instance of class:
+// instanceHour + vcpuHour × vCPUs + gibHour × memory in GiB +
+// acceleratorHour × accelerators. Tiers are not applied.
+func (r *Rates) InstanceRate(c *ComputeClass) *apd.Decimal {
+	total := new(apd.Decimal)
+	add := func(rate Decimal, qty *apd.Decimal) {
+		if !rate.IsSet() {
+			return
+		}
+		term := rate.Apd()
+		if qty != nil {
+			decimalContext.Mul(term, term, qty)
+		}
+		decimalContext.Add(total, total, term)
+	}
+	add(r.InstanceHour, nil)
+	add(r.VCPUHour, apd.New(int64(c.CPU.Count), 0))
+	if r.GiBHour.IsSet() {
+		gib := new(apd.Decimal)
+		decimalContext.Quo(gib, apd.New(int64(c.Memory), 0), apd.New(1<<30, 0))
+		add(r.GiBHour, gib)
+	}
+	accels := 0
+	for _, a := range c.Accelerators {
+		accels += a.Count
+	}
+	add(r.AcceleratorHour, apd.New(int64(accels), 0))
+	return total
+}
