@@ -125,6 +125,26 @@ func (a AllowDeny) Permits(v string) bool {
 	return false
 }
 
+// PermitsJurisdiction is Permits for ISO 3166 codes: an entry "CN" also
+// matches its subdivisions ("CN-GD"); "CN-GD" matches only itself.
+func (a AllowDeny) PermitsJurisdiction(code string) bool {
+	within := func(entry string) bool { return code == entry || strings.HasPrefix(code, entry+"-") }
+	for _, d := range a.Deny {
+		if within(d) {
+			return false
+		}
+	}
+	if len(a.Allow) == 0 {
+		return true
+	}
+	for _, e := range a.Allow {
+		if within(e) {
+			return true
+		}
+	}
+	return false
+}
+
 func patternMatch(pattern, v string) bool {
 	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
 		return strings.HasPrefix(v, prefix)

@@ -212,3 +212,21 @@ func BenchmarkParseJob(b *testing.B) {
 		})
 	}
 }
+
+func TestAllowDeny(t *testing.T) {
+	regions := AllowDeny{Allow: []string{"cn-*", "us-west-2"}, Deny: []string{"cn-north-9"}}
+	for v, want := range map[string]bool{"cn-east-1": true, "cn-north-9": false, "us-west-2": true, "us-west-1": false, "c": false} {
+		if got := regions.Permits(v); got != want {
+			t.Errorf("regions.Permits(%q) = %v, want %v", v, got, want)
+		}
+	}
+	if !(AllowDeny{}).Permits("anything") {
+		t.Error("empty lists refuse")
+	}
+	j := AllowDeny{Allow: []string{"CN", "DE-BY"}, Deny: []string{"CN-HK"}}
+	for v, want := range map[string]bool{"CN": true, "CN-GD": true, "CN-HK": false, "CNX": false, "DE-BY": true, "DE": false, "DE-BE": false} {
+		if got := j.PermitsJurisdiction(v); got != want {
+			t.Errorf("PermitsJurisdiction(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
