@@ -14,7 +14,12 @@ import (
 // JSON.stringify does, numbers in ECMAScript's shortest round-trip form
 // (jcs.NumberToJSON), no insignificant white space.
 func canonicalJSON(n *node) ([]byte, error) {
-	return appendCanonical(make([]byte, 0, 1024), n)
+	b, err := appendCanonical(make([]byte, 0, 1024), n)
+	if err != nil {
+		return nil, err
+	}
+	// Offer books keep the canonical bytes of every offer: keep no slack.
+	return append([]byte(nil), b...), nil
 }
 
 func appendCanonical(b []byte, n *node) ([]byte, error) {

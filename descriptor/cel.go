@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
 )
 
 // OfferAttributes is what a job's requirements and rank expressions see as
@@ -85,7 +86,7 @@ func (o *Offer) Attributes() *OfferAttributes {
 		Labels:       o.Metadata.Labels,
 	}
 	if a.Labels == nil {
-		a.Labels = map[string]string{}
+		a.Labels = noLabels
 	}
 	if len(o.Class.Accelerators) > 0 {
 		acc := &o.Class.Accelerators[0]
@@ -107,6 +108,9 @@ func (o *Offer) Attributes() *OfferAttributes {
 	a.Price.PerHour = perHour
 	return a
 }
+
+// noLabels stands for an offer without labels; expressions only read it.
+var noLabels = map[string]string{}
 
 // celCostLimit bounds the work one evaluation may do, so that a tenant's
 // expression cannot stall a broker's matching core.
@@ -162,12 +166,25 @@ func (e *Expr) eval(a *OfferAttributes) (ref.Val, error) {
 	if e.prog == nil {
 		panic("descriptor: evaluating an expression that Parse did not compile")
 	}
-	v, _, err := e.prog.Eval(map[string]any{"offer": a})
+	v, _, err := e.prog.Eval(offerActivation{a})
 	if err != nil {
 		return nil, err
 	}
 	return v, nil
 }
+
+// offerActivation binds the variable offer without allocating a map for
+// each evaluation.
+type offerActivation struct{ a *OfferAttributes }
+
+func (o offerActivation) ResolveName(name string) (any, bool) {
+	if name == "offer" {
+		return o.a, true
+	}
+	return nil, false
+}
+
+func (o offerActivation) Parent() interpreter.Activation { return nil }
 
 // exprCompiler compiles and caches expressions. Jobs made from templates
 // repeat the same expressions, and building a CEL program costs far more

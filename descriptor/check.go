@@ -180,6 +180,14 @@ func (c *checker) accelerator(a *Accelerator, loc []string) {
 			c.errorf(append(floc, "version"), "%s needs %s %s or later, got %s", m.Name, f.Name, min, f.Version)
 		}
 	}
+	for _, prec := range []struct {
+		name        string
+		got, vendor float64
+	}{{"fp64", a.TFLOPS.FP64, m.TFLOPS.FP64}, {"fp32", a.TFLOPS.FP32, m.TFLOPS.FP32}, {"fp16", a.TFLOPS.FP16, m.TFLOPS.FP16}, {"int8", a.TFLOPS.INT8, m.TFLOPS.INT8}} {
+		if prec.vendor > 0 && prec.got > prec.vendor {
+			c.errorf(append(slices.Clone(loc), "tflops", prec.name), "%g is above the %s's published peak of %g; state measured throughput at or below it", prec.got, m.Name, prec.vendor)
+		}
+	}
 	if !a.ComputeCapability.IsZero() && (m.ComputeCapability.IsZero() || a.ComputeCapability.Compare(m.ComputeCapability) != 0) {
 		want := "none"
 		if !m.ComputeCapability.IsZero() {

@@ -58,10 +58,15 @@ type Accelerator struct {
 	Frameworks        []Framework `json:"frameworks,omitempty"`
 	ComputeCapability Version     `json:"computeCapability,omitzero"`
 	TFLOPS            TFLOPS      `json:"tflops,omitzero"`
+
+	info *AcceleratorModel
 }
 
 // Info returns the vocabulary entry of the accelerator's model.
 func (a *Accelerator) Info() *AcceleratorModel {
+	if a.info != nil {
+		return a.info
+	}
 	m, _ := LookupAccelerator(a.Model)
 	return m
 }
@@ -128,6 +133,7 @@ func (o *Offer) applyDefaults() {
 		if m == nil {
 			continue
 		}
+		a.info = m
 		if a.Memory == 0 {
 			a.Memory = m.Memory
 		}

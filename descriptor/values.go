@@ -151,9 +151,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // A Decimal is an exact non-negative amount written as a string, such as
 // "2.50". Money is never a float; Decimal carries it to settlement intact.
+// The zero Decimal is "not given". Decimals are immutable.
 type Decimal struct {
-	v   apd.Decimal
-	set bool
+	v *apd.Decimal
 }
 
 // maxDecimalText bounds a Decimal's text, as the schema does.
@@ -164,12 +164,11 @@ func ParseDecimal(s string) (Decimal, error) {
 	if !isPlainDecimal(s) || len(s) > maxDecimalText {
 		return Decimal{}, fmt.Errorf("%q is not a non-negative decimal such as \"2.50\"", s)
 	}
-	var d Decimal
-	if _, _, err := d.v.SetString(s); err != nil {
+	v, _, err := apd.NewFromString(s)
+	if err != nil {
 		return Decimal{}, fmt.Errorf("%q is not a decimal: %v", s, err)
 	}
-	d.set = true
-	return d, nil
+	return Decimal{v}, nil
 }
 
 // MustDecimal is ParseDecimal for constants; it panics on error.
@@ -182,14 +181,19 @@ func MustDecimal(s string) Decimal {
 }
 
 // IsSet reports whether the decimal was given.
-func (d Decimal) IsSet() bool { return d.set }
+func (d Decimal) IsSet() bool { return d.v != nil }
 
-// Apd returns a copy of the value for arithmetic.
-func (d Decimal) Apd() *apd.Decimal { return new(apd.Decimal).Set(&d.v) }
+// Apd returns a copy of the value for arithmetic; zero when not given.
+func (d Decimal) Apd() *apd.Decimal {
+	if d.v == nil {
+		return new(apd.Decimal)
+	}
+	return new(apd.Decimal).Set(d.v)
+}
 
 // String returns the decimal as written, without exponent.
 func (d Decimal) String() string {
-	if !d.set {
+	if d.v == nil {
 		return ""
 	}
 	return d.v.Text('f')
@@ -382,4 +386,4 @@ func (c *VersionConstraint) UnmarshalText(b []byte) error {
 }
 
 // IsZero reports whether the decimal was not given.
-func (d Decimal) IsZero() bool { return !d.set }
+func (d Decimal) IsZero() bool { return d.v == nil }
