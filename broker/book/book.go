@@ -1,0 +1,533 @@
+package book
+
+import (
+	"container/heap"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+)
+
+// An Entry is one offer in the book. Its fields are set when it enters and
+// never change; only its free quantity does, under the book's lock.
+type Entry struct {
+	Name     string // the compute identifier's name, the book's key
+	Offer    *descriptor.Offer
+	Envelope *identity.Envelope // the provider's signed offer; nil for an unsigned local offer
+	Owner    identity.PrincipalID
+	Attrs    *descriptor.OfferAttributes // what CEL expressions see
+
+	// Precomputed for matching: what a scan reads (Hot), the price
+	// timeline, and the tie-break seed.
+	Hot
+	Prices Timeline
+
+	expiryIdx int32 // position in the expiry heap
+	digest    [sha256.Size]byte
+	slots     []slot
+}
+
+// Hot is what a feasibility scan reads of an offer: sizes, validity, free
+// quantity and small integer IDs (interned by the book) for the strings a
+// job's rules compare. Accelerator-index buckets keep copies side by side,
+// so that a scan reads consecutive memory; Free is kept in step with
+// reservations in every copy.
+type Hot struct {
+	ValidFrom, ValidUntil int64 // Unix nanoseconds
+	Memory, Disk          int64
+	NameHash              uint64 // seeds deterministic tie-breaks
+	MinRate               Nanos  // the lowest hourly instance price in the week
+	Free                  int32  // quantity minus active reservations
+	CPUs                  int32
+	Groups                int32 // accelerator groups
+	Region                int32 // View.Regions()[Region] is the region's name
+	Jurisdiction          int32 // View.Jurisdictions()[Jurisdiction]
+	Currency              int32 // View.Currencies()[Currency]
+	Provider              int32 // View.Providers()[Provider]
+}
+
+// Digest returns the offer document's digest, "sha256:<hex>".
+func (e *Entry) Digest() string { return "sha256:" + hex.EncodeToString(e.digest[:]) }
+
+// slot records where an entry sits in one index bucket.
+type slot struct {
+	b   *bucket
+	pos int
+}
+
+// A bucket is an unordered set of entries, removable in O(1). Buckets with
+// hot set keep a copy of each entry's Hot at the same position.
+type bucket struct {
+	entries []*Entry
+	hot     []Hot
+	withHot bool
+}
+
+func (b *bucket) add(e *Entry) {
+	e.slots = append(e.slots, slot{b, len(b.entries)})
+	b.entries = append(b.entries, e)
+	if b.withHot {
+		b.hot = append(b.hot, e.Hot)
+	}
+}
+
+func (b *bucket) remove(e *Entry, pos int) {
+	lastPos := len(b.entries) - 1
+	last := b.entries[lastPos]
+	b.entries[pos] = last
+	if b.withHot {
+		b.hot[pos] = b.hot[lastPos]
+		b.hot = b.hot[:lastPos]
+	}
+	for i := range last.slots {
+		if last.slots[i].b == b && last.slots[i].pos == lastPos {
+			last.slots[i].pos = pos
+			break
+		}
+	}
+	b.entries[lastPos] = nil
+	b.entries = b.entries[:lastPos]
+}
+
+// setFree changes an entry's free quantity and every hot copy of it.
+func (e *Entry) setFree(n int32) {
+	e.Free = n
+	for _, s := range e.slots {
+		if s.b.withHot {
+			s.b.hot[s.pos].Free = n
+		}
+	}
+}
+
+// CPUOnly is the accelerator-index key of offers without accelerators.
+const CPUOnly = ""
+
+// Book is a broker's offer book. It is safe for concurrent use: matching
+// reads under a shared lock while offers and reservations change under an
+// exclusive one.
+type Book struct {
+	now func() time.Time
+
+	mu            sync.RWMutex
+	entries       map[string]*Entry
+	byModel       map[modelKey]*bucket // currency and accelerator model (or CPUOnly)
+	byRegion      map[string]*bucket
+	regions       symbols
+	jurisdictions symbols
+	currencies    symbols
+	providers     symbols
+	zones         zoneSymbols
+	stringMaps    stringMaps
+	expiry        expiryHeap
+	reservations  map[string]*Reservation
+	resExpiry     []*Reservation // unordered; reservations are few
+	nextRes       uint64
+}
+
+// New returns an empty book on the given clock (time.Now when nil).
+func New(now func() time.Time) *Book {
+	if now == nil {
+		now = time.Now
+	}
+	return &Book{
+		now:          now,
+		entries:      map[string]*Entry{},
+		byModel:      map[modelKey]*bucket{},
+		byRegion:     map[string]*bucket{},
+		reservations: map[string]*Reservation{},
+	}
+}
+
+// Errors Put returns; callers branch on them to decide whether a gossiped
+// offer is worth forwarding.
+var (
+	ErrStale   = errors.New("book: offer is not newer than the one held")
+	ErrExpired = errors.New("book: offer has expired")
+)
+
+// Put adds an offer or replaces the one held for the same pool when its
+// sequence is higher. The offer must already be verified: its signature,
+// its provider's right to the pool, and its validity. owner is the broker
+// that owns the capacity and grants reservations on it.
+func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner identity.PrincipalID) error {
+	o := doc.Offer
+	if o == nil {
+		return fmt.Errorf("book: %s is not an offer", doc.Kind)
+	}
+	now := b.now()
+	if !now.Before(o.ValidUntil) {
+		return fmt.Errorf("%w: %s lapsed at %s", ErrExpired, o.ComputeID.Name(), o.ValidUntil.Format(time.RFC3339))
+	}
+	e := newEntry(doc, env, owner)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweepLocked(now)
+	e.Region = b.regions.id(o.Region)
+	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
+	e.Currency = b.currencies.id(o.Price.Currency)
+	e.Provider = b.providers.id(e.Attrs.Provider)
+	e.Prices.Zone = b.zones.id(o.Price.Location())
+	// Share what many offers hold alike, to keep the book small.
+	e.Attrs.Provider = b.providers.names[e.Provider]
+	e.Attrs.Frameworks = b.stringMaps.intern(e.Attrs.Frameworks)
+	if o.Metadata.Labels != nil {
+		o.Metadata.Labels = b.stringMaps.intern(o.Metadata.Labels)
+		e.Attrs.Labels = o.Metadata.Labels
+	}
+	if old, ok := b.entries[e.Name]; ok {
+		if o.Sequence <= old.Offer.Sequence {
+			return fmt.Errorf("%w: %s has sequence %d, the book holds %d", ErrStale, e.Name, o.Sequence, old.Offer.Sequence)
+		}
+		// Reservations granted on the old offer still hold capacity.
+		e.Free = max(0, e.Free-(int32(old.Offer.Quantity)-old.Free))
+		b.removeLocked(old)
+	}
+	b.entries[e.Name] = e
+	b.index(e)
+	heap.Push(&b.expiry, e)
+	return nil
+}
+
+func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.PrincipalID) *Entry {
+	o := doc.Offer
+	name := o.ComputeID.Name()
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	e := &Entry{
+		Name:     name,
+		Offer:    o,
+		Envelope: env,
+		Owner:    owner,
+		Attrs:    o.Attributes(),
+		Hot: Hot{
+			CPUs:       int32(o.Class.CPU.Count),
+			Groups:     int32(len(o.Class.Accelerators)),
+			Memory:     int64(o.Class.Memory),
+			Disk:       int64(o.Class.Disk),
+			ValidFrom:  o.ValidFrom.UnixNano(),
+			ValidUntil: o.ValidUntil.UnixNano(),
+		},
+		Prices: *NewTimeline(o),
+	}
+	e.Free = int32(o.Quantity)
+	e.NameHash = h.Sum64()
+	e.MinRate = e.Prices.Min
+	if d, err := hex.DecodeString(strings.TrimPrefix(doc.Digest, "sha256:")); err == nil {
+		copy(e.digest[:], d)
+	}
+	if o.ValidFrom.IsZero() {
+		e.ValidFrom = math.MinInt64
+	}
+	if e.Attrs.ComputeID == name {
+		e.Attrs.ComputeID = name
+	}
+	return e
+}
+
+// modelKey keys the accelerator index: offers are only ever matched within
+// one currency, so the currency is part of the key; CPU-only offers are
+// further split by size class, so a job visits only instances big enough.
+type modelKey struct {
+	currency, model string
+	cpuClass        int
+}
+
+// cpuClass is floor(log2(vCPUs)): instances with 8 to 15 vCPUs share class 3.
+func cpuClass(cpus int) int { return bits.Len(uint(cpus)) - 1 }
+
+// maxCPUClass bounds the classes CPUOnlyAtLeast visits: 2^30 vCPUs.
+const maxCPUClass = 30
+
+func (b *Book) index(e *Entry) {
+	models := map[string]bool{}
+	for _, a := range e.Offer.Class.Accelerators {
+		models[a.Model] = true
+	}
+	if len(models) == 0 {
+		models[CPUOnly] = true
+	}
+	for m := range models {
+		key := modelKey{currency: e.Offer.Price.Currency, model: m}
+		if m == CPUOnly {
+			key.cpuClass = cpuClass(int(e.CPUs))
+		}
+		bucketFor(b.byModel, key, true).add(e)
+	}
+	bucketFor(b.byRegion, e.Offer.Region, false).add(e)
+}
+
+func bucketFor[K comparable](m map[K]*bucket, key K, withHot bool) *bucket {
+	bk := m[key]
+	if bk == nil {
+		bk = &bucket{withHot: withHot}
+		m[key] = bk
+	}
+	return bk
+}
+
+func (b *Book) removeLocked(e *Entry) {
+	// Remove from the last slot first: each removal moves another
+	// entry into the vacated position and fixes that entry's slot.
+	for i := len(e.slots) - 1; i >= 0; i-- {
+		s := e.slots[i]
+		s.b.remove(e, s.pos)
+	}
+	e.slots = nil
+	delete(b.entries, e.Name)
+	if e.expiryIdx >= 0 && int(e.expiryIdx) < len(b.expiry) && b.expiry[e.expiryIdx] == e {
+		heap.Remove(&b.expiry, int(e.expiryIdx))
+	}
+}
+
+// Remove withdraws the offer for a pool; it reports whether one was held.
+func (b *Book) Remove(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.entries[name]
+	if ok {
+		b.removeLocked(e)
+	}
+	return ok
+}
+
+// Sweep drops lapsed offers and reservations. Writers sweep as they go;
+// a broker also calls Sweep on a timer so an idle book does not hold
+// lapsed offers.
+func (b *Book) Sweep() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweepLocked(b.now())
+}
+
+func (b *Book) sweepLocked(now time.Time) {
+	for len(b.expiry) > 0 && !now.Before(b.expiry[0].Offer.ValidUntil) {
+		b.removeLocked(b.expiry[0])
+	}
+	kept := b.resExpiry[:0]
+	for _, r := range b.resExpiry {
+		if now.Before(r.Expires) {
+			kept = append(kept, r)
+			continue
+		}
+		b.releaseLocked(r)
+	}
+	clear(b.resExpiry[len(kept):])
+	b.resExpiry = kept
+}
+
+// Len returns how many offers the book holds.
+func (b *Book) Len() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.entries)
+}
+
+// Get returns the entry for a pool.
+func (b *Book) Get(name string) (*Entry, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	e, ok := b.entries[name]
+	return e, ok
+}
+
+// Now returns the book's clock reading.
+func (b *Book) Now() time.Time { return b.now() }
+
+// A View is read access to the book for one matching decision; the book
+// does not change while a View is in use.
+type View struct{ b *Book }
+
+// View runs fn with the book locked for reading.
+func (b *Book) View(fn func(View)) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	fn(View{b})
+}
+
+// All calls fn for every offer, in no particular order, until fn returns
+// false.
+func (v View) All(fn func(*Entry) bool) {
+	for _, e := range v.b.entries {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// Len returns the number of offers.
+func (v View) Len() int { return len(v.b.entries) }
+
+// A Scan is a run of entries with their hot data side by side:
+// Hot[i] belongs to Entries[i]. Its slices must not be modified or kept.
+type Scan struct {
+	Entries []*Entry
+	Hot     []Hot
+}
+
+// ByModel returns the offers priced in currency with an accelerator of the
+// model.
+func (v View) ByModel(currency, model string) Scan {
+	if bk := v.b.byModel[modelKey{currency: currency, model: model}]; bk != nil {
+		return Scan{bk.entries, bk.hot}
+	}
+	return Scan{}
+}
+
+// CPUOnlyAtLeast returns the offers without accelerators priced in
+// currency whose instances may have at least cpus vCPUs: whole size
+// classes, so some entries may still be too small.
+func (v View) CPUOnlyAtLeast(currency string, cpus float64) []Scan {
+	var out []Scan
+	for c := cpuClass(int(cpus)); c <= maxCPUClass; c++ {
+		if bk := v.b.byModel[modelKey{currency: currency, model: CPUOnly, cpuClass: c}]; bk != nil && len(bk.entries) > 0 {
+			out = append(out, Scan{bk.entries, bk.hot})
+		}
+	}
+	return out
+}
+
+// ByRegion returns the offers in a region. The slice must not be modified
+// or kept.
+func (v View) ByRegion(region string) []*Entry {
+	if bk := v.b.byRegion[region]; bk != nil {
+		return bk.entries
+	}
+	return nil
+}
+
+// Regions returns every region the book has interned, indexed by the IDs
+// entries carry. The slice must not be modified.
+func (v View) Regions() []string { return v.b.regions.names }
+
+// Jurisdictions returns the interned jurisdictions, indexed by ID.
+func (v View) Jurisdictions() []string { return v.b.jurisdictions.names }
+
+// Currencies returns the interned currencies, indexed by ID.
+func (v View) Currencies() []string { return v.b.currencies.names }
+
+// Providers returns the interned provider IDs, indexed by ID.
+func (v View) Providers() []string { return v.b.providers.names }
+
+// Zones returns the interned price-schedule time zones, indexed by ID.
+func (v View) Zones() []*time.Location { return v.b.zones.locs }
+
+// CurrencyID returns the ID of a currency, or -1 if no offer uses it.
+func (v View) CurrencyID(code string) int32 { return v.b.currencies.lookup(code) }
+
+// ProviderID returns the ID of a provider, or -1 if it has no offers.
+func (v View) ProviderID(did string) int32 { return v.b.providers.lookup(did) }
+
+// Snapshot returns every entry, for anti-entropy and listing.
+func (b *Book) Snapshot() []*Entry {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]*Entry, 0, len(b.entries))
+	for _, e := range b.entries {
+		out = append(out, e)
+	}
+	return out
+}
+
+// expiryHeap orders entries by the end of their validity.
+type expiryHeap []*Entry
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	return h[i].Offer.ValidUntil.Before(h[j].Offer.ValidUntil)
+}
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].expiryIdx, h[j].expiryIdx = int32(i), int32(j)
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*Entry)
+	e.expiryIdx = int32(len(*h))
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.expiryIdx = -1
+	return e
+}
+
+// symbols interns strings as small integers. IDs are never reused, so an
+// entry's IDs stay valid for the book's life; the tables grow with the
+// distinct regions, jurisdictions, currencies and providers ever seen.
+type symbols struct {
+	ids   map[string]int32
+	names []string
+}
+
+func (s *symbols) id(name string) int32 {
+	if id, ok := s.ids[name]; ok {
+		return id
+	}
+	if s.ids == nil {
+		s.ids = map[string]int32{}
+	}
+	id := int32(len(s.names))
+	s.ids[name] = id
+	s.names = append(s.names, name)
+	return id
+}
+
+func (s *symbols) lookup(name string) int32 {
+	if id, ok := s.ids[name]; ok {
+		return id
+	}
+	return -1
+}
+
+type zoneSymbols struct {
+	ids  map[*time.Location]int32
+	locs []*time.Location
+}
+
+func (s *zoneSymbols) id(loc *time.Location) int32 {
+	if id, ok := s.ids[loc]; ok {
+		return id
+	}
+	if s.ids == nil {
+		s.ids = map[*time.Location]int32{}
+	}
+	id := int32(len(s.locs))
+	s.ids[loc] = id
+	s.locs = append(s.locs, loc)
+	return id
+}
+
+// stringMaps interns the small string maps offers carry — labels and
+// installed frameworks — which most offers share with others from the same
+// provider. Nothing writes to a map once an offer is parsed.
+type stringMaps struct{ sets map[string]map[string]string }
+
+func (f *stringMaps) intern(m map[string]string) map[string]string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, strconv.Quote(k)+"="+strconv.Quote(v))
+	}
+	slices.Sort(keys)
+	key := strings.Join(keys, ",")
+	if shared, ok := f.sets[key]; ok {
+		return shared
+	}
+	if f.sets == nil {
+		f.sets = map[string]map[string]string{}
+	}
+	f.sets[key] = m
+	return m
+}

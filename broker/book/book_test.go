@@ -1,0 +1,284 @@
+package book
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+)
+
+// clock is an injectable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// A Monday, 06:00 in Shanghai.
+var monday = time.Date(2026, 11, 29, 22, 0, 0, 0, time.UTC)
+
+const provider = "did:key:z6Mks48eSrUKafTKbm8Cvsentvn9xaxXwge3E3xPv11Bwik2"
+const fingerprint = "4xudxs76i6fhwzlfejczdta7pa"
+
+// offerDoc builds an offer for pool with the given sequence, quantity,
+// validity end and extra YAML.
+func offerDoc(t testing.TB, pool string, seq, quantity int, until time.Time, extra string) *descriptor.Document {
+	t.Helper()
+	src := fmt.Sprintf(`apiVersion: cinet/v1
+kind: Offer
+metadata: {name: %s}
+computeId: ci:%s/cn-east-1/a/%s
+provider: %s
+region: cn-east-1
+zone: a
+jurisdiction: CN
+class:
+  cpu: {arch: x86_64, count: 8}
+  memory: 32Gi
+quantity: %d
+price:
+  currency: CNY
+  timezone: Asia/Shanghai
+  rates: {instanceHour: "10"}
+%s
+validUntil: %s
+sequence: %d
+`, pool, fingerprint, pool, provider, quantity, extra, until.Format(time.RFC3339), seq)
+	d, err := descriptor.Parse(pool, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+var owner = identity.MustParsePrincipalID(provider)
+
+func TestPutReplaceAndStale(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	until := monday.Add(time.Hour)
+	if err := b.Put(offerDoc(t, "p1", 2, 4, until, ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []int{1, 2} {
+		if err := b.Put(offerDoc(t, "p1", seq, 9, until, ""), nil, owner); !errors.Is(err, ErrStale) {
+			t.Fatalf("seq %d: %v, want ErrStale", seq, err)
+		}
+	}
+	if err := b.Put(offerDoc(t, "p1", 3, 9, until, ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := b.Get("ci:" + fingerprint + "/cn-east-1/a/p1")
+	if e.Offer.Sequence != 3 || int(e.Free) != 9 || b.Len() != 1 {
+		t.Fatalf("after replace: seq %d free %d len %d", e.Offer.Sequence, int(e.Free), b.Len())
+	}
+	b.View(func(v View) {
+		if n := len(v.CPUOnlyAtLeast("CNY", 8)); n != 1 {
+			t.Fatalf("CPU index holds %d entries, want 1", n)
+		}
+		if n := len(v.ByRegion("cn-east-1")); n != 1 {
+			t.Fatalf("region index holds %d entries, want 1", n)
+		}
+	})
+	if err := b.Put(offerDoc(t, "p2", 1, 1, monday, ""), nil, owner); !errors.Is(err, ErrExpired) {
+		t.Fatalf("put of a lapsed offer: %v", err)
+	}
+}
+
+func TestExpiryOnInjectedClock(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	for i := range 10 {
+		if err := b.Put(offerDoc(t, fmt.Sprintf("p%d", i), 1, 1, monday.Add(time.Duration(i+1)*time.Minute), ""), nil, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.t = monday.Add(5*time.Minute + time.Second)
+	b.Sweep()
+	if b.Len() != 5 {
+		t.Fatalf("after 5 minutes %d offers remain, want 5", b.Len())
+	}
+	b.View(func(v View) {
+		if n := len(v.CPUOnlyAtLeast("CNY", 1)[0].Entries) + len(v.ByRegion("cn-east-1")); n != 10 {
+			t.Fatalf("indexes hold %d slots, want 10", n)
+		}
+	})
+	c.t = monday.Add(time.Hour)
+	b.Sweep()
+	if b.Len() != 0 {
+		t.Fatalf("%d offers outlived their validity", b.Len())
+	}
+}
+
+func TestReservations(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	name := "ci:" + fingerprint + "/cn-east-1/a/p1"
+	if err := b.Put(offerDoc(t, "p1", 1, 4, monday.Add(time.Hour), ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := b.Reserve(name, 3, "job-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(name, 2, "job-2", time.Minute); !errors.Is(err, ErrInsufficient) {
+		t.Fatalf("over-allocation: %v", err)
+	}
+	if _, err := b.Reserve("ci:nope", 1, "job-2", time.Minute); !errors.Is(err, ErrUnknownOffer) {
+		t.Fatalf("unknown offer: %v", err)
+	}
+	// A newer announcement keeps the reserved instances held.
+	if err := b.Put(offerDoc(t, "p1", 2, 4, monday.Add(time.Hour), ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := b.Get(name); int(e.Free) != 1 {
+		t.Fatalf("free after re-announcement %d, want 1", int(e.Free))
+	}
+	if err := b.Release(r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(r1.ID); !errors.Is(err, ErrNoReservation) {
+		t.Fatalf("double release: %v", err)
+	}
+	if e, _ := b.Get(name); int(e.Free) != 4 {
+		t.Fatalf("free after release %d, want 4", int(e.Free))
+	}
+	if _, err := b.Reserve(name, 4, "job-3", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.t = monday.Add(2 * time.Minute)
+	b.Sweep()
+	if e, _ := b.Get(name); int(e.Free) != 4 {
+		t.Fatalf("an expired reservation still holds: free %d", int(e.Free))
+	}
+}
+
+// TestConcurrentReservationsNeverOverAllocate races many reservers.
+func TestConcurrentReservationsNeverOverAllocate(t *testing.T) {
+	b := New((&clock{monday}).now)
+	name := "ci:" + fingerprint + "/cn-east-1/a/p1"
+	if err := b.Put(offerDoc(t, "p1", 1, 10, monday.Add(time.Hour), ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan int, 100)
+	done := make(chan struct{})
+	for i := range 100 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if _, err := b.Reserve(name, 1+i%3, "j", time.Minute); err == nil {
+				granted <- 1 + i%3
+			}
+		}()
+	}
+	for range 100 {
+		<-done
+	}
+	close(granted)
+	total := 0
+	for n := range granted {
+		total += n
+	}
+	if total > 10 {
+		t.Fatalf("granted %d instances of 10", total)
+	}
+	if e, _ := b.Get(name); int(e.Free) != 10-total {
+		t.Fatalf("free %d after granting %d", int(e.Free), total)
+	}
+}
+
+func TestTimelineCost(t *testing.T) {
+	night := `  tiers:
+    - {name: night, start: "22:00", end: "06:00", rates: {instanceHour: "4"}}
+    - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
+	d := offerDoc(t, "p1", 1, 1, monday.Add(200*time.Hour), night)
+	tl := NewTimeline(d.Offer)
+	if tl.Min != 4*nanosPerUnit || tl.Max != 10*nanosPerUnit {
+		t.Fatalf("min %s max %s", tl.Min.Decimal(), tl.Max.Decimal())
+	}
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	at := func(day, hour, minute int) time.Time { return time.Date(2026, 11, 30+day, hour, minute, 0, 0, sh) } // Monday 30 Nov
+	for _, tc := range []struct {
+		name  string
+		start time.Time
+		d     time.Duration
+		total string
+		peak  string
+	}{
+		{"day only", at(0, 9, 0), 2 * time.Hour, "20", "10"},
+		{"night only", at(0, 23, 0), 2 * time.Hour, "8", "4"},
+		{"across 06:00", at(0, 5, 0), 2 * time.Hour, "14", "10"},
+		{"across 22:00 mid-minute", at(0, 21, 30), time.Hour, "7", "10"},
+		{"Friday night into Saturday", at(4, 20, 0), 12 * time.Hour, "66", "10"}, // 2h×10 + 8h×4 + 2h×7
+		{"whole week", at(0, 0, 0), 7 * 24 * time.Hour, "1248", "10"},            // 56h×4 + 80h×10 + 32h×7
+		{"one second", at(0, 9, 0), time.Second, "0.002777778", "10"},
+	} {
+		total, peak := tl.Cost(tc.start, tc.d)
+		if total.Decimal() != tc.total || peak.Decimal() != tc.peak {
+			t.Errorf("%s: cost %s peak %s, want %s and %s", tc.name, total.Decimal(), peak.Decimal(), tc.total, tc.peak)
+		}
+	}
+}
+
+func TestNanos(t *testing.T) {
+	for in, want := range map[string]Nanos{"0": 0, "1": 1e9, "0.000000001": 1, "0.0000000001": 1, "2.5": 2_500_000_000, "12345678.123456789": 12345678123456789} {
+		d, _, _ := apd.NewFromString(in)
+		if got := NanosFromDecimal(d); got != want {
+			t.Errorf("NanosFromDecimal(%s) = %d, want %d", in, got, want)
+		}
+	}
+	if got := Nanos(10e9).MulDiv(1, 3600); got != 2777778 {
+		t.Errorf("10 per hour for one second = %d nanos, want 2777778 (rounded up)", got)
+	}
+	if got := MaxNanos.MulDiv(2, 1); got != MaxNanos {
+		t.Errorf("overflow does not saturate: %d", got)
+	}
+	if got := Nanos(5).Add(MaxNanos); got != MaxNanos {
+		t.Errorf("Add does not saturate: %d", got)
+	}
+	if s := Nanos(1_500_000_000).Decimal(); s != "1.5" {
+		t.Errorf("Decimal = %s", s)
+	}
+	if !strings.Contains(MaxNanos.Decimal(), "overflow") {
+		t.Error("MaxNanos prints as a number")
+	}
+}
+
+// TestCostFromAgreesWithCost prices many runs both ways, across a
+// daylight-saving change in Europe/Berlin (29 March 2026).
+func TestCostFromAgreesWithCost(t *testing.T) {
+	night := `  tiers:
+    - {name: night, start: "22:00", end: "06:00", rates: {instanceHour: "4"}}
+    - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
+	d := offerDoc(t, "p1", 1, 1, monday.Add(200*time.Hour), night)
+	d.Offer.Price.Timezone = "Europe/Berlin"
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	tl := NewTimeline(d.Offer)
+	tl.loc = berlin
+	start := time.Date(2026, 3, 26, 0, 0, 0, 0, time.UTC)
+	for i := range 400 {
+		at := start.Add(time.Duration(i) * 37 * time.Minute)
+		for _, dur := range []time.Duration{time.Minute, 90 * time.Minute, 13 * time.Hour, 50 * time.Hour} {
+			t1, p1 := tl.Cost(at, dur)
+			t2, p2 := tl.CostFrom(StartIn(at, berlin), dur)
+			if t1 != t2 || p1 != p2 {
+				t.Fatalf("from %s for %s: Cost %s/%s, CostFrom %s/%s", at, dur, t1.Decimal(), p1.Decimal(), t2.Decimal(), p2.Decimal())
+			}
+		}
+	}
+}
+
+func TestNanosRound(t *testing.T) {
+	for _, tc := range []struct {
+		n      Nanos
+		places int
+		want   string
+	}{{12_345_000_000, 2, "12.35"}, {12_344_999_999, 2, "12.34"}, {5, 2, "0.00"}, {999_999_999, 0, "1"}, {1_500_000_000, 4, "1.5000"}} {
+		if got := tc.n.Round(tc.places); got != tc.want {
+			t.Errorf("%d.Round(%d) = %s, want %s", tc.n, tc.places, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package book
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/apd/v3"
+)
+
+// Nanos is an amount of money in billionths of a currency unit. Matching
+// estimates cost in Nanos; settlement rates usage exactly with decimals.
+type Nanos int64
+
+// MaxNanos stands for "more than can be represented": arithmetic saturates
+// to it rather than wrapping.
+const MaxNanos = Nanos(math.MaxInt64)
+
+const nanosPerUnit = 1_000_000_000
+
+// NanosFromDecimal converts a non-negative decimal to Nanos, rounding a
+// fraction of a nano up so that estimates never understate a price.
+func NanosFromDecimal(d *apd.Decimal) Nanos {
+	var scaled apd.Decimal
+	ctx := apd.BaseContext.WithPrecision(60)
+	ctx.Rounding = apd.RoundCeiling
+	if _, err := ctx.Mul(&scaled, d, apd.New(nanosPerUnit, 0)); err != nil {
+		return MaxNanos
+	}
+	var whole apd.Decimal
+	if _, err := ctx.RoundToIntegralValue(&whole, &scaled); err != nil {
+		return MaxNanos
+	}
+	i, err := whole.Int64()
+	if err != nil || i < 0 {
+		return MaxNanos
+	}
+	return Nanos(i)
+}
+
+// Add returns a+b, saturating at MaxNanos.
+func (a Nanos) Add(b Nanos) Nanos {
+	s, carry := bits.Add64(uint64(a), uint64(b), 0)
+	if carry != 0 || s > uint64(MaxNanos) {
+		return MaxNanos
+	}
+	return Nanos(s)
+}
+
+// Mul returns a×n, saturating at MaxNanos.
+func (a Nanos) Mul(n int64) Nanos {
+	if a < 0 || n < 0 {
+		panic("book: Mul of negative amounts")
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(n))
+	if hi != 0 || lo > uint64(MaxNanos) {
+		return MaxNanos
+	}
+	return Nanos(lo)
+}
+
+// MulDiv returns a×m/d rounded up, saturating at MaxNanos. It prices a rate
+// per hour (d = 3600) over m seconds without losing precision.
+func (a Nanos) MulDiv(m, d int64) Nanos {
+	if a < 0 || m < 0 || d <= 0 {
+		panic("book: MulDiv of negative amounts")
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(m))
+	if hi >= uint64(d) {
+		return MaxNanos
+	}
+	q, r := bits.Div64(hi, lo, uint64(d))
+	if r != 0 {
+		q++
+	}
+	if q > uint64(MaxNanos) {
+		return MaxNanos
+	}
+	return Nanos(q)
+}
+
+// Decimal returns the amount as a decimal string with up to nine places:
+// "12.5", "0.000000001".
+func (a Nanos) Decimal() string {
+	if a == MaxNanos {
+		return "overflow"
+	}
+	s := strconv.FormatInt(int64(a)/nanosPerUnit, 10)
+	frac := int64(a) % nanosPerUnit
+	if frac == 0 {
+		return s
+	}
+	return s + "." + strings.TrimRight(fmt.Sprintf("%09d", frac), "0")
+}
+
+// MarshalText writes the amount as a decimal string; money never travels
+// as a JSON number.
+func (a Nanos) MarshalText() ([]byte, error) { return []byte(a.Decimal()), nil }
+
+// Round returns the amount as a decimal with exactly places decimals
+// (0 to 9), rounding half up: for display.
+func (a Nanos) Round(places int) string {
+	if a == MaxNanos {
+		return "overflow"
+	}
+	places = min(max(places, 0), 9)
+	unit := int64(1)
+	for range 9 - places {
+		unit *= 10
+	}
+	v := (int64(a) + unit/2) / unit
+	if places == 0 {
+		return strconv.FormatInt(v, 10)
+	}
+	scale := int64(1)
+	for range places {
+		scale *= 10
+	}
+	return fmt.Sprintf("%d.%0*d", v/scale, places, v%scale)
+}

@@ -1,0 +1,76 @@
+package book
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// A Reservation holds instances of one offer for a job until it is
+// released or expires. The owning broker is the only one that grants
+// reservations on its offers, so concurrent requests never over-allocate.
+type Reservation struct {
+	ID      string
+	Offer   string // the pool's name
+	Count   int
+	Holder  string // who asked, for the record (a job ID)
+	Expires time.Time
+}
+
+// ErrInsufficient is returned when an offer lacks the free quantity asked
+// for; ErrUnknownOffer when the book holds no such offer.
+var (
+	ErrInsufficient  = errors.New("book: not enough free instances")
+	ErrUnknownOffer  = errors.New("book: no such offer")
+	ErrNoReservation = errors.New("book: no such reservation")
+)
+
+// Reserve holds count instances of the offer for ttl.
+func (b *Book) Reserve(offer string, count int, holder string, ttl time.Duration) (Reservation, error) {
+	if count < 1 || ttl <= 0 {
+		return Reservation{}, fmt.Errorf("book: reserve %d instances for %s: count and duration must be positive", count, ttl)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.sweepLocked(now)
+	e, ok := b.entries[offer]
+	if !ok {
+		return Reservation{}, fmt.Errorf("%w: %s", ErrUnknownOffer, offer)
+	}
+	if int(e.Free) < count {
+		return Reservation{}, fmt.Errorf("%w: %s has %d free, %d asked", ErrInsufficient, offer, e.Free, count)
+	}
+	e.setFree(e.Free - int32(count))
+	b.nextRes++
+	r := &Reservation{ID: "r-" + strconv.FormatUint(b.nextRes, 10), Offer: offer, Count: count, Holder: holder, Expires: now.Add(ttl)}
+	b.reservations[r.ID] = r
+	b.resExpiry = append(b.resExpiry, r)
+	return *r, nil
+}
+
+// Release returns a reservation's instances to the offer.
+func (b *Book) Release(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.reservations[id]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoReservation, id)
+	}
+	b.releaseLocked(r)
+	for i, x := range b.resExpiry {
+		if x == r {
+			b.resExpiry = append(b.resExpiry[:i], b.resExpiry[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func (b *Book) releaseLocked(r *Reservation) {
+	delete(b.reservations, r.ID)
+	if e, ok := b.entries[r.Offer]; ok {
+		e.setFree(min(int32(e.Offer.Quantity), e.Free+int32(r.Count)))
+	}
+}

@@ -1,0 +1,93 @@
+package match
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/match/synth"
+	"github.com/cinet/cinet/descriptor"
+)
+
+type benchSetup struct {
+	m             *Matcher
+	jobs          []*descriptor.Document
+	bytesPerOffer float64
+}
+
+var benchBooks = map[int]*benchSetup{}
+
+// setup builds a book of n generated offers once per size and measures the
+// heap it holds.
+func setup(b testing.TB, n int) *benchSetup {
+	if s, ok := benchBooks[n]; ok {
+		return s
+	}
+	g := synth.New(42, max(50, n/100))
+	jobs := make([]*descriptor.Document, 2000)
+	for i := range jobs {
+		jobs[i] = g.Job()
+	}
+	c := &clock{synth.Epoch}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	bk := book.New(c.now)
+	for range n {
+		d, env := g.Offer()
+		if err := bk.Put(d, env, d.Offer.Provider); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	s := &benchSetup{
+		m:             New(bk, Config{HomeRegion: "us-east-1"}),
+		jobs:          jobs,
+		bytesPerOffer: float64(after.HeapAlloc-before.HeapAlloc) / float64(n),
+	}
+	benchBooks[n] = s
+	return s
+}
+
+// BenchmarkMatch measures matching decisions against books of 1,000,
+// 10,000 and 100,000 generated offers with a realistic job mix. It
+// reports decisions per second and the 99th-percentile decision time for
+// the indexed matcher, the same for the full-scan matcher on the same jobs
+// (naive-decisions/s, and speedup, their ratio), and the heap the book
+// holds per offer. Run it on one core: go test -bench Match -cpu 1.
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("offers=%d", n), func(b *testing.B) {
+			s := setup(b, n)
+			lat := make([]time.Duration, 0, b.N)
+			i := 0
+			b.ResetTimer()
+			for b.Loop() {
+				job := s.jobs[i%len(s.jobs)]
+				i++
+				t0 := time.Now()
+				_, _ = s.m.Match(job, Options{})
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			indexed := float64(len(lat)) / b.Elapsed().Seconds()
+			// The naive matcher on the same jobs, timed apart.
+			naiveN := min(len(s.jobs), max(20, 2_000_000/n))
+			t0 := time.Now()
+			for j := range naiveN {
+				_, _ = s.m.MatchNaive(s.jobs[j], Options{})
+			}
+			naive := float64(naiveN) / time.Since(t0).Seconds()
+			slices.Sort(lat)
+			b.ReportMetric(indexed, "decisions/s")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(naive, "naive-decisions/s")
+			b.ReportMetric(indexed/naive, "speedup")
+			b.ReportMetric(s.bytesPerOffer, "heap-B/offer")
+		})
+	}
+}

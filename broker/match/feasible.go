@@ -1,0 +1,196 @@
+package match
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// feasible runs the cheap checks in stage order and returns the first
+// reason the offer cannot serve the job, or "" and the offer's accelerator
+// group assigned to the job's first request (-1 for CPU jobs). It does not
+// allocate; details are written only when explaining (describe).
+//
+// It reads the offer's hot data h (a copy side by side with its
+// neighbours in a scan, or the entry's own) and touches the entry only for
+// refusals and accelerators.
+func feasible(p *plan, e *book.Entry, h *book.Hot) (Reason, int) {
+	switch {
+	case p.nowNanos < h.ValidFrom:
+		return NotYetValid, -1
+	case p.nowNanos >= h.ValidUntil:
+		return Expired, -1
+	case p.exclude != nil && p.exclude[e.Name]:
+		return Refused, -1
+	case int(h.Free) < p.nodes:
+		return InsufficientQuantity, -1
+	case !p.regionOK[h.Region]:
+		return RegionDenied, -1
+	case !p.jurisdictionOK[h.Jurisdiction]:
+		return JurisdictionDenied, -1
+	case !p.providerOK(h.Provider):
+		return ProviderDenied, -1
+	case h.Currency != p.currencyID:
+		return CurrencyMismatch, -1
+	case float64(h.CPUs) < p.cpus:
+		return InsufficientCPU, -1
+	case h.Memory < p.memory:
+		return InsufficientMemory, -1
+	case h.Disk < p.disk:
+		return InsufficientDisk, -1
+	}
+	if len(p.accels) == 0 {
+		if h.Groups > 0 {
+			return AcceleratorsUnrequested, -1
+		}
+		return "", -1
+	}
+	if h.Groups == 0 {
+		return AcceleratorMissing, -1
+	}
+	return accelerators(p, e)
+}
+
+// accelerators assigns each accelerator request a distinct group of the
+// offer. When a request fits no group, the reason is the one of the group
+// that passed the most checks.
+func accelerators(p *plan, e *book.Entry) (Reason, int) {
+	groups := e.Offer.Class.Accelerators
+	var used uint64 // groups are at most 8
+	first := -1
+	for ri := range p.accels {
+		best, bestStage := Reason(AcceleratorMissing), -1
+		found := -1
+		for gi := range groups {
+			if used&(1<<gi) != 0 {
+				continue
+			}
+			r, stage := groupReason(p.accels[ri].req, &groups[gi])
+			if r == "" {
+				found = gi
+				break
+			}
+			if stage > bestStage {
+				best, bestStage = r, stage
+			}
+		}
+		if found < 0 {
+			return best, -1
+		}
+		used |= 1 << found
+		if ri == 0 {
+			first = found
+		}
+	}
+	return "", first
+}
+
+// groupReason checks one accelerator group against one request and returns
+// the first failure with its stage number (higher is further along).
+func groupReason(r *descriptor.AcceleratorRequest, g *descriptor.Accelerator) (Reason, int) {
+	info := g.Info()
+	switch {
+	case r.Model != "" && r.Model != g.Model:
+		return AcceleratorModel, 0
+	case r.Kind != "" && (info == nil || info.Kind != r.Kind):
+		return AcceleratorKind, 1
+	case r.Vendor != "" && (info == nil || info.Vendor != r.Vendor):
+		return AcceleratorVendor, 2
+	case g.Count < r.Count:
+		return AcceleratorCount, 3
+	case int64(g.Memory) < int64(r.Memory):
+		return AcceleratorMemory, 4
+	}
+	for _, want := range r.Frameworks {
+		have := -1
+		for i, f := range g.Frameworks {
+			if f.Name == want.Name {
+				have = i
+				break
+			}
+		}
+		if have < 0 {
+			return FrameworkMissing, 5
+		}
+		if !want.Version.Allows(g.Frameworks[have].Version) {
+			return FrameworkVersion, 6
+		}
+	}
+	if !r.ComputeCapability.IsZero() && (g.ComputeCapability.IsZero() || !r.ComputeCapability.Allows(g.ComputeCapability)) {
+		return ComputeCapability, 7
+	}
+	if !g.TFLOPS.AtLeast(r.TFLOPS) {
+		return AcceleratorThroughput, 8
+	}
+	return "", 9
+}
+
+// describe explains a rejection in words, for Explain.
+func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) string {
+	o := e.Offer
+	switch r {
+	case Expired:
+		return "valid until " + o.ValidUntil.Format(time.RFC3339)
+	case NotYetValid:
+		return "valid from " + o.ValidFrom.Format(time.RFC3339)
+	case Refused:
+		return "the owning broker refused a reservation for this job"
+	case InsufficientQuantity:
+		return fmt.Sprintf("%d free, job needs %d", e.Free, p.nodes)
+	case RegionDenied:
+		return "region " + o.Region + " is not allowed"
+	case JurisdictionDenied:
+		return "jurisdiction " + o.Jurisdiction + " is not allowed"
+	case ProviderDenied:
+		return "provider " + e.Attrs.Provider + " is not allowed"
+	case CurrencyMismatch:
+		return fmt.Sprintf("priced in %s, job pays in %s", o.Price.Currency, p.currency)
+	case InsufficientCPU:
+		return fmt.Sprintf("%d vCPUs, job needs %g", e.CPUs, p.cpus)
+	case InsufficientMemory:
+		return fmt.Sprintf("%s memory, job needs %s", descriptor.Quantity(e.Memory), descriptor.Quantity(p.memory))
+	case InsufficientDisk:
+		if e.Disk == 0 {
+			return fmt.Sprintf("the offer states no disk, job needs %s", descriptor.Quantity(p.disk))
+		}
+		return fmt.Sprintf("%s disk, job needs %s", descriptor.Quantity(e.Disk), descriptor.Quantity(p.disk))
+	case AcceleratorsUnrequested:
+		return "accelerator instances are kept for jobs that ask for accelerators"
+	case AcceleratorMissing:
+		return "no accelerators"
+	case AcceleratorModel, AcceleratorKind, AcceleratorVendor, AcceleratorCount, AcceleratorMemory,
+		FrameworkMissing, FrameworkVersion, ComputeCapability, AcceleratorThroughput:
+		return describeAccelerators(o)
+	case OverBudget:
+		if price == nil {
+			return "over budget"
+		}
+		if price.peakHourly > p.maxHourly {
+			return fmt.Sprintf("up to %s %s/hour, budget %s", price.peakHourly.Decimal(), p.currency, p.maxHourly.Decimal())
+		}
+		return fmt.Sprintf("about %s %s in all, budget %s", price.total.Decimal(), p.currency, p.maxTotal.Decimal())
+	case RequirementsFalse:
+		return "requirements: " + p.job.Requirements.Source + " is false"
+	case RequirementsError, RankError:
+		if err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+func describeAccelerators(o *descriptor.Offer) string {
+	s := ""
+	for i, g := range o.Class.Accelerators {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d×%s %s", g.Count, g.Model, g.Memory)
+		for _, f := range g.Frameworks {
+			s += fmt.Sprintf(" %s %s", f.Name, f.Version)
+		}
+	}
+	return "offer has " + s
+}

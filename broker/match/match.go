@@ -1,0 +1,492 @@
+package match
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// DefaultK is how many candidates a decision returns unless asked.
+const DefaultK = 5
+
+// Config is what a broker tells its matcher about where it stands.
+type Config struct {
+	// HomeRegion is the broker's region, where latency is measured from.
+	HomeRegion string
+	// Latency is the region-to-region latency table; nil uses defaults.
+	Latency *LatencyTable
+	// Currency ranks jobs without a budget; offers in other currencies are
+	// not considered (v1 converts no currencies). Default USD.
+	Currency string
+	// Queue estimates how long a job waits before it starts on an offer;
+	// nil means it starts at once when capacity is free.
+	Queue func(*book.Entry) time.Duration
+}
+
+// Options vary one decision.
+type Options struct {
+	K       int             // candidates to return; DefaultK when 0
+	Exclude map[string]bool // offers whose owners refused this job
+}
+
+// A Candidate is an offer that can serve the job, with its score.
+type Candidate struct {
+	Entry *book.Entry
+	Rank  int     // 1 is the best
+	Score float64 // lower is better
+	Parts Parts
+
+	tie uint64
+}
+
+// Result is the outcome of a decision.
+type Result struct {
+	// Candidates are the best offers, best first: the order in which the
+	// broker asks their owners for a reservation.
+	Candidates []Candidate
+	// Visited counts the offers the indexes led the decision to.
+	Visited int
+}
+
+// A NoMatchError says no offer can serve a job, and why, offer by offer.
+// The explanation is computed when first asked for — by Explanation or
+// Error — since a decision that finds nothing need not pay for it.
+type NoMatchError struct {
+	Job string
+
+	once    sync.Once
+	explain func() *Explanation
+	x       *Explanation
+}
+
+// Explanation returns every offer's fate for the job.
+func (e *NoMatchError) Explanation() *Explanation {
+	e.once.Do(func() { e.x = e.explain() })
+	return e.x
+}
+
+func (e *NoMatchError) Error() string {
+	x := e.Explanation()
+	var parts []string
+	for _, r := range Reasons {
+		if n := x.Summary[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, r))
+		}
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("match: no offer can serve job %q: the book holds no offers", e.Job)
+	}
+	return fmt.Sprintf("match: no offer can serve job %q: of %d offers, %s", e.Job, x.Total, strings.Join(parts, ", "))
+}
+
+func (m *Matcher) noMatch(p *plan) *NoMatchError {
+	return &NoMatchError{Job: p.job.Metadata.Name, explain: func() *Explanation { return m.explain(p) }}
+}
+
+// A Matcher decides where jobs run, against one offer book.
+type Matcher struct {
+	cfg  Config
+	book *book.Book
+}
+
+// New returns a matcher over b.
+func New(b *book.Book, cfg Config) *Matcher {
+	if cfg.Currency == "" {
+		cfg.Currency = "USD"
+	}
+	return &Matcher{cfg: cfg, book: b}
+}
+
+func (m *Matcher) prepare(doc *descriptor.Document, opts *Options) (*plan, error) {
+	if doc == nil || doc.Job == nil {
+		return nil, errors.New("match: the document is not a job")
+	}
+	if opts.K <= 0 {
+		opts.K = DefaultK
+	}
+	return newPlan(doc, opts, &m.cfg, m.book.Now()), nil
+}
+
+func (m *Matcher) queue(e *book.Entry) time.Duration {
+	if m.cfg.Queue == nil {
+		return 0
+	}
+	return m.cfg.Queue(e)
+}
+
+// evaluate runs every stage for one offer, in order: feasibility, price
+// and budget, requirements, score. Explain and MatchNaive use it; Match
+// runs the same stages in an order that skips work (visit).
+func (m *Matcher) evaluate(p *plan, e *book.Entry) (c Candidate, r Reason, pr pricing, err error) {
+	r, group := feasible(p, e, &e.Hot)
+	if r != "" {
+		return c, r, pr, nil
+	}
+	queue := m.queue(e)
+	pr = price(p, e, group, queue)
+	if pr.overBudget(p) {
+		return c, OverBudget, pr, nil
+	}
+	c = p.candidate(e, pr, queue)
+	if r, err = requirements(p, e); r != "" {
+		return c, r, pr, err
+	}
+	if r, err = p.rank(e, &c); r != "" {
+		return c, r, pr, err
+	}
+	c.Score = score(p, &c.Parts)
+	return c, "", pr, nil
+}
+
+// visit is evaluate for Match, ordered to skip work: it scores an offer
+// first (for the cost objective, by a lower bound from the week's lowest
+// rate) and prices it, checks the budget and tests requirements only if
+// it would enter the k best. The outcome is the same as evaluate's.
+func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
+	r, group := feasible(p, e, h)
+	if r != "" {
+		return
+	}
+	queue := m.queue(e)
+	c := Candidate{Entry: e, tie: splitmix64(p.seed ^ h.NameHash)}
+	var pr pricing
+	priced := false
+	switch {
+	case p.job.Rank != nil:
+		if r, _ := p.rank(e, &c); r != "" {
+			return
+		}
+		c.Score = -c.Parts.RankValue
+	case p.job.Objective.Type == "time":
+		c.Score = (queue + scaledRuntime(p, e, group)).Seconds()
+	case p.job.Objective.Type == "latency":
+		c.Score = p.latency[h.Region]
+	default: // cost
+		// A lower bound from the week's lowest rate, shaded down so that
+		// float rounding never lifts it above the exact cost.
+		hours := p.runtime.Hours()
+		if group >= 0 {
+			hours = scaledRuntime(p, e, group).Hours()
+		}
+		c.Score = float64(h.MinRate) * hours * float64(p.nodes) * (1 - 1e-9)
+		if !top.wants(&c) {
+			return
+		}
+		pr, priced = price(p, e, group, queue), true
+		c.Score = float64(pr.total)
+	}
+	if !top.wants(&c) {
+		return
+	}
+	if !priced {
+		pr = price(p, e, group, queue)
+	}
+	if pr.overBudget(p) {
+		return
+	}
+	if r, _ := requirements(p, e); r != "" {
+		return
+	}
+	score, rankValue := c.Score, c.Parts.RankValue
+	c = p.candidate(e, pr, queue)
+	c.Score, c.Parts.RankValue = score, rankValue
+	top.push(c)
+}
+
+// measured is an offer's measures, for the balanced objective's first
+// pass.
+type measured struct {
+	e *book.Entry
+	m [3]float64
+	p pricing
+	q time.Duration
+}
+
+// matchBalanced measures every offer that passes all checks but the
+// requirements, takes the ranges of the measures over them, then keeps
+// the k best balanced scores, testing requirements only for offers that
+// would enter the k best.
+func (m *Matcher) matchBalanced(v book.View, p *plan, k int) ([]Candidate, int) {
+	all := make([]measured, 0, 256)
+	r := newRanges()
+	visited := candidates(v, p, func(e *book.Entry, h *book.Hot) {
+		reason, group := feasible(p, e, h)
+		if reason != "" {
+			return
+		}
+		queue := m.queue(e)
+		pr := price(p, e, group, queue)
+		if pr.overBudget(p) {
+			return
+		}
+		ms := measures(&pr, queue, p.latency[e.Region])
+		r.add(ms)
+		all = append(all, measured{e, ms, pr, queue})
+	})
+	top := &kHeap{k: k}
+	for i := range all {
+		c := Candidate{Entry: all[i].e, tie: splitmix64(p.seed ^ all[i].e.NameHash)}
+		c.Score, _ = r.balanced(p, all[i].m)
+		if !top.wants(&c) {
+			continue
+		}
+		if reason, _ := requirements(p, all[i].e); reason != "" {
+			continue
+		}
+		c = p.candidate(all[i].e, all[i].p, all[i].q)
+		c.Score, c.Parts.Normalized = r.balanced(p, all[i].m)
+		top.push(c)
+	}
+	return top.sorted(), visited
+}
+
+// candidate builds a candidate's score parts from its price.
+func (p *plan) candidate(e *book.Entry, pr pricing, queue time.Duration) Candidate {
+	return Candidate{Entry: e, tie: splitmix64(p.seed ^ e.NameHash), Parts: Parts{
+		Cost: pr.total, PeakHourly: pr.peakHourly, Currency: e.Offer.Price.Currency,
+		Runtime: pr.runtime, Time: queue + pr.runtime, LatencyMs: p.latency[e.Region],
+	}}
+}
+
+// rank evaluates the job's CEL rank, when it has one, into c.
+func (p *plan) rank(e *book.Entry, c *Candidate) (Reason, error) {
+	if p.job.Rank == nil {
+		return "", nil
+	}
+	v, err := p.job.Rank.EvalNumber(e.Attrs)
+	if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		err = fmt.Errorf("rank is %v, not a finite number", v)
+	}
+	if err != nil {
+		return RankError, err
+	}
+	c.Parts.RankValue = v
+	return "", nil
+}
+
+func requirements(p *plan, e *book.Entry) (Reason, error) {
+	if p.job.Requirements == nil {
+		return "", nil
+	}
+	ok, err := p.job.Requirements.EvalBool(e.Attrs)
+	switch {
+	case err != nil:
+		return RequirementsError, err
+	case !ok:
+		return RequirementsFalse, nil
+	}
+	return "", nil
+}
+
+// better orders candidates: lower score, then the seeded tie-break, then
+// the pool's name, so every decision is a total order.
+func better(a, b *Candidate) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	if a.tie != b.tie {
+		return a.tie < b.tie
+	}
+	return a.Entry.Name < b.Entry.Name
+}
+
+// splitmix64 scrambles the seed and a pool's name hash into the tie-break.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// Match finds the best offers for a job, using the indexes. When no offer
+// can serve the job it returns a *NoMatchError carrying the explanation.
+func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error) {
+	p, err := m.prepare(doc, &opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	if p.balanced {
+		// Balanced scores depend on every feasible offer: evaluate all.
+		m.book.View(func(v book.View) {
+			p.bind(v, &m.cfg)
+			res.Candidates, res.Visited = m.matchBalanced(v, p, opts.K)
+		})
+	} else {
+		top := &kHeap{k: opts.K}
+		m.book.View(func(v book.View) {
+			p.bind(v, &m.cfg)
+			res.Visited = candidates(v, p, func(e *book.Entry, h *book.Hot) { m.visit(p, e, h, top) })
+		})
+		res.Candidates = top.sorted()
+	}
+	if len(res.Candidates) == 0 {
+		return nil, m.noMatch(p)
+	}
+	return res, nil
+}
+
+// MatchNaive is Match without indexes or lazy evaluation: it evaluates
+// every offer in the book fully and sorts them all. It gives the same
+// answer as Match and is the baseline Match's speed is measured against.
+func (m *Matcher) MatchNaive(doc *descriptor.Document, opts Options) (*Result, error) {
+	p, err := m.prepare(doc, &opts)
+	if err != nil {
+		return nil, err
+	}
+	var all, scaled []Candidate
+	var visited int
+	m.book.View(func(v book.View) {
+		p.bind(v, &m.cfg)
+		visited = v.Len()
+		v.All(func(e *book.Entry) bool {
+			c, r, _, _ := m.evaluate(p, e)
+			if r == "" {
+				all = append(all, c)
+			}
+			if r == "" || r == RequirementsFalse || r == RequirementsError {
+				scaled = append(scaled, c)
+			}
+			return true
+		})
+	})
+	if p.balanced {
+		normalize(p, all, scaled)
+	}
+	res := &Result{Candidates: topK(all, opts.K), Visited: visited}
+	if len(res.Candidates) == 0 {
+		return nil, m.noMatch(p)
+	}
+	return res, nil
+}
+
+// candidates visits the offers that can possibly serve the job: those with
+// an accelerator of a model that could satisfy its first request (or
+// without accelerators, for a CPU job), or those in the regions its allow
+// list names, whichever are fewer. It returns how many it visited.
+func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
+	var scans []book.Scan
+	n := 0
+	if len(p.accels) == 0 {
+		scans = v.CPUOnlyAtLeast(p.currency, p.cpus)
+	} else {
+		for model := range p.accels[0].models {
+			scans = append(scans, v.ByModel(p.currency, model))
+		}
+	}
+	for _, s := range scans {
+		n += len(s.Entries)
+	}
+	if regions := p.regionNarrowing(); regions != nil {
+		var byRegion []book.Scan
+		rn := 0
+		for _, r := range regions {
+			l := v.ByRegion(r)
+			byRegion = append(byRegion, book.Scan{Entries: l})
+			rn += len(l)
+		}
+		if rn < n {
+			scans = byRegion
+		}
+	}
+	// An offer with groups of several models sits in several model scans.
+	var seen map[*book.Entry]bool
+	visited := 0
+	for _, s := range scans {
+		for i, e := range s.Entries {
+			h := &e.Hot
+			if s.Hot != nil {
+				h = &s.Hot[i]
+			}
+			if len(scans) > 1 && h.Groups > 1 {
+				if seen[e] {
+					continue
+				}
+				if seen == nil {
+					seen = map[*book.Entry]bool{}
+				}
+				seen[e] = true
+			}
+			visited++
+			visit(e, h)
+		}
+	}
+	return visited
+}
+
+// topK sorts candidates best first and keeps k, ranked from 1.
+func topK(all []Candidate, k int) []Candidate {
+	sort.Slice(all, func(i, j int) bool { return better(&all[i], &all[j]) })
+	if len(all) > k {
+		all = all[:k]
+	}
+	for i := range all {
+		all[i].Rank = i + 1
+	}
+	return all
+}
+
+// kHeap keeps the k best candidates seen, the worst at the root.
+type kHeap struct {
+	k     int
+	items []Candidate
+}
+
+// wants reports whether c would enter the k best.
+func (h *kHeap) wants(c *Candidate) bool {
+	return len(h.items) < h.k || better(c, &h.items[0])
+}
+
+func (h *kHeap) push(c Candidate) {
+	if len(h.items) < h.k {
+		h.items = append(h.items, c)
+		h.up(len(h.items) - 1)
+		return
+	}
+	h.items[0] = c
+	h.down(0)
+}
+
+// worse is the heap order: the root is the worst kept candidate.
+func (h *kHeap) worse(i, j int) bool { return better(&h.items[j], &h.items[i]) }
+
+func (h *kHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.worse(i, parent) {
+			return
+		}
+		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		i = parent
+	}
+}
+
+func (h *kHeap) down(i int) {
+	for {
+		l, r, worst := 2*i+1, 2*i+2, i
+		if l < len(h.items) && h.worse(l, worst) {
+			worst = l
+		}
+		if r < len(h.items) && h.worse(r, worst) {
+			worst = r
+		}
+		if worst == i {
+			return
+		}
+		h.items[i], h.items[worst] = h.items[worst], h.items[i]
+		i = worst
+	}
+}
+
+func (h *kHeap) sorted() []Candidate {
+	out := slices.Clone(h.items)
+	return topK(out, h.k)
+}
