@@ -46,9 +46,9 @@ type Entry struct {
 type Hot struct {
 	ValidFrom, ValidUntil int64 // Unix nanoseconds
 	Memory, Disk          int64
-	NameHash              uint64 // seeds deterministic tie-breaks
-	MinRate               Nanos  // the lowest hourly instance price in the week
-	Free                  int32  // quantity minus active reservations
+	NameHash              uint64           // seeds deterministic tie-breaks
+	MinRate               descriptor.Nanos // the lowest hourly instance price in the week
+	Free                  int32            // quantity minus active reservations
 	CPUs                  int32
 	Groups                int32 // accelerator groups
 	Region                int32 // View.Regions()[Region] is the region's name

@@ -3,11 +3,8 @@ package book
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/cockroachdb/apd/v3"
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
@@ -196,7 +193,7 @@ func TestTimelineCost(t *testing.T) {
     - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
 	d := offerDoc(t, "p1", 1, 1, monday.Add(200*time.Hour), night)
 	tl := NewTimeline(d.Offer)
-	if tl.Min != 4*nanosPerUnit || tl.Max != 10*nanosPerUnit {
+	if tl.Min != 4*1_000_000_000 || tl.Max != 10*1_000_000_000 {
 		t.Fatalf("min %s max %s", tl.Min.Decimal(), tl.Max.Decimal())
 	}
 	sh, _ := time.LoadLocation("Asia/Shanghai")
@@ -223,30 +220,6 @@ func TestTimelineCost(t *testing.T) {
 	}
 }
 
-func TestNanos(t *testing.T) {
-	for in, want := range map[string]Nanos{"0": 0, "1": 1e9, "0.000000001": 1, "0.0000000001": 1, "2.5": 2_500_000_000, "12345678.123456789": 12345678123456789} {
-		d, _, _ := apd.NewFromString(in)
-		if got := NanosFromDecimal(d); got != want {
-			t.Errorf("NanosFromDecimal(%s) = %d, want %d", in, got, want)
-		}
-	}
-	if got := Nanos(10e9).MulDiv(1, 3600); got != 2777778 {
-		t.Errorf("10 per hour for one second = %d nanos, want 2777778 (rounded up)", got)
-	}
-	if got := MaxNanos.MulDiv(2, 1); got != MaxNanos {
-		t.Errorf("overflow does not saturate: %d", got)
-	}
-	if got := Nanos(5).Add(MaxNanos); got != MaxNanos {
-		t.Errorf("Add does not saturate: %d", got)
-	}
-	if s := Nanos(1_500_000_000).Decimal(); s != "1.5" {
-		t.Errorf("Decimal = %s", s)
-	}
-	if !strings.Contains(MaxNanos.Decimal(), "overflow") {
-		t.Error("MaxNanos prints as a number")
-	}
-}
-
 // TestCostFromAgreesWithCost prices many runs both ways, across a
 // daylight-saving change in Europe/Berlin (29 March 2026).
 func TestCostFromAgreesWithCost(t *testing.T) {
@@ -267,18 +240,6 @@ func TestCostFromAgreesWithCost(t *testing.T) {
 			if t1 != t2 || p1 != p2 {
 				t.Fatalf("from %s for %s: Cost %s/%s, CostFrom %s/%s", at, dur, t1.Decimal(), p1.Decimal(), t2.Decimal(), p2.Decimal())
 			}
-		}
-	}
-}
-
-func TestNanosRound(t *testing.T) {
-	for _, tc := range []struct {
-		n      Nanos
-		places int
-		want   string
-	}{{12_345_000_000, 2, "12.35"}, {12_344_999_999, 2, "12.34"}, {5, 2, "0.00"}, {999_999_999, 0, "1"}, {1_500_000_000, 4, "1.5000"}} {
-		if got := tc.n.Round(tc.places); got != tc.want {
-			t.Errorf("%d.Round(%d) = %s, want %s", tc.n, tc.places, got, tc.want)
 		}
 	}
 }

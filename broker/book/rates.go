@@ -14,7 +14,7 @@ const minutesPerWeek = 7 * 24 * 60
 // the schedule's time zone, during which one instance costs perHour.
 type rateSegment struct {
 	start   int // minute of the week
-	perHour Nanos
+	perHour descriptor.Nanos
 }
 
 // A Timeline is an offer's hourly instance price across the week. Time
@@ -23,7 +23,7 @@ type rateSegment struct {
 type Timeline struct {
 	loc      *time.Location
 	segments []rateSegment // sorted by start; segments[0].start == 0
-	Min, Max Nanos
+	Min, Max descriptor.Nanos
 	Zone     int32 // the book's ID for loc
 }
 
@@ -32,7 +32,7 @@ func (tl *Timeline) Flat() bool { return len(tl.segments) == 1 }
 
 // instanceRate is the hourly price of one instance under rates, layered on
 // base: a tier's rates replace the base rates for the meters it lists.
-func instanceRate(base, tier *descriptor.Rates, class *descriptor.ComputeClass) Nanos {
+func instanceRate(base, tier *descriptor.Rates, class *descriptor.ComputeClass) descriptor.Nanos {
 	merged := *base
 	if tier != nil {
 		for _, pick := range []struct{ dst, src *descriptor.Decimal }{
@@ -44,7 +44,7 @@ func instanceRate(base, tier *descriptor.Rates, class *descriptor.ComputeClass) 
 			}
 		}
 	}
-	return NanosFromDecimal(merged.InstanceRate(class))
+	return descriptor.NanosFromDecimal(merged.InstanceRate(class))
 }
 
 // NewTimeline builds the weekly price timeline of an offer. Tiers never
@@ -54,7 +54,7 @@ func NewTimeline(o *descriptor.Offer) *Timeline {
 	base := instanceRate(&o.Price.Rates, nil, &o.Class)
 	type window struct {
 		start, end int // minutes of the week, end exclusive, start < end
-		rate       Nanos
+		rate       descriptor.Nanos
 	}
 	var windows []window
 	for ti := range o.Price.Tiers {
@@ -79,8 +79,8 @@ func NewTimeline(o *descriptor.Offer) *Timeline {
 		}
 	}
 	slices.SortFunc(windows, func(a, b window) int { return a.start - b.start })
-	tl := &Timeline{loc: o.Price.Location(), Min: MaxNanos}
-	add := func(start int, rate Nanos) {
+	tl := &Timeline{loc: o.Price.Location(), Min: descriptor.MaxNanos}
+	add := func(start int, rate descriptor.Nanos) {
 		if n := len(tl.segments); n > 0 && tl.segments[n-1].perHour == rate {
 			return
 		}
@@ -111,7 +111,7 @@ func minuteOfWeek(t time.Time, loc *time.Location) (int, int) {
 
 // Cost returns what one instance costs from start for d, and the highest
 // hourly rate in force during that time.
-func (tl *Timeline) Cost(start time.Time, d time.Duration) (total, peak Nanos) {
+func (tl *Timeline) Cost(start time.Time, d time.Duration) (total, peak descriptor.Nanos) {
 	if len(tl.segments) == 1 {
 		return tl.segments[0].perHour.MulDiv(int64(d/time.Second), 3600), tl.segments[0].perHour
 	}
@@ -159,7 +159,7 @@ func StartIn(t time.Time, loc *time.Location) Start {
 // timeline's zone. While the run stays within one UTC offset it walks the
 // week by arithmetic; across a daylight-saving change it walks in local
 // time, as Cost does.
-func (tl *Timeline) CostFrom(st Start, d time.Duration) (total, peak Nanos) {
+func (tl *Timeline) CostFrom(st Start, d time.Duration) (total, peak descriptor.Nanos) {
 	if len(tl.segments) == 1 {
 		return tl.segments[0].perHour.MulDiv(int64(d/time.Second), 3600), tl.segments[0].perHour
 	}

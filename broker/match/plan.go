@@ -24,7 +24,7 @@ type plan struct {
 	accels   []accelPlan
 	currency string
 
-	maxHourly, maxTotal book.Nanos // NoLimit when the budget does not set them
+	maxHourly, maxTotal descriptor.Nanos // NoLimit when the budget does not set them
 
 	start    time.Time
 	nowNanos int64
@@ -95,7 +95,7 @@ func (p *plan) providerOK(id int32) bool {
 }
 
 // NoLimit marks a budget field the job leaves unset.
-const NoLimit = book.MaxNanos
+const NoLimit = descriptor.MaxNanos
 
 type accelPlan struct {
 	req    *descriptor.AcceleratorRequest
@@ -139,10 +139,10 @@ func newPlan(doc *descriptor.Document, opts *Options, cfg *Config, now time.Time
 	if b := j.Budget; b != nil {
 		p.currency = b.Currency
 		if b.MaxPricePerHour.IsSet() {
-			p.maxHourly = book.NanosFromDecimal(b.MaxPricePerHour.Apd())
+			p.maxHourly = descriptor.NanosFromDecimal(b.MaxPricePerHour.Apd())
 		}
 		if b.MaxTotal.IsSet() {
-			p.maxTotal = book.NanosFromDecimal(b.MaxTotal.Apd())
+			p.maxTotal = descriptor.NanosFromDecimal(b.MaxTotal.Apd())
 		}
 	}
 	if p.balanced {

@@ -10,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/descriptor"
 )
 
 // pricing is an offer's estimate for a job: the run's length on the
@@ -17,8 +18,8 @@ import (
 // nodes together.
 type pricing struct {
 	runtime    time.Duration
-	total      book.Nanos
-	peakHourly book.Nanos
+	total      descriptor.Nanos
+	peakHourly descriptor.Nanos
 }
 
 // price estimates the job on an offer. The estimated runtime is scaled by
@@ -26,7 +27,7 @@ type pricing struct {
 // and the price timeline is walked from when the job would start.
 func price(p *plan, e *book.Entry, group int, queue time.Duration) pricing {
 	runtime := scaledRuntime(p, e, group)
-	var total, peak book.Nanos
+	var total, peak descriptor.Nanos
 	if queue == 0 {
 		total, peak = e.Prices.CostFrom(p.startIn(&e.Prices), runtime)
 	} else {
@@ -58,28 +59,28 @@ func (pr *pricing) overBudget(p *plan) bool {
 
 // Parts are the measures an offer was scored on.
 type Parts struct {
-	Cost       book.Nanos    // estimated total, all nodes
-	PeakHourly book.Nanos    // highest hourly price during the run, all nodes
-	Currency   string        // of Cost and PeakHourly
-	Runtime    time.Duration // estimated run on this offer's hardware
-	Time       time.Duration // queue estimate plus runtime
-	LatencyMs  float64       // from the broker's region to the offer's
-	RankValue  float64       // the job's CEL rank, when it has one (higher is better)
-	Normalized [3]float64    // cost, time, latency scaled to [0,1] for the balanced objective
+	Cost       descriptor.Nanos // estimated total, all nodes
+	PeakHourly descriptor.Nanos // highest hourly price during the run, all nodes
+	Currency   string           // of Cost and PeakHourly
+	Runtime    time.Duration    // estimated run on this offer's hardware
+	Time       time.Duration    // queue estimate plus runtime
+	LatencyMs  float64          // from the broker's region to the offer's
+	RankValue  float64          // the job's CEL rank, when it has one (higher is better)
+	Normalized [3]float64       // cost, time, latency scaled to [0,1] for the balanced objective
 }
 
 // MarshalJSON writes the parts with money as decimal strings and times in
 // seconds, the form spec/matching.md documents.
 func (p Parts) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Cost           book.Nanos  `json:"cost"`
-		PeakHourly     book.Nanos  `json:"peakHourly"`
-		Currency       string      `json:"currency"`
-		RuntimeSeconds float64     `json:"runtimeSeconds"`
-		TimeSeconds    float64     `json:"timeSeconds"`
-		LatencyMs      float64     `json:"latencyMs"`
-		RankValue      float64     `json:"rankValue,omitempty"`
-		Normalized     *[3]float64 `json:"normalized,omitempty"`
+		Cost           descriptor.Nanos `json:"cost"`
+		PeakHourly     descriptor.Nanos `json:"peakHourly"`
+		Currency       string           `json:"currency"`
+		RuntimeSeconds float64          `json:"runtimeSeconds"`
+		TimeSeconds    float64          `json:"timeSeconds"`
+		LatencyMs      float64          `json:"latencyMs"`
+		RankValue      float64          `json:"rankValue,omitempty"`
+		Normalized     *[3]float64      `json:"normalized,omitempty"`
 	}{p.Cost, p.PeakHourly, p.Currency, p.Runtime.Seconds(), p.Time.Seconds(), p.LatencyMs, p.RankValue, normalizedOrNil(p.Normalized)})
 }
 

@@ -160,7 +160,7 @@ func printExplanation(w io.Writer, x *match.Explanation) error {
 }
 
 // displayMoney shows cents, or four places for amounts under one unit.
-func displayMoney(n book.Nanos) string {
+func displayMoney(n descriptor.Nanos) string {
 	if n < 1_000_000_000 {
 		return n.Round(4)
 	}

@@ -1,4 +1,4 @@
-package book
+package descriptor
 
 import (
 	"fmt"
@@ -10,8 +10,9 @@ import (
 	"github.com/cockroachdb/apd/v3"
 )
 
-// Nanos is an amount of money in billionths of a currency unit. Matching
-// estimates cost in Nanos; settlement rates usage exactly with decimals.
+// Nanos is an amount of money in billionths of a currency unit: exact
+// fixed-point decimal arithmetic on integers. Matching estimates cost in
+// Nanos; the settlement ledger keeps its amounts in Nanos.
 type Nanos int64
 
 // MaxNanos stands for "more than can be represented": arithmetic saturates
@@ -52,7 +53,7 @@ func (a Nanos) Add(b Nanos) Nanos {
 // Mul returns a×n, saturating at MaxNanos.
 func (a Nanos) Mul(n int64) Nanos {
 	if a < 0 || n < 0 {
-		panic("book: Mul of negative amounts")
+		panic("descriptor: Mul of negative amounts")
 	}
 	hi, lo := bits.Mul64(uint64(a), uint64(n))
 	if hi != 0 || lo > uint64(MaxNanos) {
@@ -65,7 +66,7 @@ func (a Nanos) Mul(n int64) Nanos {
 // per hour (d = 3600) over m seconds without losing precision.
 func (a Nanos) MulDiv(m, d int64) Nanos {
 	if a < 0 || m < 0 || d <= 0 {
-		panic("book: MulDiv of negative amounts")
+		panic("descriptor: MulDiv of negative amounts")
 	}
 	hi, lo := bits.Mul64(uint64(a), uint64(m))
 	if hi >= uint64(d) {
@@ -82,17 +83,62 @@ func (a Nanos) MulDiv(m, d int64) Nanos {
 }
 
 // Decimal returns the amount as a decimal string with up to nine places:
-// "12.5", "0.000000001".
+// "12.5", "-0.000000001".
 func (a Nanos) Decimal() string {
 	if a == MaxNanos {
 		return "overflow"
 	}
-	s := strconv.FormatInt(int64(a)/nanosPerUnit, 10)
-	frac := int64(a) % nanosPerUnit
+	sign, v := "", uint64(a)
+	if a < 0 {
+		sign, v = "-", uint64(-a)
+	}
+	s := sign + strconv.FormatUint(v/nanosPerUnit, 10)
+	frac := v % nanosPerUnit
 	if frac == 0 {
 		return s
 	}
 	return s + "." + strings.TrimRight(fmt.Sprintf("%09d", frac), "0")
+}
+
+// ParseNanos reads a decimal with at most nine places ("-12.5").
+func ParseNanos(s string) (Nanos, error) {
+	d, _, err := apd.NewFromString(s)
+	if err != nil || d.Form != apd.Finite {
+		return 0, fmt.Errorf("%q is not a decimal amount", s)
+	}
+	var scaled apd.Decimal
+	ctx := apd.BaseContext.WithPrecision(60)
+	if _, err := ctx.Mul(&scaled, d, apd.New(nanosPerUnit, 0)); err != nil {
+		return 0, fmt.Errorf("%q: %v", s, err)
+	}
+	var whole apd.Decimal
+	if _, err := ctx.RoundToIntegralExact(&whole, &scaled); err != nil || whole.Cmp(&scaled) != 0 {
+		return 0, fmt.Errorf("%q has more than nine decimal places", s)
+	}
+	i, err := whole.Int64()
+	if err != nil {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return Nanos(i), nil
+}
+
+// UnmarshalText reads a decimal amount.
+func (a *Nanos) UnmarshalText(b []byte) error {
+	n, err := ParseNanos(string(b))
+	if err != nil {
+		return err
+	}
+	*a = n
+	return nil
+}
+
+// CheckedAdd returns a+b, or an error if the sum does not fit.
+func (a Nanos) CheckedAdd(b Nanos) (Nanos, error) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, fmt.Errorf("amount overflows: %s + %s", a.Decimal(), b.Decimal())
+	}
+	return s, nil
 }
 
 // MarshalText writes the amount as a decimal string; money never travels

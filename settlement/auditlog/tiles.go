@@ -1,0 +1,133 @@
+package auditlog
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TileHeight is the C2SP tlog-tiles tile height: 256 hashes a tile.
+const TileHeight = 8
+
+// A Source is what the tiles handler reads.
+type Source interface {
+	// Checkpoint returns the latest signed checkpoint; tiles are served
+	// up to its size.
+	Checkpoint(ctx context.Context) (*Checkpoint, error)
+	// ReadHashes returns stored hashes (tlog.StoredHashIndex numbering).
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// ReadEntries returns entries [start, start+count).
+	ReadEntries(ctx context.Context, start, count int64) ([][]byte, error)
+}
+
+// MaxEntrySize is the largest entry the tlog-tiles entry bundles can hold
+// (a big-endian uint16 length prefixes each entry).
+const MaxEntrySize = 1<<16 - 1
+
+// Handler serves the log in the C2SP tlog-tiles layout:
+//
+//	GET /checkpoint                      the latest checkpoint
+//	GET /tile/<L>/<N>[.p/<W>]            hash tiles
+//	GET /tile/entries/<N>[.p/<W>]        entry bundles
+//
+// Full tiles never change and are served immutable; partial tiles and the
+// checkpoint are served uncached.
+func Handler(src Source) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		ctx := r.Context()
+		c, err := src.Checkpoint(ctx)
+		if err != nil {
+			http.Error(w, "no checkpoint yet", http.StatusNotFound)
+			return
+		}
+		path := strings.TrimPrefix(r.URL.Path, "/")
+		if path == "checkpoint" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(c.Note)
+			return
+		}
+		t, err := ParseTilePath(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		// A tile must lie within the checkpointed tree.
+		if (t.N*(1<<TileHeight)+int64(t.W))<<(uint(max(t.L, 0))*TileHeight) > c.Size && t.L >= 0 {
+			http.Error(w, "tile beyond the checkpoint", http.StatusNotFound)
+			return
+		}
+		var data []byte
+		if t.L == -1 {
+			start := t.N << TileHeight
+			if start+int64(t.W) > c.Size {
+				http.Error(w, "entries beyond the checkpoint", http.StatusNotFound)
+				return
+			}
+			entries, err := src.ReadEntries(ctx, start, int64(t.W))
+			if err != nil {
+				http.Error(w, "reading entries: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			data = EntryBundle(entries)
+		} else {
+			data, err = tlog.ReadTileData(t, tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return src.ReadHashes(ctx, ix) }))
+			if err != nil {
+				http.Error(w, "reading tile: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if t.W == 1<<TileHeight {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		w.Write(data)
+	})
+}
+
+// EntryBundle encodes entries as a tlog-tiles entry bundle: each entry
+// preceded by its length as a big-endian uint16.
+func EntryBundle(entries [][]byte) []byte {
+	var out []byte
+	for _, e := range entries {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))
+		out = append(out, e...)
+	}
+	return out
+}
+
+// TilePath returns the C2SP tlog-tiles path of a tile (level -1 for entry
+// bundles).
+func TilePath(t tlog.Tile) string {
+	if t.L == -1 {
+		return "tile/entries/" + strings.TrimPrefix(t.Path(), "tile/8/data/")
+	}
+	return "tile/" + strings.TrimPrefix(t.Path(), fmt.Sprintf("tile/%d/", TileHeight))
+}
+
+// ParseTilePath parses a C2SP tlog-tiles path.
+func ParseTilePath(path string) (tlog.Tile, error) {
+	var sumdb string
+	if rest, ok := strings.CutPrefix(path, "tile/entries/"); ok {
+		sumdb = fmt.Sprintf("tile/%d/data/%s", TileHeight, rest)
+	} else if rest, ok := strings.CutPrefix(path, "tile/"); ok {
+		sumdb = fmt.Sprintf("tile/%d/%s", TileHeight, rest)
+	} else {
+		return tlog.Tile{}, fmt.Errorf("auditlog: %q is not a tile path", path)
+	}
+	t, err := tlog.ParseTilePath(sumdb)
+	if err != nil || TilePath(t) != path {
+		return tlog.Tile{}, fmt.Errorf("auditlog: %q is not a tile path", path)
+	}
+	return t, nil
+}

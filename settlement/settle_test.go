@@ -1,0 +1,365 @@
+package settlement_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/auditlog"
+	"github.com/cinet/cinet/settlement/storetest"
+)
+
+var ctx = context.Background()
+
+func key(b byte) *identity.Key {
+	return identity.NewKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, 32)))
+}
+
+var (
+	homeKey     = key(1)
+	execKey     = key(2)
+	tenantKey   = key(3)
+	providerKey = key(4)
+	strangerKey = key(5)
+)
+
+// now is Monday 30 November 2026, 20:00 in Shanghai.
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+var stores = []struct {
+	name string
+	open storetest.Opener
+}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}}
+
+func offer(t testing.TB) *descriptor.Document {
+	t.Helper()
+	cid, _ := identity.NewComputeID(providerKey.ID(), "cn-east-1", "a", "h100")
+	src := fmt.Sprintf(`apiVersion: cinet/v1
+kind: Offer
+metadata: {name: h100}
+computeId: %s
+provider: %s
+region: cn-east-1
+zone: a
+jurisdiction: CN
+class:
+  cpu: {arch: x86_64, count: 96}
+  memory: 1Ti
+  accelerators:
+    - {model: H100, count: 8}
+quantity: 4
+price:
+  currency: CNY
+  timezone: Asia/Shanghai
+  minimumIncrement: 1m
+  rates: {instanceHour: "100", acceleratorHour: "10"}
+  tiers:
+    - {name: night, start: "22:00", end: "08:00", rates: {instanceHour: "60"}}
+validUntil: 2027-01-01T00:00:00Z
+sequence: 1
+`, cid, providerKey.ID())
+	d, err := descriptor.Parse("offer.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func newSettler(t testing.TB, s settlement.Store, k *identity.Key, brokers ...identity.PrincipalID) *settlement.Settler {
+	t.Helper()
+	st, err := settlement.New(settlement.Config{Store: s, Key: k, Origin: "cinet.test/" + k.ID().String()[8:20], Brokers: brokers, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func rec(doc *descriptor.Document, home, exec *identity.Key, placement string, start time.Time, d time.Duration) *settlement.UsageRecord {
+	return &settlement.UsageRecord{
+		Job: "job-" + placement, Placement: placement, Sequence: 1,
+		ComputeID: doc.Offer.ComputeID, Offer: doc.Digest, Instances: 1,
+		Tenant: tenantKey.ID(), Provider: providerKey.ID(), HomeBroker: home.ID(), ExecutingBroker: exec.ID(),
+		PeriodStart: start, PeriodEnd: start.Add(d),
+		Meters: []settlement.Meter{{Meter: settlement.InstanceSeconds, Quantity: fmt.Sprint(int(d.Seconds()))}},
+		Fees:   settlement.Fees{Home: descriptor.MustDecimal("0.02"), Executing: descriptor.MustDecimal("0.03")},
+	}
+}
+
+func seal(t testing.TB, k *identity.Key, r *settlement.UsageRecord) []byte {
+	t.Helper()
+	env, err := settlement.SealRecord(k, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Encode()
+}
+
+func ingest(t testing.TB, s *settlement.Settler, inputs ...[]byte) []settlement.Outcome {
+	t.Helper()
+	out, err := s.Ingest(ctx, inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func balance(t testing.TB, s *settlement.Settler, account settlement.Account) descriptor.Nanos {
+	t.Helper()
+	b, err := s.Balances(ctx, account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0].Amount
+}
+
+func logSize(t testing.TB, s *settlement.Settler) int64 {
+	t.Helper()
+	cp, err := s.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.Size
+}
+
+func TestIngestLocal(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			store, _ := st.open(t)
+			b := newSettler(t, store, homeKey)
+			doc := offer(t)
+			if err := b.RegisterOffer(ctx, doc); err != nil {
+				t.Fatal(err)
+			}
+			r := rec(doc, homeKey, homeKey, "pl-1", now.Add(-3*time.Hour), time.Hour) // 17:00–18:00 local: day rate
+			env := seal(t, homeKey, r)
+			out := ingest(t, b, env, env)
+			if out[0].Status != settlement.Accepted || out[1].Status != settlement.Duplicate {
+				t.Fatalf("outcomes %+v", out)
+			}
+			tx := out[0].Transaction
+			if tx.Role != settlement.RoleLocal || tx.TenantCharge() != 105e9 {
+				t.Fatalf("transaction %+v charge %s", tx, tx.TenantCharge().Decimal())
+			}
+			if again := ingest(t, b, env); again[0].Status != settlement.Duplicate || again[0].LogIndex != out[0].LogIndex {
+				t.Fatalf("re-sent record: %+v", again[0])
+			}
+			for acc, want := range map[settlement.Account]descriptor.Nanos{
+				settlement.AccountOf("tenant", tenantKey.ID()):     -105e9,
+				settlement.AccountOf("provider", providerKey.ID()): 100e9,
+				settlement.AccountOf("fees", homeKey.ID()):         5e9,
+			} {
+				if got := balance(t, b, acc); got != want {
+					t.Errorf("%s: %s, want %s", acc, got.Decimal(), want.Decimal())
+				}
+			}
+			// The log holds the record and the transaction.
+			if n := logSize(t, b); n != 2 {
+				t.Fatalf("log size %d, want 2", n)
+			}
+			p, err := b.Prove(ctx, out[0].Record)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var entry struct {
+				Type     string          `json:"type"`
+				Envelope json.RawMessage `json:"envelope"`
+			}
+			if err := json.Unmarshal(p.Entry, &entry); err != nil || entry.Type != "usage-record" || !bytes.Equal(entry.Envelope, env) {
+				t.Fatalf("record entry %s", p.Entry)
+			}
+			if _, idx, err := auditlog.VerifyReceipt(p.Receipt, p.Entry, b.VerifierKey(), nil); err != nil || idx != p.Index {
+				t.Fatalf("receipt: %v", err)
+			}
+		})
+	}
+}
+
+func TestIngestRefusals(t *testing.T) {
+	doc := offer(t)
+	base := func() *settlement.UsageRecord {
+		return rec(doc, homeKey, homeKey, "pl-r", now.Add(-5*time.Hour), time.Hour)
+	}
+	tampered := seal(t, homeKey, base())
+	tampered[bytes.Index(tampered, []byte(`"signature":"`))+15] ^= 1
+	for _, tc := range []struct {
+		name   string
+		input  func() []byte
+		reason settlement.Reason
+	}{
+		{"not an envelope", func() []byte { return []byte("hello") }, settlement.ReasonMalformed},
+		{"bad signature", func() []byte { return tampered }, settlement.ReasonBadSignature},
+		{"unknown broker", func() []byte {
+			r := base()
+			r.ExecutingBroker = strangerKey.ID()
+			return seal(t, strangerKey, r)
+		}, settlement.ReasonUnknownBroker},
+		{"signed by another broker", func() []byte {
+			r := base()
+			r.ExecutingBroker = execKey.ID()
+			env, _ := identity.SealJSON(homeKey, settlement.RecordPayloadType, r, identity.SealOptions{})
+			return env.Encode()
+		}, settlement.ReasonBadSignature},
+		{"not involved", func() []byte {
+			r := base()
+			r.HomeBroker, r.ExecutingBroker = execKey.ID(), execKey.ID()
+			return seal(t, execKey, r)
+		}, settlement.ReasonNotInvolved},
+		{"unknown offer", func() []byte { r := base(); r.Offer = "sha256:" + fmt.Sprintf("%064d", 0); return seal(t, homeKey, r) }, settlement.ReasonUnknownOffer},
+		{"offer mismatch", func() []byte { r := base(); r.Provider = tenantKey.ID(); return seal(t, homeKey, r) }, settlement.ReasonOfferMismatch},
+		{"unknown meter", func() []byte {
+			r := base()
+			r.Meters = []settlement.Meter{{Meter: "disk-iops", Quantity: "5"}}
+			return seal(t, homeKey, r)
+		}, settlement.ReasonUnknownMeter},
+		{"negative quantity", func() []byte { r := base(); r.Meters[0].Quantity = "-3600"; return seal(t, homeKey, r) }, settlement.ReasonInvalidQuantity},
+		{"absurd quantity", func() []byte { r := base(); r.Meters[0].Quantity = "7201"; return seal(t, homeKey, r) }, settlement.ReasonAbsurdQuantity},
+		{"absurd accelerator", func() []byte {
+			r := base()
+			r.Meters = []settlement.Meter{{Meter: settlement.AcceleratorSeconds, Model: "A100", Quantity: "1"}}
+			return seal(t, homeKey, r)
+		}, settlement.ReasonAbsurdQuantity},
+		{"period backwards", func() []byte { r := base(); r.PeriodEnd = r.PeriodStart; return seal(t, homeKey, r) }, settlement.ReasonInvalidPeriod},
+		{"future period", func() []byte {
+			r := rec(doc, homeKey, homeKey, "pl-f", now.Add(time.Hour), time.Hour)
+			return seal(t, homeKey, r)
+		}, settlement.ReasonFuturePeriod},
+		{"overlapping period", func() []byte {
+			r := base()
+			r.PeriodStart = r.PeriodStart.Add(-30 * time.Minute)
+			r.Sequence = 2
+			return seal(t, homeKey, r)
+		}, settlement.ReasonOverlappingPeriod},
+		{"fee out of range", func() []byte { r := base(); r.Fees.Home = descriptor.MustDecimal("1.5"); return seal(t, homeKey, r) }, settlement.ReasonInvalidFee},
+		{"unpriced meter", func() []byte {
+			r := base()
+			r.Placement = "pl-unpriced"
+			r.Meters = append(r.Meters, settlement.Meter{Meter: settlement.TokensIn, Quantity: "10"})
+			return seal(t, homeKey, r)
+		}, settlement.ReasonUnpriced},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, _ := storetest.SQLite(t)
+			b := newSettler(t, store, homeKey, execKey.ID())
+			if err := b.RegisterOffer(ctx, doc); err != nil {
+				t.Fatal(err)
+			}
+			// A settled record for the overlap case.
+			if out := ingest(t, b, seal(t, homeKey, base())); out[0].Status != settlement.Accepted {
+				t.Fatalf("base record: %+v", out[0])
+			}
+			before := logSize(t, b)
+			balances, _ := b.Balances(ctx, "")
+			input := tc.input()
+			out := ingest(t, b, input)
+			if out[0].Status != settlement.Refused || out[0].Reason != tc.reason || out[0].Detail == "" {
+				t.Fatalf("outcome %+v, want refused with %s", out[0], tc.reason)
+			}
+			if after := logSize(t, b); after != before+1 {
+				t.Fatalf("the refusal was not logged: log %d -> %d", before, after)
+			}
+			if now, _ := b.Balances(ctx, ""); fmt.Sprint(now) != fmt.Sprint(balances) {
+				t.Fatalf("a refusal changed the books: %v -> %v", balances, now)
+			}
+			again := ingest(t, b, input)
+			if again[0].Status != settlement.Refused || again[0].LogIndex != out[0].LogIndex || logSize(t, b) != before+1 {
+				t.Fatalf("a re-sent refusal was logged again: %+v", again[0])
+			}
+		})
+	}
+}
+
+// TestHomeAndExecutingBooksMirror: the home and the executing broker each
+// post the same records; their clearing accounts for each other mirror.
+func TestHomeAndExecutingBooksMirror(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			hs, _ := st.open(t)
+			es, _ := storetest.SQLite(t)
+			home := newSettler(t, hs, homeKey, execKey.ID())
+			exec := newSettler(t, es, execKey, homeKey.ID())
+			doc := offer(t)
+			for _, b := range []*settlement.Settler{home, exec} {
+				if err := b.RegisterOffer(ctx, doc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var envs [][]byte
+			for i := range 24 {
+				r := rec(doc, homeKey, execKey, "pl-m", now.Add(-time.Duration(48-i)*time.Hour), time.Hour)
+				r.Sequence = int64(i + 1)
+				envs = append(envs, seal(t, execKey, r))
+			}
+			for _, b := range []*settlement.Settler{home, exec} {
+				for _, o := range ingest(t, b, envs...) {
+					if o.Status != settlement.Accepted {
+						t.Fatalf("%+v", o)
+					}
+				}
+				tb, err := b.TrialBalance(ctx)
+				if err != nil || tb["CNY"] != 0 {
+					t.Fatalf("trial balance %v %v", tb, err)
+				}
+			}
+			owed := balance(t, home, settlement.AccountOf("clearing", execKey.ID()))
+			due := balance(t, exec, settlement.AccountOf("clearing", homeKey.ID()))
+			if owed <= 0 || owed != -due {
+				t.Fatalf("home owes exec %s, exec is owed %s", owed.Decimal(), (-due).Decimal())
+			}
+			if balance(t, home, settlement.AccountOf("provider", providerKey.ID())) != 0 || balance(t, exec, settlement.AccountOf("tenant", tenantKey.ID())) != 0 {
+				t.Fatal("a broker posted to accounts of the other's side")
+			}
+			// Provider earnings + exec fee = what home owes exec.
+			if p, f := balance(t, exec, settlement.AccountOf("provider", providerKey.ID())), balance(t, exec, settlement.AccountOf("fees", execKey.ID())); p+f != owed {
+				t.Fatalf("provider %s + fee %s != %s", p.Decimal(), f.Decimal(), owed.Decimal())
+			}
+		})
+	}
+}
+
+func TestHolds(t *testing.T) {
+	store, _ := storetest.SQLite(t)
+	b := newSettler(t, store, homeKey)
+	doc := offer(t)
+	b.RegisterOffer(ctx, doc)
+	tenant := settlement.AccountOf("tenant", tenantKey.ID())
+	if _, err := b.PlaceHold(ctx, "job-pl-h", tenant, "CNY", 250e9); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PlaceHold(ctx, "job-pl-h", tenant, "CNY", 1); err == nil {
+		t.Fatal("a second hold for one job")
+	}
+	// Three hours of day rate: 105 each; the third exceeds the hold.
+	for i := range 3 {
+		r := rec(doc, homeKey, homeKey, "pl-h", now.Add(-time.Duration(6-i)*time.Hour), time.Hour)
+		r.Sequence = int64(i + 1)
+		ingest(t, b, seal(t, homeKey, r))
+	}
+	hs, _ := b.Holds(ctx, "job-pl-h")
+	if h := hs[0]; h.Captured != 250e9 || h.Remaining() != 0 || h.Released != 0 {
+		t.Fatalf("hold after usage %+v", h)
+	}
+	h, err := b.ReleaseHold(ctx, "job-pl-h")
+	if err != nil || h.Open || h.Released != 0 || h.Captured != 250e9 {
+		t.Fatalf("released %+v %v", h, err)
+	}
+	if balance(t, b, tenant) != -315e9 {
+		t.Fatalf("the tenant pays for all usage, hold or not: %s", balance(t, b, tenant).Decimal())
+	}
+	if _, err := b.PlaceHold(ctx, "job-2", tenant, "CNY", 100e9); err != nil {
+		t.Fatal(err)
+	}
+	h, _ = b.ReleaseHold(ctx, "job-2")
+	if h.Released != 100e9 || h.Captured != 0 {
+		t.Fatalf("an unused hold is released whole: %+v", h)
+	}
+}
