@@ -173,14 +173,18 @@ func Open(data []byte, v Verification) (*Envelope, error) {
 	return e, nil
 }
 
-// wireEnvelope is the JSON form; field names are normative (spec/envelope.md).
+// wireEnvelope is the JSON form; field names are normative
+// (spec/envelope.md). The fields are in RFC 8785 order and every value is
+// ASCII that JSON and RFC 8785 escape alike (base64, a did:key, a
+// timestamp, a printable payload type), so encoding it without HTML
+// escaping gives the canonical form directly.
 type wireEnvelope struct {
-	PayloadType string  `json:"payloadType"`
-	Payload     string  `json:"payload"`
-	Signer      string  `json:"signer"`
 	Expires     string  `json:"expires,omitempty"`
+	Payload     string  `json:"payload"`
+	PayloadType string  `json:"payloadType"`
 	Seq         *uint64 `json:"seq,omitempty"`
 	Signature   string  `json:"signature"`
+	Signer      string  `json:"signer"`
 }
 
 // Encode returns the envelope as RFC 8785 canonical JSON.
@@ -198,15 +202,13 @@ func (e *Envelope) Encode() []byte {
 		seq := e.Seq
 		w.Seq = &seq
 	}
-	raw, err := json.Marshal(w)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
 		panic(fmt.Sprintf("identity: marshaling an envelope failed: %v", err))
 	}
-	canon, err := jcs.Transform(raw)
-	if err != nil {
-		panic(fmt.Sprintf("identity: canonicalizing an envelope failed: %v", err))
-	}
-	return canon
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -230,17 +232,29 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("identity: %w: %d bytes, more than the %d allowed", ErrMalformed, len(data), MaxEnvelopeSize)
 	}
-	// Canonicalizing first rejects duplicate keys, invalid UTF-8 and
-	// anything else RFC 8785 does not accept, so every decoder sees the
-	// same fields.
+	// Envelopes usually arrive in canonical form: decode them directly and
+	// confirm by re-encoding. Anything else is canonicalized first, which
+	// rejects duplicate keys, invalid UTF-8 and whatever else RFC 8785 does
+	// not accept, so every decoder sees the same fields.
+	var w wireEnvelope
+	if json.Unmarshal(data, &w) == nil {
+		if e, err := fromWire(w); err == nil && bytes.Equal(e.Encode(), data) {
+			return e, nil
+		}
+	}
 	canon, err := jcs.Transform(data)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w: %v", ErrMalformed, err)
 	}
-	w, err := decodeWire(canon)
-	if err != nil {
+	if w, err = decodeWire(canon); err != nil {
 		return nil, fmt.Errorf("identity: %w: %v", ErrMalformed, err)
 	}
+	return fromWire(w)
+}
+
+// fromWire checks and converts the decoded fields.
+func fromWire(w wireEnvelope) (*Envelope, error) {
+	var err error
 	e := &Envelope{PayloadType: w.PayloadType}
 	if e.Payload, err = decodeBase64("payload", w.Payload); err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gowebpki/jcs"
 )
 
 const testType = "application/vnd.cinet.test.v1+json"
@@ -229,4 +231,26 @@ func BenchmarkEnvelope(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEncodeIsCanonical: Encode's direct encoding equals RFC 8785's.
+func TestEncodeIsCanonical(t *testing.T) {
+	k := testKey(t, 29)
+	for _, typ := range []string{testType, `application/x<&>"\\+json`, "application/octet-stream"} {
+		payload := []byte(`{"a":"<b>"}`)
+		if !isJSONType(typ) {
+			payload = []byte{0, 1, 0xff}
+		}
+		for _, opts := range []SealOptions{{}, {Seq: 1 << 40, Expires: testNow}} {
+			e, err := Seal(k, typ, payload, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc := e.Encode()
+			canon, err := jcs.Transform(enc)
+			if err != nil || !bytes.Equal(canon, enc) {
+				t.Fatalf("Encode is not canonical:\n%s\n%s", enc, canon)
+			}
+		}
+	}
 }
