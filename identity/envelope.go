@@ -354,7 +354,7 @@ func (e *Envelope) checkFields() error {
 // checkPayload enforces that a "+json" payload is canonical JSON. Verify
 // does not repeat it: the signature covers the payload bytes either way.
 func (e *Envelope) checkPayload() error {
-	if !isJSONType(e.PayloadType) {
+	if !isJSONType(e.PayloadType) || plainCanonical(e.Payload) {
 		return nil
 	}
 	canon, err := jcs.Transform(e.Payload)

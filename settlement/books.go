@@ -168,13 +168,14 @@ func (s *Settler) TrialBalance(ctx context.Context) (map[string]descriptor.Nanos
 	return out, nil
 }
 
-// An AccountStatement is an account's lines for the records whose period
-// ends in [From, To), with the period's net change per currency.
+// An AccountStatement is the transactions that moved an account, for the
+// records whose period ends in [From, To), with the period's net change per
+// currency.
 type AccountStatement struct {
-	Account  Account
-	From, To time.Time
-	Lines    []LineRow
-	Net      map[string]descriptor.Nanos
+	Account      Account
+	From, To     time.Time
+	Transactions []*TransactionRow
+	Net          map[string]descriptor.Nanos
 }
 
 // Statement returns an account's statement for a period.
@@ -182,14 +183,14 @@ func (s *Settler) Statement(ctx context.Context, account Account, from, to time.
 	st := &AccountStatement{Account: account, From: from, To: to, Net: map[string]descriptor.Nanos{}}
 	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
 		var err error
-		st.Lines, err = tx.Lines(account, from, to)
+		st.Transactions, err = tx.Transactions(account, from, to)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range st.Lines {
-		if st.Net[l.Currency], err = st.Net[l.Currency].CheckedAdd(l.Amount); err != nil {
+	for _, t := range st.Transactions {
+		if st.Net[t.Currency], err = st.Net[t.Currency].CheckedAdd(t.Amount(account)); err != nil {
 			return nil, err
 		}
 	}

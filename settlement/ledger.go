@@ -61,66 +61,94 @@ const (
 	RoleExecuting Role = "executing" // ran the job for another broker's tenant
 )
 
-// A Transaction is one balanced posting: the lines of one usage record.
+// A Transaction is one balanced journal entry: what one usage record moves
+// between this broker's accounts. Its lines name each account once; its
+// items and fees are the rated detail behind them.
 type Transaction struct {
-	ID       string // the record ID: posting is idempotent by it
-	Record   RecordID
-	Role     Role
-	Currency string
-	PostedAt time.Time
-	Lines    []Line
+	ID           string // the record ID: posting is idempotent by it
+	Record       RecordID
+	Role         Role
+	Currency     string
+	PostedAt     time.Time
+	LogIndex     int64            // of its ledger-transaction entry in the audit log
+	Items        []RatedItem      // the provider's charge, stretch by stretch
+	HomeFee      descriptor.Nanos // the home broker's fee on the charge
+	ExecutingFee descriptor.Nanos // the executing broker's fee on the charge
+	Lines        []Line
 }
 
 // A Line moves an amount into (positive) or out of (negative) an account.
 type Line struct {
 	Account Account
 	Amount  descriptor.Nanos
-	Item    *RatedItem // the rated stretch the line prices; nil for fee lines
-	Fee     string     // "home" or "executing" for fee lines
 }
 
-// post builds the transaction of a rated record for this broker's role:
+// Charge is the sum of the transaction's items: what the provider earns.
+func (tx *Transaction) Charge() (descriptor.Nanos, error) {
+	var sum descriptor.Nanos
+	for _, it := range tx.Items {
+		var err error
+		if sum, err = sum.CheckedAdd(it.Amount); err != nil {
+			return 0, fmt.Errorf("settlement: transaction %s: %w", tx.ID, err)
+		}
+	}
+	return sum, nil
+}
+
+// Amount is the net amount the transaction moves into account.
+func (tx *Transaction) Amount(account Account) descriptor.Nanos {
+	var n descriptor.Nanos
+	for _, l := range tx.Lines {
+		if l.Account == account {
+			n += l.Amount
+		}
+	}
+	return n
+}
+
+// post builds the transaction of a rated record for this broker's role.
+// With C the provider's charge, H the home fee and E the executing fee:
 //
-//	local:     tenant −(item+fees)   provider +item   fees/self +fees
-//	home:      tenant −(item+fees)   clearing/exec +(item+exec fee)   fees/self +home fee
-//	executing: clearing/home −(item+exec fee)   provider +item   fees/self +exec fee
+//	local:     tenant −(C+H+E)   provider +C          fees/self +(H+E)
+//	home:      tenant −(C+H+E)   clearing/exec +(C+E) fees/self +H
+//	executing: clearing/home −(C+E)   provider +C     fees/self +E
 //
 // so that the home broker's clearing account for the executing broker
-// mirrors the executing broker's account for the home broker.
+// mirrors the executing broker's account for the home broker. Lines of
+// zero are left out.
 func post(r *UsageRecord, id RecordID, rating *Rating, self identity.PrincipalID, now time.Time) (*Transaction, error) {
-	tx := &Transaction{ID: string(id), Record: id, Currency: rating.Currency, PostedAt: now}
+	tx := &Transaction{ID: string(id), Record: id, Currency: rating.Currency, PostedAt: now,
+		Items: rating.Items, HomeFee: rating.HomeFee, ExecutingFee: rating.ExecutingFee}
+	// Rate refuses a record whose C+H+E overflows, so these sums cannot.
+	c, h, e := rating.Charge, rating.HomeFee, rating.ExecutingFee
+	sum := func(ns ...descriptor.Nanos) descriptor.Nanos {
+		var t descriptor.Nanos
+		for _, n := range ns {
+			t += n
+		}
+		return t
+	}
 	tenant := AccountOf(TenantAccounts, r.Tenant)
 	provider := AccountOf(ProviderAccounts, r.Provider)
 	fees := AccountOf(FeeAccounts, self)
-	var payer, payee Account // who pays the provider's charge, and who receives it
+	var lines []Line
 	switch {
 	case r.HomeBroker == self && r.ExecutingBroker == self:
-		tx.Role, payer, payee = RoleLocal, tenant, provider
+		tx.Role = RoleLocal
+		lines = []Line{{tenant, -sum(c, h, e)}, {provider, c}, {fees, sum(h, e)}}
 	case r.HomeBroker == self:
-		tx.Role, payer, payee = RoleHome, tenant, AccountOf(ClearingAccounts, r.ExecutingBroker)
+		tx.Role = RoleHome
+		lines = []Line{{tenant, -sum(c, h, e)}, {AccountOf(ClearingAccounts, r.ExecutingBroker), sum(c, e)}, {fees, h}}
 	case r.ExecutingBroker == self:
-		tx.Role, payer, payee = RoleExecuting, AccountOf(ClearingAccounts, r.HomeBroker), provider
+		tx.Role = RoleExecuting
+		lines = []Line{{AccountOf(ClearingAccounts, r.HomeBroker), -sum(c, e)}, {provider, c}, {fees, e}}
 	default:
 		return nil, fmt.Errorf("settlement: %s is neither the home nor the executing broker", self)
 	}
-	for i := range rating.Items {
-		it := &rating.Items[i]
-		tx.Lines = append(tx.Lines, Line{Account: payer, Amount: -it.Amount, Item: it}, Line{Account: payee, Amount: it.Amount, Item: it})
-	}
-	pair := func(from, to Account, amount descriptor.Nanos, which string) {
-		if amount != 0 {
-			tx.Lines = append(tx.Lines, Line{Account: from, Amount: -amount, Fee: which}, Line{Account: to, Amount: amount, Fee: which})
+	for _, l := range lines {
+		if l.Amount != 0 {
+			tx.Lines = append(tx.Lines, l)
 		}
-	}
-	switch tx.Role {
-	case RoleLocal:
-		pair(tenant, fees, rating.HomeFee, "home")
-		pair(tenant, fees, rating.ExecutingFee, "executing")
-	case RoleHome:
-		pair(tenant, fees, rating.HomeFee, "home")
-		pair(tenant, payee, rating.ExecutingFee, "executing")
-	case RoleExecuting:
-		pair(payer, fees, rating.ExecutingFee, "executing")
 	}
 	if err := tx.checkBalanced(); err != nil {
 		return nil, err

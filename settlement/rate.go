@@ -22,7 +22,8 @@ type Rating struct {
 	ExecutingFee descriptor.Nanos
 }
 
-// Total is what the tenant pays.
+// Total is what the tenant pays. Rate refuses records whose total would
+// overflow.
 func (r *Rating) Total() descriptor.Nanos { return r.Charge + r.HomeFee + r.ExecutingFee }
 
 // A RatedItem prices one meter over one stretch of the period in which one
@@ -41,17 +42,21 @@ type RatedItem struct {
 
 // rateContext is exact enough for every intermediate product: quantities
 // and rates have at most 40 digits each.
-var rateContext = apd.BaseContext.WithPrecision(100)
+// Inexact results (the displayed quantities) round half to even. It is
+// shared and never modified.
+var rateContext = func() *apd.Context {
+	c := apd.BaseContext.WithPrecision(100)
+	c.Rounding = apd.RoundHalfEven
+	return c
+}()
 
 // roundNanos rounds an exact amount to nano-units, half to even.
 func roundNanos(d *apd.Decimal) (descriptor.Nanos, error) {
-	ctx := rateContext
-	ctx.Rounding = apd.RoundHalfEven
 	var scaled, whole apd.Decimal
-	if _, err := ctx.Mul(&scaled, d, apd.New(1, 9)); err != nil {
+	if _, err := rateContext.Mul(&scaled, d, apd.New(1, 9)); err != nil {
 		return 0, err
 	}
-	if _, err := ctx.RoundToIntegralValue(&whole, &scaled); err != nil {
+	if _, err := rateContext.RoundToIntegralValue(&whole, &scaled); err != nil {
 		return 0, err
 	}
 	i, err := whole.Int64()
@@ -62,37 +67,27 @@ func roundNanos(d *apd.Decimal) (descriptor.Nanos, error) {
 }
 
 // divRoundHalfEven returns num/den in nano-units, rounded half to even,
-// computed exactly: both are finite decimals, so the quotient is a ratio
-// of integers and ties are true ties.
+// computed exactly: both are finite decimals c·10^e, so
+// num/den·10^9 = cN·10^(eN−eD+9) / cD is a ratio of integers and ties are
+// true ties.
 func divRoundHalfEven(num, den *apd.Decimal) (descriptor.Nanos, error) {
-	toRat := func(d *apd.Decimal) *big.Rat {
-		coeff, _ := new(big.Int).SetString(d.Coeff.String(), 10)
-		if d.Negative {
-			coeff.Neg(coeff)
-		}
-		r := new(big.Rat).SetInt(coeff)
-		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(d.Exponent))), nil)
-		if d.Exponent >= 0 {
-			return r.Mul(r, new(big.Rat).SetInt(p))
-		}
-		return r.Quo(r, new(big.Rat).SetInt(p))
-	}
 	if den.IsZero() {
 		return 0, fmt.Errorf("rating: division by zero")
 	}
-	q := toRat(num)
-	q.Quo(q, toRat(den))
-	q.Mul(q, big.NewRat(1_000_000_000, 1))
-	whole, rem := new(big.Int).QuoRem(q.Num(), q.Denom(), new(big.Int))
-	// Compare 2·remainder with the denominator: above is up, a tie goes to even.
-	twice := new(big.Int).Lsh(rem.Abs(rem), 1)
-	switch c := twice.Cmp(q.Denom()); {
+	n, d := num.Coeff.MathBigInt(), den.Coeff.MathBigInt()
+	if e := int64(num.Exponent) - int64(den.Exponent) + 9; e >= 0 {
+		n.Mul(n, pow10(e))
+	} else {
+		d.Mul(d, pow10(-e))
+	}
+	whole, rem := new(big.Int).QuoRem(n, d, new(big.Int))
+	// Compare 2·remainder with the divisor: above rounds up, a tie to even.
+	switch c := rem.Lsh(rem, 1).Cmp(d); {
 	case c > 0, c == 0 && whole.Bit(0) == 1:
-		if q.Sign() < 0 {
-			whole.Sub(whole, big.NewInt(1))
-		} else {
-			whole.Add(whole, big.NewInt(1))
-		}
+		whole.Add(whole, big.NewInt(1))
+	}
+	if num.Negative != den.Negative {
+		whole.Neg(whole)
 	}
 	if !whole.IsInt64() {
 		return 0, fmt.Errorf("rating: amount is too large")
@@ -100,12 +95,23 @@ func divRoundHalfEven(num, den *apd.Decimal) (descriptor.Nanos, error) {
 	return descriptor.Nanos(whole.Int64()), nil
 }
 
-func abs(x int32) int32 {
-	if x < 0 {
-		return -x
+// pow10 returns 10^e.
+func pow10(e int64) *big.Int {
+	if e < int64(len(pow10s)) {
+		return pow10s[e]
 	}
-	return x
+	return new(big.Int).Exp(big.NewInt(10), big.NewInt(e), nil)
 }
+
+var pow10s = func() []*big.Int {
+	out := make([]*big.Int, 64)
+	p := big.NewInt(1)
+	for i := range out {
+		out[i] = new(big.Int).Set(p)
+		p.Mul(p, big.NewInt(10))
+	}
+	return out
+}()
 
 // pricing says how a meter maps to a rate: the quantity is divided by
 // per to give the pricing quantity in unit.
@@ -208,7 +214,7 @@ func Rate(r *UsageRecord, offer *descriptor.Offer) (*Rating, error) {
 				PricingUnit: pr.unit, UnitPrice: rate.String(), Amount: n,
 			})
 			if out.Charge, err = out.Charge.CheckedAdd(n); err != nil {
-				return nil, err
+				return nil, tooLarge(out.Currency)
 			}
 		}
 	}
@@ -219,7 +225,19 @@ func Rate(r *UsageRecord, offer *descriptor.Offer) (*Rating, error) {
 	if out.ExecutingFee, err = fee(out.Charge, r.Fees.Executing); err != nil {
 		return nil, err
 	}
+	sum, err := out.Charge.CheckedAdd(out.HomeFee)
+	if err == nil {
+		_, err = sum.CheckedAdd(out.ExecutingFee)
+	}
+	if err != nil {
+		return nil, tooLarge(out.Currency)
+	}
 	return out, nil
+}
+
+// tooLarge refuses a record whose amounts exceed what the ledger holds.
+func tooLarge(currency string) error {
+	return &RatingError{ReasonAbsurdQuantity, fmt.Sprintf("the charge with fees exceeds %s %s, the largest amount one record may move", descriptor.MaxNanos.Decimal(), currency)}
 }
 
 func fee(charge descriptor.Nanos, rate descriptor.Decimal) (descriptor.Nanos, error) {
@@ -234,9 +252,7 @@ func fee(charge descriptor.Nanos, rate descriptor.Decimal) (descriptor.Nanos, er
 // display form of quantities; amounts are exact in nano-units).
 func decimalText(d *apd.Decimal) string {
 	var r apd.Decimal
-	ctx := rateContext
-	ctx.Rounding = apd.RoundHalfEven
-	ctx.Quantize(&r, d, -18)
+	rateContext.Quantize(&r, d, -18)
 	r.Reduce(&r)
 	return r.Text('f')
 }

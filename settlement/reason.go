@@ -21,3 +21,14 @@ const (
 	ReasonInvalidFee        Reason = "invalid_fee"        // a fee rate outside [0, 1]
 	ReasonUnpriced          Reason = "unpriced"           // a meter the offer's schedule has no rate for
 )
+
+// Transient reports whether a reason may no longer hold when the same
+// bytes arrive again: the period may have come, the offer or the broker
+// may have become known. Refusals for other reasons are final.
+func (r Reason) Transient() bool {
+	switch r {
+	case ReasonFuturePeriod, ReasonUnknownOffer, ReasonUnknownBroker:
+		return true
+	}
+	return false
+}

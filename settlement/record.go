@@ -19,22 +19,24 @@ import (
 const RecordPayloadType = "application/vnd.cinet.usage-record.v1+json"
 
 // A UsageRecord is the signed, metered consumption of one placement over
-// one period, issued by the executing broker (spec/usage-record.md).
+// one period, issued by the executing broker (spec/usage-record.md). Its
+// fields are declared in canonical (RFC 8785) key order, which lets
+// Canonical encode it in one pass.
 type UsageRecord struct {
-	Job             string               `json:"job"`
-	Placement       string               `json:"placement"`
-	Sequence        int64                `json:"sequence"`
 	ComputeID       identity.ComputeID   `json:"computeId"`
-	Offer           string               `json:"offer"` // digest of the offer document placed on
-	Instances       int64                `json:"instances"`
-	Tenant          identity.PrincipalID `json:"tenant"`
-	Provider        identity.PrincipalID `json:"provider"`
-	HomeBroker      identity.PrincipalID `json:"homeBroker"`
 	ExecutingBroker identity.PrincipalID `json:"executingBroker"`
-	PeriodStart     time.Time            `json:"periodStart"`
-	PeriodEnd       time.Time            `json:"periodEnd"`
-	Meters          []Meter              `json:"meters"`
 	Fees            Fees                 `json:"fees"`
+	HomeBroker      identity.PrincipalID `json:"homeBroker"`
+	Instances       int64                `json:"instances"`
+	Job             string               `json:"job"`
+	Meters          []Meter              `json:"meters"`
+	Offer           string               `json:"offer"` // digest of the offer document placed on
+	PeriodEnd       time.Time            `json:"periodEnd"`
+	PeriodStart     time.Time            `json:"periodStart"`
+	Placement       string               `json:"placement"`
+	Provider        identity.PrincipalID `json:"provider"`
+	Sequence        int64                `json:"sequence"`
+	Tenant          identity.PrincipalID `json:"tenant"`
 }
 
 // A Meter is one measured quantity.
@@ -47,8 +49,8 @@ type Meter struct {
 // Fees are the brokers' fee rates the placement was made at, as fractions
 // of the provider's charge ("0.02" is 2%).
 type Fees struct {
-	Home      descriptor.Decimal `json:"home"`
 	Executing descriptor.Decimal `json:"executing"`
+	Home      descriptor.Decimal `json:"home"`
 }
 
 // MeterKind names what a meter counts; spec/usage-record.md gives each its
@@ -97,12 +99,18 @@ func RecordIDOf(payload []byte) RecordID {
 
 // Canonical returns the record's canonical JSON (RFC 8785).
 func (r *UsageRecord) Canonical() ([]byte, error) {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("settlement: encoding record: %w", err)
+	if !exactInt(r.Sequence) || !exactInt(r.Instances) {
+		// RFC 8785 writes such numbers as doubles; checkShape refuses them.
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("settlement: encoding record: %w", err)
+		}
+		return jcs.Transform(raw)
 	}
-	return jcs.Transform(raw)
+	return canonicalJSON(r)
 }
+
+func exactInt(n int64) bool { return n >= -maxExactInt && n <= maxExactInt }
 
 // ID returns the record's ID.
 func (r *UsageRecord) ID() (RecordID, error) {
@@ -159,12 +167,12 @@ var (
 // meters and fee rates. It returns the refusal reason and a detail.
 func (r *UsageRecord) checkShape() (Reason, string) {
 	switch {
-	case r.Job == "" || len(r.Job) > 128:
-		return ReasonMalformed, "job must be 1 to 128 characters"
-	case r.Placement == "" || len(r.Placement) > 128:
-		return ReasonMalformed, "placement must be 1 to 128 characters"
-	case r.Sequence < 1:
-		return ReasonMalformed, "sequence must be ≥ 1"
+	case !validName(r.Job):
+		return ReasonMalformed, "job must be 1 to 128 of A-Z a-z 0-9 . _ : -"
+	case !validName(r.Placement):
+		return ReasonMalformed, "placement must be 1 to 128 of A-Z a-z 0-9 . _ : -"
+	case r.Sequence < 1 || r.Sequence > maxExactInt:
+		return ReasonMalformed, "sequence must be 1 to 2^53-1"
 	case r.Instances < 1 || r.Instances > 10000:
 		return ReasonMalformed, "instances must be 1 to 10000"
 	case r.Tenant.IsZero() || r.Provider.IsZero() || r.HomeBroker.IsZero() || r.ExecutingBroker.IsZero():
@@ -194,6 +202,9 @@ func (r *UsageRecord) checkShape() (Reason, string) {
 		if (m.Meter == AcceleratorSeconds) != (m.Model != "") {
 			return ReasonMalformed, fmt.Sprintf("meters[%d]: a model goes with accelerator-seconds and only there", i)
 		}
+		if m.Model != "" && !validName(m.Model) {
+			return ReasonMalformed, fmt.Sprintf("meters[%d]: model must be 1 to 128 of A-Z a-z 0-9 . _ : -", i)
+		}
 		key := string(m.Meter) + "/" + m.Model
 		if seen[key] {
 			return ReasonMalformed, fmt.Sprintf("meters[%d]: %s is listed twice", i, key)
@@ -216,4 +227,20 @@ func (m *Meter) quantity() descriptor.Decimal {
 		panic("settlement: quantity not validated: " + err.Error())
 	}
 	return d
+}
+
+// validName reports whether s is a job, placement or model name: 1 to 128
+// of A-Z a-z 0-9 . _ : - (spec/usage-record.md).
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

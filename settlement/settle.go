@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"time"
 
-	"github.com/gowebpki/jcs"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
@@ -107,16 +105,23 @@ func (s *Settler) RegisterOffer(ctx context.Context, doc *descriptor.Document) e
 	return s.cfg.Store.Update(ctx, func(tx Tx) error { return tx.PutOffer(doc.Digest, doc.Canonical) })
 }
 
-// checked is one input after the checks that need no store.
+// checked is one input after the work that needs no store transaction.
 type checked struct {
-	raw     []byte
-	digest  string
-	id      RecordID
-	env     *identity.Envelope
-	rec     *UsageRecord
-	reason  Reason
-	detail  string
-	outcome *Outcome
+	raw    []byte
+	digest string
+	id     RecordID
+	env    *identity.Envelope
+	rec    *UsageRecord
+	// reason refuses the input before the overlap check; rateReason after
+	// it, so that refusals are reported in the order spec/usage-record.md
+	// lists the checks.
+	reason     Reason
+	detail     string
+	rateReason Reason
+	rateDetail string
+	// The transaction and log entries an accepted record writes.
+	tx                *Transaction
+	recEntry, txEntry []byte
 }
 
 func digestOf(b []byte) string {
@@ -124,10 +129,12 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// precheck does what can be done without the store, in parallel: the
-// envelope, the signature, the record's shape, this broker's part in it,
-// and the period against the clock.
-func (s *Settler) precheck(inputs [][]byte, now time.Time) []*checked {
+// precheck does, in parallel, everything that does not depend on what the
+// store holds beyond immutable offers: the envelope and signature, the
+// record's shape, this broker's part in it, the period against the clock,
+// the offer, the quantities, the rating, the transaction and its log
+// entries. Errors are the store's, not the record's.
+func (s *Settler) precheck(ctx context.Context, inputs [][]byte, now time.Time) ([]*checked, error) {
 	out := make([]*checked, len(inputs))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -135,62 +142,90 @@ func (s *Settler) precheck(inputs [][]byte, now time.Time) []*checked {
 		g.Go(func() error {
 			c := &checked{raw: raw, digest: digestOf(raw)}
 			out[i] = c
-			env, err := identity.DecodeEnvelope(raw)
-			if err != nil {
-				c.reason, c.detail = ReasonMalformed, err.Error()
-				return nil
-			}
-			c.env = env
-			if env.PayloadType == RecordPayloadType {
-				if r, err := DecodeRecord(env.Payload); err == nil {
-					c.rec, c.id = r, RecordIDOf(env.Payload)
-				} else {
-					c.reason, c.detail = ReasonMalformed, err.Error()
-					return nil
-				}
-			}
-			if err := env.Verify(identity.Verification{PayloadType: RecordPayloadType, Signers: s.trust, Now: now}); err != nil {
-				c.reason, c.detail = ReasonBadSignature, err.Error()
-				if errors.Is(err, identity.ErrUnknownSigner) {
-					c.reason = ReasonUnknownBroker
-				}
-				return nil
-			}
-			if env.Signer != c.rec.ExecutingBroker {
-				c.reason, c.detail = ReasonBadSignature, fmt.Sprintf("signed by %s, not by the executing broker %s", env.Signer, c.rec.ExecutingBroker)
-				return nil
-			}
-			if r, d := c.rec.checkShape(); r != "" {
-				c.reason, c.detail = r, d
-				return nil
-			}
-			if self := s.cfg.Key.ID(); c.rec.HomeBroker != self && c.rec.ExecutingBroker != self {
-				c.reason, c.detail = ReasonNotInvolved, fmt.Sprintf("this broker (%s) is neither the home nor the executing broker", self)
-				return nil
-			}
-			if c.rec.PeriodEnd.After(now.Add(s.cfg.ClockSkew)) {
-				c.reason, c.detail = ReasonFuturePeriod, fmt.Sprintf("period ends at %s, after now (%s)", c.rec.PeriodEnd.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-			}
-			return nil
+			return s.check(ctx, c, now)
 		})
 	}
-	g.Wait()
-	return out
+	return out, g.Wait()
+}
+
+func (s *Settler) check(ctx context.Context, c *checked, now time.Time) error {
+	refuse := func(r Reason, d string) error { c.reason, c.detail = r, d; return nil }
+	env, err := identity.DecodeEnvelope(c.raw)
+	if err != nil {
+		return refuse(ReasonMalformed, err.Error())
+	}
+	c.env = env
+	if env.PayloadType == RecordPayloadType {
+		r, err := DecodeRecord(env.Payload)
+		if err != nil {
+			return refuse(ReasonMalformed, err.Error())
+		}
+		c.rec, c.id = r, RecordIDOf(env.Payload)
+	}
+	if err := env.Verify(identity.Verification{PayloadType: RecordPayloadType, Signers: s.trust, Now: now}); err != nil {
+		if errors.Is(err, identity.ErrUnknownSigner) {
+			return refuse(ReasonUnknownBroker, err.Error())
+		}
+		return refuse(ReasonBadSignature, err.Error())
+	}
+	if env.Signer != c.rec.ExecutingBroker {
+		return refuse(ReasonBadSignature, fmt.Sprintf("signed by %s, not by the executing broker %s", env.Signer, c.rec.ExecutingBroker))
+	}
+	if r, d := c.rec.checkShape(); r != "" {
+		return refuse(r, d)
+	}
+	if self := s.cfg.Key.ID(); c.rec.HomeBroker != self && c.rec.ExecutingBroker != self {
+		return refuse(ReasonNotInvolved, fmt.Sprintf("this broker (%s) is neither the home nor the executing broker", self))
+	}
+	if c.rec.PeriodEnd.After(now.Add(s.cfg.ClockSkew)) {
+		return refuse(ReasonFuturePeriod, fmt.Sprintf("period ends at %s, after now (%s)", c.rec.PeriodEnd.Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	offer, reason, detail, err := s.offerFor(ctx, c.rec)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		return refuse(reason, detail)
+	}
+	if r, d := checkQuantities(c.rec, offer); r != "" {
+		return refuse(r, d)
+	}
+	rating, err := Rate(c.rec, offer)
+	if re := (*RatingError)(nil); errors.As(err, &re) {
+		c.rateReason, c.rateDetail = re.Reason, re.Detail
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("settlement: rating %s: %w", c.id, err)
+	}
+	if c.tx, err = post(c.rec, c.id, rating, s.cfg.Key.ID(), now); err != nil {
+		return err
+	}
+	if c.recEntry, err = recordEntry(c.env); err != nil {
+		return err
+	}
+	c.txEntry, err = transactionEntry(c.tx)
+	return err
 }
 
 // Ingest checks, rates, posts and logs a batch of encoded envelopes, one
 // usage record each, and says what became of each. A record already posted
 // is reported as a duplicate; bytes already refused are refused again
-// without a second log entry. Every accepted record, its transaction and
-// every refusal are written in one store transaction: on error, nothing of
-// the batch is kept, and the whole batch may be sent again.
+// without a second log entry, unless the reason may have passed (a future
+// period, an unknown offer or broker), when they are checked afresh. Every
+// accepted record, its transaction and every refusal are written in one
+// store transaction: on error, nothing of the batch is kept, and the whole
+// batch may be sent again. Batches from concurrent callers are checked in
+// parallel and written one after another.
 func (s *Settler) Ingest(ctx context.Context, inputs [][]byte) ([]Outcome, error) {
 	now := s.cfg.Now().UTC()
-	pre := s.precheck(inputs, now)
+	pre, err := s.precheck(ctx, inputs, now)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var outcomes []Outcome
-	err := s.cfg.Store.Update(ctx, func(tx Tx) error {
+	err = s.cfg.Store.Update(ctx, func(tx Tx) error {
 		var err error
 		outcomes, err = s.settle(tx, pre, now)
 		return err
@@ -207,7 +242,6 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 	var ids []RecordID
 	var digests, placements, jobs []string
 	for _, c := range pre {
-		c.outcome = nil
 		digests = append(digests, c.digest)
 		if c.rec != nil && c.reason == "" {
 			ids = append(ids, c.id)
@@ -273,39 +307,24 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 				continue
 			}
 		}
-		if r, ok := refused[c.digest]; ok {
-			o.Status, o.Reason, o.Detail, o.LogIndex = Refused, r.Reason, r.Detail, r.LogIndex
+		prev := refused[c.digest]
+		if prev != nil && !prev.Reason.Transient() {
+			o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
 			continue
 		}
 		reason, detail := c.reason, c.detail
-		var t *Transaction
-		var offer *descriptor.Offer
-		if reason == "" {
-			offer, reason, detail = s.offerFor(tx, c.rec)
-		}
-		if reason == "" {
-			reason, detail = checkQuantities(c.rec, offer)
-		}
 		if reason == "" {
 			reason, detail = overlapping(c, byPlacement[c.rec.Placement])
 		}
-		var rating *Rating
 		if reason == "" {
-			rating, err = Rate(c.rec, offer)
-			var re *RatingError
-			switch {
-			case errors.As(err, &re):
-				reason, detail = re.Reason, re.Detail
-			case err != nil:
-				return nil, fmt.Errorf("settlement: rating %s: %w", c.id, err)
-			}
-		}
-		if reason == "" {
-			if t, err = post(c.rec, c.id, rating, s.cfg.Key.ID(), now); err != nil {
-				return nil, err
-			}
+			reason, detail = c.rateReason, c.rateDetail
 		}
 		if reason != "" {
+			if prev != nil && prev.Reason == reason {
+				// Refused again for the same passing reason: no new entry.
+				o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
+				continue
+			}
 			o.Status, o.Reason, o.Detail, o.LogIndex = Refused, reason, detail, size+int64(len(entries))
 			ref := &Refusal{Digest: c.digest, Record: c.id, Reason: reason, Detail: detail, ReceivedAt: now, LogIndex: o.LogIndex}
 			entry, err := refusalEntry(ref)
@@ -317,23 +336,17 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 			continue
 		}
 		// Accepted: the record's entry, then its transaction's.
+		t := c.tx
 		o.Status, o.Transaction, o.LogIndex = Accepted, t, size+int64(len(entries))
+		t.LogIndex = o.LogIndex + 1
 		seenInput[c.id] = i
-		recEntry, err := recordEntry(c.raw)
-		if err != nil {
-			return nil, err
-		}
-		txEntry, err := transactionEntry(t)
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, recEntry, txEntry)
+		entries = append(entries, c.recEntry, c.txEntry)
 		records = append(records, &RecordRow{
 			ID: c.id, Job: c.rec.Job, Placement: c.rec.Placement, Sequence: c.rec.Sequence,
 			ComputeID: c.rec.ComputeID.String(), Offer: c.rec.Offer, Tenant: c.rec.Tenant.String(),
 			Provider: c.rec.Provider.String(), HomeBroker: c.rec.HomeBroker.String(),
 			ExecutingBroker: c.rec.ExecutingBroker.String(), PeriodStart: c.rec.PeriodStart,
-			PeriodEnd: c.rec.PeriodEnd, Envelope: c.env.Encode(), LogIndex: o.LogIndex, ReceivedAt: now,
+			PeriodEnd: c.rec.PeriodEnd, LogIndex: o.LogIndex, ReceivedAt: now,
 		})
 		txs = append(txs, t)
 		byPlacement[c.rec.Placement] = append(byPlacement[c.rec.Placement], PeriodRow{c.rec.Placement, c.id, c.rec.PeriodStart, c.rec.PeriodEnd})
@@ -373,22 +386,29 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 	return outcomes, nil
 }
 
-// offerFor finds and checks the offer a record was placed on.
-func (s *Settler) offerFor(tx ReadTx, r *UsageRecord) (*descriptor.Offer, Reason, string) {
+// offerFor finds and checks the offer a record was placed on. Offers are
+// immutable (named by digest), so a cached or separately read offer is
+// the one the transaction would see. The error is the store's.
+func (s *Settler) offerFor(ctx context.Context, r *UsageRecord) (*descriptor.Offer, Reason, string, error) {
 	s.offersMu.Lock()
 	o, ok := s.offers[r.Offer]
 	s.offersMu.Unlock()
 	if !ok {
-		canonical, err := tx.Offer(r.Offer)
+		var canonical []byte
+		err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+			var err error
+			canonical, err = tx.Offer(r.Offer)
+			return err
+		})
 		if errors.Is(err, ErrNotFound) {
-			return nil, ReasonUnknownOffer, fmt.Sprintf("no price schedule is known for offer %s", r.Offer)
+			return nil, ReasonUnknownOffer, fmt.Sprintf("no price schedule is known for offer %s", r.Offer), nil
 		}
 		if err != nil {
-			return nil, ReasonUnknownOffer, err.Error()
+			return nil, "", "", fmt.Errorf("settlement: reading offer %s: %w", r.Offer, err)
 		}
 		doc, err := descriptor.ParseOffer(r.Offer, canonical)
 		if err != nil {
-			return nil, ReasonUnknownOffer, fmt.Sprintf("stored offer %s no longer parses: %v", r.Offer, err)
+			return nil, "", "", fmt.Errorf("settlement: stored offer %s no longer parses: %w", r.Offer, err)
 		}
 		o = doc.Offer
 		s.offersMu.Lock()
@@ -397,11 +417,11 @@ func (s *Settler) offerFor(tx ReadTx, r *UsageRecord) (*descriptor.Offer, Reason
 	}
 	switch {
 	case o.ComputeID.Name() != r.ComputeID.Name():
-		return nil, ReasonOfferMismatch, fmt.Sprintf("the record is for %s, offer %s is for %s", r.ComputeID, r.Offer, o.ComputeID)
+		return nil, ReasonOfferMismatch, fmt.Sprintf("the record is for %s, offer %s is for %s", r.ComputeID, r.Offer, o.ComputeID), nil
 	case o.Provider != r.Provider:
-		return nil, ReasonOfferMismatch, fmt.Sprintf("the record names provider %s, the offer's is %s", r.Provider, o.Provider)
+		return nil, ReasonOfferMismatch, fmt.Sprintf("the record names provider %s, the offer's is %s", r.Provider, o.Provider), nil
 	}
-	return o, "", ""
+	return o, "", "", nil
 }
 
 // overlapping refuses a record whose period overlaps a settled period of
@@ -420,11 +440,7 @@ func overlapping(c *checked, settled []PeriodRow) (Reason, string) {
 // Log entries (spec/audit-log.md): canonical JSON objects with a type.
 
 func canonicalEntry(v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	out, err := jcs.Transform(raw)
+	out, err := canonicalJSON(v)
 	if err != nil {
 		return nil, err
 	}
@@ -434,55 +450,74 @@ func canonicalEntry(v any) ([]byte, error) {
 	return out, nil
 }
 
-func recordEntry(envelope []byte) ([]byte, error) {
-	return canonicalEntry(struct {
-		Type     string          `json:"type"`
-		Envelope json.RawMessage `json:"envelope"`
-	}{"usage-record", envelope})
+// recordEntry wraps an envelope, which Encode writes in canonical form.
+func recordEntry(env *identity.Envelope) ([]byte, error) {
+	enc := env.Encode()
+	out := make([]byte, 0, len(enc)+40)
+	out = append(out, `{"envelope":`...)
+	out = append(out, enc...)
+	out = append(out, `,"type":"usage-record"}`...)
+	if len(out) > auditlog.MaxEntrySize {
+		return nil, fmt.Errorf("settlement: log entry of %d bytes exceeds %d", len(out), auditlog.MaxEntrySize)
+	}
+	return out, nil
 }
+
+// The entry structs declare their fields in RFC 8785 key order (see
+// canonicalJSON).
 
 func refusalEntry(r *Refusal) ([]byte, error) {
 	return canonicalEntry(struct {
-		Type       string   `json:"type"`
-		Digest     string   `json:"digest"`
-		Record     RecordID `json:"record,omitempty"`
-		Reason     Reason   `json:"reason"`
 		Detail     string   `json:"detail"`
+		Digest     string   `json:"digest"`
+		Reason     Reason   `json:"reason"`
 		ReceivedAt string   `json:"receivedAt"`
-	}{"refusal", r.Digest, r.Record, r.Reason, r.Detail, r.ReceivedAt.UTC().Format(time.RFC3339Nano)})
+		Record     RecordID `json:"record,omitempty"`
+		Type       string   `json:"type"`
+	}{r.Detail, r.Digest, r.Reason, r.ReceivedAt.UTC().Format(time.RFC3339Nano), r.Record, "refusal"})
+}
+
+type itemEntry struct {
+	Amount           string `json:"amount"`
+	ConsumedQuantity string `json:"consumedQuantity"`
+	End              string `json:"end"`
+	Meter            string `json:"meter"`
+	Model            string `json:"model,omitempty"`
+	PricingQuantity  string `json:"pricingQuantity"`
+	PricingUnit      string `json:"pricingUnit"`
+	Start            string `json:"start"`
+	Tier             string `json:"tier,omitempty"`
+	UnitPrice        string `json:"unitPrice"`
 }
 
 type lineEntry struct {
-	Account     Account `json:"account"`
-	Amount      string  `json:"amount"`
-	Meter       string  `json:"meter,omitempty"`
-	Model       string  `json:"model,omitempty"`
-	Tier        string  `json:"tier,omitempty"`
-	Start       string  `json:"start,omitempty"`
-	End         string  `json:"end,omitempty"`
-	Quantity    string  `json:"quantity,omitempty"`
-	PricingUnit string  `json:"pricingUnit,omitempty"`
-	UnitPrice   string  `json:"unitPrice,omitempty"`
-	Fee         string  `json:"fee,omitempty"`
+	Account Account `json:"account"`
+	Amount  string  `json:"amount"`
 }
 
 func transactionEntry(t *Transaction) ([]byte, error) {
+	items := make([]itemEntry, len(t.Items))
+	for i, it := range t.Items {
+		items[i] = itemEntry{
+			Amount: it.Amount.Decimal(), ConsumedQuantity: it.ConsumedQty,
+			End: it.End.UTC().Format(time.RFC3339Nano), Meter: string(it.Meter), Model: it.Model,
+			PricingQuantity: it.PricingQuantity, PricingUnit: it.PricingUnit,
+			Start: it.Start.UTC().Format(time.RFC3339Nano), Tier: it.Tier, UnitPrice: it.UnitPrice,
+		}
+	}
 	lines := make([]lineEntry, len(t.Lines))
 	for i, l := range t.Lines {
-		le := lineEntry{Account: l.Account, Amount: l.Amount.Decimal(), Fee: l.Fee}
-		if it := l.Item; it != nil {
-			le.Meter, le.Model, le.Tier = string(it.Meter), it.Model, it.Tier
-			le.Start, le.End = it.Start.UTC().Format(time.RFC3339Nano), it.End.UTC().Format(time.RFC3339Nano)
-			le.Quantity, le.PricingUnit, le.UnitPrice = it.PricingQuantity, it.PricingUnit, it.UnitPrice
-		}
-		lines[i] = le
+		lines[i] = lineEntry{Account: l.Account, Amount: l.Amount.Decimal()}
 	}
 	return canonicalEntry(struct {
-		Type     string      `json:"type"`
-		ID       string      `json:"id"`
-		Role     Role        `json:"role"`
-		Currency string      `json:"currency"`
-		PostedAt string      `json:"postedAt"`
-		Lines    []lineEntry `json:"lines"`
-	}{"ledger-transaction", t.ID, t.Role, t.Currency, t.PostedAt.UTC().Format(time.RFC3339Nano), lines})
+		Currency     string      `json:"currency"`
+		ExecutingFee string      `json:"executingFee"`
+		HomeFee      string      `json:"homeFee"`
+		ID           string      `json:"id"`
+		Items        []itemEntry `json:"items"`
+		Lines        []lineEntry `json:"lines"`
+		PostedAt     string      `json:"postedAt"`
+		Role         Role        `json:"role"`
+		Type         string      `json:"type"`
+	}{t.Currency, t.ExecutingFee.Decimal(), t.HomeFee.Decimal(), t.ID, items, lines, t.PostedAt.UTC().Format(time.RFC3339Nano), t.Role, "ledger-transaction"})
 }

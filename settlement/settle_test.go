@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,6 +277,97 @@ func TestIngestRefusals(t *testing.T) {
 				t.Fatalf("a re-sent refusal was logged again: %+v", again[0])
 			}
 		})
+	}
+}
+
+// TestTransientRefusals: bytes refused for a reason that can pass (a
+// future period, an unknown offer or broker) are accepted when sent again
+// after it has; while it holds they are refused without a new log entry.
+func TestTransientRefusals(t *testing.T) {
+	doc := offer(t)
+	store, _ := storetest.SQLite(t)
+	clock := now
+	var trust []identity.PrincipalID
+	open := func() *settlement.Settler {
+		s, err := settlement.New(settlement.Config{Store: store, Key: homeKey, Origin: "cinet.test/transient", Brokers: trust, Now: func() time.Time { return clock }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	future := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-future", now.Add(time.Hour), time.Hour))
+	early := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-early", now.Add(-2*time.Hour), time.Hour))
+	r := rec(doc, homeKey, execKey, "pl-stranger", now.Add(-2*time.Hour), time.Hour)
+	stranger := seal(t, execKey, r)
+
+	out := ingest(t, s, future, early, stranger)
+	want := []settlement.Reason{settlement.ReasonFuturePeriod, settlement.ReasonUnknownOffer, settlement.ReasonUnknownBroker}
+	for i, o := range out {
+		if o.Status != settlement.Refused || o.Reason != want[i] {
+			t.Fatalf("input %d: %+v, want refused with %s", i, o, want[i])
+		}
+	}
+	size := logSize(t, s)
+	again := ingest(t, s, future, early, stranger)
+	for i, o := range again {
+		if o.Status != settlement.Refused || o.LogIndex != out[i].LogIndex {
+			t.Fatalf("input %d refused again as %+v, want the first refusal %+v", i, o, out[i])
+		}
+	}
+	if logSize(t, s) != size {
+		t.Fatal("refusing the same bytes for the same reason logged again")
+	}
+
+	// The period comes, the offer is registered, the broker becomes known.
+	clock = now.Add(3 * time.Hour)
+	trust = []identity.PrincipalID{execKey.ID()}
+	s = open()
+	if err := s.RegisterOffer(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range ingest(t, s, future, early, stranger) {
+		if o.Status != settlement.Accepted {
+			t.Fatalf("input %d after the reason passed: %+v", i, o)
+		}
+	}
+	if got := logSize(t, s); got != size+6 {
+		t.Fatalf("log grew from %d to %d, want a record and a transaction entry for each of 3", size, got)
+	}
+}
+
+// flakyStore fails reads on demand, as a database connection can.
+type flakyStore struct {
+	settlement.Store
+	fail bool
+}
+
+func (f *flakyStore) View(ctx context.Context, fn func(settlement.ReadTx) error) error {
+	if f.fail {
+		return errors.New("read tcp 127.0.0.1:5432: connection reset by peer")
+	}
+	return f.Store.View(ctx, fn)
+}
+
+// TestIngestStoreFailure: when reading the offer fails, Ingest fails and
+// refuses nothing — a database hiccup is not the record's fault — and the
+// batch sent again is accepted.
+func TestIngestStoreFailure(t *testing.T) {
+	doc := offer(t)
+	real, _ := storetest.SQLite(t)
+	store := &flakyStore{Store: real}
+	s := newSettler(t, store, homeKey)
+	if err := s.RegisterOffer(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	input := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-1", now.Add(-2*time.Hour), time.Hour))
+	store.fail = true
+	if out, err := s.Ingest(ctx, [][]byte{input}); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("ingest with a failing store: %+v, %v", out, err)
+	}
+	store.fail = false
+	if out := ingest(t, s, input); out[0].Status != settlement.Accepted {
+		t.Fatalf("sent again: %+v", out[0])
 	}
 }
 

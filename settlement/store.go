@@ -45,9 +45,11 @@ type ReadTx interface {
 	Holds(jobs []string) (map[string]*Hold, error)
 	// Balances returns balances, of one account or of all when account is "".
 	Balances(account Account) ([]Balance, error)
-	// Lines returns an account's lines (every account's when account is
-	// ""), with their records, for records whose period ends in [from, to).
-	Lines(account Account, from, to time.Time) ([]LineRow, error)
+	// Transactions returns the transactions that move an account (every
+	// transaction when account is ""), with their items, lines and records,
+	// for records whose period ends in [from, to), ordered by period end
+	// and log index.
+	Transactions(account Account, from, to time.Time) ([]*TransactionRow, error)
 	// LogSize returns the number of entries in the audit log.
 	LogSize() (int64, error)
 	// ReadHashes returns stored log hashes (tlog.StoredHashIndex numbering).
@@ -70,6 +72,8 @@ type Tx interface {
 	// lines do not sum to zero.
 	InsertTransactions(txs []*Transaction) error
 	PutHolds(holds []*Hold) error
+	// InsertRefusals keeps refusals, replacing any earlier refusal of the
+	// same bytes.
 	InsertRefusals(rs []*Refusal) error
 	// AppendLog adds entries at indexes start, start+1, … with their
 	// stored hashes; start must be the current size.
@@ -92,8 +96,7 @@ type RecordRow struct {
 	ExecutingBroker string
 	PeriodStart     time.Time
 	PeriodEnd       time.Time
-	Envelope        []byte
-	LogIndex        int64
+	LogIndex        int64 // of its usage-record entry, which holds the envelope
 	ReceivedAt      time.Time
 }
 
@@ -137,13 +140,10 @@ func (h *Hold) Remaining() descriptor.Nanos {
 	return h.Amount - h.Captured - h.Released
 }
 
-// A LineRow is a ledger line with what FOCUS exports need of its record.
-type LineRow struct {
-	Line
-	Transaction string
-	Currency    string
-	Role        Role
-	Record      *RecordRow
+// A TransactionRow is a stored transaction with its record.
+type TransactionRow struct {
+	*Transaction
+	Usage *RecordRow // the usage record it posts
 }
 
 // A StatementRow is a clearing statement with its countersignature.

@@ -24,25 +24,23 @@ CREATE TABLE records (
 	executing_broker TEXT NOT NULL,
 	period_start     {{INT}} NOT NULL,
 	period_end       {{INT}} NOT NULL,
-	envelope         {{BLOB}} NOT NULL,
 	log_index        {{INT}} NOT NULL,
 	received_at      {{INT}} NOT NULL
 );
 CREATE INDEX records_placement ON records (placement);
 CREATE INDEX records_period_end ON records (period_end);
 CREATE TABLE transactions (
-	id        TEXT PRIMARY KEY,
+	log_index {{INT}} PRIMARY KEY,
 	record    TEXT NOT NULL,
 	role      TEXT NOT NULL,
-	currency  TEXT NOT NULL,
-	posted_at {{INT}} NOT NULL
+	currency      TEXT NOT NULL,
+	posted_at     {{INT}} NOT NULL,
+	home_fee      {{INT}} NOT NULL,
+	executing_fee {{INT}} NOT NULL
 );
-CREATE TABLE lines (
-	tx           TEXT NOT NULL,
+CREATE TABLE items (
+	tx           {{INT}} NOT NULL,
 	seq          {{INT}} NOT NULL,
-	account      TEXT NOT NULL,
-	currency     TEXT NOT NULL,
-	amount       {{INT}} NOT NULL,
 	meter        TEXT NOT NULL,
 	model        TEXT NOT NULL,
 	tier         TEXT NOT NULL,
@@ -52,7 +50,14 @@ CREATE TABLE lines (
 	pricing_qty  TEXT NOT NULL,
 	pricing_unit TEXT NOT NULL,
 	unit_price   TEXT NOT NULL,
-	fee          TEXT NOT NULL,
+	amount       {{INT}} NOT NULL,
+	PRIMARY KEY (tx, seq)
+);
+CREATE TABLE lines (
+	tx      {{INT}} NOT NULL,
+	seq     {{INT}} NOT NULL,
+	account TEXT NOT NULL,
+	amount  {{INT}} NOT NULL,
 	PRIMARY KEY (tx, seq)
 );
 CREATE INDEX lines_account ON lines (account);

@@ -116,14 +116,14 @@ func (t *txn) PutOffer(digest string, canonical []byte) error {
 	return t.insertRows("offers", []string{"digest", "document"}, [][]any{{digest, canonical}}, "ON CONFLICT (digest) DO NOTHING")
 }
 
-const recordCols = "id, job, placement, sequence, compute_id, offer, tenant, provider, home_broker, executing_broker, period_start, period_end, envelope, log_index, received_at"
+const recordCols = "id, job, placement, sequence, compute_id, offer, tenant, provider, home_broker, executing_broker, period_start, period_end, log_index, received_at"
 
 func scanRecord(sc interface{ Scan(...any) error }, prefix []any) (*settlement.RecordRow, error) {
 	r := &settlement.RecordRow{}
 	var start, end, received int64
 	var id string
 	dest := append(prefix, &id, &r.Job, &r.Placement, &r.Sequence, &r.ComputeID, &r.Offer, &r.Tenant, &r.Provider,
-		&r.HomeBroker, &r.ExecutingBroker, &start, &end, &r.Envelope, &r.LogIndex, &received)
+		&r.HomeBroker, &r.ExecutingBroker, &start, &end, &r.LogIndex, &received)
 	if err := sc.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (t *txn) InsertRecords(rs []*settlement.RecordRow) error {
 	rows := make([][]any, len(rs))
 	for i, r := range rs {
 		rows[i] = []any{string(r.ID), r.Job, r.Placement, r.Sequence, r.ComputeID, r.Offer, r.Tenant, r.Provider,
-			r.HomeBroker, r.ExecutingBroker, ns(r.PeriodStart), ns(r.PeriodEnd), r.Envelope, r.LogIndex, ns(r.ReceivedAt)}
+			r.HomeBroker, r.ExecutingBroker, ns(r.PeriodStart), ns(r.PeriodEnd), r.LogIndex, ns(r.ReceivedAt)}
 	}
 	return t.insertRows("records", strings.Split(recordCols, ", "), rows, "")
 }
@@ -207,7 +207,8 @@ func (t *txn) InsertRefusals(rs []*settlement.Refusal) error {
 	for i, r := range rs {
 		rows[i] = []any{r.Digest, string(r.Record), string(r.Reason), r.Detail, ns(r.ReceivedAt), r.LogIndex}
 	}
-	return t.insertRows("refusals", []string{"digest", "record", "reason", "detail", "received_at", "log_index"}, rows, "")
+	return t.insertRows("refusals", []string{"digest", "record", "reason", "detail", "received_at", "log_index"}, rows,
+		"ON CONFLICT (digest) DO UPDATE SET record = excluded.record, reason = excluded.reason, detail = excluded.detail, received_at = excluded.received_at, log_index = excluded.log_index")
 }
 
 func (t *txn) Holds(jobs []string) (map[string]*settlement.Hold, error) {
@@ -248,7 +249,7 @@ func (t *txn) InsertTransactions(txs []*settlement.Transaction) error {
 	if len(txs) == 0 {
 		return nil
 	}
-	var txRows, lineRows [][]any
+	var txRows, itemRows, lineRows [][]any
 	deltas := map[balanceKey]descriptor.Nanos{}
 	for _, tx := range txs {
 		var sum descriptor.Nanos
@@ -261,14 +262,13 @@ func (t *txn) InsertTransactions(txs []*settlement.Transaction) error {
 		if sum != 0 {
 			return fmt.Errorf("sqlstore: refusing transaction %s: its lines sum to %s %s, not zero", tx.ID, sum.Decimal(), tx.Currency)
 		}
-		txRows = append(txRows, []any{tx.ID, string(tx.Record), string(tx.Role), tx.Currency, ns(tx.PostedAt)})
+		txRows = append(txRows, []any{tx.LogIndex, string(tx.Record), string(tx.Role), tx.Currency, ns(tx.PostedAt), int64(tx.HomeFee), int64(tx.ExecutingFee)})
+		for i, it := range tx.Items {
+			itemRows = append(itemRows, []any{tx.LogIndex, i, string(it.Meter), it.Model, it.Tier, ns(it.Start), ns(it.End),
+				it.ConsumedQty, it.PricingQuantity, it.PricingUnit, it.UnitPrice, int64(it.Amount)})
+		}
 		for i, l := range tx.Lines {
-			row := []any{tx.ID, i, string(l.Account), tx.Currency, int64(l.Amount), "", "", "", int64(0), int64(0), "", "", "", "", l.Fee}
-			if it := l.Item; it != nil {
-				row[5], row[6], row[7], row[8], row[9] = string(it.Meter), it.Model, it.Tier, ns(it.Start), ns(it.End)
-				row[10], row[11], row[12], row[13] = it.ConsumedQty, it.PricingQuantity, it.PricingUnit, it.UnitPrice
-			}
-			lineRows = append(lineRows, row)
+			lineRows = append(lineRows, []any{tx.LogIndex, i, string(l.Account), int64(l.Amount)})
 			k := balanceKey{string(l.Account), tx.Currency}
 			var err error
 			if deltas[k], err = deltas[k].CheckedAdd(l.Amount); err != nil {
@@ -276,10 +276,13 @@ func (t *txn) InsertTransactions(txs []*settlement.Transaction) error {
 			}
 		}
 	}
-	if err := t.insertRows("transactions", []string{"id", "record", "role", "currency", "posted_at"}, txRows, ""); err != nil {
+	if err := t.insertRows("transactions", []string{"log_index", "record", "role", "currency", "posted_at", "home_fee", "executing_fee"}, txRows, ""); err != nil {
 		return err
 	}
-	if err := t.insertRows("lines", []string{"tx", "seq", "account", "currency", "amount", "meter", "model", "tier", "start_ns", "end_ns", "consumed", "pricing_qty", "pricing_unit", "unit_price", "fee"}, lineRows, ""); err != nil {
+	if err := t.insertRows("items", []string{"tx", "seq", "meter", "model", "tier", "start_ns", "end_ns", "consumed", "pricing_qty", "pricing_unit", "unit_price", "amount"}, itemRows, ""); err != nil {
+		return err
+	}
+	if err := t.insertRows("lines", []string{"tx", "seq", "account", "amount"}, lineRows, ""); err != nil {
 		return err
 	}
 	return t.addBalances(deltas)
@@ -341,40 +344,87 @@ func (t *txn) Balances(account settlement.Account) ([]settlement.Balance, error)
 	return out, rows.Err()
 }
 
-func (t *txn) Lines(account settlement.Account, from, to time.Time) ([]settlement.LineRow, error) {
-	q := `SELECT l.tx, l.account, l.currency, l.amount, l.meter, l.model, l.tier, l.start_ns, l.end_ns, l.consumed,
-		l.pricing_qty, l.pricing_unit, l.unit_price, l.fee, t.role, r.` + strings.ReplaceAll(recordCols, ", ", ", r.") + `
-		FROM lines l JOIN transactions t ON t.id = l.tx JOIN records r ON r.id = t.record
-		WHERE r.period_end >= ? AND r.period_end < ?`
+func (t *txn) Transactions(account settlement.Account, from, to time.Time) ([]*settlement.TransactionRow, error) {
+	where := `FROM transactions t JOIN records r ON r.id = t.record WHERE r.period_end >= ? AND r.period_end < ?`
 	args := []any{ns(from), ns(to)}
 	if account != "" {
-		q += ` AND l.account = ?`
+		where += ` AND t.log_index IN (SELECT tx FROM lines WHERE account = ?)`
 		args = append(args, string(account))
 	}
-	rows, err := t.query(q+` ORDER BY r.period_end, l.tx, l.seq`, args...)
+	rows, err := t.query(`SELECT t.log_index, t.record, t.role, t.currency, t.posted_at, t.home_fee, t.executing_fee, r.`+
+		strings.ReplaceAll(recordCols, ", ", ", r.")+" "+where+` ORDER BY r.period_end, t.log_index`, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []settlement.LineRow
+	var out []*settlement.TransactionRow
+	byIndex := map[int64]*settlement.TransactionRow{}
 	for rows.Next() {
-		var lr settlement.LineRow
-		var acc, role, meter string
-		var amount, start, end int64
-		it := &settlement.RatedItem{}
-		rec, err := scanRecord(rows, []any{&lr.Transaction, &acc, &lr.Currency, &amount, &meter, &it.Model, &it.Tier,
-			&start, &end, &it.ConsumedQty, &it.PricingQuantity, &it.PricingUnit, &it.UnitPrice, &lr.Fee, &role})
+		tr := &settlement.TransactionRow{Transaction: &settlement.Transaction{}}
+		var record, role string
+		var posted, home, exec int64
+		rec, err := scanRecord(rows, []any{&tr.LogIndex, &record, &role, &tr.Currency, &posted, &home, &exec})
 		if err != nil {
+			rows.Close()
 			return nil, err
 		}
-		lr.Account, lr.Amount, lr.Role, lr.Record = settlement.Account(acc), descriptor.Nanos(amount), settlement.Role(role), rec
-		if meter != "" {
-			it.Meter, it.Start, it.End, it.Amount = settlement.MeterKind(meter), utc(start), utc(end), lr.Amount
-			lr.Item = it
-		}
-		out = append(out, lr)
+		tr.ID, tr.Transaction.Record, tr.Role, tr.PostedAt = record, settlement.RecordID(record), settlement.Role(role), utc(posted)
+		tr.HomeFee, tr.ExecutingFee, tr.Usage = descriptor.Nanos(home), descriptor.Nanos(exec), rec
+		out = append(out, tr)
+		byIndex[tr.LogIndex] = tr
 	}
-	return out, rows.Err()
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	sub := ` WHERE tx IN (SELECT t.log_index ` + where + `) ORDER BY tx, seq`
+	err = t.each(`SELECT tx, meter, model, tier, start_ns, end_ns, consumed, pricing_qty, pricing_unit, unit_price, amount FROM items`+sub, args, func(rows *sql.Rows) error {
+		var ix, start, end, amount int64
+		var meter string
+		var it settlement.RatedItem
+		if err := rows.Scan(&ix, &meter, &it.Model, &it.Tier, &start, &end, &it.ConsumedQty, &it.PricingQuantity, &it.PricingUnit, &it.UnitPrice, &amount); err != nil {
+			return err
+		}
+		it.Meter, it.Start, it.End, it.Amount = settlement.MeterKind(meter), utc(start), utc(end), descriptor.Nanos(amount)
+		if tr := byIndex[ix]; tr != nil {
+			tr.Items = append(tr.Items, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = t.each(`SELECT tx, account, amount FROM lines`+sub, args, func(rows *sql.Rows) error {
+		var ix, amount int64
+		var acc string
+		if err := rows.Scan(&ix, &acc, &amount); err != nil {
+			return err
+		}
+		if tr := byIndex[ix]; tr != nil {
+			tr.Lines = append(tr.Lines, settlement.Line{Account: settlement.Account(acc), Amount: descriptor.Nanos(amount)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// each runs q and calls scan on each row.
+func (t *txn) each(q string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := t.query(q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func (t *txn) LogSize() (int64, error) {

@@ -107,18 +107,17 @@ func record(i int, placement string) *settlement.RecordRow {
 		ComputeID: "ci:x/r/z/p", Offer: "sha256:offer", Tenant: "did:key:t", Provider: "did:key:p",
 		HomeBroker: "did:key:h", ExecutingBroker: "did:key:e",
 		PeriodStart: start.Add(time.Duration(i) * time.Hour), PeriodEnd: start.Add(time.Duration(i+1) * time.Hour),
-		Envelope: []byte(fmt.Sprintf(`{"n":%d}`, i)), LogIndex: int64(i), ReceivedAt: start,
+		LogIndex: int64(i), ReceivedAt: start,
 	}
 }
 
 func transaction(r *settlement.RecordRow, amount descriptor.Nanos) *settlement.Transaction {
-	return &settlement.Transaction{
-		ID: string(r.ID), Record: r.ID, Role: settlement.RoleLocal, Currency: "USD", PostedAt: start,
-		Lines: []settlement.Line{
-			{Account: "tenant/did:key:t", Amount: -amount, Item: &settlement.RatedItem{Meter: settlement.InstanceSeconds, Start: r.PeriodStart, End: r.PeriodEnd, ConsumedQty: "3600", PricingQuantity: "1", PricingUnit: "Hours", UnitPrice: "1", Amount: amount}},
-			{Account: "provider/did:key:p", Amount: amount, Item: &settlement.RatedItem{Meter: settlement.InstanceSeconds, Start: r.PeriodStart, End: r.PeriodEnd, ConsumedQty: "3600", PricingQuantity: "1", PricingUnit: "Hours", UnitPrice: "1", Amount: amount}},
-		},
+	tx := &settlement.Transaction{
+		ID: string(r.ID), Record: r.ID, Role: settlement.RoleLocal, Currency: "USD", PostedAt: start, LogIndex: 1_000_000 + r.LogIndex,
+		Items: []settlement.RatedItem{{Meter: settlement.InstanceSeconds, Start: r.PeriodStart, End: r.PeriodEnd, ConsumedQty: "3600", PricingQuantity: "1", PricingUnit: "Hours", UnitPrice: "1", Amount: amount}},
 	}
+	tx.Lines = []settlement.Line{{Account: "tenant/did:key:t", Amount: -amount}, {Account: "provider/did:key:p", Amount: amount}}
+	return tx
 }
 
 // appendEntries appends entries to the store's log inside tx.
@@ -168,7 +167,10 @@ func testRoundTrip(t *testing.T, open Opener) {
 		if err := tx.InsertRecords([]*settlement.RecordRow{r1, r2}); err != nil {
 			return err
 		}
-		if err := tx.InsertTransactions([]*settlement.Transaction{transaction(r1, 5e9), transaction(r2, 7e9)}); err != nil {
+		t2 := transaction(r2, 7e9)
+		t2.HomeFee = 1e8
+		t2.Lines = []settlement.Line{{Account: "tenant/did:key:t", Amount: -7e9 - 1e8}, {Account: "provider/did:key:p", Amount: 7e9}, {Account: "fees/did:key:h", Amount: 1e8}}
+		if err := tx.InsertTransactions([]*settlement.Transaction{transaction(r1, 5e9), t2}); err != nil {
 			return err
 		}
 		return tx.InsertRefusals([]*settlement.Refusal{{Digest: "sha256:bad", Reason: settlement.ReasonBadSignature, Detail: "x", ReceivedAt: start, LogIndex: 9}})
@@ -185,7 +187,7 @@ func testRoundTrip(t *testing.T, open Opener) {
 		if err != nil || len(recs) != 2 {
 			return fmt.Errorf("records: %d %v", len(recs), err)
 		}
-		if got := recs[r2.ID]; !got.PeriodEnd.Equal(r2.PeriodEnd) || string(got.Envelope) != string(r2.Envelope) || got.LogIndex != 2 || got.PeriodEnd.Location() != time.UTC {
+		if got := recs[r2.ID]; !got.PeriodEnd.Equal(r2.PeriodEnd) || got.Job != r2.Job || got.LogIndex != 2 || got.PeriodEnd.Location() != time.UTC {
 			return fmt.Errorf("record read back as %+v", got)
 		}
 		periods, err := tx.Periods([]string{"pl-a", "pl-a", "pl-b"})
@@ -196,12 +198,26 @@ func testRoundTrip(t *testing.T, open Opener) {
 		if err != nil || len(refusals) != 1 || refusals["sha256:bad"].Reason != settlement.ReasonBadSignature {
 			return fmt.Errorf("refusals: %v %v", refusals, err)
 		}
-		lines, err := tx.Lines("provider/did:key:p", start, start.Add(24*time.Hour))
-		if err != nil || len(lines) != 2 || lines[0].Amount != 5e9 || lines[0].Record.ID != r1.ID || lines[0].Item.PricingUnit != "Hours" {
-			return fmt.Errorf("lines: %+v %v", lines, err)
+		txs, err := tx.Transactions("provider/did:key:p", start, start.Add(24*time.Hour))
+		if err != nil || len(txs) != 2 || txs[0].Amount("provider/did:key:p") != 5e9 || txs[0].Usage.ID != r1.ID || txs[0].Currency != "USD" || txs[0].LogIndex != 1_000_001 {
+			return fmt.Errorf("transactions: %+v %v", txs, err)
 		}
-		if lines, _ := tx.Lines("provider/did:key:p", start.Add(2*time.Hour+1), start.Add(24*time.Hour)); len(lines) != 1 {
-			return fmt.Errorf("lines are selected by the record's period end: got %d", len(lines))
+		t2 := txs[1]
+		if len(t2.Items) != 1 || len(t2.Lines) != 3 || t2.HomeFee != 1e8 || t2.ExecutingFee != 0 || t2.Transaction.Record != r2.ID || t2.Role != settlement.RoleLocal || !t2.PostedAt.Equal(start) {
+			return fmt.Errorf("transaction read back as %+v", t2.Transaction)
+		}
+		if it := t2.Items[0]; it.PricingUnit != "Hours" || it.Amount != 7e9 || !it.Start.Equal(r2.PeriodStart) || it.ConsumedQty != "3600" || it.Meter != settlement.InstanceSeconds {
+			return fmt.Errorf("item read back as %+v", it)
+		}
+		if l := t2.Lines[2]; l.Account != "fees/did:key:h" || l.Amount != 1e8 {
+			return fmt.Errorf("lines read back as %+v", t2.Lines)
+		}
+		fees, err := tx.Transactions("fees/did:key:h", start, start.Add(24*time.Hour))
+		if err != nil || len(fees) != 1 || fees[0].ID != string(r2.ID) {
+			return fmt.Errorf("fee transactions: %+v %v", fees, err)
+		}
+		if txs, _ := tx.Transactions("", start.Add(2*time.Hour+1), start.Add(24*time.Hour)); len(txs) != 1 {
+			return fmt.Errorf("transactions are selected by the record's period end: got %d", len(txs))
 		}
 		return nil
 	})
