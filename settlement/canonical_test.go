@@ -117,3 +117,27 @@ func FuzzDecodeRecord(f *testing.F) {
 		_, _ = r.checkShape()
 	})
 }
+
+// FuzzDecodeStatement: whatever DecodeStatement accepts is canonical JSON
+// that encodes back to itself.
+func FuzzDecodeStatement(f *testing.F) {
+	st := ClearingStatement{Counterparty: execKey.ID(), Issuer: homeKey.ID(), PeriodStart: t0, PeriodEnd: t0.Add(time.Hour),
+		Positions: []Position{{Amount: 12_500_000_000, Currency: "CNY"}, {Amount: -1, Currency: "USD"}}, RecordCount: 2, RecordsDigest: RecordsDigest([]RecordID{"sha256:b", "sha256:a"})}
+	c, err := canonicalJSON(st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c)
+	f.Add(bytes.Replace(c, []byte(`"positions":[`), []byte(`"positions":null,"x":[`), 1))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		st, err := DecodeStatement(payload)
+		if err != nil {
+			return
+		}
+		assertCanonical(t, "accepted statement", payload)
+		again, err := canonicalJSON(st)
+		if err != nil || !bytes.Equal(again, payload) {
+			t.Fatalf("accepted statement does not encode back to itself: %v\n%s\n%s", err, payload, again)
+		}
+	})
+}

@@ -358,11 +358,7 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 	if len(entries) == 0 {
 		return outcomes, nil
 	}
-	hashes, err := auditlog.Append(size, entries, tlog.HashReaderFunc(tx.ReadHashes))
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.AppendLog(size, entries, hashes); err != nil {
+	if err := appendLog(tx, size, entries); err != nil {
 		return nil, err
 	}
 	if err := tx.InsertRecords(records); err != nil {
@@ -384,6 +380,15 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 		}
 	}
 	return outcomes, nil
+}
+
+// appendLog appends entries to the audit log at size, its current size.
+func appendLog(tx Tx, size int64, entries [][]byte) error {
+	hashes, err := auditlog.Append(size, entries, tlog.HashReaderFunc(tx.ReadHashes))
+	if err != nil {
+		return err
+	}
+	return tx.AppendLog(size, entries, hashes)
 }
 
 // offerFor finds and checks the offer a record was placed on. Offers are
