@@ -86,6 +86,10 @@ var meters = map[MeterKind]meterInfo{
 	EgressBytes:        {false, "Bytes"},
 }
 
+// ConsumedUnit is the unit a meter counts in, as FOCUS ConsumedUnit
+// names it.
+func ConsumedUnit(m MeterKind) string { return meters[m].unit }
+
 // A RecordID identifies a usage record by content: "sha256:" and the hex
 // SHA-256 of its canonical payload. The same record arriving twice has the
 // same ID.

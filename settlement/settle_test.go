@@ -3,7 +3,6 @@ package settlement_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,64 +14,28 @@ import (
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
 	"github.com/cinet/cinet/settlement/auditlog"
+	"github.com/cinet/cinet/settlement/settlementtest"
 	"github.com/cinet/cinet/settlement/storetest"
 )
 
 var ctx = context.Background()
 
-func key(b byte) *identity.Key {
-	return identity.NewKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, 32)))
-}
-
 var (
-	homeKey     = key(1)
-	execKey     = key(2)
-	tenantKey   = key(3)
-	providerKey = key(4)
-	strangerKey = key(5)
+	homeKey     = settlementtest.HomeKey
+	execKey     = settlementtest.ExecKey
+	tenantKey   = settlementtest.TenantKey
+	providerKey = settlementtest.ProviderKey
+	strangerKey = settlementtest.StrangerKey
+	now         = settlementtest.Now
+	offer       = settlementtest.Offer
+	rec         = settlementtest.Record
+	seal        = settlementtest.Seal
 )
-
-// now is Monday 30 November 2026, 20:00 in Shanghai.
-var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 var stores = []struct {
 	name string
 	open storetest.Opener
 }{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}}
-
-func offer(t testing.TB) *descriptor.Document {
-	t.Helper()
-	cid, _ := identity.NewComputeID(providerKey.ID(), "cn-east-1", "a", "h100")
-	src := fmt.Sprintf(`apiVersion: cinet/v1
-kind: Offer
-metadata: {name: h100}
-computeId: %s
-provider: %s
-region: cn-east-1
-zone: a
-jurisdiction: CN
-class:
-  cpu: {arch: x86_64, count: 96}
-  memory: 1Ti
-  accelerators:
-    - {model: H100, count: 8}
-quantity: 4
-price:
-  currency: CNY
-  timezone: Asia/Shanghai
-  minimumIncrement: 1m
-  rates: {instanceHour: "100", acceleratorHour: "10"}
-  tiers:
-    - {name: night, start: "22:00", end: "08:00", rates: {instanceHour: "60"}}
-validUntil: 2027-01-01T00:00:00Z
-sequence: 1
-`, cid, providerKey.ID())
-	d, err := descriptor.Parse("offer.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 func newSettler(t testing.TB, s settlement.Store, k *identity.Key, brokers ...identity.PrincipalID) *settlement.Settler {
 	t.Helper()
@@ -81,26 +44,6 @@ func newSettler(t testing.TB, s settlement.Store, k *identity.Key, brokers ...id
 		t.Fatal(err)
 	}
 	return st
-}
-
-func rec(doc *descriptor.Document, home, exec *identity.Key, placement string, start time.Time, d time.Duration) *settlement.UsageRecord {
-	return &settlement.UsageRecord{
-		Job: "job-" + placement, Placement: placement, Sequence: 1,
-		ComputeID: doc.Offer.ComputeID, Offer: doc.Digest, Instances: 1,
-		Tenant: tenantKey.ID(), Provider: providerKey.ID(), HomeBroker: home.ID(), ExecutingBroker: exec.ID(),
-		PeriodStart: start, PeriodEnd: start.Add(d),
-		Meters: []settlement.Meter{{Meter: settlement.InstanceSeconds, Quantity: fmt.Sprint(int(d.Seconds()))}},
-		Fees:   settlement.Fees{Home: descriptor.MustDecimal("0.02"), Executing: descriptor.MustDecimal("0.03")},
-	}
-}
-
-func seal(t testing.TB, k *identity.Key, r *settlement.UsageRecord) []byte {
-	t.Helper()
-	env, err := settlement.SealRecord(k, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env.Encode()
 }
 
 func ingest(t testing.TB, s *settlement.Settler, inputs ...[]byte) []settlement.Outcome {
