@@ -53,6 +53,30 @@ func (s *Settler) Checkpoint(ctx context.Context) (*auditlog.Checkpoint, error) 
 	return out, err
 }
 
+// CheckpointAt signs a checkpoint of the log's first n entries, which may
+// be fewer than it has now (for a consistency proof from an older size).
+// It is not kept: kept checkpoints only grow.
+func (s *Settler) CheckpointAt(ctx context.Context, n int64) (*auditlog.Checkpoint, error) {
+	root := emptyRoot
+	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		size, err := tx.LogSize()
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > size {
+			return fmt.Errorf("settlement: the log has %d entries, not %d", size, n)
+		}
+		if n > 0 {
+			root, err = auditlog.TreeHash(n, tlog.HashReaderFunc(tx.ReadHashes))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return auditlog.Sign(s.signer, s.cfg.Origin, n, root)
+}
+
 // LatestCheckpoint returns the newest checkpoint issued, or ErrNotFound.
 func (s *Settler) LatestCheckpoint(ctx context.Context) (*auditlog.Checkpoint, error) {
 	var out *auditlog.Checkpoint

@@ -70,6 +70,9 @@ func New(cfg Config) (*Settler, error) {
 	}, nil
 }
 
+// ID is this broker's principal ID.
+func (s *Settler) ID() identity.PrincipalID { return s.cfg.Key.ID() }
+
 // VerifierKey returns the C2SP verifier key of the settler's audit log.
 func (s *Settler) VerifierKey() string {
 	vkey, _ := s.cfg.Key.ID().VerifierKey(s.cfg.Origin)
@@ -112,6 +115,10 @@ type checked struct {
 	id     RecordID
 	env    *identity.Envelope
 	rec    *UsageRecord
+	// signed is set once the executing broker's signature is verified:
+	// from then on the record is what it says, and one already posted is
+	// a duplicate whatever else may be wrong with it now.
+	signed bool
 	// reason refuses the input before the overlap check; rateReason after
 	// it, so that refusals are reported in the order spec/usage-record.md
 	// lists the checks.
@@ -171,6 +178,7 @@ func (s *Settler) check(ctx context.Context, c *checked, now time.Time) error {
 	if env.Signer != c.rec.ExecutingBroker {
 		return refuse(ReasonBadSignature, fmt.Sprintf("signed by %s, not by the executing broker %s", env.Signer, c.rec.ExecutingBroker))
 	}
+	c.signed = true
 	if r, d := c.rec.checkShape(); r != "" {
 		return refuse(r, d)
 	}
@@ -243,8 +251,10 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 	var digests, placements, jobs []string
 	for _, c := range pre {
 		digests = append(digests, c.digest)
-		if c.rec != nil && c.reason == "" {
+		if c.signed {
 			ids = append(ids, c.id)
+		}
+		if c.signed && c.reason == "" {
 			placements = append(placements, c.rec.Placement)
 			jobs = append(jobs, c.rec.Job)
 		}
@@ -296,7 +306,7 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 			continue
 		}
 		seenDigest[c.digest] = i
-		if c.rec != nil && c.reason == "" {
+		if c.signed {
 			if j, ok := seenInput[c.id]; ok {
 				*o = outcomes[j]
 				o.Status = Duplicate

@@ -292,6 +292,29 @@ func (f *flakyStore) View(ctx context.Context, fn func(settlement.ReadTx) error)
 	return f.Store.View(ctx, fn)
 }
 
+// TestDuplicateBeatsLaterReasons: a record already posted that arrives
+// again is a duplicate even if it would now be refused — here because the
+// clock runs behind — and nothing is logged.
+func TestDuplicateBeatsLaterReasons(t *testing.T) {
+	store, _ := storetest.SQLite(t)
+	doc := offer(t)
+	input := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-d", now.Add(-time.Hour), time.Hour))
+	s := newSettler(t, store, homeKey)
+	s.RegisterOffer(ctx, doc)
+	first := ingest(t, s, input)
+	size := logSize(t, s)
+	early, err := settlement.New(settlement.Config{Store: store, Key: homeKey, Origin: "cinet.test/" + homeKey.ID().String()[8:20], Now: func() time.Time { return now.Add(-3 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := ingest(t, early, input); out[0].Status != settlement.Duplicate || out[0].LogIndex != first[0].LogIndex {
+		t.Fatalf("resent with the clock behind: %+v", out[0])
+	}
+	if logSize(t, s) != size {
+		t.Fatal("the duplicate was logged")
+	}
+}
+
 // TestIngestStoreFailure: when reading the offer fails, Ingest fails and
 // refuses nothing — a database hiccup is not the record's fault — and the
 // batch sent again is accepted.
