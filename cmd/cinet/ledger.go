@@ -32,8 +32,6 @@ takes the same --data, --store, --key and --broker flags.`,
 	return cmd
 }
 
-// ingestBatch is how many inputs go into one store transaction.
-const ingestBatch = 1000
 
 // An input is one line of an ingest file.
 type input struct {
@@ -68,6 +66,7 @@ func readInputs(cmd *cobra.Command, files []string) ([]input, error) {
 func newLedgerIngestCmd() *cobra.Command {
 	var d brokerData
 	var offers []string
+	var batchSize int
 	var o output
 	cmd := &cobra.Command{
 		Use:   "ingest FILE...",
@@ -90,6 +89,9 @@ could not be written (then nothing of the failed batch was kept).`,
 			asJSON, err := o.json()
 			if err != nil {
 				return err
+			}
+			if batchSize < 1 {
+				return usageError{fmt.Errorf("--batch %d: want at least 1", batchSize)}
 			}
 			inputs, err := readInputs(cmd, args)
 			if err != nil {
@@ -119,8 +121,8 @@ could not be written (then nothing of the failed batch was kept).`,
 			}
 			var results []result
 			counts := map[settlement.Status]int{}
-			for start := 0; start < len(inputs); start += ingestBatch {
-				batch := inputs[start:min(start+ingestBatch, len(inputs))]
+			for start := 0; start < len(inputs); start += batchSize {
+				batch := inputs[start:min(start+batchSize, len(inputs))]
 				raw := make([][]byte, len(batch))
 				for i, in := range batch {
 					raw[i] = in.data
@@ -162,6 +164,7 @@ could not be written (then nothing of the failed batch was kept).`,
 	d.register(cmd)
 	d.registerAt(cmd)
 	cmd.Flags().StringSliceVar(&offers, "offer", nil, "an offer document the records were placed on (repeatable)")
+	cmd.Flags().IntVar(&batchSize, "batch", 1000, "records per store transaction")
 	o.register(cmd)
 	return cmd
 }

@@ -154,6 +154,21 @@ func TestReceiptsAndConsistency(t *testing.T) {
 	if err := VerifyConsistency(checkpoints[5], forgedCP, p); err == nil {
 		t.Fatal("a rewritten log passed the consistency check")
 	}
+	// Every log extends the empty one and itself, with empty proofs; a
+	// log of the same size with another root does not.
+	empty := sign(t, k, newMemLog())
+	for _, c := range []struct {
+		old, n *Checkpoint
+		ok     bool
+	}{{empty, last, true}, {last, last, true}, {forgedCP, last, false}} {
+		p, err := ProveConsistency(c.old.Size, c.n.Size, m)
+		if err != nil || len(p) != 0 {
+			t.Fatalf("%d -> %d: %d hashes, %v", c.old.Size, c.n.Size, len(p), err)
+		}
+		if err := VerifyConsistency(c.old, c.n, p); (err == nil) != c.ok {
+			t.Fatalf("%d -> %d: %v, want ok=%v", c.old.Size, c.n.Size, err, c.ok)
+		}
+	}
 }
 
 // TestReceiptTamperEveryByte: changing any byte of the receipt, the entry

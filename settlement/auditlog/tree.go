@@ -82,10 +82,14 @@ func ProveInclusion(i, n int64, r tlog.HashReader) ([]tlog.Hash, error) {
 }
 
 // ProveConsistency returns the RFC 6962 consistency proof that the tree of
-// size old is a prefix of the tree of size n.
+// size old is a prefix of the tree of size n. Every tree extends the
+// empty one, and a tree itself: those proofs are empty.
 func ProveConsistency(old, n int64, r tlog.HashReader) ([]tlog.Hash, error) {
-	if old < 1 || old > n {
+	if old < 0 || old > n {
 		return nil, fmt.Errorf("auditlog: no consistency proof from %d to %d entries", old, n)
+	}
+	if old == 0 || old == n {
+		return nil, nil
 	}
 	p, err := tlog.ProveTree(n, old, r)
 	if err != nil {

@@ -54,10 +54,11 @@ func PostgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
-// Postgres opens a store in a new schema of the test server, dropped when
-// the test ends. Without a server the test is skipped, unless
-// $CINET_TEST_POSTGRES_REQUIRED is set (as in .ci/run), when it fails.
-func Postgres(t testing.TB) (settlement.Store, func() settlement.Store) {
+// PostgresSchema creates a schema on the test server, dropped when the
+// test ends, and returns a URL whose connections use it. Without a server
+// the test is skipped, unless $CINET_TEST_POSTGRES_REQUIRED is set (as in
+// .ci/run), when it fails.
+func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	admin, err := sql.Open("pgx", PostgresURL())
 	if err == nil {
@@ -75,11 +76,22 @@ func Postgres(t testing.TB) (settlement.Store, func() settlement.Store) {
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		admin.Close()
+	})
 	sep := "?"
 	if bytes.ContainsRune([]byte(PostgresURL()), '?') {
 		sep = "&"
 	}
-	url := PostgresURL() + sep + "search_path=" + schema
+	return PostgresURL() + sep + "search_path=" + schema
+}
+
+// Postgres opens a store in a new schema of the test server (see
+// PostgresSchema).
+func Postgres(t testing.TB) (settlement.Store, func() settlement.Store) {
+	t.Helper()
+	url := PostgresSchema(t)
 	open := func() settlement.Store {
 		s, err := sqlstore.Open(context.Background(), url)
 		if err != nil {
@@ -88,11 +100,7 @@ func Postgres(t testing.TB) (settlement.Store, func() settlement.Store) {
 		return s
 	}
 	s := open()
-	t.Cleanup(func() {
-		s.Close()
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
+	t.Cleanup(func() { s.Close() })
 	return s, open
 }
 
