@@ -32,7 +32,6 @@ takes the same --data, --store, --key and --broker flags.`,
 	return cmd
 }
 
-
 // An input is one line of an ingest file.
 type input struct {
 	where string // FILE:LINE
