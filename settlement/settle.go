@@ -208,12 +208,22 @@ func (s *Settler) check(ctx context.Context, c *checked, now time.Time) error {
 	if c.tx, err = post(c.rec, c.id, rating, s.cfg.Key.ID(), now); err != nil {
 		return err
 	}
-	if c.recEntry, err = recordEntry(c.env); err != nil {
+	if c.recEntry, err = recordEntry(c.env); errors.Is(err, errEntryTooLarge) {
+		return refuse(ReasonMalformed, fmt.Sprintf("the record's log entry would be too large (%v)", err))
+	} else if err != nil {
 		return err
 	}
-	c.txEntry, err = transactionEntry(c.tx)
+	if c.txEntry, err = transactionEntry(c.tx); errors.Is(err, errEntryTooLarge) {
+		// Reported after the overlap check, like rating's refusals.
+		c.tx, c.rateReason = nil, ReasonInvalidPeriod
+		c.rateDetail = fmt.Sprintf("the period is cut into %d rated items, too many for one log entry (%v); send records for shorter periods", len(rating.Items), err)
+		return nil
+	}
 	return err
 }
+
+// errEntryTooLarge is a log entry over auditlog.MaxEntrySize.
+var errEntryTooLarge = errors.New("log entry too large")
 
 // Ingest checks, rates, posts and logs a batch of encoded envelopes, one
 // usage record each, and says what became of each. A record already posted
@@ -460,7 +470,7 @@ func canonicalEntry(v any) ([]byte, error) {
 		return nil, err
 	}
 	if len(out) > auditlog.MaxEntrySize {
-		return nil, fmt.Errorf("settlement: log entry of %d bytes exceeds %d", len(out), auditlog.MaxEntrySize)
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", errEntryTooLarge, len(out), auditlog.MaxEntrySize)
 	}
 	return out, nil
 }
@@ -473,7 +483,7 @@ func recordEntry(env *identity.Envelope) ([]byte, error) {
 	out = append(out, enc...)
 	out = append(out, `,"type":"usage-record"}`...)
 	if len(out) > auditlog.MaxEntrySize {
-		return nil, fmt.Errorf("settlement: log entry of %d bytes exceeds %d", len(out), auditlog.MaxEntrySize)
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", errEntryTooLarge, len(out), auditlog.MaxEntrySize)
 	}
 	return out, nil
 }

@@ -422,3 +422,33 @@ func TestHolds(t *testing.T) {
 		t.Fatalf("an unused hold is released whole: %+v", h)
 	}
 }
+
+// TestOversizedTransactionRefused: a month-long record on a schedule with
+// a nightly tier is cut into more rated items than one log entry holds;
+// it is refused with a reason that says so, and the rest of its batch is
+// settled.
+func TestOversizedTransactionRefused(t *testing.T) {
+	src := strings.Replace(settlementtest.OfferYAML(), `rates: {instanceHour: "100", acceleratorHour: "10", tokensOutPerMillion: "2"}`,
+		`rates: {instanceHour: "100", vcpuHour: "1", gibHour: "0.1", acceleratorHour: "10", tokensOutPerMillion: "2"}`, 1)
+	doc, err := descriptor.Parse("offer.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, _ := storetest.SQLite(t)
+	s := newSettler(t, store, homeKey)
+	s.RegisterOffer(ctx, doc)
+	long := rec(doc, homeKey, homeKey, "pl-long", now.Add(-31*24*time.Hour), 31*24*time.Hour)
+	long.Meters = append(long.Meters,
+		settlement.Meter{Meter: settlement.VCPUSeconds, Quantity: "1000"},
+		settlement.Meter{Meter: settlement.GiBSeconds, Quantity: "1000"},
+		settlement.Meter{Meter: settlement.AcceleratorSeconds, Model: "H100", Quantity: "1000"},
+		settlement.Meter{Meter: settlement.TokensOut, Quantity: "1000"})
+	short := rec(doc, homeKey, homeKey, "pl-short", now.Add(-time.Hour), time.Hour)
+	out := ingest(t, s, seal(t, homeKey, long), seal(t, homeKey, short))
+	if out[0].Status != settlement.Refused || out[0].Reason != settlement.ReasonInvalidPeriod || !strings.Contains(out[0].Detail, "shorter periods") {
+		t.Fatalf("month-long record: %+v", out[0])
+	}
+	if out[1].Status != settlement.Accepted {
+		t.Fatalf("the record beside it: %+v", out[1])
+	}
+}

@@ -1,0 +1,94 @@
+package settlement
+
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRatingSpecExamples rates the worked examples of spec/rating.md and
+// checks the schedules there are the ones the tests use.
+func TestRatingSpecExamples(t *testing.T) {
+	src, err := os.ReadFile("../spec/rating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(src)
+	schedules := map[string]string{"flat": flatPrice, "tiered": tieredPrice}
+	for name, want := range schedules {
+		re := regexp.MustCompile("(?s)<!-- schedule: " + name + " -->\n```yaml\n(.*?)\n```")
+		m := re.FindStringSubmatch(doc)
+		if m == nil || m[1] != want {
+			t.Fatalf("spec/rating.md schedule %q differs from the test's:\n%q\n%q", name, m, want)
+		}
+	}
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	n := 0
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 8 || schedules[cells[0]] == "" {
+			continue
+		}
+		n++
+		t.Run(strings.Join(cells[:4], " "), func(t *testing.T) {
+			o := offerDoc(t, schedules[cells[0]])
+			clock, err := time.ParseInLocation("15:04", cells[1], sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Date(2026, 11, 30, clock.Hour(), clock.Minute(), 0, 0, sh).UTC()
+			d, err := time.ParseDuration(cells[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meters []Meter
+			for _, mq := range strings.Split(cells[3], ", ") {
+				kind, q, _ := strings.Cut(mq, " ")
+				if kind == "H100" {
+					meters = append(meters, gpu(q))
+				} else {
+					meters = append(meters, m(MeterKind(kind), q))
+				}
+			}
+			r, err := Rate(usage(o, "p", start, d, meters...), o.Offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{strconv.Itoa(len(r.Items)), r.Charge.Decimal(), r.HomeFee.Decimal(), r.ExecutingFee.Decimal()}
+			if strings.Join(got, " | ") != strings.Join(cells[4:], " | ") {
+				t.Fatalf("got %v, spec says %v (%s)", got, cells[4:], describeItems(r))
+			}
+		})
+	}
+	if n != 9 {
+		t.Fatalf("found %d worked examples in spec/rating.md, want 9", n)
+	}
+}
+
+// TestUsageRecordSpecExample: the example record of spec/usage-record.md
+// is canonical, decodes, passes the shape checks, and has the ID the spec
+// gives.
+func TestUsageRecordSpecExample(t *testing.T) {
+	src, err := os.ReadFile("../spec/usage-record.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := regexp.MustCompile("(?s)<!-- example: record -->\n```json\n(.*?)\n```").FindSubmatch(src)
+	id := regexp.MustCompile("<!-- example: id -->`(sha256:[0-9a-f]{64})`").FindSubmatch(src)
+	if rec == nil || id == nil {
+		t.Fatal("spec/usage-record.md lacks the example record or its ID")
+	}
+	r, err := DecodeRecord(rec[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason, detail := r.checkShape(); reason != "" {
+		t.Fatalf("%s: %s", reason, detail)
+	}
+	if got := RecordIDOf(rec[1]); string(got) != string(id[1]) {
+		t.Fatalf("the example's ID is %s; the spec says %s", got, id[1])
+	}
+}
