@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -390,4 +391,30 @@ func TestNoOffersAtAll(t *testing.T) {
 	if _, err := m.Match(&descriptor.Document{Kind: descriptor.KindOffer}, Options{}); err == nil {
 		t.Fatal("matched an offer document as a job")
 	}
+}
+
+// FuzzParseLatencyTable: a table that parses holds only latencies: finite
+// and not negative.
+func FuzzParseLatencyTable(f *testing.F) {
+	f.Add([]byte("default: 150\nsameRegion: 1\npairs:\n  cn-east-1: {cn-north-1: 28, us-west-2: 170}\n"))
+	f.Add([]byte("default: -1\n"))
+	f.Add([]byte("pairs: {a: {b: .nan}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tab, err := ParseLatencyTable("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		check := func(ms float64) {
+			if ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) {
+				t.Fatalf("accepted latency %v in %q", ms, data)
+			}
+		}
+		check(tab.Default)
+		check(tab.SameRegion)
+		for _, row := range tab.Pairs {
+			for _, ms := range row {
+				check(ms)
+			}
+		}
+	})
 }

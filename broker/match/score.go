@@ -212,13 +212,25 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("match: couldn't read latency table: %w", err)
 	}
+	return ParseLatencyTable(path, data)
+}
+
+// ParseLatencyTable reads a latency table (see LoadLatencyTable) from
+// data; name is used in errors.
+func ParseLatencyTable(path string, data []byte) (*LatencyTable, error) {
 	var t LatencyTable
 	if err := yaml.UnmarshalWithOptions(data, &t, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("match: latency table %s: %w", path, err)
 	}
+	bad := func(ms float64) bool { return ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) }
+	for what, ms := range map[string]float64{"default": t.Default, "sameRegion": t.SameRegion} {
+		if bad(ms) {
+			return nil, fmt.Errorf("match: latency table %s: %s: %v ms is not a latency", path, what, ms)
+		}
+	}
 	for a, row := range t.Pairs {
 		for b, ms := range row {
-			if ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) {
+			if bad(ms) {
 				return nil, fmt.Errorf("match: latency table %s: %s to %s: %v ms is not a latency", path, a, b, ms)
 			}
 		}

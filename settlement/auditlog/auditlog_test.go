@@ -302,3 +302,49 @@ func BenchmarkProve(b *testing.B) {
 		i += 7919
 	}
 }
+
+// FuzzOpenCheckpoint: no one without the key can make bytes that verify,
+// and the canonical-form rule leaves exactly one spelling of a signed
+// checkpoint: whatever OpenCheckpoint accepts is the note as signed.
+func FuzzOpenCheckpoint(f *testing.F) {
+	k, vkey := signer(f)
+	m := newMemLog()
+	for i := range 5 {
+		m.append(f, entry(i))
+	}
+	signed := sign(f, k, m).Note
+	f.Add(signed)
+	f.Add(bytes.Replace(signed, []byte("\n5\n"), []byte("\n05\n"), 1))
+	f.Add(append(bytes.Clone(signed), signed...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := OpenCheckpoint(data, vkey)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(data, signed) || c.Size != 5 {
+			t.Fatalf("accepted a checkpoint other than the one signed:\n%q", data)
+		}
+	})
+}
+
+// FuzzVerifyReceipt: for a given entry and key, the one receipt that
+// verifies is the one issued.
+func FuzzVerifyReceipt(f *testing.F) {
+	k, vkey := signer(f)
+	m := newMemLog()
+	for i := range 13 {
+		m.append(f, entry(i))
+	}
+	c := sign(f, k, m)
+	receipt, err := Receipt(c, 6, m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(receipt)
+	f.Add(bytes.Replace(receipt, []byte("index 6"), []byte("index 06"), 1))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, idx, err := VerifyReceipt(data, entry(6), vkey, nil); err == nil && (!bytes.Equal(data, receipt) || idx != 6) {
+			t.Fatalf("accepted a receipt other than the one issued:\n%q", data)
+		}
+	})
+}
