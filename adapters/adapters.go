@@ -1,0 +1,190 @@
+// Package adapters declares what a broker asks of a compute backend — run
+// a placement, say how it goes, hand over its logs and measured usage,
+// stop it — and holds the registry backends enter themselves in. Each
+// backend is a sub-package (adapters/local runs processes on the
+// provider's machine); every one passes adapters/adaptertest.
+package adapters
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+)
+
+// An Adapter runs placements on one backend. Every method is safe for
+// concurrent use, and every one but Capacity is idempotent: the broker
+// calls them again after it restarts, not knowing how far it got.
+type Adapter interface {
+	// Capacity is what the backend can run at once.
+	Capacity(ctx context.Context) (Capacity, error)
+	// Provision starts a placement's tasks. A second call with the same
+	// placement ID does nothing.
+	Provision(ctx context.Context, p Placement) error
+	// Status says how a placement is doing. It returns ErrNotFound for an
+	// ID never provisioned.
+	Status(ctx context.Context, id string) (Status, error)
+	// Logs returns what a task has written to a stream ("stdout" or
+	// "stderr") so far.
+	Logs(ctx context.Context, id, task, stream string) (io.ReadCloser, error)
+	// Usage returns what the placement has used, as measured by the
+	// backend: so far while it runs, in full once it has ended.
+	Usage(ctx context.Context, id string) (Usage, error)
+	// Release stops whatever of the placement still runs and frees what
+	// it holds; its status, logs and usage stay readable.
+	Release(ctx context.Context, id string) error
+}
+
+// ErrNotFound is returned for a placement the adapter never provisioned.
+var ErrNotFound = errors.New("adapters: no such placement")
+
+// A Placement is one attempt at running a job on a backend.
+type Placement struct {
+	// ID names the attempt; the adapter keys everything on it. It is 1 to
+	// 128 of A-Z a-z 0-9 . _ -.
+	ID        string
+	Job       string
+	Tasks     []descriptor.Task // run in order; a task starts when the one before exited 0
+	Nodes     int
+	Resources descriptor.Resources
+	// Timeout bounds the whole run; 0 is none.
+	Timeout time.Duration
+}
+
+// Capacity is what a backend offers at once.
+type Capacity struct {
+	CPUs   int
+	Memory int64 // bytes
+}
+
+// State is where a placement stands.
+type State string
+
+// States.
+const (
+	Running   State = "running"   // provisioned; a task runs or is about to
+	Succeeded State = "succeeded" // every task exited 0
+	Failed    State = "failed"    // a task exited non-zero, was killed, or timed out
+	Cancelled State = "cancelled" // stopped by Release before it ended
+	Lost      State = "lost"      // the backend no longer knows how it went
+)
+
+// Ended reports whether the state is final.
+func (s State) Ended() bool { return s != Running }
+
+// Status is how a placement is doing.
+type Status struct {
+	State  State
+	Tasks  []TaskStatus // the tasks that have started, in order
+	Detail string       // why it failed or was lost, in words
+}
+
+// ExitCode is the exit code of the last task that ran, or -1 when it was
+// killed by a signal or none ran.
+func (s Status) ExitCode() int {
+	if n := len(s.Tasks); n > 0 && s.Tasks[n-1].Ended() {
+		return s.Tasks[n-1].ExitCode
+	}
+	return -1
+}
+
+// TaskStatus is one task's run.
+type TaskStatus struct {
+	Name     string    `json:"name"`
+	Started  time.Time `json:"started"`
+	End      time.Time `json:"ended,omitzero"` // zero while it runs
+	ExitCode int       `json:"exitCode"`       // -1 when killed by a signal
+	Signal   string    `json:"signal,omitempty"`
+	TimedOut bool      `json:"timedOut,omitempty"`
+}
+
+// Ended reports whether the task has finished.
+func (t TaskStatus) Ended() bool { return !t.End.IsZero() }
+
+// Usage is what a placement used, as the backend measured it. Only time
+// the backend saw — tasks that started — counts.
+type Usage struct {
+	Start, End time.Time     // first task's start, last task's end (or now, while running)
+	CPU        time.Duration // CPU time (user + system) of all tasks and their children
+	PeakMemory int64         // the largest resident set of any task, in bytes
+	Tasks      []TaskUsage
+}
+
+// Wall is the time from the first task's start to the last one's end.
+func (u Usage) Wall() time.Duration { return u.End.Sub(u.Start) }
+
+// TaskUsage is one task's measured usage.
+type TaskUsage struct {
+	Name       string        `json:"name"`
+	Wall       time.Duration `json:"wall"`
+	CPU        time.Duration `json:"cpu"`
+	PeakMemory int64         `json:"peakMemory"`
+}
+
+// A Factory makes an adapter from its raw JSON configuration, which it
+// decodes strictly (unknown fields are errors).
+type Factory func(config json.RawMessage) (Adapter, error)
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]Factory{}
+)
+
+// Register enters a backend under a name, from the backend's init.
+// Registering a name twice panics.
+func Register(name string, f Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("adapters: " + name + " registered twice")
+	}
+	registry[name] = f
+}
+
+// New makes an adapter of a registered backend.
+func New(name string, config json.RawMessage) (Adapter, error) {
+	registryMu.Lock()
+	f, ok := registry[name]
+	registryMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("adapters: no backend %q (have %v)", name, Names())
+	}
+	a, err := f(config)
+	if err != nil {
+		return nil, fmt.Errorf("adapters: %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// Names lists the registered backends.
+func Names() []string {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	var out []string
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ValidID reports whether s can name a placement.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return s[0] != '.'
+}

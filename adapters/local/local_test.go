@@ -1,0 +1,145 @@
+//go:build unix
+
+package local_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/adaptertest"
+	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// The test binary is its own shim: started with CINET_LOCAL_SHIM=1 and a
+// placement directory, it supervises that placement.
+func TestMain(m *testing.M) {
+	if local.IsShim() {
+		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+func newLocal(t testing.TB) adapters.Adapter {
+	t.Helper()
+	a, err := adapters.New("local", []byte(`{"workdir": "`+t.TempDir()+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestConformance(t *testing.T) {
+	adaptertest.Run(t, adaptertest.Suite{New: newLocal, Shell: []string{"/bin/sh", "-c"}})
+}
+
+func TestConfig(t *testing.T) {
+	for _, raw := range []string{`{}`, `{"workdir": "x", "bogus": 1}`, `{"workdir": "x", "memory": "lots"}`} {
+		if _, err := adapters.New("local", []byte(raw)); err == nil {
+			t.Errorf("config %s accepted", raw)
+		}
+	}
+	a, err := adapters.New("local", []byte(`{"workdir": "`+t.TempDir()+`", "cpus": 3, "memory": "5Gi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Capacity(t.Context())
+	if err != nil || c.CPUs != 3 || c.Memory != 5<<30 {
+		t.Fatalf("capacity %+v %v", c, err)
+	}
+}
+
+// TestSurvivesTheBroker: a new adapter over the same directory — a broker
+// that restarted — sees the placement still running and then how it
+// ended; a placement whose shim is killed is lost, its unfinished task is
+// not counted as usage, and Release kills what the task left running.
+func TestSurvivesTheBroker(t *testing.T) {
+	dir := t.TempDir()
+	open := func() adapters.Adapter {
+		a, err := local.New(local.Config{Workdir: dir, Shim: []string{os.Args[0]}, KillGrace: descriptor.Duration(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	ctx := t.Context()
+	first := open()
+	p := adapters.Placement{ID: "long", Job: "j", Tasks: []descriptor.Task{
+		{Name: "quick", Command: []string{"/bin/sh", "-c", "true"}},
+		{Name: "main", Command: []string{"/bin/sh", "-c", "sleep 0.5; echo done"}},
+	}}
+	if err := first.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	second := open()
+	if st, err := second.Status(ctx, "long"); err != nil || st.State != adapters.Running {
+		t.Fatalf("after the restart: %+v %v", st, err)
+	}
+	for {
+		st, err := second.Status(ctx, "long")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Ended() {
+			if st.State != adapters.Succeeded {
+				t.Fatalf("ended as %+v", st)
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	lost := adapters.Placement{ID: "lost", Job: "j", Tasks: []descriptor.Task{
+		{Name: "quick", Command: []string{"/bin/sh", "-c", "true"}},
+		{Name: "main", Command: []string{"/bin/sh", "-c", "echo $$ > pid; sleep 60"}},
+	}}
+	if err := second.Provision(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(dir, "lost", "work", "pid")
+	var taskPID int
+	for deadline := time.Now().Add(10 * time.Second); taskPID == 0; {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
+			taskPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var r struct{ ShimPID int }
+	data, _ := os.ReadFile(filepath.Join(dir, "lost", "run.json"))
+	json.Unmarshal(data, &r)
+	syscall.Kill(r.ShimPID, syscall.SIGKILL)
+	var st adapters.Status
+	for deadline := time.Now().Add(10 * time.Second); st.State != adapters.Lost; {
+		st, _ = second.Status(ctx, "lost")
+		if time.Now().After(deadline) {
+			t.Fatalf("status after the shim died: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	u, err := second.Usage(ctx, "lost")
+	if err != nil || len(u.Tasks) != 1 || u.Tasks[0].Name != "quick" {
+		t.Fatalf("usage of a lost placement counts only what was seen to end: %+v %v", u, err)
+	}
+	if syscall.Kill(taskPID, 0) != nil {
+		t.Fatal("the task died with its shim; the test cannot check Release")
+	}
+	if err := second.Release(ctx, "lost"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(taskPID, 0) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("Release left the lost placement's task running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
