@@ -25,12 +25,12 @@ type txn struct {
 var _ settlement.Tx = (*txn)(nil)
 
 func (t *txn) exec(q string, args ...any) error {
-	_, err := t.tx.ExecContext(t.ctx, t.s.rebind(q), args...)
+	_, err := t.tx.ExecContext(t.ctx, t.s.Rebind(q), args...)
 	return err
 }
 
 func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(t.ctx, t.s.rebind(q), args...)
+	return t.tx.QueryContext(t.ctx, t.s.Rebind(q), args...)
 }
 
 // maxParams keeps every statement under both SQLite's and PostgreSQL's
@@ -105,7 +105,7 @@ func strs[S ~string](in []S) []string {
 
 func (t *txn) Offer(digest string) ([]byte, error) {
 	var doc []byte
-	err := t.tx.QueryRowContext(t.ctx, t.s.rebind(`SELECT document FROM offers WHERE digest = ?`), digest).Scan(&doc)
+	err := t.tx.QueryRowContext(t.ctx, t.s.Rebind(`SELECT document FROM offers WHERE digest = ?`), digest).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, settlement.ErrNotFound
 	}
