@@ -1,0 +1,183 @@
+// Package jobs is the job lifecycle: a job moves from submitted through
+// matched, reserved, provisioning and running to succeeded, failed or
+// cancelled, and then to settled once its usage is rated, posted and
+// logged. Every transition is persisted with its time before the next
+// step's side effects, and every side effect — a reservation, a
+// provisioning, a usage record — is idempotent, so a broker that restarts
+// resumes each job where it stood, and never bills a job twice.
+package jobs
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+)
+
+// State is where a job stands.
+type State string
+
+// States, in the order a job passes them.
+const (
+	Submitted    State = "submitted"    // accepted, not yet matched
+	Matched      State = "matched"      // candidates found, in failover order
+	Reserved     State = "reserved"     // the owning broker holds capacity for it
+	Provisioning State = "provisioning" // the adapter is starting it
+	Running      State = "running"      // a task runs
+	Succeeded    State = "succeeded"    // every task exited 0
+	Failed       State = "failed"       // it could not be placed, or failed beyond its recovery policy
+	Cancelled    State = "cancelled"    // stopped at the tenant's request
+	Settled      State = "settled"      // its usage is billed and its hold released; final
+)
+
+// States lists every state, in lifecycle order.
+var States = []State{Submitted, Matched, Reserved, Provisioning, Running, Succeeded, Failed, Cancelled, Settled}
+
+// Ended reports whether the job has stopped running: it is succeeded,
+// failed, cancelled or settled.
+func (s State) Ended() bool {
+	return s == Succeeded || s == Failed || s == Cancelled || s == Settled
+}
+
+// A Job is a tenant's job and everything that happened to it.
+type Job struct {
+	ID         string          `json:"id"`
+	Tenant     string          `json:"tenant"` // the tenant's principal ID
+	Name       string          `json:"name"`
+	Digest     string          `json:"digest"`
+	Document   json.RawMessage `json:"document"` // the job document, canonical JSON
+	HomeRegion string          `json:"homeRegion"`
+	State      State           `json:"state"`
+	// Outcome is succeeded, failed or cancelled once the job has ended; it
+	// stays when the job moves on to settled.
+	Outcome State  `json:"outcome,omitempty"`
+	Detail  string `json:"detail,omitempty"` // why it failed, in words
+
+	CreatedAt time.Time    `json:"createdAt"`
+	UpdatedAt time.Time    `json:"updatedAt"`
+	History   []Transition `json:"history"`
+
+	Candidates []Candidate `json:"candidates,omitempty"` // the last match, best first
+	Excluded   []string    `json:"excluded,omitempty"`   // offers that refused or lost the job
+	Attempts   []Attempt   `json:"attempts,omitempty"`
+	Restarts   int         `json:"restarts"`
+
+	Hold *Money `json:"hold,omitempty"` // the budget held at placement
+	Cost *Money `json:"cost,omitempty"` // what the tenant was charged, once settled
+
+	CancelRequested bool `json:"cancelRequested,omitempty"`
+
+	// Version increases with every update; a store refuses an update made
+	// from a stale copy.
+	Version int64 `json:"version"`
+}
+
+// A Transition is a state the job entered, when, and why.
+type Transition struct {
+	State  State     `json:"state"`
+	At     time.Time `json:"at"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// A Candidate is an offer the job could run on.
+type Candidate struct {
+	Offer    string `json:"offer"` // the pool's name
+	Digest   string `json:"digest"`
+	Broker   string `json:"broker"` // the broker that owns the offer
+	Provider string `json:"provider"`
+	Region   string `json:"region"`
+	Estimate *Money `json:"estimate,omitempty"`
+}
+
+// An Attempt is one placement of the job on an offer.
+type Attempt struct {
+	ID          string `json:"id"` // the placement ID: the job's ID and the attempt's number
+	Offer       string `json:"offer"`
+	OfferDigest string `json:"offerDigest"`
+	Broker      string `json:"broker"`
+	Provider    string `json:"provider"`
+	Region      string `json:"region"`
+	Reservation string `json:"reservation,omitempty"` // the owning broker's reservation
+
+	ProvisionedAt time.Time `json:"provisionedAt,omitzero"`
+	StartedAt     time.Time `json:"startedAt,omitzero"`
+	EndedAt       time.Time `json:"endedAt,omitzero"`
+	State         string    `json:"state,omitempty"` // the adapter's last word: running, succeeded, failed, cancelled, lost
+	ExitCode      int       `json:"exitCode"`
+	Detail        string    `json:"detail,omitempty"`
+
+	Usage   *Usage `json:"usage,omitempty"`  // measured, once the attempt ended
+	Record  string `json:"record,omitempty"` // the usage record's ID
+	Settled bool   `json:"settled"`
+	Charge  *Money `json:"charge,omitempty"` // what the tenant was charged for it
+}
+
+// Ended reports whether the attempt has stopped.
+func (a *Attempt) Ended() bool { return !a.EndedAt.IsZero() }
+
+// Usage is what an attempt used, as its adapter measured it.
+type Usage struct {
+	Start      time.Time     `json:"start"`
+	End        time.Time     `json:"end"`
+	CPU        time.Duration `json:"cpuNanos"`
+	PeakMemory int64         `json:"peakMemoryBytes"`
+}
+
+// Money is an amount in a currency.
+type Money struct {
+	Amount   descriptor.Nanos `json:"amount"`
+	Currency string           `json:"currency"`
+}
+
+// NewID returns a new job ID: "j-" and 26 base32 characters.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "j-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// ErrNotFound, ErrConflict and ErrExists are a store's answers.
+var (
+	ErrNotFound = errors.New("jobs: no such job")
+	ErrConflict = errors.New("jobs: the job changed since it was read")
+	ErrExists   = errors.New("jobs: a job with that ID exists")
+)
+
+// to records a transition.
+func (j *Job) to(s State, at time.Time, detail string) {
+	j.State = s
+	j.UpdatedAt = at
+	j.History = append(j.History, Transition{State: s, At: at, Detail: detail})
+}
+
+// end records the job's outcome.
+func (j *Job) end(outcome State, at time.Time, detail string) {
+	j.Outcome = outcome
+	if detail != "" {
+		j.Detail = detail
+	}
+	j.to(outcome, at, detail)
+}
+
+// current returns the attempt in progress, or nil.
+func (j *Job) current() *Attempt {
+	if n := len(j.Attempts); n > 0 && !j.Attempts[n-1].Ended() {
+		return &j.Attempts[n-1]
+	}
+	return nil
+}
+
+// Clone returns a deep copy.
+func (j *Job) Clone() *Job {
+	c := *j
+	c.History = slices.Clone(j.History)
+	c.Candidates = slices.Clone(j.Candidates)
+	c.Excluded = slices.Clone(j.Excluded)
+	c.Attempts = slices.Clone(j.Attempts)
+	return &c
+}

@@ -1,0 +1,731 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+)
+
+// Config wires a Runner.
+type Config struct {
+	Store   Store
+	Book    *book.Book
+	Matcher *match.Matcher
+	Settler *settlement.Settler
+	// Key is this broker's: it signs the usage records of placements it
+	// executes.
+	Key    *identity.Key
+	Region string
+	// Fee is this broker's fee rate, a fraction of the provider's charge.
+	Fee descriptor.Decimal
+	// Adapters run the placements of each provider's offers, by the
+	// provider's principal ID.
+	Adapters map[identity.PrincipalID]adapters.Adapter
+	// Offers returns a registered offer by digest, even one since
+	// withdrawn or replaced: usage is rated on the offer placed on.
+	Offers func(ctx context.Context, digest string) (*descriptor.Document, error)
+	Now    func() time.Time
+	Log    *slog.Logger
+	// Poll is how often running placements are checked (default 250ms).
+	Poll time.Duration
+	// Observe, when set, is told how long each match took and how long
+	// after an attempt ended its usage was settled.
+	Observe Observer
+}
+
+// An Observer is told of timings, for metrics.
+type Observer interface {
+	Matched(d time.Duration)
+	Settled(lag time.Duration)
+}
+
+// A Runner moves jobs through their lifecycle.
+type Runner struct {
+	cfg  Config
+	wake chan struct{}
+
+	mu   sync.Mutex
+	subs map[string][]chan Transition
+	busy map[string]bool // jobs being stepped
+}
+
+// NewRunner returns a runner; Run drives it.
+func NewRunner(cfg Config) *Runner {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}}
+}
+
+func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
+
+// ErrInvalid wraps a job document that cannot be accepted.
+var ErrInvalid = errors.New("jobs: invalid job")
+
+// Submit accepts a job for a tenant. doc must be a valid Job document.
+func (r *Runner) Submit(ctx context.Context, tenant identity.PrincipalID, doc *descriptor.Document) (*Job, error) {
+	if doc.Job == nil {
+		return nil, fmt.Errorf("%w: a %s is not a job", ErrInvalid, doc.Kind)
+	}
+	now := r.now()
+	j := &Job{
+		ID: NewID(), Tenant: tenant.String(), Name: doc.Job.Metadata.Name, Digest: doc.Digest,
+		Document: doc.Canonical, HomeRegion: r.cfg.Region, CreatedAt: now,
+	}
+	j.to(Submitted, now, "")
+	if err := r.cfg.Store.Create(ctx, j); err != nil {
+		return nil, err
+	}
+	r.notify(j)
+	r.poke()
+	return j, nil
+}
+
+// Cancel asks for a job to stop. A job that has ended is left as it is.
+func (r *Runner) Cancel(ctx context.Context, id string) (*Job, error) {
+	for {
+		j, err := r.cfg.Store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State.Ended() || j.CancelRequested {
+			return j, nil
+		}
+		j.CancelRequested = true
+		j.UpdatedAt = r.now()
+		err = r.cfg.Store.Update(ctx, j)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.poke()
+		return j, nil
+	}
+}
+
+// Subscribe returns a channel of the job's transitions from now on, and a
+// function that stops them. The channel is closed when the job settles.
+func (r *Runner) Subscribe(id string) (<-chan Transition, func()) {
+	ch := make(chan Transition, 16)
+	r.mu.Lock()
+	r.subs[id] = append(r.subs[id], ch)
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		subs := r.subs[id]
+		if i := slices.Index(subs, ch); i >= 0 {
+			r.subs[id] = slices.Delete(subs, i, i+1)
+			close(ch)
+		}
+		if len(r.subs[id]) == 0 {
+			delete(r.subs, id)
+		}
+	}
+}
+
+// notify passes a job's newest transition to its subscribers; a slow
+// subscriber misses it rather than holding up the job (it can read the
+// history).
+func (r *Runner) notify(j *Job) {
+	if len(j.History) == 0 {
+		return
+	}
+	t := j.History[len(j.History)-1]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range r.subs[j.ID] {
+		select {
+		case ch <- t:
+		default:
+		}
+	}
+	if j.State == Settled {
+		for _, ch := range r.subs[j.ID] {
+			close(ch)
+		}
+		delete(r.subs, j.ID)
+	}
+}
+
+func (r *Runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run drives every job not yet settled until ctx ends. It first takes the
+// reservations back for the placements that were under way when the broker
+// last stopped.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.recover(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(r.cfg.Poll)
+	defer tick.Stop()
+	for {
+		if err := r.pass(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Log.Error("stepping jobs", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-r.wake:
+		}
+	}
+}
+
+// recover re-reserves capacity for attempts in progress: reservations live
+// in the book, in memory.
+func (r *Runner) recover(ctx context.Context) error {
+	active, err := r.cfg.Store.Active(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs: reading active jobs: %w", err)
+	}
+	for _, j := range active {
+		a := j.current()
+		if a == nil || a.Reservation == "" {
+			continue
+		}
+		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
+		if err != nil {
+			r.cfg.Log.Warn("re-reserving after restart", "job", j.ID, "offer", a.Offer, "err", err)
+			continue
+		}
+		if err := r.update(ctx, j, func(j *Job) { j.current().Reservation = res.ID }); err != nil {
+			r.cfg.Book.Release(res.ID)
+			return err
+		}
+	}
+	r.cfg.Log.Info("resumed jobs", "active", len(active))
+	return nil
+}
+
+// pass steps every active job once, a few at a time.
+func (r *Runner) pass(ctx context.Context) error {
+	active, err := r.cfg.Store.Active(ctx)
+	if err != nil {
+		return err
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, j := range active {
+		r.mu.Lock()
+		if r.busy[j.ID] {
+			r.mu.Unlock()
+			continue
+		}
+		r.busy[j.ID] = true
+		r.mu.Unlock()
+		g.Go(func() error {
+			defer func() { r.mu.Lock(); delete(r.busy, j.ID); r.mu.Unlock() }()
+			if err := r.step(ctx, j); err != nil && ctx.Err() == nil {
+				r.cfg.Log.Warn("job step failed; will retry", "job", j.ID, "state", j.State, "err", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// step advances a job as far as it can go now.
+func (r *Runner) step(ctx context.Context, j *Job) error {
+	for range 16 {
+		before := j.Version
+		if err := r.advance(ctx, j); err != nil {
+			return err
+		}
+		if j.Version == before || j.State == Settled {
+			return nil
+		}
+	}
+	return nil
+}
+
+// update applies change to j and stores it, reading the job again and
+// reapplying the change if another writer (a cancel) got there first.
+func (r *Runner) update(ctx context.Context, j *Job, change func(*Job)) error {
+	for {
+		next := j.Clone()
+		change(next)
+		next.UpdatedAt = r.now()
+		err := r.cfg.Store.Update(ctx, next)
+		if err == nil {
+			*j = *next
+			r.notify(j)
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		fresh, err := r.cfg.Store.Get(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		*j = *fresh
+	}
+}
+
+func (j *Job) doc() (*descriptor.Document, error) {
+	return descriptor.Parse(j.ID+".json", j.Document)
+}
+
+func (j *Job) nodes() int {
+	var doc struct {
+		Nodes int `json:"nodes"`
+	}
+	if err := jsonUnmarshal(j.Document, &doc); err != nil || doc.Nodes < 1 {
+		return 1
+	}
+	return doc.Nodes
+}
+
+// reservationTTL bounds how long a reservation outlives a broker that
+// stopped without releasing it.
+const reservationTTL = 30 * 24 * time.Hour
+
+// advance makes one step of a job's lifecycle.
+func (r *Runner) advance(ctx context.Context, j *Job) error {
+	now := r.now()
+	switch j.State {
+	case Submitted:
+		if j.CancelRequested {
+			return r.update(ctx, j, func(j *Job) { j.end(Cancelled, now, "cancelled before it was placed") })
+		}
+		return r.match(ctx, j)
+	case Matched:
+		if j.CancelRequested {
+			return r.update(ctx, j, func(j *Job) { j.end(Cancelled, now, "cancelled before it was placed") })
+		}
+		return r.reserve(ctx, j)
+	case Reserved:
+		return r.provision(ctx, j)
+	case Provisioning, Running:
+		return r.watch(ctx, j)
+	case Succeeded, Failed, Cancelled:
+		return r.settle(ctx, j)
+	}
+	return nil
+}
+
+// match finds the job's candidates.
+func (r *Runner) match(ctx context.Context, j *Job) error {
+	doc, err := j.doc()
+	if err != nil {
+		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), "the stored job no longer parses: "+err.Error()) })
+	}
+	exclude := map[string]bool{}
+	for _, o := range j.Excluded {
+		exclude[o] = true
+	}
+	start := time.Now()
+	res, err := r.cfg.Matcher.Match(doc, match.Options{Exclude: exclude})
+	if r.cfg.Observe != nil {
+		r.cfg.Observe.Matched(time.Since(start))
+	}
+	var nm *match.NoMatchError
+	if errors.As(err, &nm) {
+		detail := "no offer can serve the job: " + strings.TrimPrefix(nm.Error(), "match: ")
+		if len(j.Excluded) > 0 {
+			detail = fmt.Sprintf("no offer left to try after %d refused or lost it: %s", len(j.Excluded), strings.TrimPrefix(nm.Error(), "match: "))
+		}
+		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), detail) })
+	}
+	if err != nil {
+		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), err.Error()) })
+	}
+	var cands []Candidate
+	for _, c := range res.Candidates {
+		e := c.Entry
+		cands = append(cands, Candidate{
+			Offer: e.Name, Digest: e.Digest(), Broker: e.Owner.String(), Provider: e.Offer.Provider.String(),
+			Region: e.Offer.Region, Estimate: &Money{c.Parts.Cost, c.Parts.Currency},
+		})
+	}
+	return r.update(ctx, j, func(j *Job) {
+		j.Candidates = cands
+		j.to(Matched, r.now(), fmt.Sprintf("%d candidates; best %s in %s", len(cands), cands[0].Offer, cands[0].Region))
+	})
+}
+
+// reserve asks each candidate's owner, in order, for capacity: this broker
+// when it owns the offer. Refused candidates are excluded; when none is
+// left, the job is matched again without them.
+func (r *Runner) reserve(ctx context.Context, j *Job) error {
+	self := r.cfg.Key.ID().String()
+	for _, c := range j.Candidates {
+		if slices.Contains(j.Excluded, c.Offer) {
+			continue
+		}
+		var refusal string
+		var res book.Reservation
+		var err error
+		provider, _ := identity.ParsePrincipalID(c.Provider)
+		switch {
+		case c.Broker != self:
+			refusal = "offers owned by other brokers are placed through the federation, which this broker does not run"
+		case r.cfg.Adapters[provider] == nil:
+			refusal = "no adapter runs this provider's placements here"
+		default:
+			res, err = r.cfg.Book.Reserve(c.Offer, j.nodes(), j.ID, reservationTTL)
+			if err != nil {
+				refusal = err.Error()
+			}
+		}
+		if refusal != "" {
+			if err := r.update(ctx, j, func(j *Job) {
+				j.Excluded = append(j.Excluded, c.Offer)
+				j.History = append(j.History, Transition{State: Matched, At: r.now(), Detail: c.Offer + " refused: " + refusal})
+			}); err != nil {
+				return err
+			}
+			continue
+		}
+		err = r.update(ctx, j, func(j *Job) {
+			n := len(j.Attempts) + 1
+			j.Attempts = append(j.Attempts, Attempt{
+				ID: fmt.Sprintf("%s-%d", j.ID, n), Offer: c.Offer, OfferDigest: c.Digest, Broker: c.Broker,
+				Provider: c.Provider, Region: c.Region, Reservation: res.ID,
+			})
+			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.nodes(), c.Offer))
+		})
+		if err != nil {
+			r.cfg.Book.Release(res.ID)
+			return err
+		}
+		return r.hold(ctx, j, c)
+	}
+	// Everyone asked refused: match again without them.
+	return r.update(ctx, j, func(j *Job) {
+		j.Candidates = nil
+		j.to(Submitted, r.now(), "every candidate refused; matching again")
+	})
+}
+
+// hold reserves the estimated cost of the job's budget, once.
+func (r *Runner) hold(ctx context.Context, j *Job, c Candidate) error {
+	if j.Hold != nil || c.Estimate == nil || r.cfg.Settler == nil {
+		return nil
+	}
+	tenant, err := identity.ParsePrincipalID(j.Tenant)
+	if err != nil {
+		return err
+	}
+	h, err := r.cfg.Settler.PlaceHold(ctx, j.ID, settlement.AccountOf(settlement.TenantAccounts, tenant), c.Estimate.Currency, c.Estimate.Amount)
+	if err != nil && !strings.Contains(err.Error(), "already has a hold") {
+		return err
+	}
+	amount := c.Estimate.Amount
+	if h != nil {
+		amount = h.Amount
+	}
+	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{amount, c.Estimate.Currency} })
+}
+
+// placement is what the adapter runs for an attempt.
+func (j *Job) placement(a *Attempt) (adapters.Placement, error) {
+	doc, err := j.doc()
+	if err != nil {
+		return adapters.Placement{}, err
+	}
+	job := doc.Job
+	return adapters.Placement{
+		ID: a.ID, Job: j.ID, Tasks: job.Tasks, Nodes: max(job.Nodes, 1), Resources: job.Resources,
+		Timeout: job.Timeouts.Run.Std(),
+	}, nil
+}
+
+func (r *Runner) adapter(a *Attempt) (adapters.Adapter, error) {
+	provider, err := identity.ParsePrincipalID(a.Provider)
+	if err != nil {
+		return nil, err
+	}
+	ad := r.cfg.Adapters[provider]
+	if ad == nil {
+		return nil, fmt.Errorf("jobs: no adapter for provider %s", a.Provider)
+	}
+	return ad, nil
+}
+
+// provision starts the current attempt.
+func (r *Runner) provision(ctx context.Context, j *Job) error {
+	a := j.current()
+	if a == nil {
+		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt to provision; placing again") })
+	}
+	ad, err := r.adapter(a)
+	if err != nil {
+		return err
+	}
+	p, err := j.placement(a)
+	if err != nil {
+		return err
+	}
+	if err := ad.Provision(ctx, p); err != nil {
+		// The backend cannot run this job: it fails, and frees what it held.
+		detail := "provisioning failed: " + err.Error()
+		r.releaseReservation(a)
+		return r.update(ctx, j, func(j *Job) {
+			a := j.current()
+			a.EndedAt, a.State, a.Detail, a.Settled, a.Reservation = r.now(), string(adapters.Failed), detail, true, ""
+			j.end(Failed, r.now(), detail)
+		})
+	}
+	return r.update(ctx, j, func(j *Job) {
+		j.current().ProvisionedAt = r.now()
+		j.to(Provisioning, r.now(), "placement "+a.ID+" provisioned")
+	})
+}
+
+func (r *Runner) releaseReservation(a *Attempt) {
+	if a.Reservation != "" {
+		r.cfg.Book.Release(a.Reservation)
+	}
+}
+
+// watch follows the current attempt until it ends.
+func (r *Runner) watch(ctx context.Context, j *Job) error {
+	a := j.current()
+	if a == nil {
+		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt running; placing again") })
+	}
+	ad, err := r.adapter(a)
+	if err != nil {
+		return err
+	}
+	if j.CancelRequested {
+		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+			return err
+		}
+	}
+	st, err := ad.Status(ctx, a.ID)
+	if errors.Is(err, adapters.ErrNotFound) {
+		st = adapters.Status{State: adapters.Lost, Detail: "the backend does not know the placement"}
+	} else if err != nil {
+		return err
+	}
+	if !st.State.Ended() {
+		if j.State == Provisioning && len(st.Tasks) > 0 {
+			return r.update(ctx, j, func(j *Job) {
+				j.current().StartedAt = st.Tasks[0].Started
+				j.to(Running, r.now(), "task "+st.Tasks[0].Name+" started")
+			})
+		}
+		return nil
+	}
+	return r.finish(ctx, j, a, ad, st)
+}
+
+// finish records how an attempt ended and what it used, settles its usage
+// and decides what comes next: the end, or a restart under the job's
+// recovery policy.
+func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Adapter, st adapters.Status) error {
+	u, err := ad.Usage(ctx, a.ID)
+	if err != nil && !errors.Is(err, adapters.ErrNotFound) {
+		return err
+	}
+	now := r.now()
+	var usage *Usage
+	if !u.Start.IsZero() {
+		usage = &Usage{Start: u.Start.UTC(), End: u.End.UTC(), CPU: u.CPU, PeakMemory: u.PeakMemory}
+	}
+	// First persist how it ended: the usage record is built from this.
+	if err := r.update(ctx, j, func(j *Job) {
+		a := j.current()
+		a.EndedAt, a.State, a.ExitCode, a.Detail, a.Usage = now, string(st.State), st.ExitCode(), st.Detail, usage
+		if a.StartedAt.IsZero() && len(st.Tasks) > 0 {
+			a.StartedAt = st.Tasks[0].Started
+		}
+	}); err != nil {
+		return err
+	}
+	a = &j.Attempts[len(j.Attempts)-1]
+	if err := r.settleAttempt(ctx, j, len(j.Attempts)-1); err != nil {
+		return err
+	}
+	if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+		return err
+	}
+	r.releaseReservation(a)
+	doc, err := j.doc()
+	if err != nil {
+		return err
+	}
+	rec := doc.Job.Recovery
+	switch {
+	case st.State == adapters.Succeeded:
+		return r.update(ctx, j, func(j *Job) { j.end(Succeeded, r.now(), "") })
+	case st.State == adapters.Cancelled || j.CancelRequested:
+		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
+	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, st.ExitCode()) && j.Restarts < rec.MaxRestarts:
+		// Restart on the same offer.
+		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
+		if err != nil {
+			return r.update(ctx, j, func(j *Job) {
+				j.Restarts++
+				j.Excluded = append(j.Excluded, a.Offer)
+				j.Candidates = nil
+				j.to(Submitted, r.now(), fmt.Sprintf("exit code %d: restart %d of %d elsewhere (%v)", st.ExitCode(), j.Restarts, rec.MaxRestarts, err))
+			})
+		}
+		return r.update(ctx, j, func(j *Job) {
+			j.Restarts++
+			prev := j.Attempts[len(j.Attempts)-1]
+			j.Attempts = append(j.Attempts, Attempt{
+				ID: fmt.Sprintf("%s-%d", j.ID, len(j.Attempts)+1), Offer: prev.Offer, OfferDigest: prev.OfferDigest,
+				Broker: prev.Broker, Provider: prev.Provider, Region: prev.Region, Reservation: res.ID,
+			})
+			j.to(Reserved, r.now(), fmt.Sprintf("exit code %d: restart %d of %d", st.ExitCode(), j.Restarts, rec.MaxRestarts))
+		})
+	case st.State == adapters.Lost && j.Restarts < rec.MaxRestarts:
+		// Provider lost: the next candidate.
+		return r.update(ctx, j, func(j *Job) {
+			j.Restarts++
+			j.Excluded = append(j.Excluded, a.Offer)
+			j.to(Matched, r.now(), fmt.Sprintf("placement lost (%s): restart %d of %d on the next candidate", st.Detail, j.Restarts, rec.MaxRestarts))
+		})
+	default:
+		detail := st.Detail
+		if detail == "" {
+			detail = fmt.Sprintf("exit code %d", st.ExitCode())
+		}
+		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), string(st.State)+": "+detail) })
+	}
+}
+
+// settle bills every attempt not yet billed, releases the hold and closes
+// the job.
+func (r *Runner) settle(ctx context.Context, j *Job) error {
+	for i := range j.Attempts {
+		if !j.Attempts[i].Settled {
+			if err := r.settleAttempt(ctx, j, i); err != nil {
+				return err
+			}
+		}
+	}
+	if j.Hold != nil && r.cfg.Settler != nil {
+		if _, err := r.cfg.Settler.ReleaseHold(ctx, j.ID); err != nil && !errors.Is(err, settlement.ErrNotFound) {
+			return err
+		}
+	}
+	var cost *Money
+	for _, a := range j.Attempts {
+		if a.Charge == nil {
+			continue
+		}
+		if cost == nil {
+			cost = &Money{Currency: a.Charge.Currency}
+		}
+		if a.Charge.Currency == cost.Currency {
+			cost.Amount += a.Charge.Amount
+		}
+	}
+	return r.update(ctx, j, func(j *Job) {
+		j.Cost = cost
+		detail := "nothing to bill"
+		if cost != nil {
+			detail = fmt.Sprintf("charged %s %s", cost.Amount.Decimal(), cost.Currency)
+		}
+		j.to(Settled, r.now(), detail)
+	})
+}
+
+// settleAttempt builds the attempt's usage record from what was persisted,
+// signs it as the executing broker and settles it. Built again after a
+// restart, the record is the same, and the settler knows it.
+func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
+	a := &j.Attempts[i]
+	if a.Settled {
+		return nil
+	}
+	if !a.Ended() {
+		return fmt.Errorf("jobs: attempt %s has not ended", a.ID)
+	}
+	offer, err := r.cfg.Offers(ctx, a.OfferDigest)
+	if err != nil {
+		return fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
+	}
+	rec, ok, err := usageRecord(j, a, offer, r.cfg.Key.ID(), r.cfg.Fee)
+	if err != nil {
+		return err
+	}
+	var charge *Money
+	var recordID, detail string
+	if ok && r.cfg.Settler != nil {
+		env, err := settlement.SealRecord(r.cfg.Key, rec)
+		if err != nil {
+			return err
+		}
+		out, err := r.cfg.Settler.Ingest(ctx, [][]byte{env.Encode()})
+		if err != nil {
+			return err
+		}
+		o := out[0]
+		recordID = string(o.Record)
+		switch o.Status {
+		case settlement.Accepted:
+			if r.cfg.Observe != nil {
+				r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
+			}
+			charge = &Money{o.Transaction.TenantCharge(), o.Transaction.Currency}
+		case settlement.Duplicate:
+			charge, err = r.chargeOf(ctx, j, o.Record, rec.PeriodEnd)
+			if err != nil {
+				return err
+			}
+		case settlement.Refused:
+			detail = fmt.Sprintf("usage record refused: %s: %s", o.Reason, o.Detail)
+			r.cfg.Log.Error("usage record refused", "job", j.ID, "attempt", a.ID, "reason", o.Reason, "detail", o.Detail)
+		}
+	}
+	return r.update(ctx, j, func(j *Job) {
+		a := &j.Attempts[i]
+		a.Record, a.Charge, a.Settled = recordID, charge, true
+		if detail != "" {
+			a.Detail = strings.TrimSpace(a.Detail + "; " + detail)
+		}
+	})
+}
+
+// chargeOf reads what a record already posted charged the tenant; end is
+// the record's period end, by which statements select records.
+func (r *Runner) chargeOf(ctx context.Context, j *Job, id settlement.RecordID, end time.Time) (*Money, error) {
+	tenant, err := identity.ParsePrincipalID(j.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.cfg.Settler.Statement(ctx, settlement.AccountOf(settlement.TenantAccounts, tenant), end, end.Add(time.Nanosecond))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range st.Transactions {
+		if t.Transaction.Record == id {
+			return &Money{t.TenantCharge(), t.Currency}, nil
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,320 @@
+// Package store keeps a broker's own state in SQL — jobs, the offers
+// providers registered, and the nonces of signed API requests — on the
+// same databases as the ledger (settlement/sqlstore/sqldb): a SQLite file
+// by default, or PostgreSQL or CockroachDB.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/settlement/sqlstore/sqldb"
+)
+
+var migrations = []string{
+	// 1: jobs, offers, request nonces.
+	`
+CREATE TABLE jobs (
+	id         TEXT PRIMARY KEY,
+	tenant     TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	created_at {{INT}} NOT NULL,
+	updated_at {{INT}} NOT NULL,
+	version    {{INT}} NOT NULL,
+	doc        {{BLOB}} NOT NULL
+);
+CREATE INDEX jobs_tenant ON jobs (tenant, created_at);
+CREATE INDEX jobs_state ON jobs (state, created_at);
+CREATE TABLE offers (
+	digest     TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	provider   TEXT NOT NULL,
+	sequence   {{INT}} NOT NULL,
+	envelope   {{BLOB}} NOT NULL,
+	withdrawn  {{BOOL}} NOT NULL,
+	created_at {{INT}} NOT NULL
+);
+CREATE INDEX offers_name ON offers (name);
+CREATE TABLE api_nonces (
+	nonce   TEXT PRIMARY KEY,
+	expires {{INT}} NOT NULL
+);
+CREATE INDEX api_nonces_expires ON api_nonces (expires);
+`,
+}
+
+// Store implements jobs.Store and keeps offers and nonces.
+type Store struct {
+	db *sqldb.DB
+}
+
+var _ jobs.Store = (*Store)(nil)
+
+// Open opens or creates the store at a location (see sqldb.Open).
+func Open(ctx context.Context, location string) (*Store, error) {
+	db, err := sqldb.Open(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := db.Migrate(ctx, "broker_migrations", migrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store{db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.W.PingContext(ctx) }
+
+func ns(t time.Time) int64  { return t.UnixNano() }
+func utc(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// Create implements jobs.Store.
+func (s *Store) Create(ctx context.Context, j *jobs.Job) error {
+	doc, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO jobs (id, tenant, state, created_at, updated_at, version, doc)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+			j.ID, j.Tenant, string(j.State), ns(j.CreatedAt), ns(j.UpdatedAt), j.Version, doc)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s", jobs.ErrExists, j.ID)
+		}
+		return nil
+	})
+}
+
+func scanJob(sc interface{ Scan(...any) error }) (*jobs.Job, error) {
+	var doc []byte
+	if err := sc.Scan(&doc); err != nil {
+		return nil, err
+	}
+	var j jobs.Job
+	if err := json.Unmarshal(doc, &j); err != nil {
+		return nil, fmt.Errorf("store: a stored job does not decode: %w", err)
+	}
+	return &j, nil
+}
+
+// Get implements jobs.Store.
+func (s *Store) Get(ctx context.Context, id string) (*jobs.Job, error) {
+	var j *jobs.Job
+	err := s.db.View(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = scanJob(tx.QueryRowContext(ctx, s.db.Rebind(`SELECT doc FROM jobs WHERE id = ?`), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s", jobs.ErrNotFound, id)
+		}
+		return err
+	})
+	return j, err
+}
+
+// Update implements jobs.Store.
+func (s *Store) Update(ctx context.Context, j *jobs.Job) error {
+	next := *j
+	next.Version++
+	doc, err := json.Marshal(&next)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE jobs SET state = ?, updated_at = ?, version = ?, doc = ? WHERE id = ? AND version = ?`),
+			string(next.State), ns(next.UpdatedAt), next.Version, doc, j.ID, j.Version)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var exists int
+			if err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM jobs WHERE id = ?`), j.ID).Scan(&exists); err != nil {
+				return err
+			}
+			if exists == 0 {
+				return fmt.Errorf("%w: %s", jobs.ErrNotFound, j.ID)
+			}
+			return fmt.Errorf("%w: %s", jobs.ErrConflict, j.ID)
+		}
+		return nil
+	})
+	if err == nil {
+		j.Version = next.Version
+	}
+	return err
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]*jobs.Job, error) {
+	var out []*jobs.Job
+	err := s.db.View(ctx, func(tx *sql.Tx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(q), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j, err := scanJob(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// List implements jobs.Store.
+func (s *Store) List(ctx context.Context, f jobs.Filter) ([]*jobs.Job, error) {
+	q, args := `SELECT doc FROM jobs WHERE 1 = 1`, []any{}
+	if f.Tenant != "" {
+		q += ` AND tenant = ?`
+		args = append(args, f.Tenant)
+	}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	if !f.Before.IsZero() {
+		q += ` AND created_at < ?`
+		args = append(args, ns(f.Before))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	return s.query(ctx, q+fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit), args...)
+}
+
+// Active implements jobs.Store.
+func (s *Store) Active(ctx context.Context) ([]*jobs.Job, error) {
+	return s.query(ctx, `SELECT doc FROM jobs WHERE state <> ? ORDER BY created_at, id`, string(jobs.Settled))
+}
+
+// Counts implements jobs.Store.
+func (s *Store) Counts(ctx context.Context) (map[jobs.State]int, error) {
+	out := map[jobs.State]int{}
+	err := s.db.View(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var st string
+			var n int
+			if err := rows.Scan(&st, &n); err != nil {
+				return err
+			}
+			out[jobs.State(st)] = n
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// An OfferRow is a registered offer: the provider's signed envelope.
+type OfferRow struct {
+	Digest    string
+	Name      string // the pool's name
+	Provider  string
+	Sequence  int64
+	Envelope  []byte
+	Withdrawn bool
+	CreatedAt time.Time
+}
+
+// PutOffer keeps a registered offer; the same digest twice is kept once.
+func (s *Store) PutOffer(ctx context.Context, o *OfferRow) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO offers (digest, name, provider, sequence, envelope, withdrawn, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`),
+			o.Digest, o.Name, o.Provider, o.Sequence, o.Envelope, false, ns(o.CreatedAt))
+		return err
+	})
+}
+
+// WithdrawOffer marks every offer of a pool withdrawn.
+func (s *Store) WithdrawOffer(ctx context.Context, name string) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE offers SET withdrawn = ? WHERE name = ?`), true, name)
+		return err
+	})
+}
+
+// Offer returns a registered offer by digest, withdrawn or not.
+func (s *Store) Offer(ctx context.Context, digest string) (*OfferRow, error) {
+	rows, err := s.offers(ctx, `WHERE digest = ?`, digest)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("store: no offer %s", digest)
+	}
+	return rows[0], nil
+}
+
+// Offers returns the offers not withdrawn, oldest first.
+func (s *Store) Offers(ctx context.Context) ([]*OfferRow, error) {
+	return s.offers(ctx, `WHERE withdrawn = ?`, false)
+}
+
+func (s *Store) offers(ctx context.Context, where string, args ...any) ([]*OfferRow, error) {
+	var out []*OfferRow
+	err := s.db.View(ctx, func(tx *sql.Tx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT digest, name, provider, sequence, envelope, withdrawn, created_at FROM offers `+where+` ORDER BY created_at, digest`), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o := &OfferRow{}
+			var created int64
+			if err := rows.Scan(&o.Digest, &o.Name, &o.Provider, &o.Sequence, &o.Envelope, &o.Withdrawn, &created); err != nil {
+				return err
+			}
+			o.CreatedAt = utc(created)
+			out = append(out, o)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// UseNonce records a request nonce until it expires; it returns false if
+// the nonce was already used (a replay).
+func (s *Store) UseNonce(ctx context.Context, nonce string, expires time.Time) (bool, error) {
+	fresh := false
+	err := s.db.Update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO api_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING`), nonce, ns(expires))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		fresh = n == 1
+		return nil
+	})
+	return fresh, err
+}
+
+// ForgetNonces drops nonces that expired before now.
+func (s *Store) ForgetNonces(ctx context.Context, now time.Time) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM api_nonces WHERE expires < ?`), ns(now))
+		return err
+	})
+}
