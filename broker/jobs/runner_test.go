@@ -1,0 +1,284 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/broker/store"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+	. "github.com/cinet/cinet/settlement/settlementtest"
+	"github.com/cinet/cinet/settlement/sqlstore"
+)
+
+// The test binary is the local adapter's shim.
+func TestMain(m *testing.M) {
+	if local.IsShim() {
+		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+// broker is one broker's parts over a data directory: a local provider
+// with one CPU offer, the books, and a runner.
+type broker struct {
+	t       *testing.T
+	dir     string
+	jobs    *store.Store
+	settler *settlement.Settler
+	book    *book.Book
+	offer   *descriptor.Document
+	runner  *jobs.Runner
+	stop    func()
+}
+
+const offerYAML = `apiVersion: cinet/v1
+kind: Offer
+metadata: {name: local-cpu}
+computeId: %s
+provider: %s
+region: cn-east-1
+zone: a
+jurisdiction: CN
+class:
+  cpu: {arch: x86_64, count: 2}
+  memory: 2Gi
+quantity: 4
+price:
+  currency: USD
+  minimumIncrement: 1s
+  rates: {vcpuHour: "0.04", gibHour: "0.005"}
+validUntil: 2027-12-31T00:00:00Z
+sequence: 1
+`
+
+func newBroker(t *testing.T, dir string) *broker {
+	t.Helper()
+	ctx := context.Background()
+	b := &broker{t: t, dir: dir}
+	var err error
+	if b.jobs, err = store.Open(ctx, filepath.Join(dir, "broker.db")); err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := sqlstore.Open(ctx, filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.jobs.Close(); ledger.Close() })
+	if b.settler, err = settlement.New(settlement.Config{Store: ledger, Key: HomeKey, Origin: "cinet.test/jobs"}); err != nil {
+		t.Fatal(err)
+	}
+	cid, _ := identity.NewComputeID(ProviderKey.ID(), "cn-east-1", "a", "cpu")
+	if b.offer, err = descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, cid, ProviderKey.ID()))); err != nil {
+		t.Fatal(err)
+	}
+	b.book = book.New(time.Now)
+	if err := b.book.Put(b.offer, nil, HomeKey.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.settler.RegisterOffer(ctx, b.offer); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := local.New(local.Config{Workdir: filepath.Join(dir, "work"), Shim: []string{os.Args[0]}, KillGrace: descriptor.Duration(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.runner = jobs.NewRunner(jobs.Config{
+		Store: b.jobs, Book: b.book, Matcher: match.New(b.book, match.Config{HomeRegion: "cn-east-1"}), Settler: b.settler,
+		Key: HomeKey, Region: "cn-east-1", Fee: descriptor.MustDecimal("0.02"),
+		Adapters: map[identity.PrincipalID]adapters.Adapter{ProviderKey.ID(): ad},
+		Offers: func(ctx context.Context, digest string) (*descriptor.Document, error) {
+			if digest != b.offer.Digest {
+				return nil, fmt.Errorf("no offer %s", digest)
+			}
+			return b.offer, nil
+		},
+		Poll: 20 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.runner.Run(ctx); close(done) }()
+	b.stop = func() { cancel(); <-done }
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *broker) submit(src string) *jobs.Job {
+	b.t.Helper()
+	doc, err := descriptor.Parse("job.yaml", []byte(src))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	j, err := b.runner.Submit(context.Background(), TenantKey.ID(), doc)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return j
+}
+
+// waitFor polls the job until it reaches state.
+func (b *broker) waitFor(id string, state jobs.State) *jobs.Job {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := b.jobs.Get(context.Background(), id)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if j.State == state {
+			return j
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("job %s is %s, not %s, after 30s: %+v", id, j.State, state, j.History)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func jobYAML(script string, extra string) string {
+	return fmt.Sprintf(`apiVersion: cinet/v1
+kind: Job
+metadata: {name: test}
+tasks:
+  - name: main
+    command: ["/bin/sh", "-c", %q]
+resources: {cpus: 1, memory: 64Mi}
+estimatedRuntime: 10s
+%s`, script, extra)
+}
+
+func states(j *jobs.Job) []jobs.State {
+	var out []jobs.State
+	for _, t := range j.History {
+		if len(out) == 0 || out[len(out)-1] != t.State {
+			out = append(out, t.State)
+		}
+	}
+	return out
+}
+
+func TestJobRunsAndSettles(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	j := b.submit(jobYAML("echo hello; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done", ""))
+	j = b.waitFor(j.ID, jobs.Settled)
+	want := []jobs.State{jobs.Submitted, jobs.Matched, jobs.Reserved, jobs.Provisioning, jobs.Running, jobs.Succeeded, jobs.Settled}
+	if got := states(j); !slices.Equal(got, want) {
+		t.Fatalf("states %v, want %v", got, want)
+	}
+	if j.Outcome != jobs.Succeeded || len(j.Attempts) != 1 || j.Cost == nil || j.Cost.Amount <= 0 || j.Cost.Currency != "USD" || j.Hold == nil {
+		t.Fatalf("job %+v", j)
+	}
+	a := j.Attempts[0]
+	if !a.Settled || a.Record == "" || a.Usage == nil || a.Usage.CPU <= 0 || a.Charge.Amount != j.Cost.Amount {
+		t.Fatalf("attempt %+v", a)
+	}
+	// The ledger charged the tenant exactly the job's cost, and the hold
+	// was released.
+	bal, err := b.settler.Balances(context.Background(), settlement.AccountOf("tenant", TenantKey.ID()))
+	if err != nil || len(bal) != 1 || bal[0].Amount != -j.Cost.Amount {
+		t.Fatalf("tenant balance %v %v, cost %s", bal, err, j.Cost.Amount.Decimal())
+	}
+	holds, _ := b.settler.Holds(context.Background(), j.ID)
+	if len(holds) != 1 || holds[0].Open {
+		t.Fatalf("hold %+v", holds)
+	}
+	if _, err := b.settler.Prove(context.Background(), settlement.RecordID(a.Record)); err != nil {
+		t.Fatalf("proving the record: %v", err)
+	}
+	// The capacity is free again.
+	if e, _ := b.book.Get(b.offer.Offer.ComputeID.Name()); e.Free != 4 {
+		t.Fatalf("free instances %d after the job", e.Free)
+	}
+}
+
+func TestRestartOnExitCode(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	mark := filepath.Join(t.TempDir(), "mark")
+	script := fmt.Sprintf("if [ -f %s ]; then exit 0; fi; touch %s; exit 3", mark, mark)
+	j := b.waitFor(b.submit(jobYAML(script, "recovery: {maxRestarts: 2, onExitCodes: [3]}\n")).ID, jobs.Settled)
+	if j.Outcome != jobs.Succeeded || j.Restarts != 1 || len(j.Attempts) != 2 || j.Attempts[0].ExitCode != 3 {
+		t.Fatalf("job %+v", j)
+	}
+	for _, a := range j.Attempts {
+		if !a.Settled || a.Record == "" {
+			t.Fatalf("attempt %+v was not billed", a)
+		}
+	}
+	// Beyond the policy: fails.
+	j = b.waitFor(b.submit(jobYAML("exit 3", "recovery: {maxRestarts: 1, onExitCodes: [3]}\n")).ID, jobs.Settled)
+	if j.Outcome != jobs.Failed || len(j.Attempts) != 2 || !strings.Contains(j.Detail, "exit code 3") {
+		t.Fatalf("job %+v", j)
+	}
+	// An exit code not listed: no restart.
+	j = b.waitFor(b.submit(jobYAML("exit 4", "recovery: {maxRestarts: 1, onExitCodes: [3]}\n")).ID, jobs.Settled)
+	if j.Outcome != jobs.Failed || len(j.Attempts) != 1 {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+func TestCancelStopsAndBillsWhatRan(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	mark := filepath.Join(t.TempDir(), "finished")
+	j := b.submit(jobYAML("sleep 30; touch "+mark, ""))
+	b.waitFor(j.ID, jobs.Running)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := b.runner.Cancel(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = b.waitFor(j.ID, jobs.Settled)
+	if j.Outcome != jobs.Cancelled || len(j.Attempts) != 1 {
+		t.Fatalf("job %+v", j)
+	}
+	u := j.Attempts[0].Usage
+	if u == nil || u.End.Sub(u.Start) > 10*time.Second || u.End.Sub(u.Start) < 100*time.Millisecond {
+		t.Fatalf("usage %+v: billed for more or less than ran", u)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("the task ran to its end after the cancel")
+	}
+	// Cancelling a settled job changes nothing.
+	if again, err := b.runner.Cancel(context.Background(), j.ID); err != nil || again.State != jobs.Settled {
+		t.Fatalf("cancelling a settled job: %+v %v", again, err)
+	}
+}
+
+func TestNoOfferCanServe(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	gpu := strings.Replace(jobYAML("true", ""), "resources: {cpus: 1, memory: 64Mi}", "resources: {cpus: 1, memory: 64Mi, accelerators: [{model: H100, count: 1}]}", 1)
+	j := b.waitFor(b.submit(gpu).ID, jobs.Settled)
+	if j.Outcome != jobs.Failed || !strings.Contains(j.Detail, "accelerator") || len(j.Attempts) != 0 || j.Cost != nil {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+// TestResumesAfterRestart: a runner stopped while a job runs, and a new
+// one over the same stores and directory, finish the job and bill it once.
+func TestResumesAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := newBroker(t, dir)
+	j := b.submit(jobYAML("sleep 1; echo done", ""))
+	b.waitFor(j.ID, jobs.Running)
+	b.stop()
+	b.jobs.Close()
+	b2 := newBroker(t, dir)
+	j = b2.waitFor(j.ID, jobs.Settled)
+	if j.Outcome != jobs.Succeeded || len(j.Attempts) != 1 || !j.Attempts[0].Settled {
+		t.Fatalf("job %+v", j)
+	}
+	bal, _ := b2.settler.Balances(context.Background(), settlement.AccountOf("tenant", TenantKey.ID()))
+	if len(bal) != 1 || bal[0].Amount != -j.Cost.Amount {
+		t.Fatalf("tenant balance %v, cost %s", bal, j.Cost.Amount.Decimal())
+	}
+}
