@@ -97,6 +97,11 @@ func (id PrincipalID) PublicKey() ed25519.PublicKey {
 	return pub
 }
 
+// Verify reports whether sig is id's Ed25519 signature of msg.
+func (id PrincipalID) Verify(msg, sig []byte) bool {
+	return !id.IsZero() && len(sig) == ed25519.SignatureSize && ed25519.Verify(id.key[:], msg, sig)
+}
+
 // MarshalText implements encoding.TextMarshaler.
 func (id PrincipalID) MarshalText() ([]byte, error) {
 	if id.IsZero() {

@@ -1,0 +1,217 @@
+// Package httpsig signs and verifies API requests with a principal's
+// Ed25519 key, after RFC 9421 (HTTP Message Signatures) with RFC 9530's
+// Content-Digest: the signature covers the method, the authority, the
+// path, the query and the digest of the body, and carries its creation
+// and expiry times, a nonce and the signer's did:key as key ID. cinet
+// uses one fixed profile of the RFC (spec/api/README.md); a verifier
+// refuses any other.
+package httpsig
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cinet/cinet/identity"
+)
+
+// Label is the signature's label in Signature-Input and Signature.
+const Label = "cinet"
+
+// components are the covered components, in order.
+var components = []string{"@method", "@authority", "@path", "@query", "content-digest"}
+
+// MaxAge bounds expires − created, and so how long a captured request
+// could be replayed were its nonce forgotten.
+const MaxAge = 5 * time.Minute
+
+// Skew is how far in the future a signature's creation time may be.
+const Skew = 30 * time.Second
+
+// ContentDigest returns the RFC 9530 Content-Digest of a body.
+func ContentDigest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
+}
+
+// Sign adds Content-Digest, Signature-Input and Signature headers to r for
+// body (which must be r's body), valid from now for ttl (at most MaxAge).
+func Sign(r *http.Request, body []byte, k *identity.Key, now time.Time, ttl time.Duration) {
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	sign(r, body, k, now, ttl, hex.EncodeToString(nonce[:]))
+}
+
+func sign(r *http.Request, body []byte, k *identity.Key, now time.Time, ttl time.Duration, nonce string) {
+	if ttl <= 0 || ttl > MaxAge {
+		ttl = MaxAge
+	}
+	r.Header.Set("Content-Digest", ContentDigest(body))
+	params := fmt.Sprintf(`(%s);created=%d;expires=%d;nonce="%s";keyid="%s";alg="ed25519"`,
+		quoteList(components), now.Unix(), now.Add(ttl).Unix(), nonce, k.ID())
+	sig := k.Sign(base(r, params))
+	r.Header.Set("Signature-Input", Label+"="+params)
+	r.Header.Set("Signature", Label+"=:"+base64.StdEncoding.EncodeToString(sig)+":")
+}
+
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, " ")
+}
+
+// base is the RFC 9421 signature base of r for the signature parameters.
+func base(r *http.Request, params string) []byte {
+	query := "?" + r.URL.RawQuery
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\"@method\": %s\n", r.Method)
+	fmt.Fprintf(&b, "\"@authority\": %s\n", strings.ToLower(host))
+	fmt.Fprintf(&b, "\"@path\": %s\n", path)
+	fmt.Fprintf(&b, "\"@query\": %s\n", query)
+	fmt.Fprintf(&b, "\"content-digest\": %s\n", r.Header.Get("Content-Digest"))
+	fmt.Fprintf(&b, "\"@signature-params\": %s", params)
+	return []byte(b.String())
+}
+
+// A Signed is what a verified signature says.
+type Signed struct {
+	Signer  identity.PrincipalID
+	Nonce   string
+	Expires time.Time
+}
+
+// Errors a verifier returns; every one wraps ErrInvalid.
+var (
+	ErrInvalid  = errors.New("httpsig: invalid request signature")
+	ErrExpired  = fmt.Errorf("%w: expired", ErrInvalid)
+	ErrMissing  = fmt.Errorf("%w: the request is not signed", ErrInvalid)
+	ErrBadProof = fmt.Errorf("%w: the signature does not verify", ErrInvalid)
+)
+
+// Verify checks r's signature over body at now. The caller checks the
+// nonce has not been seen before (until Expires).
+func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
+	input, sigHeader := r.Header.Get("Signature-Input"), r.Header.Get("Signature")
+	if input == "" && sigHeader == "" {
+		return nil, ErrMissing
+	}
+	params, ok := strings.CutPrefix(input, Label+"=")
+	if !ok || strings.Contains(input, ",") {
+		return nil, fmt.Errorf("%w: want one signature labelled %q in Signature-Input", ErrInvalid, Label)
+	}
+	p, err := parseParams(params)
+	if err != nil {
+		return nil, err
+	}
+	rawSig, ok := strings.CutPrefix(sigHeader, Label+"=:")
+	if !ok || !strings.HasSuffix(rawSig, ":") {
+		return nil, fmt.Errorf("%w: Signature must be %s=:<base64>:", ErrInvalid, Label)
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSuffix(rawSig, ":"))
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: the signature is not 64 bytes of base64", ErrInvalid)
+	}
+	created, expires := time.Unix(p.created, 0), time.Unix(p.expires, 0)
+	switch {
+	case created.After(now.Add(Skew)):
+		return nil, fmt.Errorf("%w: created %s, in the future", ErrInvalid, created.UTC().Format(time.RFC3339))
+	case !expires.After(now):
+		return nil, fmt.Errorf("%w at %s", ErrExpired, expires.UTC().Format(time.RFC3339))
+	case expires.Sub(created) > MaxAge || !expires.After(created):
+		return nil, fmt.Errorf("%w: a signature is valid for at most %s", ErrInvalid, MaxAge)
+	}
+	if got, want := r.Header.Get("Content-Digest"), ContentDigest(body); got != want {
+		return nil, fmt.Errorf("%w: Content-Digest does not match the body", ErrInvalid)
+	}
+	signer, err := identity.ParsePrincipalID(p.keyid)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyid: %v", ErrInvalid, err)
+	}
+	if !signer.Verify(base(r, params), sig) {
+		return nil, ErrBadProof
+	}
+	return &Signed{Signer: signer, Nonce: p.nonce, Expires: expires}, nil
+}
+
+type sigParams struct {
+	created, expires int64
+	nonce, keyid     string
+}
+
+// parseParams reads the one profile cinet signs: the component list, then
+// created, expires, nonce, keyid and alg, in that order.
+func parseParams(s string) (*sigParams, error) {
+	bad := func(why string) (*sigParams, error) {
+		return nil, fmt.Errorf("%w: Signature-Input: %s", ErrInvalid, why)
+	}
+	list := "(" + quoteList(components) + ")"
+	rest, ok := strings.CutPrefix(s, list)
+	if !ok {
+		return bad("the covered components must be " + list)
+	}
+	p := &sigParams{}
+	for i, name := range []string{"created", "expires", "nonce", "keyid", "alg"} {
+		rest, ok = strings.CutPrefix(rest, ";"+name+"=")
+		if !ok {
+			return bad("want the parameters created, expires, nonce, keyid and alg, in that order")
+		}
+		end := strings.IndexByte(rest, ';')
+		if end < 0 {
+			end = len(rest)
+		}
+		v := rest[:end]
+		rest = rest[end:]
+		switch i {
+		case 0, 1:
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || strconv.FormatInt(n, 10) != v {
+				return bad(name + " is not a whole number of seconds")
+			}
+			if i == 0 {
+				p.created = n
+			} else {
+				p.expires = n
+			}
+		default:
+			if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || strings.ContainsAny(v[1:len(v)-1], `"\`) {
+				return bad(name + " is not a quoted string")
+			}
+			v = v[1 : len(v)-1]
+			switch name {
+			case "nonce":
+				if len(v) < 16 || len(v) > 64 {
+					return bad("the nonce is 16 to 64 characters")
+				}
+				p.nonce = v
+			case "keyid":
+				p.keyid = v
+			case "alg":
+				if v != "ed25519" {
+					return bad(`alg must be "ed25519"`)
+				}
+			}
+		}
+	}
+	if rest != "" {
+		return bad("unexpected text after the parameters")
+	}
+	return p, nil
+}
