@@ -286,3 +286,44 @@ func (s *Settler) Holds(ctx context.Context, jobs ...string) ([]*Hold, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Job < out[j].Job })
 	return out, err
 }
+
+// TileSource is the log as the C2SP tlog-tiles handler reads it
+// (auditlog.Handler): tiles up to the latest checkpoint.
+func (s *Settler) TileSource() auditlog.Source { return tileSource{s} }
+
+type tileSource struct{ s *Settler }
+
+func (t tileSource) Checkpoint(ctx context.Context) (*auditlog.Checkpoint, error) {
+	return t.s.LatestCheckpoint(ctx)
+}
+
+func (t tileSource) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	var out []tlog.Hash
+	err := t.s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		var err error
+		out, err = tx.ReadHashes(indexes)
+		return err
+	})
+	return out, err
+}
+
+func (t tileSource) ReadEntries(ctx context.Context, start, count int64) ([][]byte, error) {
+	var out [][]byte
+	err := t.s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		var err error
+		out, err = tx.ReadEntries(start, count)
+		return err
+	})
+	return out, err
+}
+
+// LogSize returns the number of entries in the audit log.
+func (s *Settler) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		var err error
+		n, err = tx.LogSize()
+		return err
+	})
+	return n, err
+}

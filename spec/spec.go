@@ -10,3 +10,8 @@ import "embed"
 //
 //go:embed descriptor/v1/*.json
 var DescriptorV1 embed.FS
+
+// OpenAPI is the broker's HTTP API description, spec/api/openapi.json.
+//
+//go:embed api/openapi.json
+var OpenAPI []byte

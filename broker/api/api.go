@@ -1,0 +1,335 @@
+// Package api is the broker's HTTP API (spec/api/openapi.json): jobs,
+// offers, the ledger and the audit log, for the roles tenant, provider,
+// regulator and operator. Requests are authenticated by the caller's
+// signature (broker/httpsig) or by a token the operator issued; errors are
+// RFC 9457 problem details.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/httpsig"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/broker/offers"
+	"github.com/cinet/cinet/broker/store"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+)
+
+// Role is what a caller may do.
+type Role string
+
+// Roles.
+const (
+	Tenant    Role = "tenant"    // submits and watches its own jobs, reads its own bills
+	Provider  Role = "provider"  // registers and withdraws its own offers, reads its own earnings
+	Regulator Role = "regulator" // reads settlement and audit data; writes nothing
+	Operator  Role = "operator"  // runs the broker: everything
+)
+
+// ParseRole reads a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case Tenant, Provider, Regulator, Operator:
+		return r, nil
+	}
+	return "", fmt.Errorf("api: role %q: want tenant, provider, regulator or operator", s)
+}
+
+// Config wires a Server.
+type Config struct {
+	Key      *identity.Key // the broker's: an operator, and the signer of tokens
+	Region   string
+	Runner   *jobs.Runner
+	Jobs     jobs.Store
+	Store    *store.Store
+	Book     *book.Book
+	Matcher  *match.Matcher
+	Offers   *offers.Registry
+	Settler  *settlement.Settler
+	Adapters map[identity.PrincipalID]adapters.Adapter
+	// Principals are the callers the operator named, with their roles.
+	Principals map[identity.PrincipalID]Role
+	// OpenTenancy lets any caller with a valid signature act as a tenant.
+	OpenTenancy bool
+	OpenAPI     []byte       // served at /openapi.json
+	Metrics     http.Handler // served at /metrics
+	// Ready reports whether the broker can serve (its stores answer).
+	Ready func(ctx context.Context) error
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// MaxBody bounds a request body.
+const MaxBody = 1 << 20
+
+// Server serves the API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// A Route is one endpoint: who may call it, and its handler.
+type Route struct {
+	pattern string
+	public  bool
+	roles   []Role
+	handle  func(w http.ResponseWriter, r *http.Request, c *Caller)
+}
+
+// Routes lists the API's endpoints, as ServeMux patterns with the roles
+// allowed; the OpenAPI document describes the same set (a test holds them
+// to each other).
+func (s *Server) Routes() []Route {
+	all := []Role{Tenant, Provider, Regulator, Operator}
+	return []Route{
+		{pattern: "GET /openapi.json", public: true, handle: s.openAPI},
+		{pattern: "GET /healthz", public: true, handle: s.healthz},
+		{pattern: "GET /readyz", public: true, handle: s.readyz},
+		{pattern: "GET /metrics", public: true, handle: s.metrics},
+		{pattern: "GET /v1/info", public: true, handle: s.info},
+
+		{pattern: "POST /v1/jobs", roles: []Role{Tenant}, handle: s.submitJob},
+		{pattern: "GET /v1/jobs", roles: []Role{Tenant, Operator}, handle: s.listJobs},
+		{pattern: "GET /v1/jobs/{id}", roles: []Role{Tenant, Operator}, handle: s.getJob},
+		{pattern: "POST /v1/jobs/{id}/cancel", roles: []Role{Tenant, Operator}, handle: s.cancelJob},
+		{pattern: "GET /v1/jobs/{id}/logs", roles: []Role{Tenant, Operator}, handle: s.jobLogs},
+		{pattern: "GET /v1/jobs/{id}/events", roles: []Role{Tenant, Operator}, handle: s.jobEvents},
+		{pattern: "POST /v1/explain", roles: []Role{Tenant, Operator}, handle: s.explain},
+
+		{pattern: "POST /v1/offers", roles: []Role{Provider}, handle: s.registerOffer},
+		{pattern: "GET /v1/offers", roles: all, handle: s.listOffers},
+		{pattern: "DELETE /v1/offers/{name...}", roles: []Role{Provider, Operator}, handle: s.withdrawOffer},
+
+		{pattern: "GET /v1/ledger/balances", roles: all, handle: s.balances},
+		{pattern: "GET /v1/ledger/statement", roles: all, handle: s.statement},
+		{pattern: "GET /v1/ledger/export", roles: all, handle: s.export},
+
+		{pattern: "GET /v1/audit/checkpoint", roles: all, handle: s.checkpoint},
+		{pattern: "GET /v1/audit/consistency", roles: all, handle: s.consistency},
+		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
+		{pattern: "GET /v1/audit/tile/", roles: []Role{Regulator, Operator}, handle: s.tiles},
+
+		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},
+	}
+}
+
+// Pattern is the route's ServeMux pattern, "METHOD /path".
+func (rt Route) Pattern() string { return rt.pattern }
+
+// Public reports whether the route needs no authentication.
+func (rt Route) Public() bool { return rt.public }
+
+// Roles are the roles allowed, besides the operator, who may call every
+// route (but for a regulator's, which read-only rule applies to all).
+func (rt Route) Roles() []Role { return rt.roles }
+
+func (s *Server) routes() {
+	for _, rt := range s.Routes() {
+		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if rt.public {
+				rt.handle(w, r, nil)
+				return
+			}
+			c, ok := s.authenticate(w, r)
+			if !ok {
+				return
+			}
+			if c.Role == Regulator && r.Method != http.MethodGet {
+				problem(w, http.StatusForbidden, "read-only", "Forbidden", "a regulator reads settlement and audit data and writes nothing")
+				return
+			}
+			allowed := false
+			for _, role := range rt.roles {
+				allowed = allowed || c.Role == role || c.Role == Operator
+			}
+			if !allowed {
+				problem(w, http.StatusForbidden, "forbidden", "Forbidden", fmt.Sprintf("%s %s is not for the %s role", r.Method, r.URL.Path, c.Role))
+				return
+			}
+			rt.handle(w, r, c)
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusNotFound, "not-found", "Not Found", "no such endpoint: "+r.Method+" "+r.URL.Path+"; see /openapi.json")
+	})
+}
+
+// ServeHTTP implements http.Handler: bodies are bounded, panics become
+// 500 problems, and every request is logged.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.cfg.Log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p)
+			problem(rec, http.StatusInternalServerError, "internal", "Internal Server Error", "the broker failed to serve this request")
+		}
+		s.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
+	}()
+	r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
+	s.mux.ServeHTTP(rec, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// A Caller is an authenticated principal and its role.
+type Caller struct {
+	Principal identity.PrincipalID
+	Role      Role
+	body      []byte
+}
+
+// authenticate reads the body, checks the request's signature or token and
+// finds the caller's role. It writes the problem and returns false when
+// the caller is not let in.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, bool) {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		problem(w, http.StatusRequestEntityTooLarge, "too-large", "Content Too Large", fmt.Sprintf("the request body is over %d bytes", MaxBody))
+		return nil, false
+	}
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "reading the body: "+err.Error())
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	now := s.cfg.Now()
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		c, err := s.verifyToken(tok, now)
+		if err != nil {
+			problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", err.Error())
+			return nil, false
+		}
+		c.body = body
+		return c, true
+	}
+	signed, err := httpsig.Verify(r, body, now)
+	if err != nil {
+		detail := err.Error()
+		if errors.Is(err, httpsig.ErrMissing) {
+			detail = "sign the request with your key (see spec/api/README.md) or send an operator-issued token as 'Authorization: Bearer …'"
+		}
+		problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", detail)
+		return nil, false
+	}
+	fresh, err := s.cfg.Store.UseNonce(r.Context(), signed.Signer.String()+"/"+signed.Nonce, signed.Expires)
+	if err != nil {
+		problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "checking the request's nonce: "+err.Error())
+		return nil, false
+	}
+	if !fresh {
+		problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
+		return nil, false
+	}
+	role, ok := s.roleOf(signed.Signer)
+	if !ok {
+		problem(w, http.StatusForbidden, "unknown-principal", "Forbidden", fmt.Sprintf("%s is not a principal of this broker; ask its operator", signed.Signer))
+		return nil, false
+	}
+	return &Caller{Principal: signed.Signer, Role: role, body: body}, true
+}
+
+func (s *Server) roleOf(id identity.PrincipalID) (Role, bool) {
+	if id == s.cfg.Key.ID() {
+		return Operator, true
+	}
+	if r, ok := s.cfg.Principals[id]; ok {
+		return r, true
+	}
+	if s.cfg.OpenTenancy {
+		return Tenant, true
+	}
+	return "", false
+}
+
+// Problem is an RFC 9457 problem detail.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Errors are a document's located errors, for an invalid job or offer.
+	Errors []DocumentError `json:"errors,omitempty"`
+}
+
+// A DocumentError is one located error in a submitted document.
+type DocumentError struct {
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// ProblemType is the type URI of a problem code.
+func ProblemType(code string) string { return "urn:cinet:problem:" + code }
+
+func problem(w http.ResponseWriter, status int, code, title, detail string) {
+	writeProblem(w, &Problem{Type: ProblemType(code), Title: title, Status: status, Detail: detail})
+}
+
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// internal reports a failure of the broker itself.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.cfg.Log.Error("serving request", "method", r.Method, "path", r.URL.Path, "err", err)
+	problem(w, http.StatusInternalServerError, "internal", "Internal Server Error", err.Error())
+}

@@ -1,0 +1,299 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// parseJob reads a submitted job document (YAML, or JSON by content type
+// or content), answering with the located errors when it is invalid.
+func parseJob(w http.ResponseWriter, r *http.Request, body []byte) (*descriptor.Document, bool) {
+	name := r.URL.Query().Get("filename")
+	if name == "" {
+		name = "job.yaml"
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+			name = "job.json"
+		}
+	}
+	doc, err := descriptor.ParseJob(name, body)
+	if err == nil {
+		return doc, true
+	}
+	p := &Problem{Type: ProblemType("invalid-job"), Title: "Unprocessable Content", Status: http.StatusUnprocessableEntity, Detail: err.Error()}
+	var list descriptor.ErrorList
+	if errors.As(err, &list) {
+		p.Detail = fmt.Sprintf("the job has %d error(s)", len(list))
+		for _, e := range list {
+			p.Errors = append(p.Errors, DocumentError{Line: e.Line, Column: e.Col, Path: e.Path, Message: e.Msg})
+		}
+	}
+	writeProblem(w, p)
+	return nil, false
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, c *Caller) {
+	doc, ok := parseJob(w, r, c.body)
+	if !ok {
+		return
+	}
+	j, err := s.cfg.Runner.Submit(r.Context(), c.Principal, doc)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+j.ID)
+	writeJSON(w, http.StatusCreated, j)
+}
+
+// job finds a job the caller may see: a tenant sees only its own; any
+// other job is not found, whether or not it exists.
+func (s *Server) job(w http.ResponseWriter, r *http.Request, c *Caller) (*jobs.Job, bool) {
+	id := r.PathValue("id")
+	j, err := s.cfg.Jobs.Get(r.Context(), id)
+	if errors.Is(err, jobs.ErrNotFound) || (err == nil && c.Role != Operator && j.Tenant != c.Principal.String()) {
+		problem(w, http.StatusNotFound, "job-not-found", "Not Found", "no job "+id)
+		return nil, false
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return nil, false
+	}
+	return j, true
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, c *Caller) {
+	if j, ok := s.job(w, r, c); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, c *Caller) {
+	q := r.URL.Query()
+	f := jobs.Filter{State: jobs.State(q.Get("state"))}
+	if c.Role != Operator {
+		f.Tenant = c.Principal.String()
+	}
+	if f.State != "" && !validState(f.State) {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("state %q: want one of %v", f.State, jobs.States))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "limit: want 1 to 1000")
+			return
+		}
+		f.Limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "before: want an RFC 3339 time")
+			return
+		}
+		f.Before = t
+	}
+	list, err := s.cfg.Jobs.List(r.Context(), f)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*jobs.Job{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": list})
+}
+
+func validState(s jobs.State) bool {
+	for _, x := range jobs.States {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, c *Caller) {
+	j, ok := s.job(w, r, c)
+	if !ok {
+		return
+	}
+	j, err := s.cfg.Runner.Cancel(r.Context(), j.ID)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// jobLogs streams a task's output. With follow=true it keeps the response
+// open and sends what the task writes until the attempt ends.
+func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
+	j, ok := s.job(w, r, c)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	stream := q.Get("stream")
+	if stream == "" {
+		stream = "stdout"
+	}
+	if len(j.Attempts) == 0 {
+		problem(w, http.StatusNotFound, "no-logs", "Not Found", "the job has not run yet")
+		return
+	}
+	n := len(j.Attempts)
+	if v := q.Get("attempt"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > len(j.Attempts) {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("attempt: want 1 to %d", len(j.Attempts)))
+			return
+		}
+	}
+	a := j.Attempts[n-1]
+	task := q.Get("task")
+	if task == "" {
+		doc, err := descriptor.Parse(j.ID+".json", j.Document)
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		task = doc.Job.Tasks[0].Name
+	}
+	ad, err := s.adapterFor(a.Provider)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	var sent int64
+	for first := true; ; first = false {
+		rc, err := ad.Logs(r.Context(), a.ID, task, stream)
+		if err != nil {
+			if first {
+				problem(w, http.StatusNotFound, "no-logs", "Not Found", err.Error())
+				return
+			}
+			return
+		}
+		if sent > 0 {
+			io.CopyN(io.Discard, rc, sent)
+		}
+		n, _ := io.Copy(w, rc)
+		rc.Close()
+		sent += n
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		if !follow {
+			return
+		}
+		st, err := ad.Status(r.Context(), a.ID)
+		if err != nil || (st.State.Ended() && n == 0) {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// jobEvents streams the job's transitions as server-sent events: its
+// history first (after Last-Event-ID, if given), then each new one, until
+// the job settles.
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *Caller) {
+	j, ok := s.job(w, r, c)
+	if !ok {
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		problem(w, http.StatusNotImplemented, "no-streaming", "Not Implemented", "this connection cannot stream")
+		return
+	}
+	ch, stop := s.cfg.Runner.Subscribe(j.ID)
+	defer stop()
+	// Read again after subscribing, so no transition falls between.
+	j, err := s.cfg.Jobs.Get(r.Context(), j.ID)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	last := -1
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			last = n
+		}
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	send := func(i int, t jobs.Transition) {
+		fmt.Fprintf(w, "id: %d\nevent: transition\ndata: {\"state\":%q,\"at\":%q,\"detail\":%s}\n\n",
+			i, t.State, t.At.UTC().Format(time.RFC3339Nano), strconv.Quote(t.Detail))
+		last = i
+	}
+	for i, t := range j.History {
+		if i > last {
+			send(i, t)
+		}
+	}
+	flusher.Flush()
+	if j.State == jobs.Settled {
+		return
+	}
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			fmt.Fprint(w, ": still here\n\n")
+			flusher.Flush()
+		case _, open := <-ch:
+			// Send from the stored history: it is complete even when a
+			// notification was dropped.
+			j, err := s.cfg.Jobs.Get(r.Context(), j.ID)
+			if err != nil {
+				return
+			}
+			for i, t := range j.History {
+				if i > last {
+					send(i, t)
+				}
+			}
+			flusher.Flush()
+			if !open || j.State == jobs.Settled {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request, c *Caller) {
+	doc, ok := parseJob(w, r, c.body)
+	if !ok {
+		return
+	}
+	x, err := s.cfg.Matcher.Explain(doc, match.Options{})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}

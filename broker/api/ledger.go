@@ -1,0 +1,293 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/auditlog"
+	"github.com/cinet/cinet/settlement/focus"
+)
+
+// account picks the account a ledger request is about. A tenant or a
+// provider sees only its own account (the default); a regulator or the
+// operator any account, or every one when none is named.
+func (s *Server) account(w http.ResponseWriter, r *http.Request, c *Caller) (settlement.Account, bool) {
+	name := r.URL.Query().Get("account")
+	var own settlement.Account
+	switch c.Role {
+	case Tenant:
+		own = settlement.AccountOf(settlement.TenantAccounts, c.Principal)
+	case Provider:
+		own = settlement.AccountOf(settlement.ProviderAccounts, c.Principal)
+	}
+	if name == "" {
+		return own, true
+	}
+	a, err := settlement.ParseAccount(name)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", err.Error())
+		return "", false
+	}
+	if own != "" && a != own {
+		problem(w, http.StatusForbidden, "forbidden", "Forbidden", fmt.Sprintf("a %s reads its own account, %s", c.Role, own))
+		return "", false
+	}
+	return a, true
+}
+
+var (
+	monthRE = regexp.MustCompile(`^\d{4}-\d{2}$`)
+	dayRE   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+)
+
+// ParsePeriod reads a period: a month (2026-11), a day (2026-11-30) or
+// START/END in RFC 3339, in UTC, start included, end excluded.
+func ParsePeriod(s string) (from, to time.Time, err error) {
+	bad := fmt.Errorf("period %q: want a month (2026-11), a day (2026-11-30) or START/END in RFC 3339", s)
+	switch {
+	case monthRE.MatchString(s):
+		t, err := time.Parse("2006-01", s)
+		if err != nil {
+			return from, to, bad
+		}
+		return t, t.AddDate(0, 1, 0), nil
+	case dayRE.MatchString(s):
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return from, to, bad
+		}
+		return t, t.AddDate(0, 0, 1), nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	if !ok {
+		return from, to, bad
+	}
+	if from, err = time.Parse(time.RFC3339, a); err != nil {
+		return from, to, bad
+	}
+	if to, err = time.Parse(time.RFC3339, b); err != nil {
+		return from, to, bad
+	}
+	if !to.After(from) {
+		return from, to, fmt.Errorf("period %q ends before it starts", s)
+	}
+	return from.UTC(), to.UTC(), nil
+}
+
+func (s *Server) period(w http.ResponseWriter, r *http.Request) (time.Time, time.Time, bool) {
+	p := r.URL.Query().Get("period")
+	if p == "" {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "period is required: a month (2026-11), a day (2026-11-30) or START/END")
+		return time.Time{}, time.Time{}, false
+	}
+	from, to, err := ParsePeriod(p)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", err.Error())
+		return from, to, false
+	}
+	return from, to, true
+}
+
+// BalanceView is one balance as the API shows it.
+type BalanceView struct {
+	Account  settlement.Account `json:"account"`
+	Currency string             `json:"currency"`
+	Amount   descriptor.Nanos   `json:"amount"`
+}
+
+func (s *Server) balances(w http.ResponseWriter, r *http.Request, c *Caller) {
+	a, ok := s.account(w, r, c)
+	if !ok {
+		return
+	}
+	bs, err := s.cfg.Settler.Balances(r.Context(), a)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Balances     []BalanceView               `json:"balances"`
+		TrialBalance map[string]descriptor.Nanos `json:"trialBalance,omitempty"`
+	}{Balances: []BalanceView{}}
+	for _, b := range bs {
+		out.Balances = append(out.Balances, BalanceView{b.Account, b.Currency, b.Amount})
+	}
+	if c.Role == Regulator || c.Role == Operator {
+		if out.TrialBalance, err = s.cfg.Settler.TrialBalance(r.Context()); err != nil {
+			s.internal(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) statement(w http.ResponseWriter, r *http.Request, c *Caller) {
+	a, ok := s.account(w, r, c)
+	if !ok {
+		return
+	}
+	if a == "" {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "account is required")
+		return
+	}
+	from, to, ok := s.period(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.cfg.Settler.Statement(r.Context(), a, from, to)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	type entry struct {
+		Record       settlement.RecordID    `json:"record"`
+		Job          string                 `json:"job"`
+		Placement    string                 `json:"placement"`
+		PeriodStart  time.Time              `json:"periodStart"`
+		PeriodEnd    time.Time              `json:"periodEnd"`
+		Role         settlement.Role        `json:"role"`
+		Currency     string                 `json:"currency"`
+		Amount       descriptor.Nanos       `json:"amount"`
+		HomeFee      descriptor.Nanos       `json:"homeFee"`
+		ExecutingFee descriptor.Nanos       `json:"executingFee"`
+		LogIndex     int64                  `json:"logIndex"`
+		Items        []settlement.RatedItem `json:"items"`
+	}
+	out := struct {
+		Account      settlement.Account          `json:"account"`
+		From         time.Time                   `json:"from"`
+		To           time.Time                   `json:"to"`
+		Transactions []entry                     `json:"transactions"`
+		Net          map[string]descriptor.Nanos `json:"net"`
+	}{a, from, to, []entry{}, st.Net}
+	for _, t := range st.Transactions {
+		out.Transactions = append(out.Transactions, entry{t.Transaction.Record, t.Usage.Job, t.Usage.Placement, t.Usage.PeriodStart, t.Usage.PeriodEnd,
+			t.Role, t.Currency, t.Amount(a), t.HomeFee, t.ExecutingFee, t.Usage.LogIndex, t.Items})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request, c *Caller) {
+	if f := r.URL.Query().Get("format"); f != "" && f != "focus" {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "format: the one format is focus")
+		return
+	}
+	a, ok := s.account(w, r, c)
+	if !ok {
+		return
+	}
+	from, to, ok := s.period(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.cfg.Settler.Statement(r.Context(), a, from, to)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := focus.Write(&buf, &focus.Export{Broker: s.cfg.Key.ID(), Account: a, From: from, To: to, Transactions: st.Transactions}); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, c *Caller) {
+	cp, err := s.cfg.Settler.Checkpoint(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(cp.Note)
+}
+
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request, c *Caller) {
+	q := r.URL.Query()
+	old, err1 := strconv.ParseInt(q.Get("old"), 10, 64)
+	n, err2 := strconv.ParseInt(q.Get("new"), 10, 64)
+	if err1 != nil || err2 != nil || old < 0 || old > n {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "old and new are log sizes, old ≤ new")
+		return
+	}
+	p, err := s.cfg.Settler.ProveConsistency(r.Context(), old, n)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", err.Error())
+		return
+	}
+	hashes := []string{}
+	for _, h := range p {
+		hashes = append(hashes, h.String())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"old": old, "new": n, "proof": hashes})
+}
+
+// ProofView is an inclusion proof as the API returns it: the three files
+// 'cinet audit verify' and any C2SP verifier take.
+type ProofView struct {
+	Record      settlement.RecordID `json:"record"`
+	Index       int64               `json:"index"`
+	Entry       []byte              `json:"entry"`      // base64 in JSON
+	Checkpoint  string              `json:"checkpoint"` // the signed note
+	Proof       string              `json:"proof"`      // the C2SP tlog-proof
+	VerifierKey string              `json:"verifierKey"`
+}
+
+func (s *Server) proof(w http.ResponseWriter, r *http.Request, c *Caller) {
+	id := settlement.RecordID(r.URL.Query().Get("record"))
+	if id == "" {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "record is required")
+		return
+	}
+	p, err := s.cfg.Settler.Prove(r.Context(), id)
+	if errors.Is(err, settlement.ErrNotFound) {
+		problem(w, http.StatusNotFound, "record-not-found", "Not Found", "no record "+string(id))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if c.Role == Tenant || c.Role == Provider {
+		if !partyTo(p.Entry, c.Principal) {
+			problem(w, http.StatusNotFound, "record-not-found", "Not Found", "no record "+string(id))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, ProofView{Record: id, Index: p.Index, Entry: p.Entry, Checkpoint: string(p.Checkpoint.Note), Proof: string(p.Receipt), VerifierKey: s.cfg.Settler.VerifierKey()})
+}
+
+// partyTo reports whether a usage-record log entry names id as its tenant
+// or provider.
+func partyTo(entry []byte, id identity.PrincipalID) bool {
+	var e struct {
+		Envelope json.RawMessage `json:"envelope"`
+	}
+	if json.Unmarshal(entry, &e) != nil {
+		return false
+	}
+	env, err := identity.DecodeEnvelope(e.Envelope)
+	if err != nil {
+		return false
+	}
+	rec, err := settlement.DecodeRecord(env.Payload)
+	return err == nil && (rec.Tenant == id || rec.Provider == id)
+}
+
+func (s *Server) tiles(w http.ResponseWriter, r *http.Request, c *Caller) {
+	http.StripPrefix("/v1/audit", auditlog.Handler(s.cfg.Settler.TileSource())).ServeHTTP(w, r)
+}

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/offers"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+)
+
+func (s *Server) adapterFor(provider string) (adapters.Adapter, error) {
+	id, err := identity.ParsePrincipalID(provider)
+	if err != nil {
+		return nil, err
+	}
+	ad := s.cfg.Adapters[id]
+	if ad == nil {
+		return nil, fmt.Errorf("no adapter for provider %s", provider)
+	}
+	return ad, nil
+}
+
+// OfferView is an offer as the API lists it.
+type OfferView struct {
+	Name       string               `json:"name"`
+	ComputeID  identity.ComputeID   `json:"computeId"`
+	Digest     string               `json:"digest"`
+	Provider   identity.PrincipalID `json:"provider"`
+	Broker     identity.PrincipalID `json:"broker"`
+	Region     string               `json:"region"`
+	Quantity   int                  `json:"quantity"`
+	Free       int                  `json:"free"`
+	ValidUntil time.Time            `json:"validUntil"`
+	Sequence   uint64               `json:"sequence"`
+	Offer      *descriptor.Offer    `json:"offer"`
+	Envelope   *identity.Envelope   `json:"envelope,omitempty"`
+}
+
+func viewOf(e *book.Entry) OfferView {
+	o := e.Offer
+	return OfferView{
+		Name: e.Name, ComputeID: o.ComputeID, Digest: e.Digest(), Provider: o.Provider, Broker: e.Owner,
+		Region: o.Region, Quantity: o.Quantity, Free: int(e.Free), ValidUntil: o.ValidUntil, Sequence: o.Sequence,
+		Offer: o, Envelope: e.Envelope,
+	}
+}
+
+func (s *Server) registerOffer(w http.ResponseWriter, r *http.Request, c *Caller) {
+	doc, err := s.cfg.Offers.Register(r.Context(), c.body, c.Principal)
+	if err != nil {
+		if errors.Is(err, offers.ErrInvalid) {
+			p := &Problem{Type: ProblemType("invalid-offer"), Title: "Unprocessable Content", Status: http.StatusUnprocessableEntity, Detail: err.Error()}
+			var list descriptor.ErrorList
+			if errors.As(err, &list) {
+				for _, e := range list {
+					p.Errors = append(p.Errors, DocumentError{Line: e.Line, Column: e.Col, Path: e.Path, Message: e.Msg})
+				}
+			}
+			writeProblem(w, p)
+			return
+		}
+		s.internal(w, r, err)
+		return
+	}
+	e, ok := s.cfg.Book.Get(doc.Offer.ComputeID.Name())
+	if !ok {
+		s.internal(w, r, fmt.Errorf("the offer %s left the book as it was registered", doc.Offer.ComputeID))
+		return
+	}
+	writeJSON(w, http.StatusCreated, viewOf(e))
+}
+
+func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
+	want := r.URL.Query().Get("provider")
+	out := []OfferView{}
+	for _, e := range s.cfg.Book.Snapshot() {
+		if want == "" || e.Offer.Provider.String() == want {
+			out = append(out, viewOf(e))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"offers": out})
+}
+
+func (s *Server) withdrawOffer(w http.ResponseWriter, r *http.Request, c *Caller) {
+	name := r.PathValue("name")
+	e, ok := s.cfg.Book.Get(name)
+	if !ok || (c.Role != Operator && e.Offer.Provider != c.Principal) {
+		problem(w, http.StatusNotFound, "offer-not-found", "Not Found", "no offer of yours named "+name)
+		return
+	}
+	if err := s.cfg.Offers.Withdraw(r.Context(), name); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"withdrawn": name})
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(s.cfg.OpenAPI)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			problem(w, http.StatusServiceUnavailable, "not-ready", "Service Unavailable", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	if s.cfg.Metrics == nil {
+		problem(w, http.StatusNotFound, "not-found", "Not Found", "metrics are off")
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
+// Info is what the broker says of itself, to anyone.
+type Info struct {
+	Broker      identity.PrincipalID `json:"broker"`
+	Region      string               `json:"region"`
+	LogOrigin   string               `json:"logOrigin"`
+	VerifierKey string               `json:"verifierKey"`
+	Adapters    []string             `json:"adapters"`
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	vkey := s.cfg.Settler.VerifierKey()
+	origin, _, _ := cutPlus(vkey)
+	writeJSON(w, http.StatusOK, Info{Broker: s.cfg.Key.ID(), Region: s.cfg.Region, LogOrigin: origin, VerifierKey: vkey, Adapters: adapters.Names()})
+}
+
+func cutPlus(vkey string) (string, string, bool) {
+	for i := 0; i < len(vkey); i++ {
+		if vkey[i] == '+' {
+			return vkey[:i], vkey[i+1:], true
+		}
+	}
+	return vkey, "", false
+}

@@ -1,0 +1,306 @@
+// Package client calls a broker's HTTP API, signing each request with the
+// caller's key (broker/httpsig) or sending an operator-issued token.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/httpsig"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/identity"
+)
+
+// A Client calls one broker as one principal.
+type Client struct {
+	Base  string        // the broker's URL, e.g. http://127.0.0.1:8420
+	Key   *identity.Key // signs requests; or
+	Token string        // an operator-issued bearer token
+	HTTP  *http.Client  // default http.DefaultClient
+	Now   func() time.Time
+}
+
+// A ProblemError is a broker's RFC 9457 answer to a failed request.
+type ProblemError struct {
+	api.Problem
+}
+
+func (e *ProblemError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%d)", e.Title, e.Status)
+	if e.Detail != "" {
+		b.WriteString(": " + e.Detail)
+	}
+	for _, de := range e.Errors {
+		b.WriteString("\n  ")
+		if de.Line > 0 {
+			fmt.Fprintf(&b, "%d:%d: ", de.Line, de.Column)
+		}
+		if de.Path != "" {
+			b.WriteString(de.Path + ": ")
+		}
+		b.WriteString(de.Message)
+	}
+	return b.String()
+}
+
+// Do sends a request and returns the response, which is the caller's to
+// close. A problem answer is returned as a *ProblemError.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	switch {
+	case c.Token != "":
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	case c.Key != nil:
+		httpsig.Sign(req, body, c.Key, now(), time.Minute)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling the broker at %s: %w", c.Base, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var p ProblemError
+		if err := json.Unmarshal(data, &p.Problem); err != nil || p.Status == 0 {
+			return nil, fmt.Errorf("the broker answered %s: %s", resp.Status, bytes.TrimSpace(data))
+		}
+		return nil, &p
+	}
+	return resp, nil
+}
+
+// JSON sends a request and decodes a JSON answer into out.
+func (c *Client) JSON(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
+	resp, err := c.Do(ctx, method, path, body, contentType)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding the broker's answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Bytes sends a request and returns the answer's body.
+func (c *Client) Bytes(ctx context.Context, method, path string) ([]byte, error) {
+	resp, err := c.Do(ctx, method, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// IsNotFound reports whether err is a 404 answer.
+func IsNotFound(err error) bool {
+	var p *ProblemError
+	return errors.As(err, &p) && p.Status == http.StatusNotFound
+}
+
+// Info returns what the broker says of itself.
+func (c *Client) Info(ctx context.Context) (*api.Info, error) {
+	var out api.Info
+	return &out, c.JSON(ctx, "GET", "/v1/info", nil, "", &out)
+}
+
+// SubmitJob submits a job document; filename names it in errors and says
+// whether it is JSON (.json) or YAML.
+func (c *Client) SubmitJob(ctx context.Context, doc []byte, filename string) (*jobs.Job, error) {
+	ct := "application/yaml"
+	if strings.HasSuffix(filename, ".json") {
+		ct = "application/json"
+	}
+	var j jobs.Job
+	return &j, c.JSON(ctx, "POST", "/v1/jobs?filename="+url.QueryEscape(filename), doc, ct, &j)
+}
+
+// Job returns a job.
+func (c *Client) Job(ctx context.Context, id string) (*jobs.Job, error) {
+	var j jobs.Job
+	return &j, c.JSON(ctx, "GET", "/v1/jobs/"+url.PathEscape(id), nil, "", &j)
+}
+
+// Jobs lists jobs, newest first.
+func (c *Client) Jobs(ctx context.Context, state string, limit int) ([]*jobs.Job, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Jobs []*jobs.Job `json:"jobs"`
+	}
+	return out.Jobs, c.JSON(ctx, "GET", "/v1/jobs?"+q.Encode(), nil, "", &out)
+}
+
+// Cancel asks for a job to stop.
+func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
+	var j jobs.Job
+	return &j, c.JSON(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, "", &j)
+}
+
+// Logs returns a task's output; with follow, a stream that ends with the
+// attempt.
+func (c *Client) Logs(ctx context.Context, id, task, stream string, follow bool) (io.ReadCloser, error) {
+	q := url.Values{}
+	if task != "" {
+		q.Set("task", task)
+	}
+	if stream != "" {
+		q.Set("stream", stream)
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Events calls fn with each of the job's transitions, history first, until
+// the job settles, fn returns an error, or ctx ends.
+func (c *Client) Events(ctx context.Context, id string, fn func(jobs.Transition) error) error {
+	resp, err := c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"/events", nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var t jobs.Transition
+		if err := json.Unmarshal([]byte(data), &t); err != nil {
+			return fmt.Errorf("an event from the broker does not decode: %w", err)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// Explain asks where a job would run.
+func (c *Client) Explain(ctx context.Context, doc []byte, filename string) (json.RawMessage, error) {
+	ct := "application/yaml"
+	if strings.HasSuffix(filename, ".json") {
+		ct = "application/json"
+	}
+	var out json.RawMessage
+	return out, c.JSON(ctx, "POST", "/v1/explain?filename="+url.QueryEscape(filename), doc, ct, &out)
+}
+
+// RegisterOffer sends a signed offer envelope.
+func (c *Client) RegisterOffer(ctx context.Context, envelope []byte) (*api.OfferView, error) {
+	var out api.OfferView
+	return &out, c.JSON(ctx, "POST", "/v1/offers", envelope, "application/json", &out)
+}
+
+// Offers lists the book's offers, or one provider's.
+func (c *Client) Offers(ctx context.Context, provider string) ([]api.OfferView, error) {
+	var out struct {
+		Offers []api.OfferView `json:"offers"`
+	}
+	q := ""
+	if provider != "" {
+		q = "?provider=" + url.QueryEscape(provider)
+	}
+	return out.Offers, c.JSON(ctx, "GET", "/v1/offers"+q, nil, "", &out)
+}
+
+// Withdraw withdraws an offer by its pool's name.
+func (c *Client) Withdraw(ctx context.Context, name string) error {
+	return c.JSON(ctx, "DELETE", "/v1/offers/"+name, nil, "", nil)
+}
+
+// Balances is the API's balances answer.
+type Balances struct {
+	Balances     []api.BalanceView `json:"balances"`
+	TrialBalance map[string]string `json:"trialBalance,omitempty"`
+}
+
+// Balances reads account balances ("" for the caller's own, or all).
+func (c *Client) Balances(ctx context.Context, account string) (*Balances, error) {
+	q := ""
+	if account != "" {
+		q = "?account=" + url.QueryEscape(account)
+	}
+	var out Balances
+	return &out, c.JSON(ctx, "GET", "/v1/ledger/balances"+q, nil, "", &out)
+}
+
+// Statement reads an account's statement for a period.
+func (c *Client) Statement(ctx context.Context, account, period string) (json.RawMessage, error) {
+	q := url.Values{"period": {period}}
+	if account != "" {
+		q.Set("account", account)
+	}
+	var out json.RawMessage
+	return out, c.JSON(ctx, "GET", "/v1/ledger/statement?"+q.Encode(), nil, "", &out)
+}
+
+// Export returns the FOCUS CSV of an account's charges in a period.
+func (c *Client) Export(ctx context.Context, account, period string) ([]byte, error) {
+	q := url.Values{"period": {period}, "format": {"focus"}}
+	if account != "" {
+		q.Set("account", account)
+	}
+	return c.Bytes(ctx, "GET", "/v1/ledger/export?"+q.Encode())
+}
+
+// Checkpoint returns the audit log's latest checkpoint note.
+func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
+	return c.Bytes(ctx, "GET", "/v1/audit/checkpoint")
+}
+
+// Proof returns a record's log entry, checkpoint and inclusion proof.
+func (c *Client) Proof(ctx context.Context, record string) (*api.ProofView, error) {
+	var out api.ProofView
+	return &out, c.JSON(ctx, "GET", "/v1/audit/proof?record="+url.QueryEscape(record), nil, "", &out)
+}
+
+// IssueToken asks the broker (as its operator) for a token.
+func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (map[string]any, error) {
+	body, _ := json.Marshal(map[string]string{"principal": principal, "role": role, "ttl": ttl})
+	var out map[string]any
+	return out, c.JSON(ctx, "POST", "/v1/tokens", body, "application/json", &out)
+}

@@ -1,0 +1,172 @@
+// Package offers registers the offers providers sign and send to this
+// broker: it verifies them, keeps them across restarts, puts them in the
+// offer book for matching and gives their price schedules to settlement
+// for rating.
+package offers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/store"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+)
+
+// PayloadType is the envelope payload type of a signed offer.
+const PayloadType = "application/vnd.cinet.offer.v1+json"
+
+// Seal signs an offer document as its provider.
+func Seal(k *identity.Key, doc *descriptor.Document) (*identity.Envelope, error) {
+	if doc.Offer == nil {
+		return nil, fmt.Errorf("offers: a %s is not an offer", doc.Kind)
+	}
+	if k.ID() != doc.Offer.Provider {
+		return nil, fmt.Errorf("offers: the offer's provider is %s; it is signed by its provider, not by %s", doc.Offer.Provider, k.ID())
+	}
+	return identity.Seal(k, PayloadType, doc.Canonical, identity.SealOptions{Expires: doc.Offer.ValidUntil, Seq: doc.Offer.Sequence})
+}
+
+// A Registry holds a broker's offers.
+type Registry struct {
+	Store   *store.Store
+	Book    *book.Book
+	Settler *settlement.Settler
+	// Owner is this broker: the owner of the capacity its providers offer.
+	Owner identity.PrincipalID
+	// Runs reports whether this broker can run a provider's placements;
+	// offers from other providers are refused.
+	Runs func(identity.PrincipalID) bool
+	Now  func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]*descriptor.Document // by digest
+}
+
+// ErrInvalid wraps every reason an offer is refused.
+var ErrInvalid = errors.New("offers: invalid offer")
+
+// Register verifies a signed offer from provider and keeps it.
+func (r *Registry) Register(ctx context.Context, envelope []byte, provider identity.PrincipalID) (*descriptor.Document, error) {
+	doc, env, err := r.open(envelope)
+	if err != nil {
+		return nil, err
+	}
+	if env.Signer != provider {
+		return nil, fmt.Errorf("%w: signed by %s; a provider registers its own offers", ErrInvalid, env.Signer)
+	}
+	if !r.Runs(provider) {
+		return nil, fmt.Errorf("%w: this broker has no adapter for provider %s, so it cannot run what the offer sells", ErrInvalid, provider)
+	}
+	if err := r.Settler.RegisterOffer(ctx, doc); err != nil {
+		return nil, err
+	}
+	if err := r.Store.PutOffer(ctx, &store.OfferRow{
+		Digest: doc.Digest, Name: doc.Offer.ComputeID.Name(), Provider: provider.String(),
+		Sequence: int64(doc.Offer.Sequence), Envelope: envelope, CreatedAt: r.Now().UTC(),
+	}); err != nil {
+		return nil, err
+	}
+	if err := r.Book.Put(doc, env, r.Owner); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	r.remember(doc)
+	return doc, nil
+}
+
+// open verifies an offer envelope: the provider's signature, the document,
+// the provider's right to the pool, and that it has not expired.
+func (r *Registry) open(envelope []byte) (*descriptor.Document, *identity.Envelope, error) {
+	env, err := identity.DecodeEnvelope(envelope)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := env.Verify(identity.Verification{PayloadType: PayloadType, Signers: identity.AnySigner, Now: r.Now()}); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	doc, err := descriptor.Parse("offer.json", env.Payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	o := doc.Offer
+	switch {
+	case o == nil:
+		return nil, nil, fmt.Errorf("%w: the envelope holds a %s, not an offer", ErrInvalid, doc.Kind)
+	case env.Signer != o.Provider:
+		return nil, nil, fmt.Errorf("%w: the offer names provider %s but is signed by %s", ErrInvalid, o.Provider, env.Signer)
+	case !o.ComputeID.OwnedBy(o.Provider):
+		return nil, nil, fmt.Errorf("%w: compute identifier %s is not the provider's: its first segment must be %s", ErrInvalid, o.ComputeID, identity.ProviderFingerprint(o.Provider))
+	case !r.Now().Before(o.ValidUntil):
+		return nil, nil, fmt.Errorf("%w: it expired at %s", ErrInvalid, o.ValidUntil.Format(time.RFC3339))
+	}
+	return doc, env, nil
+}
+
+// Load puts the registered offers back in the book after a restart.
+// Offers that have expired since are skipped.
+func (r *Registry) Load(ctx context.Context) (int, error) {
+	rows, err := r.Store.Offers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, row := range rows {
+		doc, env, err := r.open(row.Envelope)
+		if err != nil {
+			continue
+		}
+		err = r.Book.Put(doc, env, r.Owner)
+		if err != nil && !errors.Is(err, book.ErrStale) && !errors.Is(err, book.ErrExpired) {
+			return n, err
+		}
+		r.remember(doc)
+		n++
+	}
+	return n, nil
+}
+
+// Withdraw removes a pool's offer from the book; placements on it run on.
+func (r *Registry) Withdraw(ctx context.Context, name string) error {
+	if err := r.Store.WithdrawOffer(ctx, name); err != nil {
+		return err
+	}
+	r.Book.Remove(name)
+	return nil
+}
+
+// Get returns a registered offer by digest, withdrawn or replaced or not.
+func (r *Registry) Get(ctx context.Context, digest string) (*descriptor.Document, error) {
+	r.mu.Lock()
+	doc, ok := r.cache[digest]
+	r.mu.Unlock()
+	if ok {
+		return doc, nil
+	}
+	row, err := r.Store.Offer(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	env, err := identity.DecodeEnvelope(row.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	if doc, err = descriptor.Parse("offer.json", env.Payload); err != nil {
+		return nil, err
+	}
+	r.remember(doc)
+	return doc, nil
+}
+
+func (r *Registry) remember(doc *descriptor.Document) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cache == nil {
+		r.cache = map[string]*descriptor.Document{}
+	}
+	r.cache[doc.Digest] = doc
+}

@@ -1,0 +1,330 @@
+// Package service assembles a running broker from its configuration: its
+// key and stores, the offer book and matcher, settlement, the adapters of
+// its providers, the job runner and the HTTP API, with metrics and
+// graceful shutdown.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cinet/cinet/adapters"
+	_ "github.com/cinet/cinet/adapters/local" // registers "local"
+	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/broker/offers"
+	"github.com/cinet/cinet/broker/store"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/sqlstore"
+	"github.com/cinet/cinet/spec"
+)
+
+// Config is a broker's configuration file (YAML; spec/api/README.md).
+// Relative paths are relative to the file's directory.
+type Config struct {
+	Key    string `yaml:"key"`    // the broker's key file; default DATA/broker.key
+	Region string `yaml:"region"` // required
+	Data   string `yaml:"data"`   // the data directory; required
+	// Store selects the databases: empty for SQLite files in the data
+	// directory, or a postgres:// or cockroachdb:// URL for both the
+	// ledger and the broker's own tables.
+	Store  string `yaml:"store"`
+	Listen string `yaml:"listen"` // default 127.0.0.1:8420
+	// Fee is this broker's fee rate on providers' charges ("0.02").
+	Fee         string         `yaml:"fee"`
+	Currency    string         `yaml:"currency"` // ranks jobs without a budget; default USD
+	Latency     string         `yaml:"latency"`  // a latency table file (broker/match)
+	OpenTenancy bool           `yaml:"openTenancy"`
+	Principals  []Principal    `yaml:"principals"`
+	Providers   []ProviderConf `yaml:"providers"`
+	LogLevel    string         `yaml:"logLevel"` // debug, info (default), warn, error
+	// Poll is how often running placements are checked (default 250ms).
+	Poll string `yaml:"poll"`
+
+	dir string // of the file
+}
+
+// A Principal is a caller the operator admits, with its role.
+type Principal struct {
+	DID  string `yaml:"did"`
+	Role string `yaml:"role"`
+}
+
+// A ProviderConf says which adapter runs a provider's placements.
+type ProviderConf struct {
+	Provider string         `yaml:"provider"`
+	Adapter  string         `yaml:"adapter"`
+	Config   map[string]any `yaml:"config"`
+}
+
+// LoadConfig reads a configuration file strictly: unknown fields are
+// errors.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(abs)
+	return &c, nil
+}
+
+// path resolves p against the configuration file's directory.
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// A Service is a broker.
+type Service struct {
+	Key      *identity.Key
+	Region   string
+	Settler  *settlement.Settler
+	Jobs     *store.Store
+	Book     *book.Book
+	Runner   *jobs.Runner
+	Offers   *offers.Registry
+	API      *api.Server
+	Adapters map[identity.PrincipalID]adapters.Adapter
+	Log      *slog.Logger
+
+	ledger   *sqlstore.Store
+	listener net.Listener
+	metrics  *metrics
+}
+
+// New opens a broker's stores and wires its parts; Run runs it.
+func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
+	if c.Region == "" || c.Data == "" {
+		return nil, errors.New("service: the configuration needs a region and a data directory")
+	}
+	data := c.path(c.Data)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	keyFile := c.path(c.Key)
+	if keyFile == "" {
+		keyFile = filepath.Join(data, "broker.key")
+	}
+	key, err := identity.LoadKeyFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("service: the broker's key: %w", err)
+	}
+	fee := descriptor.MustDecimal("0")
+	if c.Fee != "" {
+		if fee, err = descriptor.ParseDecimal(c.Fee); err != nil || fee.Apd().Cmp(descriptor.MustDecimal("1").Apd()) > 0 {
+			return nil, fmt.Errorf("service: fee %q: want a fraction between 0 and 1", c.Fee)
+		}
+	}
+	poll := 250 * time.Millisecond
+	if c.Poll != "" {
+		if poll, err = time.ParseDuration(c.Poll); err != nil || poll <= 0 {
+			return nil, fmt.Errorf("service: poll %q: want a duration such as 250ms", c.Poll)
+		}
+	}
+	principals := map[identity.PrincipalID]api.Role{}
+	for _, p := range c.Principals {
+		id, err := identity.ParsePrincipalID(p.DID)
+		if err != nil {
+			return nil, fmt.Errorf("service: principal %q: %w", p.DID, err)
+		}
+		role, err := api.ParseRole(p.Role)
+		if err != nil {
+			return nil, fmt.Errorf("service: principal %s: %w", p.DID, err)
+		}
+		principals[id] = role
+	}
+	ads := map[identity.PrincipalID]adapters.Adapter{}
+	for _, p := range c.Providers {
+		id, err := identity.ParsePrincipalID(p.Provider)
+		if err != nil {
+			return nil, fmt.Errorf("service: provider %q: %w", p.Provider, err)
+		}
+		raw, err := json.Marshal(p.Config)
+		if err != nil {
+			return nil, err
+		}
+		if p.Config == nil {
+			raw = nil
+		}
+		a, err := adapters.New(p.Adapter, raw)
+		if err != nil {
+			return nil, fmt.Errorf("service: provider %s: %w", p.Provider, err)
+		}
+		ads[id] = a
+		if _, ok := principals[id]; !ok {
+			principals[id] = api.Provider
+		}
+	}
+	var latency *match.LatencyTable
+	if c.Latency != "" {
+		if latency, err = match.LoadLatencyTable(c.path(c.Latency)); err != nil {
+			return nil, err
+		}
+	}
+	ledgerAt, brokerAt := filepath.Join(data, "ledger.db"), filepath.Join(data, "broker.db")
+	if c.Store != "" {
+		ledgerAt, brokerAt = c.Store, c.Store
+	}
+	ledger, err := sqlstore.Open(ctx, ledgerAt)
+	if err != nil {
+		return nil, err
+	}
+	js, err := store.Open(ctx, brokerAt)
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log}
+	var brokers []identity.PrincipalID // other brokers settled with: none yet, without a federation
+	if s.Settler, err = settlement.New(settlement.Config{Store: ledger, Key: key, Origin: LogOrigin(key.ID()), Brokers: brokers}); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.Book = book.New(time.Now)
+	matcher := match.New(s.Book, match.Config{HomeRegion: c.Region, Latency: latency, Currency: c.Currency})
+	s.Offers = &offers.Registry{Store: js, Book: s.Book, Settler: s.Settler, Owner: key.ID(), Now: time.Now,
+		Runs: func(p identity.PrincipalID) bool { return ads[p] != nil }}
+	n, err := s.Offers.Load(ctx)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("service: loading registered offers: %w", err)
+	}
+	s.metrics = newMetrics(s)
+	s.Runner = jobs.NewRunner(jobs.Config{
+		Store: js, Book: s.Book, Matcher: matcher, Settler: s.Settler, Key: key, Region: c.Region, Fee: fee,
+		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: poll, Observe: s.metrics,
+	})
+	s.API = api.New(api.Config{
+		Key: key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
+		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy,
+		OpenAPI: spec.OpenAPI, Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
+	})
+	listen := c.Listen
+	if listen == "" {
+		listen = "127.0.0.1:8420"
+	}
+	if s.listener, err = net.Listen("tcp", listen); err != nil {
+		s.close()
+		return nil, fmt.Errorf("service: listening on %s: %w", listen, err)
+	}
+	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
+	return s, nil
+}
+
+// LogOrigin is the audit log origin of a broker (spec/audit-log.md).
+func LogOrigin(id identity.PrincipalID) string {
+	return "cinet.broker/" + identity.ProviderFingerprint(id)
+}
+
+// Addr is the API's address.
+func (s *Service) Addr() string { return s.listener.Addr().String() }
+
+// URL is the API's base URL.
+func (s *Service) URL() string { return "http://" + s.Addr() }
+
+func (s *Service) ready(ctx context.Context) error {
+	if err := s.Jobs.Ping(ctx); err != nil {
+		return fmt.Errorf("broker store: %w", err)
+	}
+	if _, err := s.Settler.LogSize(ctx); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// Run serves the API and drives jobs until ctx ends, then shuts down: it
+// stops taking requests, lets those in flight finish (up to 10s), stops
+// the runner and closes the stores. Placements keep running; the next Run
+// picks them up.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	srv := &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Runner.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
+	})
+	g.Go(func() error { s.sweepNonces(gctx); return nil })
+	err := g.Wait()
+	s.Log.Info("broker stopped")
+	return err
+}
+
+func (s *Service) sweepNonces(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := s.Jobs.ForgetNonces(ctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Warn("forgetting expired request nonces", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) close() {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.Jobs != nil {
+		s.Jobs.Close()
+	}
+	if s.ledger != nil {
+		s.ledger.Close()
+	}
+}
+
+// NewLogger returns the broker's structured logger at a level.
+func NewLogger(level string, w *os.File) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(orDefault(level, "info")))); err != nil {
+		return nil, fmt.Errorf("logLevel %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+

@@ -1,0 +1,348 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/client"
+	"github.com/cinet/cinet/broker/httpsig"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/offers"
+	"github.com/cinet/cinet/broker/service"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	. "github.com/cinet/cinet/settlement/settlementtest"
+	"github.com/cinet/cinet/spec"
+)
+
+// The test binary is the local adapter's shim.
+func TestMain(m *testing.M) {
+	if local.IsShim() {
+		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+var (
+	operatorKey  = HomeKey
+	tenantKey    = TenantKey
+	otherTenant  = StrangerKey
+	regulatorKey = Key(6)
+	providerKey  = ProviderKey
+)
+
+type env struct {
+	t   *testing.T
+	svc *service.Service
+	url string
+}
+
+func (e *env) as(k *identity.Key) *client.Client { return &client.Client{Base: e.url, Key: k} }
+
+// start runs a broker with a local provider, a registered CPU offer, two
+// tenants and a regulator.
+func start(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`region: cn-east-1
+data: %s
+listen: 127.0.0.1:0
+fee: "0.02"
+poll: 20ms
+principals:
+  - {did: %s, role: tenant}
+  - {did: %s, role: tenant}
+  - {did: %s, role: regulator}
+providers:
+  - provider: %s
+    adapter: local
+    config: {workdir: %s, killGrace: 1s, shim: [%q]}
+  - provider: %s
+    adapter: local
+    config: {workdir: %s, shim: [%q]}
+`, dir, tenantKey.ID(), otherTenant.ID(), regulatorKey.ID(), providerKey.ID(), filepath.Join(dir, "work"), os.Args[0],
+		Key(7).ID(), filepath.Join(dir, "work7"), os.Args[0])
+	path := filepath.Join(dir, "broker.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	c, err := service.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.New(ctx, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("broker: %v", err)
+		}
+	})
+	e := &env{t: t, svc: svc, url: svc.URL()}
+	e.registerOffer(providerKey, "local-cpu", 4)
+	return e
+}
+
+const offerYAML = `apiVersion: cinet/v1
+kind: Offer
+metadata: {name: %s}
+computeId: %s
+provider: %s
+region: cn-east-1
+zone: a
+jurisdiction: CN
+class:
+  cpu: {arch: x86_64, count: 2}
+  memory: 2Gi
+quantity: %d
+price:
+  currency: USD
+  minimumIncrement: 1s
+  rates: {vcpuHour: "0.04", gibHour: "0.005"}
+validUntil: 2030-12-31T00:00:00Z
+sequence: 1
+`
+
+func signedOffer(t *testing.T, k *identity.Key, pool string, quantity int) []byte {
+	t.Helper()
+	cid, _ := identity.NewComputeID(k.ID(), "cn-east-1", "a", pool)
+	doc, err := descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, pool, cid, k.ID(), quantity)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := offers.Seal(k, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Encode()
+}
+
+func (e *env) registerOffer(k *identity.Key, pool string, quantity int) *api.OfferView {
+	e.t.Helper()
+	o, err := e.as(k).RegisterOffer(context.Background(), signedOffer(e.t, k, pool, quantity))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return o
+}
+
+func jobYAML(script string) string {
+	return fmt.Sprintf(`apiVersion: cinet/v1
+kind: Job
+metadata: {name: api-test}
+tasks:
+  - name: main
+    command: ["/bin/sh", "-c", %q]
+resources: {cpus: 1, memory: 64Mi}
+estimatedRuntime: 10s
+`, script)
+}
+
+func (e *env) waitSettled(c *client.Client, id string) *jobs.Job {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := c.Job(context.Background(), id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if j.State == jobs.Settled {
+			return j
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job %s still %s", id, j.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// schemas validates answers against spec/api/openapi.json.
+type schemas struct {
+	c *jsonschema.Compiler
+}
+
+func newSchemas(t *testing.T) *schemas {
+	var doc any
+	if err := json.Unmarshal(spec.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("mem://openapi.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	return &schemas{c}
+}
+
+func pointer(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+
+// check validates a JSON body against the schema the document gives for
+// the path, method and status.
+func (s *schemas) check(t *testing.T, path, method string, status int, contentType string, body []byte) {
+	t.Helper()
+	loc := fmt.Sprintf("mem://openapi.json#/paths/%s/%s/responses/%d/content/%s/schema", pointer(path), strings.ToLower(method), status, pointer(contentType))
+	sch, err := s.c.Compile(loc)
+	if err != nil {
+		t.Fatalf("no schema for %s %s %d %s: %v", method, path, status, contentType, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s %s: the answer is not JSON: %v\n%s", method, path, err, body)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Fatalf("%s %s %d does not match the OpenAPI schema: %v\n%s", method, path, status, err, body)
+	}
+}
+
+// raw sends a signed request and returns status and body, without the
+// client's handling of problems.
+func (e *env) raw(k *identity.Key, method, path string, body []byte) (int, http.Header, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if k != nil {
+		httpsig.Sign(req, body, k, time.Now(), time.Minute)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func TestJobThroughTheAPI(t *testing.T) {
+	e := start(t)
+	sc := newSchemas(t)
+	ctx := context.Background()
+	tenant := e.as(tenantKey)
+
+	status, hdr, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML("echo hello from the job; echo oops >&2")))
+	if status != 201 || !strings.HasPrefix(hdr.Get("Location"), "/v1/jobs/j-") {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	sc.check(t, "/v1/jobs", "POST", 201, "application/json", body)
+	var j jobs.Job
+	json.Unmarshal(body, &j)
+
+	var seen []jobs.State
+	if err := tenant.Events(ctx, j.ID, func(tr jobs.Transition) error { seen = append(seen, tr.State); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if seen[0] != jobs.Submitted || seen[len(seen)-1] != jobs.Settled {
+		t.Fatalf("events %v", seen)
+	}
+	done := e.waitSettled(tenant, j.ID)
+	if done.Outcome != jobs.Succeeded || done.Cost == nil || done.Attempts[0].Record == "" {
+		t.Fatalf("job %+v", done)
+	}
+	_, _, body = e.raw(tenantKey, "GET", "/v1/jobs/"+j.ID, nil)
+	sc.check(t, "/v1/jobs/{id}", "GET", 200, "application/json", body)
+
+	rc, err := tenant.Logs(ctx, j.ID, "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(out) != "hello from the job\n" {
+		t.Fatalf("stdout %q", out)
+	}
+	rc, _ = tenant.Logs(ctx, j.ID, "main", "stderr", true)
+	out, _ = io.ReadAll(rc)
+	if string(out) != "oops\n" {
+		t.Fatalf("stderr %q", out)
+	}
+
+	for _, p := range []string{"/v1/jobs", "/v1/ledger/balances", "/v1/info", "/v1/offers", "/readyz", "/healthz"} {
+		status, _, body := e.raw(tenantKey, "GET", p, nil)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", p, status, body)
+		}
+		sc.check(t, p, "GET", 200, "application/json", body)
+	}
+	month := done.CreatedAt.Format("2006-01")
+	status, _, body = e.raw(tenantKey, "GET", "/v1/ledger/statement?period="+month, nil)
+	if status != 200 || !strings.Contains(string(body), done.Attempts[0].Record) {
+		t.Fatalf("statement: %d %s", status, body)
+	}
+	sc.check(t, "/v1/ledger/statement", "GET", 200, "application/json", body)
+	status, _, body = e.raw(tenantKey, "GET", "/v1/audit/proof?record="+done.Attempts[0].Record, nil)
+	if status != 200 {
+		t.Fatalf("proof: %d %s", status, body)
+	}
+	sc.check(t, "/v1/audit/proof", "GET", 200, "application/json", body)
+	csv, err := tenant.Export(ctx, "", month)
+	if err != nil || !bytes.HasPrefix(csv, []byte("BilledCost,")) || bytes.Count(csv, []byte("\n")) < 2 {
+		t.Fatalf("export: %v\n%s", err, csv)
+	}
+	status, _, body = e.raw(regulatorKey, "GET", "/v1/ledger/balances", nil)
+	if status != 200 || !strings.Contains(string(body), `"trialBalance"`) {
+		t.Fatalf("regulator balances: %d %s", status, body)
+	}
+	sc.check(t, "/v1/ledger/balances", "GET", 200, "application/json", body)
+	status, _, body = e.raw(regulatorKey, "GET", "/metrics", nil)
+	if status != 200 || !strings.Contains(string(body), `cinet_jobs{state="settled"} 1`) || !strings.Contains(string(body), "cinet_match_duration_seconds_count 1") {
+		t.Fatalf("metrics: %d\n%s", status, body)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := start(t)
+	sc := newSchemas(t)
+	for _, tc := range []struct {
+		name   string
+		key    *identity.Key
+		method string
+		path   string
+		body   []byte
+		status int
+		want   string
+	}{
+		{"malformed job", tenantKey, "POST", "/v1/jobs", []byte("apiVersion: cinet/v1\nkind: Job\nmetadata: {name: x}\ntasks: []\nresources: {cpus: -1}\n"), 422, `"line":`},
+		{"not YAML", tenantKey, "POST", "/v1/jobs", []byte("{{{"), 422, "invalid-job"},
+		{"unknown job", tenantKey, "GET", "/v1/jobs/j-nosuchjob", nil, 404, "job-not-found"},
+		{"too large", tenantKey, "POST", "/v1/jobs", bytes.Repeat([]byte("#"), api.MaxBody+1), 413, "too-large"},
+		{"offer not signed by its provider", providerKey, "POST", "/v1/offers", signedOffer(t, otherTenant, "x", 1), 422, "invalid-offer"},
+		{"offer that is not an envelope", providerKey, "POST", "/v1/offers", []byte(`{"kind":"Offer"}`), 422, "invalid-offer"},
+		{"bad period", tenantKey, "GET", "/v1/ledger/statement?period=soon", nil, 400, "period"},
+		{"no such endpoint", tenantKey, "GET", "/v2/things", nil, 404, "no such endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, hdr, body := e.raw(tc.key, tc.method, tc.path, tc.body)
+			if status != tc.status || !strings.Contains(string(body), tc.want) || hdr.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %s %s", status, hdr.Get("Content-Type"), body)
+			}
+			var p api.Problem
+			if json.Unmarshal(body, &p) != nil || p.Status != status || !strings.HasPrefix(p.Type, "urn:cinet:problem:") {
+				t.Fatalf("not a problem detail: %s", body)
+			}
+		})
+	}
+	// Nothing half-written: the jobs list is empty.
+	if js, err := e.as(tenantKey).Jobs(context.Background(), "", 0); err != nil || len(js) != 0 {
+		t.Fatalf("jobs after bad input: %v %v", js, err)
+	}
+	_, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte("kind: Job\n"))
+	sc.check(t, "/v1/jobs", "POST", 422, "application/problem+json", body)
+}
+
