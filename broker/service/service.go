@@ -327,4 +327,3 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
-

@@ -345,4 +345,3 @@ func TestBadInput(t *testing.T) {
 	_, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte("kind: Job\n"))
 	sc.check(t, "/v1/jobs", "POST", 422, "application/problem+json", body)
 }
-
