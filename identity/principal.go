@@ -172,9 +172,9 @@ func (k *Key) NoteSigner(name string) (note.Signer, error) {
 		return nil, err
 	}
 	// A vkey is "name+hash+base64(alg||pub)"; the skey shares name and hash
-	// and carries the seed instead of the public key.
-	parts := strings.Split(vkey, "+")
-	hash := parts[len(parts)-2]
+	// and carries the seed instead of the public key. (The base64 may hold
+	// '+' too; the name may not, and the hash is hex.)
+	hash, _, _ := strings.Cut(strings.TrimPrefix(vkey, name+"+"), "+")
 	seed := append([]byte{0x01}, k.priv.Seed()...)
 	skey := "PRIVATE+KEY+" + name + "+" + hash + "+" + base64.StdEncoding.EncodeToString(seed)
 	return note.NewSigner(skey)

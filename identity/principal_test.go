@@ -131,6 +131,28 @@ func TestNoteSignerVerifies(t *testing.T) {
 	if _, err := k.ID().VerifierKey("has space"); err == nil {
 		t.Fatal("VerifierKey accepted a name with a space")
 	}
+	// Keys of every shape: about one in three has a '+' in the base64 of
+	// its verifier key.
+	plus := 0
+	for b := range 200 {
+		k := testKey(t, byte(b))
+		vkey, _ := k.ID().VerifierKey(name)
+		if strings.Count(vkey, "+") > 2 {
+			plus++
+		}
+		signer, err := k.NoteSigner(name)
+		if err != nil {
+			t.Fatalf("key %d (%s): %v", b, vkey, err)
+		}
+		verifier, _ := note.NewVerifier(vkey)
+		msg, _ := note.Sign(&note.Note{Text: "hello\n"}, signer)
+		if _, err := note.Open(msg, note.VerifierList(verifier)); err != nil {
+			t.Fatalf("key %d (%s): %v", b, vkey, err)
+		}
+	}
+	if plus == 0 {
+		t.Fatal("no key had a '+' in its verifier key; the test checks nothing")
+	}
 }
 
 func TestKeyFile(t *testing.T) {

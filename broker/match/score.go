@@ -84,6 +84,30 @@ func (p Parts) MarshalJSON() ([]byte, error) {
 	}{p.Cost, p.PeakHourly, p.Currency, p.Runtime.Seconds(), p.Time.Seconds(), p.LatencyMs, p.RankValue, normalizedOrNil(p.Normalized)})
 }
 
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (p *Parts) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Cost           descriptor.Nanos `json:"cost"`
+		PeakHourly     descriptor.Nanos `json:"peakHourly"`
+		Currency       string           `json:"currency"`
+		RuntimeSeconds float64          `json:"runtimeSeconds"`
+		TimeSeconds    float64          `json:"timeSeconds"`
+		LatencyMs      float64          `json:"latencyMs"`
+		RankValue      float64          `json:"rankValue"`
+		Normalized     *[3]float64      `json:"normalized"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*p = Parts{Cost: w.Cost, PeakHourly: w.PeakHourly, Currency: w.Currency,
+		Runtime: time.Duration(w.RuntimeSeconds * float64(time.Second)), Time: time.Duration(w.TimeSeconds * float64(time.Second)),
+		LatencyMs: w.LatencyMs, RankValue: w.RankValue}
+	if w.Normalized != nil {
+		p.Normalized = *w.Normalized
+	}
+	return nil
+}
+
 func normalizedOrNil(n [3]float64) *[3]float64 {
 	if n == [3]float64{} {
 		return nil

@@ -35,6 +35,7 @@ but the files and the broker's verifier key (spec/audit-log.md).`,
 
 func newCheckpointCmd() *cobra.Command {
 	var d brokerData
+	var r remote
 	var out string
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
@@ -46,6 +47,22 @@ error.`,
 		Example: `  cinet audit checkpoint --out today.checkpoint`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if on, err := r.on(d.keyFile); err != nil {
+				return err
+			} else if on {
+				c, err := r.client(d.keyFile)
+				if err != nil {
+					return err
+				}
+				note, err := c.Checkpoint(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if info, err := c.Info(cmd.Context()); err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "verifier key: %s\n", info.VerifierKey)
+				}
+				return writeOut(cmd, out, note)
+			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
 				return err
@@ -60,12 +77,14 @@ error.`,
 		},
 	}
 	d.register(cmd)
+	r.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "write the checkpoint here (default standard output)")
 	return cmd
 }
 
 func newProveCmd() *cobra.Command {
 	var d brokerData
+	var r remote
 	var record, dir string
 	var index int64
 	cmd := &cobra.Command{
@@ -89,6 +108,22 @@ by its position instead.`,
 			if (record == "") == !byIndex {
 				return usageError{errors.New("give --record ID or --index N")}
 			}
+			if on, err := r.on(d.keyFile); err != nil {
+				return err
+			} else if on {
+				if byIndex {
+					return usageError{errors.New("a broker proves records by ID: give --record")}
+				}
+				c, err := r.client(d.keyFile)
+				if err != nil {
+					return err
+				}
+				p, err := c.Proof(cmd.Context(), record)
+				if err != nil {
+					return err
+				}
+				return writeProofFiles(cmd, dir, recordFileName(record), p.Entry, []byte(p.Checkpoint), []byte(p.Proof), p.VerifierKey, p.Index)
+			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
 				return err
@@ -100,10 +135,7 @@ by its position instead.`,
 				p, err = s.ProveIndex(cmd.Context(), "", index)
 			} else {
 				p, err = s.Prove(cmd.Context(), settlement.RecordID(record))
-				name = "record-" + strings.TrimPrefix(record, "sha256:")
-				if len(name) > 7+16 {
-					name = name[:7+16]
-				}
+				name = recordFileName(record)
 			}
 			if errors.Is(err, settlement.ErrNotFound) {
 				return fmt.Errorf("no accepted record %s in this broker's books", record)
@@ -111,27 +143,11 @@ by its position instead.`,
 			if err != nil {
 				return err
 			}
-			if dir == "" {
-				dir = "."
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			files := map[string][]byte{".entry": p.Entry, ".checkpoint": p.Checkpoint.Note, ".tlog-proof": p.Receipt}
-			for _, ext := range []string{".entry", ".checkpoint", ".tlog-proof"} {
-				path := filepath.Join(dir, name+ext)
-				if err := os.WriteFile(path, files[ext], 0o644); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), path)
-			}
-			base := filepath.Join(dir, name)
-			fmt.Fprintf(cmd.ErrOrStderr(), "entry %d of %d in %s\nverify with:\n  cinet audit verify --key %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry\n",
-				p.Index, p.Checkpoint.Size, p.Checkpoint.Origin, s.VerifierKey(), base, base, base)
-			return nil
+			return writeProofFiles(cmd, dir, name, p.Entry, p.Checkpoint.Note, p.Receipt, s.VerifierKey(), p.Index)
 		},
 	}
 	d.register(cmd)
+	r.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "the usage record's ID (sha256:...)")
 	cmd.Flags().Int64Var(&index, "index", 0, "prove the entry at this log index instead")
 	cmd.Flags().StringVar(&dir, "out", "", "directory for the files (default the current directory)")
@@ -240,6 +256,7 @@ func checkpointArg(cmd *cobra.Command, s *settlement.Settler, arg string) (*audi
 
 func newExportCmd() *cobra.Command {
 	var d brokerData
+	var r remote
 	var format, account, period, out string
 	cmd := &cobra.Command{
 		Use:   "export --format focus --period PERIOD [--account ACCOUNT]",
@@ -270,6 +287,19 @@ the home brokers of jobs it ran. spec/usage-record.md maps every column.`,
 					return usageError{err}
 				}
 			}
+			if on, err := r.on(d.keyFile); err != nil {
+				return err
+			} else if on {
+				c, err := r.client(d.keyFile)
+				if err != nil {
+					return err
+				}
+				csv, err := c.Export(cmd.Context(), account, period)
+				if err != nil {
+					return err
+				}
+				return writeOut(cmd, out, csv)
+			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
 				return err
@@ -287,9 +317,42 @@ the home brokers of jobs it ran. spec/usage-record.md maps every column.`,
 		},
 	}
 	d.register(cmd)
+	r.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "focus", "export format: focus")
 	cmd.Flags().StringVar(&account, "account", "", "the account (default: what this broker bills)")
 	cmd.Flags().StringVar(&period, "period", "", "a month (2026-11), a day (2026-11-30) or START/END in RFC 3339")
 	cmd.Flags().StringVar(&out, "out", "", "write the CSV here (default standard output)")
 	return cmd
+}
+
+// recordFileName names a record's proof files.
+func recordFileName(record string) string {
+	name := "record-" + strings.TrimPrefix(record, "sha256:")
+	if len(name) > 7+16 {
+		name = name[:7+16]
+	}
+	return name
+}
+
+// writeProofFiles writes NAME.entry, NAME.checkpoint and NAME.tlog-proof to
+// dir and says how to verify them.
+func writeProofFiles(cmd *cobra.Command, dir, name string, entry, checkpoint, proof []byte, vkey string, index int64) error {
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := map[string][]byte{".entry": entry, ".checkpoint": checkpoint, ".tlog-proof": proof}
+	for _, ext := range []string{".entry", ".checkpoint", ".tlog-proof"} {
+		path := filepath.Join(dir, name+ext)
+		if err := os.WriteFile(path, files[ext], 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), path)
+	}
+	base := filepath.Join(dir, name)
+	fmt.Fprintf(cmd.ErrOrStderr(), "entry %d\nverify with:\n  cinet audit verify --key %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry\n",
+		index, vkey, base, base, base)
+	return nil
 }

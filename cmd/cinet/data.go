@@ -33,7 +33,7 @@ func (d *brokerData) register(cmd *cobra.Command) {
 	f.StringVar(&d.dir, "data", "", "data directory (default $CINET_DATA, else ~/.local/share/cinet)")
 	f.StringVar(&d.store, "store", "", "ledger store: a SQLite file or a postgres:// or cockroachdb:// URL (default DATA/ledger.db)")
 	f.StringVar(&d.keyFile, "key", "", "the broker's key file, created if missing (default DATA/broker.key)")
-	f.StringSliceVar(&d.brokers, "broker", nil, "DID of a broker this one settles with (repeatable)")
+	f.StringSliceVar(&d.brokers, "peer", nil, "DID of another broker this one settles with (repeatable)")
 }
 
 // registerAt adds --at, for commands whose outcome depends on the clock.
@@ -113,7 +113,7 @@ func (d *brokerData) openSettler(cmd *cobra.Command) (*settlement.Settler, *sqls
 	for _, b := range d.brokers {
 		id, err := identity.ParsePrincipalID(b)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--broker %q: %w", b, err)}
+			return nil, nil, usageError{fmt.Errorf("--peer %q: %w", b, err)}
 		}
 		brokers = append(brokers, id)
 	}

@@ -21,24 +21,26 @@ import (
 func newJobCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Work with jobs: explain where one would run",
+		Short: "Work with jobs: submit, follow, read logs, cancel, explain",
 	}
-	cmd.AddCommand(newExplainCmd())
+	cmd.AddCommand(newSubmitCmd(), newStatusCmd(), newListCmd(), newLogsCmd(), newCancelCmd(), newExplainCmd())
 	return cmd
 }
 
 func newExplainCmd() *cobra.Command {
 	var offersDir, home, latencyFile, currency, at string
+	var r remote
 	var o output
 	cmd := &cobra.Command{
-		Use:   "explain FILE --offers DIR",
+		Use:   "explain FILE (--offers DIR | --broker URL)",
 		Short: "Show every offer's fate for a job: placed, ranked or rejected, and why",
 		Long: `Match a job file against a folder of offer files, without a broker, and show
 what became of every offer: the one the job would be placed on, the others
 ranked with their score parts (estimated cost, peak hourly price, time,
 latency), and every rejected offer with its reason code and the reason in
 words, followed by a count per reason. Reason codes are listed in
-spec/matching.md.`,
+spec/matching.md. With --broker instead of --offers, the broker explains
+against its own book.`,
 		Example: `  cinet job explain examples/jobs/train-llama.yaml --offers examples/offers
   cinet job explain job.yaml --offers offers/ --home-region cn-east-1 --latency latency.yaml -o json
   cinet job explain job.yaml --offers offers/ --at 2026-12-01T09:00:00Z`,
@@ -49,7 +51,12 @@ spec/matching.md.`,
 				return err
 			}
 			if offersDir == "" {
-				return usageError{errors.New("--offers DIR is required")}
+				if on, err := r.on(""); err != nil {
+					return err
+				} else if on {
+					return explainRemote(cmd, &r, args[0], asJSON)
+				}
+				return usageError{errors.New("give --offers DIR, or --broker URL to ask a broker")}
 			}
 			now := time.Now().UTC()
 			if at != "" {
@@ -91,6 +98,7 @@ spec/matching.md.`,
 	cmd.Flags().StringVar(&latencyFile, "latency", "", "region-to-region latency table (YAML; see spec/matching.md)")
 	cmd.Flags().StringVar(&currency, "currency", "USD", "currency of jobs without a budget")
 	cmd.Flags().StringVar(&at, "at", "", "match as of this time (RFC 3339); default now")
+	r.register(cmd)
 	o.register(cmd)
 	return cmd
 }

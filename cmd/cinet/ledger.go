@@ -82,7 +82,7 @@ The exit status is 0 when every record was accepted or was a duplicate, 1
 when any was refused (each refusal is reported and logged) or the books
 could not be written (then nothing of the failed batch was kept).`,
 		Example: `  cinet ledger ingest --offer offers/h100.yaml usage/2026-11-30.jsonl
-  cinet ledger ingest --broker did:key:z6Mk... --data /var/lib/cinet records.jsonl -o json`,
+  cinet ledger ingest --peer did:key:z6Mk... --data /var/lib/cinet records.jsonl -o json`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := o.json()
@@ -177,6 +177,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func newLedgerBalanceCmd() *cobra.Command {
 	var d brokerData
+	var r remote
 	var account string
 	var o output
 	cmd := &cobra.Command{
@@ -200,6 +201,11 @@ summed per currency — is zero in books that balance.`,
 				if acct, err = settlement.ParseAccount(account); err != nil {
 					return usageError{err}
 				}
+			}
+			if on, err := r.on(d.keyFile); err != nil {
+				return err
+			} else if on {
+				return remoteBalances(cmd, &r, d.keyFile, account, asJSON)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -242,6 +248,7 @@ summed per currency — is zero in books that balance.`,
 		},
 	}
 	d.register(cmd)
+	r.register(cmd)
 	cmd.Flags().StringVar(&account, "account", "", "show only this account")
 	o.register(cmd)
 	return cmd
@@ -258,6 +265,7 @@ func sortedCurrencies(m map[string]descriptor.Nanos) []string {
 
 func newLedgerStatementCmd() *cobra.Command {
 	var d brokerData
+	var r remote
 	var account, period string
 	var o output
 	cmd := &cobra.Command{
@@ -273,6 +281,22 @@ the net change per currency. -o json adds every rated item.`,
 			asJSON, err := o.json()
 			if err != nil {
 				return err
+			}
+			if on, err := r.on(d.keyFile); err != nil {
+				return err
+			} else if on {
+				if period == "" {
+					return usageError{errors.New("--period is required")}
+				}
+				c, err := r.client(d.keyFile)
+				if err != nil {
+					return err
+				}
+				raw, err := c.Statement(cmd.Context(), account, period)
+				if err != nil {
+					return err
+				}
+				return printRemoteStatement(cmd, raw, asJSON)
 			}
 			if account == "" || period == "" {
 				return usageError{errors.New("--account and --period are required")}
@@ -312,6 +336,7 @@ the net change per currency. -o json adds every rated item.`,
 		},
 	}
 	d.register(cmd)
+	r.register(cmd)
 	cmd.Flags().StringVar(&account, "account", "", "the account: tenant/DID, provider/DID, fees/DID or clearing/DID")
 	cmd.Flags().StringVar(&period, "period", "", "a month (2026-11), a day (2026-11-30) or START/END in RFC 3339")
 	o.register(cmd)
@@ -383,7 +408,7 @@ func newClearingIssueCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "issue --with DID --period PERIOD",
 		Short:   "Issue a clearing statement to another broker",
-		Example: `  cinet ledger clearing issue --with did:key:z6Mk... --broker did:key:z6Mk... --period 2026-11 --out 2026-11.statement`,
+		Example: `  cinet ledger clearing issue --with did:key:z6Mk... --peer did:key:z6Mk... --period 2026-11 --out 2026-11.statement`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if with == "" || period == "" {
@@ -449,7 +474,7 @@ broker's own books — the same usage records, the opposite amounts — and, if
 they agree, signs the same statement. Send the countersignature back to the
 issuer. If the books disagree, nothing is signed and the differences are
 reported.`,
-		Example: `  cinet ledger clearing countersign --broker did:key:z6Mk... 2026-11.statement --out 2026-11.countersignature`,
+		Example: `  cinet ledger clearing countersign --peer did:key:z6Mk... 2026-11.statement --out 2026-11.countersignature`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := readInput(cmd, args[0])
@@ -479,7 +504,7 @@ func newClearingAcceptCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "accept COUNTERSIGNATURE",
 		Short:   "Keep the countersignature of a statement this broker issued",
-		Example: `  cinet ledger clearing accept --broker did:key:z6Mk... 2026-11.countersignature`,
+		Example: `  cinet ledger clearing accept --peer did:key:z6Mk... 2026-11.countersignature`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := readInput(cmd, args[0])
@@ -547,4 +572,69 @@ It needs nothing but the two files.`,
 		},
 	}
 	return cmd
+}
+
+// remoteBalances prints balances a broker reports.
+func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, asJSON bool) error {
+	c, err := r.client(keyFile)
+	if err != nil {
+		return err
+	}
+	b, err := c.Balances(cmd.Context(), account)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), b)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tCURRENCY\tBALANCE")
+	for _, x := range b.Balances {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Account, x.Currency, x.Amount.Decimal())
+	}
+	tw.Flush()
+	cur := make([]string, 0, len(b.TrialBalance))
+	for k := range b.TrialBalance {
+		cur = append(cur, k)
+	}
+	sort.Strings(cur)
+	for _, k := range cur {
+		fmt.Fprintf(cmd.OutOrStdout(), "trial balance %s: %s\n", k, b.TrialBalance[k])
+	}
+	return nil
+}
+
+// printRemoteStatement prints a statement a broker returned.
+func printRemoteStatement(cmd *cobra.Command, raw json.RawMessage, asJSON bool) error {
+	if asJSON {
+		_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
+		return err
+	}
+	var st struct {
+		Account      string `json:"account"`
+		Transactions []struct {
+			Record    string           `json:"record"`
+			Job       string           `json:"job"`
+			PeriodEnd time.Time        `json:"periodEnd"`
+			Role      string           `json:"role"`
+			Currency  string           `json:"currency"`
+			Amount    descriptor.Nanos `json:"amount"`
+		} `json:"transactions"`
+		Net map[string]descriptor.Nanos `json:"net"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%s\n", st.Account)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PERIOD END\tRECORD\tJOB\tROLE\tAMOUNT\tCURRENCY")
+	for _, t := range st.Transactions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.PeriodEnd.Format(time.RFC3339), t.Record, t.Job, t.Role, t.Amount.Decimal(), t.Currency)
+	}
+	tw.Flush()
+	for _, c := range sortedCurrencies(st.Net) {
+		fmt.Fprintf(w, "net %s: %s\n", c, st.Net[c].Decimal())
+	}
+	return nil
 }

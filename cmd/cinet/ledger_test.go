@@ -251,21 +251,21 @@ func TestLedgerClearing(t *testing.T) {
 	execDir, _ := brokerDir(t, ExecKey)
 	file, _ := recordsFile(t, execDir, "usage.jsonl", HomeKey, ExecKey, "pl-x", 4, 10)
 	for _, x := range []struct{ dir, other string }{{homeDir, ExecKey.ID().String()}, {execDir, HomeKey.ID().String()}} {
-		if code, out, errOut := cli(t, "", "ledger", "ingest", "--data="+x.dir, "--broker", x.other, at, "--offer", offer, file); code != 0 {
+		if code, out, errOut := cli(t, "", "ledger", "ingest", "--data="+x.dir, "--peer", x.other, at, "--offer", offer, file); code != 0 {
 			t.Fatalf("ingest: %d\n%s\n%s", code, out, errOut)
 		}
 	}
 	statement := filepath.Join(homeDir, "nov.statement")
-	code, _, errOut := cli(t, "", "ledger", "clearing", "issue", "--data="+homeDir, "--broker", ExecKey.ID().String(), at,
+	code, _, errOut := cli(t, "", "ledger", "clearing", "issue", "--data="+homeDir, "--peer", ExecKey.ID().String(), at,
 		"--with", ExecKey.ID().String(), "--period", "2026-11-30T00:00:00Z/2026-11-30T12:00:00Z", "--out", statement)
 	if code != 0 || !strings.Contains(errOut, "4 records") || !strings.Contains(errOut, "issuer owes counterparty") {
 		t.Fatalf("issue: %d\n%s", code, errOut)
 	}
 	counter := filepath.Join(execDir, "nov.countersignature")
-	if code, _, errOut := cli(t, "", "ledger", "clearing", "countersign", "--data="+execDir, "--broker", HomeKey.ID().String(), statement, "--out", counter); code != 0 {
+	if code, _, errOut := cli(t, "", "ledger", "clearing", "countersign", "--data="+execDir, "--peer", HomeKey.ID().String(), statement, "--out", counter); code != 0 {
 		t.Fatalf("countersign: %d\n%s", code, errOut)
 	}
-	if code, out, errOut := cli(t, "", "ledger", "clearing", "accept", "--data="+homeDir, "--broker", ExecKey.ID().String(), counter); code != 0 || !strings.Contains(out, "countersigned by") {
+	if code, out, errOut := cli(t, "", "ledger", "clearing", "accept", "--data="+homeDir, "--peer", ExecKey.ID().String(), counter); code != 0 || !strings.Contains(out, "countersigned by") {
 		t.Fatalf("accept: %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, _ := cli(t, "", "ledger", "clearing", "verify", statement, counter); code != 0 || !strings.Contains(out, "and countersigned by "+ExecKey.ID().String()) {

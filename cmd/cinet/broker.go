@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/service"
+	"github.com/cinet/cinet/identity"
+)
+
+func newBrokerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run a broker, and issue API tokens",
+	}
+	cmd.AddCommand(newBrokerRunCmd(), newTokenCmd())
+	return cmd
+}
+
+func newBrokerRunCmd() *cobra.Command {
+	var config, listen string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run a broker until SIGINT or SIGTERM",
+		Long: `Run starts a broker from its configuration file: its key, region, data
+directory (SQLite files by default; a postgres:// or cockroachdb:// store),
+fee rate, the principals it admits with their roles, and its providers'
+adapters. It serves the HTTP API (spec/api/openapi.json) and drives every job
+to settlement. On SIGINT or SIGTERM it stops taking requests, finishes those
+in flight and exits; placements keep running, and the next run resumes every
+job and settlement where it stood. Logs are JSON lines on standard error.
+
+The configuration (YAML; relative paths from the file's directory):
+
+  region: cn-east-1              # required
+  data: /var/lib/cinet           # required
+  key: broker.key                # default DATA/broker.key
+  store: postgres://…            # default SQLite files in DATA
+  listen: 127.0.0.1:8420
+  fee: "0.02"
+  principals:
+    - {did: did:key:z6Mk…, role: tenant}      # tenant, provider, regulator, operator
+  providers:
+    - provider: did:key:z6Mk…
+      adapter: local
+      config: {workdir: /var/lib/cinet/work}`,
+		Example: `  cinet broker run --config /etc/cinet/broker.yaml`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if config == "" {
+				return usageError{errors.New("--config FILE is required")}
+			}
+			c, err := service.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				c.Listen = listen
+			}
+			log, err := service.NewLogger(c.LogLevel, os.Stderr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			svc, err := service.New(ctx, c, log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "broker %s serving %s\n", svc.Key.ID(), svc.URL())
+			return svc.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "the broker's configuration file")
+	cmd.Flags().StringVar(&listen, "listen", "", "override the configuration's listen address")
+	return cmd
+}
+
+func newTokenCmd() *cobra.Command {
+	var keyFile, principal, role string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "token --key BROKER_KEY --principal DID --role ROLE",
+		Short: "Issue an API token with the broker's key",
+		Long: `Token signs, with the broker's own key, a bearer token that lets a principal
+call the broker's API in a role until it expires. Whoever holds the token
+acts as that principal; it cannot be revoked before it expires, so keep the
+time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
+		Example: `  cinet broker token --key /var/lib/cinet/broker.key --principal did:key:z6Mk... --role regulator --ttl 24h`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyFile == "" || principal == "" || role == "" {
+				return usageError{errors.New("--key, --principal and --role are required")}
+			}
+			k, err := identity.LoadKeyFile(keyFile)
+			if err != nil {
+				return err
+			}
+			id, err := identity.ParsePrincipalID(principal)
+			if err != nil {
+				return usageError{err}
+			}
+			r, err := api.ParseRole(role)
+			if err != nil {
+				return usageError{err}
+			}
+			tok, expires, err := api.IssueToken(k, id, r, time.Now(), ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			fmt.Fprintf(cmd.ErrOrStderr(), "a %s token for %s, valid until %s\n", r, id, expires.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key", "", "the broker's key file")
+	cmd.Flags().StringVar(&principal, "principal", "", "the principal's DID")
+	cmd.Flags().StringVar(&role, "role", "", "tenant, provider, regulator or operator")
+	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	return cmd
+}
+
+// newShimCmd is the local adapter's supervisor of one placement; the
+// adapter starts it, people do not.
+func newShimCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "local-shim DIR",
+		Short:  "Supervise one placement of the local adapter (started by the broker)",
+		Hidden: true,
+		Args:   exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := local.Shim(args[0]); code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+}

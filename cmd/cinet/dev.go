@@ -1,0 +1,508 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/broker/client"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/match"
+	"github.com/cinet/cinet/broker/offers"
+	"github.com/cinet/cinet/broker/service"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement/auditlog"
+)
+
+// devRegion is the region of the broker 'cinet dev' runs.
+const devRegion = "local"
+
+func newDevCmd() *cobra.Command {
+	var dataDir, examples, listen string
+	var demo bool
+	var o output
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a broker with a local provider on this machine, ready to use",
+		Long: `Dev starts a complete broker on this machine with embedded defaults: SQLite
+books in a data directory (a new temporary one unless --data is given), a
+local provider that runs jobs as processes here, with offers priced from the
+examples' local offer, and keys for a tenant and a regulator. It prints the
+API's address and commands to paste, and runs until interrupted.
+
+With --demo it also submits the example jobs this machine can run, follows
+them, prints where each ran and what it cost, the ledger's balances and a
+verified audit checkpoint, and exits 0. It leaves in DATA/audit the
+checkpoint, the log's verifier key, and for each usage record its log entry
+(NAME.entry) beside its inclusion proof (NAME.tlog-proof), which any C2SP
+verifier checks: 'cinet audit verify' for one.`,
+		Example: `  cinet dev
+  cinet dev --demo
+  cinet dev --demo -o json --data /tmp/cinet-demo`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := o.json()
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				if dataDir, err = os.MkdirTemp("", "cinet-dev-"); err != nil {
+					return err
+				}
+			}
+			if dataDir, err = filepath.Abs(dataDir); err != nil {
+				return err
+			}
+			d, err := setUpDev(dataDir, examples, listen)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			logOut := cmd.ErrOrStderr()
+			if demo {
+				logOut = io.Discard
+			}
+			log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			svc, err := service.New(ctx, d.config, log)
+			if err != nil {
+				return err
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- svc.Run(runCtx) }()
+			stopBroker := func() error { cancel(); return <-done }
+			d.url = svc.URL()
+			if err := d.registerOffers(ctx); err != nil {
+				stopBroker()
+				return err
+			}
+			if !demo {
+				d.printWelcome(cmd.OutOrStdout())
+				<-ctx.Done()
+				fmt.Fprintln(cmd.ErrOrStderr(), "stopping the broker")
+				return stopBroker()
+			}
+			summary, err := d.runDemo(ctx, cmd.ErrOrStderr(), asJSON)
+			if err != nil {
+				stopBroker()
+				return err
+			}
+			if err := stopBroker(); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), summary)
+			}
+			printDemo(cmd.OutOrStdout(), summary)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "the data directory (default: a new temporary directory)")
+	cmd.Flags().StringVar(&examples, "examples", "examples", "the examples directory: offers/local-cpu.yaml prices the local offer; --demo runs jobs/")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the API's address (default: a free port on loopback)")
+	cmd.Flags().BoolVar(&demo, "demo", false, "submit the example jobs, follow them, print the results and exit")
+	o.register(cmd)
+	return cmd
+}
+
+// dev is a dev broker's setup.
+type dev struct {
+	dir, examples, url string
+	config             *service.Config
+	broker, provider   *identity.Key
+	tenant, regulator  *identity.Key
+	keyFiles           map[string]string
+	offerDoc           *descriptor.Document
+}
+
+// devKey loads DIR/NAME.key, creating it on first use.
+func devKey(dir, name string) (*identity.Key, string, error) {
+	path := filepath.Join(dir, name+".key")
+	k, err := identity.LoadKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if k, err = identity.GenerateKey(rand.Reader); err != nil {
+			return nil, "", err
+		}
+		err = identity.WriteKeyFile(path, k)
+	}
+	return k, path, err
+}
+
+func setUpDev(dir, examples, listen string) (*dev, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &dev{dir: dir, examples: examples, keyFiles: map[string]string{}}
+	for _, who := range []struct {
+		name string
+		k    **identity.Key
+	}{{"broker", &d.broker}, {"provider", &d.provider}, {"tenant", &d.tenant}, {"regulator", &d.regulator}} {
+		k, path, err := devKey(dir, who.name)
+		if err != nil {
+			return nil, err
+		}
+		*who.k, d.keyFiles[who.name] = k, path
+	}
+	if err := d.makeOffer(); err != nil {
+		return nil, err
+	}
+	cfg := map[string]any{
+		"region": devRegion, "data": dir, "key": d.keyFiles["broker"], "listen": listen, "fee": "0.02", "poll": "100ms",
+		"principals": []map[string]string{
+			{"did": d.tenant.ID().String(), "role": "tenant"},
+			{"did": d.regulator.ID().String(), "role": "regulator"},
+		},
+		"providers": []map[string]any{{
+			"provider": d.provider.ID().String(), "adapter": "local",
+			"config": map[string]any{"workdir": filepath.Join(dir, "work")},
+		}},
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "broker.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return nil, err
+	}
+	if d.config, err = service.LoadConfig(path); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// makeOffer builds the local provider's offer from the examples' local
+// CPU offer: its class and prices, the provider's own compute identifier,
+// this machine's region, valid for a day.
+func (d *dev) makeOffer() error {
+	src := filepath.Join(d.examples, "offers", "local-cpu.yaml")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("reading the example offer that prices the local provider: %w (run from the repository, or give --examples DIR)", err)
+	}
+	example, err := descriptor.ParseOffer(src, data)
+	if err != nil {
+		return err
+	}
+	o := example.Offer
+	cid, err := identity.NewComputeID(d.provider.ID(), devRegion, "z0", "cpu")
+	if err != nil {
+		return err
+	}
+	price, err := json.Marshal(o.Price)
+	if err != nil {
+		return err
+	}
+	class, err := json.Marshal(o.Class)
+	if err != nil {
+		return err
+	}
+	doc := fmt.Sprintf(`{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": {"name": "dev-local-cpu"},
+		"computeId": %q, "provider": %q, "region": %q, "zone": "z0", "jurisdiction": %q,
+		"class": %s, "quantity": %d, "price": %s, "validUntil": %q, "sequence": %d}`,
+		cid, d.provider.ID(), devRegion, o.Jurisdiction, class, max(o.Quantity, 4), price,
+		time.Now().UTC().Add(24*time.Hour).Truncate(time.Second).Format(time.RFC3339), time.Now().Unix())
+	d.offerDoc, err = descriptor.ParseOffer("dev-offer.json", []byte(doc))
+	return err
+}
+
+func (d *dev) as(k *identity.Key) *client.Client { return &client.Client{Base: d.url, Key: k} }
+
+func (d *dev) registerOffers(ctx context.Context) error {
+	env, err := offers.Seal(d.provider, d.offerDoc)
+	if err != nil {
+		return err
+	}
+	_, err = d.as(d.provider).RegisterOffer(ctx, env.Encode())
+	return err
+}
+
+func (d *dev) printWelcome(w io.Writer) {
+	fmt.Fprintf(w, `cinet dev: a broker in region %s with a local provider
+  API        %s   (spec: %s/openapi.json)
+  broker     %s
+  data       %s
+
+Keys in the data directory: broker.key, provider.key, tenant.key, regulator.key.
+Paste into another shell:
+
+  export CINET_BROKER=%s CINET_KEY=%s
+  cinet job submit %s --wait
+  cinet job list
+  cinet ledger balance
+  cinet audit checkpoint --key %s
+  cinet provider offers --all --key %s
+
+Press Ctrl-C to stop.
+`, devRegion, d.url, d.url, d.broker.ID(), d.dir, d.url, d.keyFiles["tenant"],
+		filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), d.keyFiles["regulator"], d.keyFiles["provider"])
+}
+
+// demoJob is one example job in the demo's summary.
+type demoJob struct {
+	File       string      `json:"file"`
+	ID         string      `json:"id,omitempty"`
+	Name       string      `json:"name"`
+	State      jobs.State  `json:"state"`
+	Outcome    jobs.State  `json:"outcome,omitempty"`
+	HomeRegion string      `json:"home_region"`
+	RanRegion  string      `json:"ran_region,omitempty"`
+	Offer      string      `json:"offer,omitempty"`
+	Provider   string      `json:"provider,omitempty"`
+	Cost       *jobs.Money `json:"cost,omitempty"`
+	Records    []string    `json:"records,omitempty"`
+	Skipped    string      `json:"skipped,omitempty"` // why the job was not submitted
+}
+
+// demoSummary is what 'cinet dev --demo' reports.
+type demoSummary struct {
+	Broker     string           `json:"broker"`
+	Data       string           `json:"data"`
+	Jobs       []demoJob        `json:"jobs"`
+	Balances   []map[string]any `json:"balances"`
+	Checkpoint demoCheckpoint   `json:"checkpoint"`
+}
+
+type demoCheckpoint struct {
+	Origin      string   `json:"origin"`
+	Size        int64    `json:"size"`
+	Root        string   `json:"root"`
+	VerifierKey string   `json:"verifierKey"`
+	Verified    bool     `json:"verified"`
+	Note        string   `json:"note"`
+	Files       []string `json:"files"`
+	Proofs      int      `json:"proofsVerified"`
+}
+
+func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*demoSummary, error) {
+	tenant, regulator := d.as(d.tenant), d.as(d.regulator)
+	files, err := filepath.Glob(filepath.Join(d.examples, "jobs", "*"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no example jobs in %s", filepath.Join(d.examples, "jobs"))
+	}
+	if quiet {
+		progress = io.Discard
+	}
+	s := &demoSummary{Broker: d.broker.ID().String(), Data: d.dir}
+	var submitted []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := descriptor.ParseJob(f, data)
+		if err != nil {
+			return nil, fmt.Errorf("an example job is invalid: %w", err)
+		}
+		dj := demoJob{File: f, Name: doc.Job.Metadata.Name, HomeRegion: devRegion}
+		// Only what this machine can run: the broker explains the rest.
+		raw, err := tenant.Explain(ctx, data, f)
+		if err != nil {
+			return nil, err
+		}
+		var x match.Explanation
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return nil, err
+		}
+		if x.Feasible == 0 || !runsLocally(doc) {
+			dj.State = "skipped"
+			dj.Skipped = "the local provider cannot run it: " + explainWhy(&x, doc)
+			s.Jobs = append(s.Jobs, dj)
+			fmt.Fprintf(progress, "%s: skipped — %s\n", dj.Name, dj.Skipped)
+			continue
+		}
+		j, err := tenant.SubmitJob(ctx, data, f)
+		if err != nil {
+			return nil, err
+		}
+		dj.ID = j.ID
+		fmt.Fprintf(progress, "%s: submitted as %s\n", dj.Name, j.ID)
+		submitted = append(submitted, len(s.Jobs))
+		s.Jobs = append(s.Jobs, dj)
+	}
+	for _, i := range submitted {
+		dj := &s.Jobs[i]
+		j, err := follow(ctx, tenant, dj.ID, prefixed(progress, "  "+dj.Name+" "))
+		if err != nil {
+			return nil, err
+		}
+		dj.State, dj.Outcome, dj.Cost = j.State, j.Outcome, j.Cost
+		if n := len(j.Attempts); n > 0 {
+			a := j.Attempts[n-1]
+			dj.RanRegion, dj.Offer, dj.Provider = a.Region, a.Offer, a.Provider
+		}
+		for _, a := range j.Attempts {
+			if a.Record != "" {
+				dj.Records = append(dj.Records, a.Record)
+			}
+		}
+		if j.Outcome != jobs.Succeeded {
+			return s, fmt.Errorf("example job %s ended %s: %s", dj.Name, j.Outcome, j.Detail)
+		}
+	}
+	b, err := regulator.Balances(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range b.Balances {
+		s.Balances = append(s.Balances, map[string]any{"account": x.Account, "currency": x.Currency, "amount": x.Amount.Decimal()})
+	}
+	for cur, n := range b.TrialBalance {
+		if n != "0" {
+			return nil, fmt.Errorf("the trial balance in %s is %s, not zero", cur, n)
+		}
+	}
+	if err := d.verifyAudit(ctx, regulator, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// runsLocally reports whether every task is a command (the local adapter
+// runs processes, not images).
+func runsLocally(doc *descriptor.Document) bool {
+	for _, t := range doc.Job.Tasks {
+		if len(t.Command) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func explainWhy(x *match.Explanation, doc *descriptor.Document) string {
+	if x.Feasible > 0 {
+		return "its tasks are container images, and the local provider runs commands"
+	}
+	var parts []string
+	for _, r := range match.Reasons {
+		if n := x.Summary[r]; n > 0 {
+			parts = append(parts, string(r))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// verifyAudit fetches the checkpoint and every record's proof as the
+// regulator, verifies them offline, and leaves them in DATA/audit.
+func (d *dev) verifyAudit(ctx context.Context, regulator *client.Client, s *demoSummary) error {
+	info, err := regulator.Info(ctx)
+	if err != nil {
+		return err
+	}
+	note, err := regulator.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	cp, err := auditlog.OpenCheckpoint(note, info.VerifierKey)
+	if err != nil {
+		return fmt.Errorf("the broker's checkpoint does not verify: %w", err)
+	}
+	dir := filepath.Join(d.dir, "audit")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, data []byte) error {
+		path := filepath.Join(dir, name)
+		s.Checkpoint.Files = append(s.Checkpoint.Files, path)
+		return os.WriteFile(path, data, 0o644)
+	}
+	if err := write("checkpoint", note); err != nil {
+		return err
+	}
+	if err := write("vkey", []byte(info.VerifierKey+"\n")); err != nil {
+		return err
+	}
+	s.Checkpoint = demoCheckpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash.String(), VerifierKey: info.VerifierKey, Note: string(note), Files: s.Checkpoint.Files}
+	for _, j := range s.Jobs {
+		for _, rec := range j.Records {
+			p, err := regulator.Proof(ctx, rec)
+			if err != nil {
+				return err
+			}
+			if _, _, err := auditlog.VerifyReceipt([]byte(p.Proof), p.Entry, info.VerifierKey, nil); err != nil {
+				return fmt.Errorf("the proof of record %s does not verify: %w", rec, err)
+			}
+			name := recordFileName(rec)
+			if err := write(name+".entry", p.Entry); err != nil {
+				return err
+			}
+			if err := write(name+".tlog-proof", []byte(p.Proof)); err != nil {
+				return err
+			}
+			s.Checkpoint.Proofs++
+		}
+	}
+	s.Checkpoint.Verified = true
+	return nil
+}
+
+func printDemo(w io.Writer, s *demoSummary) {
+	fmt.Fprintf(w, "\ncinet dev --demo: broker %s, data in %s\n\n", s.Broker, s.Data)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tID\tSTATE\tHOME\tRAN IN\tON\tCOST")
+	for _, j := range s.Jobs {
+		state := string(j.State)
+		if j.Outcome != "" {
+			state += " (" + string(j.Outcome) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, dash(j.ID), state, j.HomeRegion, dash(j.RanRegion), dash(j.Offer), money(j.Cost))
+	}
+	tw.Flush()
+	for _, j := range s.Jobs {
+		if j.Skipped != "" {
+			fmt.Fprintf(w, "  %s was not submitted: %s\n", j.Name, j.Skipped)
+		}
+	}
+	fmt.Fprintln(w, "\nledger balances (credit-positive: owed by the broker to the holder)")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, b := range s.Balances {
+		fmt.Fprintf(tw, "  %v\t%v\t%v\n", b["account"], b["currency"], b["amount"])
+	}
+	tw.Flush()
+	c := s.Checkpoint
+	fmt.Fprintf(w, "\naudit log %s: %d entries, root %s\n", c.Origin, c.Size, c.Root)
+	fmt.Fprintf(w, "checkpoint verified with %s; %d record proofs verified\n", c.VerifierKey, c.Proofs)
+	fmt.Fprintf(w, "files for any C2SP verifier in %s\n", filepath.Join(s.Data, "audit"))
+}
+
+// prefixed writes each line with a prefix.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func prefixed(w io.Writer, prefix string) io.Writer { return &prefixWriter{w, prefix} }
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(p.w, p.prefix+strings.TrimLeft(line, " ")); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/broker/client"
+	"github.com/cinet/cinet/identity"
+)
+
+// remote is how a command reaches a running broker: flags, then the
+// environment (CINET_BROKER, CINET_KEY, CINET_TOKEN), then the client
+// config file ($CINET_CONFIG, or ~/.config/cinet/client.yaml).
+type remote struct {
+	broker, key, token string
+}
+
+// clientFile is the client config file.
+type clientFile struct {
+	Broker string `yaml:"broker"`
+	Key    string `yaml:"key"`
+	Token  string `yaml:"token"`
+}
+
+func (r *remote) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.broker, "broker", "", "the broker's URL (or $CINET_BROKER, or broker: in the client config)")
+	if f.Lookup("key") == nil {
+		f.StringVar(&r.key, "key", "", "your key file, which signs requests (or $CINET_KEY)")
+	}
+	f.StringVar(&r.token, "token", "", "an operator-issued token instead of a key (or $CINET_TOKEN)")
+}
+
+func configPath() string {
+	if p := os.Getenv("CINET_CONFIG"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "cinet", "client.yaml")
+}
+
+// resolve fills what flags left empty from the environment and the config
+// file.
+func (r *remote) resolve(keyFlag string) error {
+	if r.key == "" {
+		r.key = keyFlag
+	}
+	var file clientFile
+	if p := configPath(); p != "" {
+		if data, err := os.ReadFile(p); err == nil {
+			if err := yaml.UnmarshalWithOptions(data, &file, yaml.Strict()); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+	}
+	pick := func(dst *string, env, fromFile string) {
+		if *dst == "" {
+			*dst = os.Getenv(env)
+		}
+		if *dst == "" {
+			*dst = fromFile
+		}
+	}
+	pick(&r.broker, "CINET_BROKER", file.Broker)
+	pick(&r.key, "CINET_KEY", file.Key)
+	pick(&r.token, "CINET_TOKEN", file.Token)
+	return nil
+}
+
+// on reports whether a broker is named, so that the command goes to it.
+func (r *remote) on(keyFlag string) (bool, error) {
+	if err := r.resolve(keyFlag); err != nil {
+		return false, err
+	}
+	return r.broker != "", nil
+}
+
+// client returns a client for the broker; it needs a key or a token.
+func (r *remote) client(keyFlag string) (*client.Client, error) {
+	if err := r.resolve(keyFlag); err != nil {
+		return nil, err
+	}
+	if r.broker == "" {
+		return nil, usageError{errors.New("no broker: give --broker URL, set CINET_BROKER, or name one in " + configPath())}
+	}
+	c := &client.Client{Base: r.broker, Token: r.token}
+	if r.token == "" {
+		if r.key == "" {
+			return nil, usageError{errors.New("no key: give --key FILE (or $CINET_KEY, or a token) to sign requests")}
+		}
+		k, err := identity.LoadKeyFile(r.key)
+		if err != nil {
+			return nil, err
+		}
+		c.Key = k
+	}
+	return c, nil
+}
+
+// anonymous returns a client for public endpoints.
+func (r *remote) anonymous() (*client.Client, error) {
+	if err := r.resolve(""); err != nil {
+		return nil, err
+	}
+	if r.broker == "" {
+		return nil, usageError{errors.New("no broker: give --broker URL or set CINET_BROKER")}
+	}
+	return &client.Client{Base: r.broker}, nil
+}
+
+var _ = context.Background
