@@ -348,6 +348,10 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 		r.cfg.Observe.Matched(time.Since(start))
 	}
 	var nm *match.NoMatchError
+	if errors.As(err, &nm) && nm.Explanation().Summary[match.InsufficientQuantity] > 0 {
+		// Offers that fit are busy: wait for capacity.
+		return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d offer(s) that fit are busy", nm.Explanation().Summary[match.InsufficientQuantity]))
+	}
 	if errors.As(err, &nm) {
 		detail := "no offer can serve the job: " + strings.TrimPrefix(nm.Error(), "match: ")
 		if len(j.Excluded) > 0 {
@@ -372,11 +376,36 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 	})
 }
 
+// DefaultQueueTimeout is how long a job waits for busy capacity when its
+// timeouts.queue does not say.
+const DefaultQueueTimeout = time.Hour
+
+// wait keeps a job waiting for capacity, noting it once, and fails it when
+// it has waited past its queue timeout.
+func (r *Runner) wait(ctx context.Context, j *Job, doc *descriptor.Document, note string) error {
+	limit := doc.Job.Timeouts.Queue.Std()
+	if limit <= 0 {
+		limit = DefaultQueueTimeout
+	}
+	if r.now().Sub(j.CreatedAt) > limit {
+		return r.update(ctx, j, func(j *Job) {
+			j.end(Failed, r.now(), fmt.Sprintf("no capacity freed up within the queue timeout of %s", limit))
+		})
+	}
+	if last := j.History[len(j.History)-1]; last.Detail == note {
+		return nil
+	}
+	return r.update(ctx, j, func(j *Job) {
+		j.History = append(j.History, Transition{State: j.State, At: r.now(), Detail: note})
+	})
+}
+
 // reserve asks each candidate's owner, in order, for capacity: this broker
 // when it owns the offer. Refused candidates are excluded; when none is
 // left, the job is matched again without them.
 func (r *Runner) reserve(ctx context.Context, j *Job) error {
 	self := r.cfg.Key.ID().String()
+	busy := 0
 	for _, c := range j.Candidates {
 		if slices.Contains(j.Excluded, c.Offer) {
 			continue
@@ -392,6 +421,10 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 			refusal = "no adapter runs this provider's placements here"
 		default:
 			res, err = r.cfg.Book.Reserve(c.Offer, j.nodes(), j.ID, reservationTTL)
+			if errors.Is(err, book.ErrInsufficient) {
+				busy++ // not a refusal: it may free up
+				continue
+			}
 			if err != nil {
 				refusal = err.Error()
 			}
@@ -418,6 +451,13 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 			return err
 		}
 		return r.hold(ctx, j, c)
+	}
+	if busy > 0 {
+		doc, err := j.doc()
+		if err != nil {
+			return err
+		}
+		return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d candidate(s) busy", busy))
 	}
 	// Everyone asked refused: match again without them.
 	return r.update(ctx, j, func(j *Job) {

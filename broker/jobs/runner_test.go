@@ -282,3 +282,42 @@ func TestResumesAfterRestart(t *testing.T) {
 		t.Fatalf("tenant balance %v, cost %s", bal, j.Cost.Amount.Decimal())
 	}
 }
+
+// TestJobsWaitForCapacity: more jobs than the offer has instances wait
+// their turn instead of failing, and all run.
+func TestJobsWaitForCapacity(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	var ids []string
+	for range 7 {
+		ids = append(ids, b.submit(jobYAML("sleep 0.3", "")).ID)
+	}
+	waited := false
+	for _, id := range ids {
+		j := b.waitFor(id, jobs.Settled)
+		if j.Outcome != jobs.Succeeded {
+			t.Fatalf("job %s: %+v", id, j)
+		}
+		for _, h := range j.History {
+			waited = waited || strings.HasPrefix(h.Detail, "waiting for capacity")
+		}
+	}
+	if !waited {
+		t.Fatal("7 jobs on 4 instances: none waited for capacity, so the test checked nothing")
+	}
+	// A job that cannot wait as long as the capacity is busy fails, and
+	// says why.
+	var busy []string
+	for range 4 {
+		busy = append(busy, b.submit(jobYAML("sleep 2", "")).ID)
+	}
+	for _, id := range busy {
+		b.waitFor(id, jobs.Running)
+	}
+	j := b.waitFor(b.submit(jobYAML("true", "timeouts: {queue: 1s, run: 1m}\n")).ID, jobs.Settled)
+	if j.Outcome != jobs.Failed || !strings.Contains(j.Detail, "queue timeout of 1s") || len(j.Attempts) != 0 {
+		t.Fatalf("job %+v", j)
+	}
+	for _, id := range busy {
+		b.waitFor(id, jobs.Settled)
+	}
+}
