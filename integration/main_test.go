@@ -4,6 +4,7 @@ package integration
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -53,3 +54,5 @@ func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -7,6 +7,7 @@ package adaptertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -50,6 +51,7 @@ func Run(t *testing.T, s Suite) {
 		{"Cancel", testCancel},
 		{"Idempotent", testIdempotent},
 		{"Unknown", testUnknown},
+		{"Many", testMany},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -281,5 +283,32 @@ func testUnknown(t *testing.T, s Suite) {
 	}
 	if err := a.Provision(ctx, placement("empty")); err == nil {
 		t.Error("a placement without tasks was accepted")
+	}
+}
+
+// testMany: many short placements, watched without pause, all end as
+// they should. (A placement ending between two reads of its state must not
+// look lost; the window is narrow, and the load test in integration/ is
+// what first showed it.)
+func testMany(t *testing.T, s Suite) {
+	a := s.New(t)
+	const n = 40
+	for i := range n {
+		s.provision(t, a, placement(fmt.Sprintf("many-%d", i), s.task("main", "true")))
+	}
+	for i := range n {
+		id := fmt.Sprintf("many-%d", i)
+		for {
+			st, err := a.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State.Ended() {
+				if st.State != adapters.Succeeded {
+					t.Fatalf("placement %s ended %s: %s", id, st.State, st.Detail)
+				}
+				break
+			}
+		}
 	}
 }

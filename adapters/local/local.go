@@ -246,25 +246,32 @@ func readRun(dir string) (*run, error) {
 	return &r, nil
 }
 
-func (l *Local) load(id string) (string, *run, error) {
-	dir, err := l.dir(id)
-	if err != nil {
-		return "", nil, err
+// load reads a placement's run record and whether its shim is alive. The
+// liveness is read first: a shim that is not alive has written its last
+// record, so a record read after is final. (Read the other way round, a
+// shim that finishes between the two reads would look lost.)
+func (l *Local) load(id string) (dir string, r *run, live bool, err error) {
+	if dir, err = l.dir(id); err != nil {
+		return "", nil, false, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, placementFile)); errors.Is(err, os.ErrNotExist) {
-		return "", nil, fmt.Errorf("%w: %s", adapters.ErrNotFound, id)
+		return "", nil, false, fmt.Errorf("%w: %s", adapters.ErrNotFound, id)
 	}
-	r, err := readRun(dir)
-	return dir, r, err
+	live = alive(dir)
+	r, err = readRun(dir)
+	return dir, r, live, err
 }
 
 // Status implements adapters.Adapter.
 func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) {
-	dir, r, err := l.load(id)
+	dir, r, live, err := l.load(id)
 	if err != nil {
 		return adapters.Status{}, err
 	}
 	if r == nil {
+		if live {
+			return adapters.Status{State: adapters.Running}, nil
+		}
 		return adapters.Status{State: adapters.Lost, Detail: "the shim never started; see " + filepath.Join(dir, shimLog)}, nil
 	}
 	st := adapters.Status{Detail: r.Detail}
@@ -272,7 +279,7 @@ func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) 
 		st.Tasks = append(st.Tasks, t.TaskStatus)
 	}
 	switch {
-	case !r.Done && alive(dir):
+	case !r.Done && live:
 		st.State = adapters.Running
 	case !r.Done:
 		st.State = adapters.Lost
@@ -306,7 +313,7 @@ func readSpec(dir string) (*spec, error) {
 
 // Logs implements adapters.Adapter.
 func (l *Local) Logs(ctx context.Context, id, task, stream string) (io.ReadCloser, error) {
-	dir, _, err := l.load(id)
+	dir, _, _, err := l.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +342,7 @@ func (l *Local) Logs(ctx context.Context, id, task, stream string) (io.ReadClose
 // task still running counts up to now; a task whose shim died counts not
 // at all, since its end was never seen.
 func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
-	dir, r, err := l.load(id)
+	_, r, live, err := l.load(id)
 	if err != nil {
 		return adapters.Usage{}, err
 	}
@@ -343,7 +350,7 @@ func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
 	if r == nil {
 		return u, nil
 	}
-	running := !r.Done && alive(dir)
+	running := !r.Done && live
 	for _, t := range r.Tasks {
 		end := t.End
 		if end.IsZero() {
@@ -368,14 +375,14 @@ func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
 // grace) and waits for it to record the end; if the shim is gone, it kills
 // the last task's process group itself.
 func (l *Local) Release(ctx context.Context, id string) error {
-	dir, r, err := l.load(id)
+	dir, r, live, err := l.load(id)
 	if err != nil {
 		return err
 	}
 	if r == nil || r.Done {
 		return nil
 	}
-	if alive(dir) {
+	if live {
 		if err := syscall.Kill(r.ShimPID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("local: signalling the shim of %s: %w", id, err)
 		}
