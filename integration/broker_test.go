@@ -299,6 +299,15 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("a failing job: exit %d, want 1", code)
 	}
 
+	// A malformed job: located errors, exit 1, nothing submitted.
+	bad := b.jobFile("bad", "apiVersion: cinet/v1\nkind: Job\nmetadata: {name: bad}\ntasks:\n  - name: main\n    command: [\"true\"]\nresources:\n  cpus: -2\n")
+	if code, _, errOut := b.cli("tenant", "job", "submit", bad); code != 1 || !strings.Contains(errOut, bad+":8:") || !strings.Contains(errOut, "resources.cpus") {
+		t.Fatalf("a malformed job: %d\n%s", code, errOut)
+	}
+	if code, _, errOut := b.cli("tenant", "job", "status", "j-doesnotexist"); code != 1 || !strings.Contains(errOut, "Not Found (404)") {
+		t.Fatalf("an unknown job: %d %s", code, errOut)
+	}
+
 	// 3. Cancel: the process stops, and only what ran is billed.
 	file = b.jobFile("long", job("long", fmt.Sprintf("echo $$ > %s/long; sleep 30; touch %s/finished", marks, marks), ""))
 	code, idOut, errOut := b.cli("tenant", "job", "submit", file)

@@ -149,32 +149,62 @@ func (s *Server) statement(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	type entry struct {
-		Record       settlement.RecordID    `json:"record"`
-		Job          string                 `json:"job"`
-		Placement    string                 `json:"placement"`
-		PeriodStart  time.Time              `json:"periodStart"`
-		PeriodEnd    time.Time              `json:"periodEnd"`
-		Role         settlement.Role        `json:"role"`
-		Currency     string                 `json:"currency"`
-		Amount       descriptor.Nanos       `json:"amount"`
-		HomeFee      descriptor.Nanos       `json:"homeFee"`
-		ExecutingFee descriptor.Nanos       `json:"executingFee"`
-		LogIndex     int64                  `json:"logIndex"`
-		Items        []settlement.RatedItem `json:"items"`
-	}
-	out := struct {
-		Account      settlement.Account          `json:"account"`
-		From         time.Time                   `json:"from"`
-		To           time.Time                   `json:"to"`
-		Transactions []entry                     `json:"transactions"`
-		Net          map[string]descriptor.Nanos `json:"net"`
-	}{a, from, to, []entry{}, st.Net}
-	for _, t := range st.Transactions {
-		out.Transactions = append(out.Transactions, entry{t.Transaction.Record, t.Usage.Job, t.Usage.Placement, t.Usage.PeriodStart, t.Usage.PeriodEnd,
-			t.Role, t.Currency, t.Amount(a), t.HomeFee, t.ExecutingFee, t.Usage.LogIndex, t.Items})
-	}
+	out := NewStatementView(st)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// A StatementView is an account's statement as the API and the CLI show
+// it.
+type StatementView struct {
+	Account      settlement.Account          `json:"account"`
+	From         time.Time                   `json:"from"`
+	To           time.Time                   `json:"to"`
+	Transactions []StatementEntry            `json:"transactions"`
+	Net          map[string]descriptor.Nanos `json:"net"`
+}
+
+// A StatementEntry is one transaction that moved the account.
+type StatementEntry struct {
+	Record       settlement.RecordID `json:"record"`
+	Job          string              `json:"job"`
+	Placement    string              `json:"placement"`
+	PeriodStart  time.Time           `json:"periodStart"`
+	PeriodEnd    time.Time           `json:"periodEnd"`
+	Role         settlement.Role     `json:"role"`
+	Currency     string              `json:"currency"`
+	Amount       descriptor.Nanos    `json:"amount"` // what the transaction moved in the account
+	HomeFee      descriptor.Nanos    `json:"homeFee"`
+	ExecutingFee descriptor.Nanos    `json:"executingFee"`
+	LogIndex     int64               `json:"logIndex"` // of the record's entry in the audit log
+	Items        []ItemView          `json:"items"`
+}
+
+// An ItemView is a rated item.
+type ItemView struct {
+	Meter           settlement.MeterKind `json:"meter"`
+	Model           string               `json:"model,omitempty"`
+	Tier            string               `json:"tier,omitempty"`
+	Start           time.Time            `json:"start"`
+	End             time.Time            `json:"end"`
+	ConsumedQty     string               `json:"consumedQuantity"`
+	PricingQuantity string               `json:"pricingQuantity"`
+	PricingUnit     string               `json:"pricingUnit"`
+	UnitPrice       string               `json:"unitPrice"`
+	Amount          descriptor.Nanos     `json:"amount"`
+}
+
+// NewStatementView shows a statement.
+func NewStatementView(st *settlement.AccountStatement) *StatementView {
+	out := &StatementView{Account: st.Account, From: st.From, To: st.To, Transactions: []StatementEntry{}, Net: st.Net}
+	for _, t := range st.Transactions {
+		e := StatementEntry{t.Transaction.Record, t.Usage.Job, t.Usage.Placement, t.Usage.PeriodStart, t.Usage.PeriodEnd, t.Role, t.Currency,
+			t.Amount(st.Account), t.HomeFee, t.ExecutingFee, t.Usage.LogIndex, []ItemView{}}
+		for _, it := range t.Items {
+			e.Items = append(e.Items, ItemView{it.Meter, it.Model, it.Tier, it.Start, it.End, it.ConsumedQty, it.PricingQuantity, it.PricingUnit, it.UnitPrice, it.Amount})
+		}
+		out.Transactions = append(out.Transactions, e)
+	}
+	return out
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request, c *Caller) {

@@ -7,12 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
 	"github.com/cinet/cinet/settlement/sqlstore"
@@ -137,44 +136,10 @@ func (d *brokerData) openSettler(cmd *cobra.Command) (*settlement.Settler, *sqls
 	return s, store, nil
 }
 
-var (
-	monthRE = regexp.MustCompile(`^\d{4}-\d{2}$`)
-	dayRE   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-)
-
-// parsePeriod reads a period: a month (2026-11), a day (2026-11-30) or an
-// interval of two RFC 3339 times (2026-11-30T00:00:00Z/2026-12-01T00:00:00Z),
-// all in UTC, start included and end excluded.
+// parsePeriod reads a period (api.ParsePeriod); a bad one is a usage error.
 func parsePeriod(s string) (from, to time.Time, err error) {
-	bad := func() (time.Time, time.Time, error) {
-		return time.Time{}, time.Time{}, usageError{fmt.Errorf("period %q: want a month (2026-11), a day (2026-11-30) or START/END in RFC 3339", s)}
+	if from, to, err = api.ParsePeriod(s); err != nil {
+		return from, to, usageError{err}
 	}
-	switch {
-	case monthRE.MatchString(s):
-		t, err := time.Parse("2006-01", s)
-		if err != nil {
-			return bad()
-		}
-		return t, t.AddDate(0, 1, 0), nil
-	case dayRE.MatchString(s):
-		t, err := time.Parse("2006-01-02", s)
-		if err != nil {
-			return bad()
-		}
-		return t, t.AddDate(0, 0, 1), nil
-	}
-	a, b, ok := strings.Cut(s, "/")
-	if !ok {
-		return bad()
-	}
-	if from, err = time.Parse(time.RFC3339, a); err != nil {
-		return bad()
-	}
-	if to, err = time.Parse(time.RFC3339, b); err != nil {
-		return bad()
-	}
-	if !to.After(from) {
-		return time.Time{}, time.Time{}, usageError{fmt.Errorf("period %q ends before it starts", s)}
-	}
-	return from.UTC(), to.UTC(), nil
+	return from, to, nil
 }

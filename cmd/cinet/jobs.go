@@ -60,7 +60,7 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 			}
 			j, err := c.SubmitJob(cmd.Context(), data, name)
 			if err != nil {
-				return err
+				return reportDocumentErrors(cmd, name, err)
 			}
 			if !wait {
 				if asJSON {
@@ -94,6 +94,29 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the job until it is settled; exit with its outcome")
 	o.register(cmd)
 	return cmd
+}
+
+// reportDocumentErrors prints a broker's located errors in a document as
+// FILE:LINE:COL: PATH: MESSAGE, as 'descriptor validate' does; other
+// errors pass through.
+func reportDocumentErrors(cmd *cobra.Command, file string, err error) error {
+	var p *client.ProblemError
+	if !errors.As(err, &p) || len(p.Errors) == 0 {
+		return err
+	}
+	for _, e := range p.Errors {
+		loc := file + ":"
+		if e.Line > 0 {
+			loc += fmt.Sprintf("%d:%d:", e.Line, e.Column)
+		}
+		path := ""
+		if e.Path != "" {
+			path = e.Path + ": "
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s %s%s\n", loc, path, e.Message)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "cinet: the broker refused %s: %s\n", file, p.Detail)
+	return exitError{1}
 }
 
 // follow shows a job's transitions until it settles, and returns it.
@@ -375,7 +398,7 @@ refuses an offer that fails validation and says why.`,
 			}
 			v, err := c.RegisterOffer(cmd.Context(), env.Encode())
 			if err != nil {
-				return err
+				return reportDocumentErrors(cmd, args[0], err)
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), v)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
@@ -319,7 +320,7 @@ the net change per currency. -o json adds every rated item.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), statementJSON(st))
+				return writeJSON(cmd.OutOrStdout(), api.NewStatementView(st))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s, %s to %s\n", acct, from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -341,51 +342,6 @@ the net change per currency. -o json adds every rated item.`,
 	cmd.Flags().StringVar(&period, "period", "", "a month (2026-11), a day (2026-11-30) or START/END in RFC 3339")
 	o.register(cmd)
 	return cmd
-}
-
-func statementJSON(st *settlement.AccountStatement) any {
-	type item struct {
-		Meter           settlement.MeterKind `json:"meter"`
-		Model           string               `json:"model,omitempty"`
-		Tier            string               `json:"tier,omitempty"`
-		Start           time.Time            `json:"start"`
-		End             time.Time            `json:"end"`
-		ConsumedQty     string               `json:"consumedQuantity"`
-		PricingQuantity string               `json:"pricingQuantity"`
-		PricingUnit     string               `json:"pricingUnit"`
-		UnitPrice       string               `json:"unitPrice"`
-		Amount          descriptor.Nanos     `json:"amount"`
-	}
-	type tx struct {
-		Record       settlement.RecordID `json:"record"`
-		Job          string              `json:"job"`
-		Placement    string              `json:"placement"`
-		PeriodStart  time.Time           `json:"periodStart"`
-		PeriodEnd    time.Time           `json:"periodEnd"`
-		Role         settlement.Role     `json:"role"`
-		Currency     string              `json:"currency"`
-		Amount       descriptor.Nanos    `json:"amount"`
-		HomeFee      descriptor.Nanos    `json:"homeFee"`
-		ExecutingFee descriptor.Nanos    `json:"executingFee"`
-		LogIndex     int64               `json:"logIndex"`
-		Items        []item              `json:"items"`
-	}
-	out := struct {
-		Account      settlement.Account          `json:"account"`
-		From         time.Time                   `json:"from"`
-		To           time.Time                   `json:"to"`
-		Transactions []tx                        `json:"transactions"`
-		Net          map[string]descriptor.Nanos `json:"net"`
-	}{st.Account, st.From, st.To, []tx{}, st.Net}
-	for _, t := range st.Transactions {
-		x := tx{t.Transaction.Record, t.Usage.Job, t.Usage.Placement, t.Usage.PeriodStart, t.Usage.PeriodEnd, t.Role, t.Currency,
-			t.Amount(st.Account), t.HomeFee, t.ExecutingFee, t.Usage.LogIndex, []item{}}
-		for _, it := range t.Items {
-			x.Items = append(x.Items, item{it.Meter, it.Model, it.Tier, it.Start, it.End, it.ConsumedQty, it.PricingQuantity, it.PricingUnit, it.UnitPrice, it.Amount})
-		}
-		out.Transactions = append(out.Transactions, x)
-	}
-	return out
 }
 
 func newClearingCmd() *cobra.Command {
@@ -610,18 +566,7 @@ func printRemoteStatement(cmd *cobra.Command, raw json.RawMessage, asJSON bool) 
 		_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
 		return err
 	}
-	var st struct {
-		Account      string `json:"account"`
-		Transactions []struct {
-			Record    string           `json:"record"`
-			Job       string           `json:"job"`
-			PeriodEnd time.Time        `json:"periodEnd"`
-			Role      string           `json:"role"`
-			Currency  string           `json:"currency"`
-			Amount    descriptor.Nanos `json:"amount"`
-		} `json:"transactions"`
-		Net map[string]descriptor.Nanos `json:"net"`
-	}
+	var st api.StatementView
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return err
 	}
