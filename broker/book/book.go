@@ -2,6 +2,7 @@ package book
 
 import (
 	"container/heap"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -133,6 +134,7 @@ type Book struct {
 	reservations  map[string]*Reservation
 	resExpiry     []*Reservation // unordered; reservations are few
 	nextRes       uint64
+	resPrefix     string // tells this book's reservations from an earlier one's
 }
 
 // New returns an empty book on the given clock (time.Now when nil).
@@ -146,7 +148,17 @@ func New(now func() time.Time) *Book {
 		byModel:      map[modelKey]*bucket{},
 		byRegion:     map[string]*bucket{},
 		reservations: map[string]*Reservation{},
+		resPrefix:    randomPrefix(),
 	}
+}
+
+// randomPrefix names a book's reservations: "r-" and 8 random hex digits,
+// so that an ID kept from before a restart never names a reservation of
+// the new book.
+func randomPrefix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "r-" + hex.EncodeToString(b[:]) + "-"
 }
 
 // Errors Put returns; callers branch on them to decide whether a gossiped

@@ -44,7 +44,7 @@ func (b *Book) Reserve(offer string, count int, holder string, ttl time.Duration
 	}
 	e.setFree(e.Free - int32(count))
 	b.nextRes++
-	r := &Reservation{ID: "r-" + strconv.FormatUint(b.nextRes, 10), Offer: offer, Count: count, Holder: holder, Expires: now.Add(ttl)}
+	r := &Reservation{ID: b.resPrefix + strconv.FormatUint(b.nextRes, 10), Offer: offer, Count: count, Holder: holder, Expires: now.Add(ttl)}
 	b.reservations[r.ID] = r
 	b.resExpiry = append(b.resExpiry, r)
 	return *r, nil

@@ -549,6 +549,11 @@ func (r *Runner) releaseReservation(a *Attempt) {
 
 // watch follows the current attempt until it ends.
 func (r *Runner) watch(ctx context.Context, j *Job) error {
+	if n := len(j.Attempts); n > 0 && j.Attempts[n-1].Ended() {
+		// Its end was recorded, but not what followed (the broker stopped
+		// in between): carry on from the record.
+		return r.conclude(ctx, j)
+	}
 	a := j.current()
 	if a == nil {
 		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt running; placing again") })
@@ -580,9 +585,7 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 	return r.finish(ctx, j, a, ad, st)
 }
 
-// finish records how an attempt ended and what it used, settles its usage
-// and decides what comes next: the end, or a restart under the job's
-// recovery policy.
+// finish records how an attempt ended and what it used, then concludes it.
 func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Adapter, st adapters.Status) error {
 	u, err := ad.Usage(ctx, a.ID)
 	if err != nil && !errors.Is(err, adapters.ErrNotFound) {
@@ -603,8 +606,20 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 	}); err != nil {
 		return err
 	}
-	a = &j.Attempts[len(j.Attempts)-1]
-	if err := r.settleAttempt(ctx, j, len(j.Attempts)-1); err != nil {
+	return r.conclude(ctx, j)
+}
+
+// conclude settles the last attempt's usage, frees what it held, and
+// decides what comes next — the end, or a restart under the job's recovery
+// policy — from what the job records of the attempt alone.
+func (r *Runner) conclude(ctx context.Context, j *Job) error {
+	i := len(j.Attempts) - 1
+	if err := r.settleAttempt(ctx, j, i); err != nil {
+		return err
+	}
+	a := &j.Attempts[i]
+	ad, err := r.adapter(a)
+	if err != nil {
 		return err
 	}
 	if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
@@ -615,13 +630,15 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 	if err != nil {
 		return err
 	}
+	st := adapters.Status{State: adapters.State(a.State), Detail: a.Detail}
+	exit := a.ExitCode
 	rec := doc.Job.Recovery
 	switch {
 	case st.State == adapters.Succeeded:
 		return r.update(ctx, j, func(j *Job) { j.end(Succeeded, r.now(), "") })
 	case st.State == adapters.Cancelled || j.CancelRequested:
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
-	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, st.ExitCode()) && j.Restarts < rec.MaxRestarts:
+	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
 		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
 		if err != nil {
@@ -629,7 +646,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 				j.Restarts++
 				j.Excluded = append(j.Excluded, a.Offer)
 				j.Candidates = nil
-				j.to(Submitted, r.now(), fmt.Sprintf("exit code %d: restart %d of %d elsewhere (%v)", st.ExitCode(), j.Restarts, rec.MaxRestarts, err))
+				j.to(Submitted, r.now(), fmt.Sprintf("exit code %d: restart %d of %d elsewhere (%v)", exit, j.Restarts, rec.MaxRestarts, err))
 			})
 		}
 		return r.update(ctx, j, func(j *Job) {
@@ -639,7 +656,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 				ID: fmt.Sprintf("%s-%d", j.ID, len(j.Attempts)+1), Offer: prev.Offer, OfferDigest: prev.OfferDigest,
 				Broker: prev.Broker, Provider: prev.Provider, Region: prev.Region, Reservation: res.ID,
 			})
-			j.to(Reserved, r.now(), fmt.Sprintf("exit code %d: restart %d of %d", st.ExitCode(), j.Restarts, rec.MaxRestarts))
+			j.to(Reserved, r.now(), fmt.Sprintf("exit code %d: restart %d of %d", exit, j.Restarts, rec.MaxRestarts))
 		})
 	case st.State == adapters.Lost && j.Restarts < rec.MaxRestarts:
 		// Provider lost: the next candidate.
@@ -651,7 +668,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 	default:
 		detail := st.Detail
 		if detail == "" {
-			detail = fmt.Sprintf("exit code %d", st.ExitCode())
+			detail = fmt.Sprintf("exit code %d", exit)
 		}
 		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), string(st.State)+": "+detail) })
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type broker struct {
 	offer   *descriptor.Document
 	runner  *jobs.Runner
 	stop    func()
+	// failOffers makes reading offers fail, as a stopped database would,
+	// so that settling an attempt fails after its end was recorded.
+	failOffers atomic.Bool
 }
 
 const offerYAML = `apiVersion: cinet/v1
@@ -100,6 +104,9 @@ func newBroker(t *testing.T, dir string) *broker {
 		Key: HomeKey, Region: "cn-east-1", Fee: descriptor.MustDecimal("0.02"),
 		Adapters: map[identity.PrincipalID]adapters.Adapter{ProviderKey.ID(): ad},
 		Offers: func(ctx context.Context, digest string) (*descriptor.Document, error) {
+			if b.failOffers.Load() {
+				return nil, fmt.Errorf("database unavailable")
+			}
 			if digest != b.offer.Digest {
 				return nil, fmt.Errorf("no offer %s", digest)
 			}
@@ -319,5 +326,42 @@ func TestJobsWaitForCapacity(t *testing.T) {
 	}
 	for _, id := range busy {
 		b.waitFor(id, jobs.Settled)
+	}
+}
+
+// TestResumesBetweenEndAndSettlement: a broker that stopped after it
+// recorded an attempt's end but before it settled it settles that attempt
+// when it starts again — it does not run the job again.
+func TestResumesBetweenEndAndSettlement(t *testing.T) {
+	dir := t.TempDir()
+	b := newBroker(t, dir)
+	b.failOffers.Store(true)
+	j := b.submit(jobYAML("echo once >> ran", ""))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		got, err := b.jobs.Get(context.Background(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Attempts) == 1 && got.Attempts[0].Ended() {
+			if got.State.Ended() || got.Attempts[0].Settled {
+				t.Fatalf("the attempt settled while offers could not be read: %+v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the attempt never ended: %+v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.stop()
+	b.jobs.Close()
+	b2 := newBroker(t, dir)
+	done := b2.waitFor(j.ID, jobs.Settled)
+	if done.Outcome != jobs.Succeeded || len(done.Attempts) != 1 || done.Attempts[0].Record == "" {
+		t.Fatalf("job %+v", done)
+	}
+	placements, _ := filepath.Glob(filepath.Join(dir, "work", j.ID+"-*"))
+	if len(placements) != 1 {
+		t.Fatalf("the job was placed %d times", len(placements))
 	}
 }
