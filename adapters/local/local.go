@@ -166,6 +166,9 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if len(p.Tasks) == 0 {
 		return errors.New("local: a placement has at least one task")
 	}
+	if p.Nodes > 1 {
+		return fmt.Errorf("local: the job asks for %d nodes; the local adapter runs jobs on one machine, one node", p.Nodes)
+	}
 	for _, t := range p.Tasks {
 		if !taskNameRE.MatchString(t.Name) {
 			return fmt.Errorf("local: task name %q: want 1 to 63 of A-Z a-z 0-9 _ . - ", t.Name)

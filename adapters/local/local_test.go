@@ -40,6 +40,14 @@ func TestConformance(t *testing.T) {
 	adaptertest.Run(t, adaptertest.Suite{New: newLocal, Shell: []string{"/bin/sh", "-c"}})
 }
 
+func TestOneNode(t *testing.T) {
+	a := newLocal(t)
+	err := a.Provision(t.Context(), adapters.Placement{ID: "multi", Job: "j", Nodes: 2, Tasks: []descriptor.Task{{Name: "main", Command: []string{"true"}}}})
+	if err == nil || !strings.Contains(err.Error(), "2 nodes") {
+		t.Fatalf("a two-node placement: %v", err)
+	}
+}
+
 func TestConfig(t *testing.T) {
 	for _, raw := range []string{`{}`, `{"workdir": "x", "bogus": 1}`, `{"workdir": "x", "memory": "lots"}`} {
 		if _, err := adapters.New("local", []byte(raw)); err == nil {

@@ -517,6 +517,18 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 	if a == nil {
 		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt to provision; placing again") })
 	}
+	if j.Hold == nil {
+		// The hold placed at reservation did not take: try again.
+		for _, c := range j.Candidates {
+			if c.Offer == a.Offer {
+				if err := r.hold(ctx, j, c); err != nil {
+					return err
+				}
+				a = j.current()
+				break
+			}
+		}
+	}
 	ad, err := r.adapter(a)
 	if err != nil {
 		return err
