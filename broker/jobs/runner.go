@@ -348,9 +348,17 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 		r.cfg.Observe.Matched(time.Since(start))
 	}
 	var nm *match.NoMatchError
-	if errors.As(err, &nm) && nm.Explanation().Summary[match.InsufficientQuantity] > 0 {
-		// Offers that fit are busy: wait for capacity.
-		return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d offer(s) that fit are busy", nm.Explanation().Summary[match.InsufficientQuantity]))
+	if errors.As(err, &nm) {
+		// The explanation is computed now, not when the match ran: capacity
+		// may have freed up in between (then match again at once).
+		x := nm.Explanation()
+		if x.Feasible > 0 {
+			return nil
+		}
+		if busy := x.Summary[match.InsufficientQuantity]; busy > 0 {
+			// Offers that fit are busy: wait for capacity.
+			return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d offer(s) that fit are busy", busy))
+		}
 	}
 	if errors.As(err, &nm) {
 		detail := "no offer can serve the job: " + strings.TrimPrefix(nm.Error(), "match: ")

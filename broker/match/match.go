@@ -75,6 +75,10 @@ func (e *NoMatchError) Explanation() *Explanation {
 
 func (e *NoMatchError) Error() string {
 	x := e.Explanation()
+	if x.Feasible > 0 {
+		// The book changed between the decision and this explanation.
+		return fmt.Sprintf("match: no offer could serve job %q when it was matched; %d can now", e.Job, x.Feasible)
+	}
 	var parts []string
 	for _, r := range Reasons {
 		if n := x.Summary[r]; n > 0 {

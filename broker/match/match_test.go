@@ -418,3 +418,25 @@ func FuzzParseLatencyTable(f *testing.F) {
 		}
 	})
 }
+
+// TestNoMatchExplainedLater: the explanation of a decision that found
+// nothing is computed when asked for; if the book changed in between, the
+// error says so instead of blaming an empty book.
+func TestNoMatchExplainedLater(t *testing.T) {
+	c := &clock{now}
+	b := newBook(t, c, offerSpec{pool: "only"})
+	e := b.Snapshot()[0]
+	res, err := b.Reserve(e.Name, e.Offer.Quantity, "other", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(b, Config{Currency: "CNY"}).Match(jobDoc(t), Options{})
+	var nm *NoMatchError
+	if !errors.As(err, &nm) {
+		t.Fatalf("a full offer: %v", err)
+	}
+	b.Release(res.ID)
+	if msg := nm.Error(); !strings.Contains(msg, "1 can now") {
+		t.Fatalf("after the capacity freed: %q", msg)
+	}
+}
