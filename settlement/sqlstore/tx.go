@@ -65,6 +65,10 @@ func (t *txn) insertRows(table string, cols []string, rows [][]any, suffix strin
 // in runs q, which ends in "IN", for keys in chunks, calling scan on each
 // row.
 func (t *txn) in(q string, keys []string, scan func(*sql.Rows) error) error {
+	return inChunks(t, q, keys, scan)
+}
+
+func inChunks[K string | int64](t *txn, q string, keys []K, scan func(*sql.Rows) error) error {
 	const chunk = 1000
 	for len(keys) > 0 {
 		n := min(chunk, len(keys))
@@ -435,7 +439,7 @@ func (t *txn) LogSize() (int64, error) {
 
 func (t *txn) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	found := map[int64]tlog.Hash{}
-	err := t.inInts(`SELECT idx, hash FROM log_hashes WHERE idx IN`, indexes, func(rows *sql.Rows) error {
+	err := inChunks(t, `SELECT idx, hash FROM log_hashes WHERE idx IN`, indexes, func(rows *sql.Rows) error {
 		var ix int64
 		var h []byte
 		if err := rows.Scan(&ix, &h); err != nil {
@@ -459,36 +463,6 @@ func (t *txn) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		out[i] = h
 	}
 	return out, nil
-}
-
-// inInts is in for integer keys.
-func (t *txn) inInts(q string, keys []int64, scan func(*sql.Rows) error) error {
-	const chunk = 1000
-	for len(keys) > 0 {
-		n := min(chunk, len(keys))
-		args := make([]any, n)
-		for i, k := range keys[:n] {
-			args[i] = k
-		}
-		rows, err := t.query(q+" ("+strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+")", args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		keys = keys[n:]
-	}
-	return nil
 }
 
 func (t *txn) ReadEntries(start, count int64) ([][]byte, error) {
