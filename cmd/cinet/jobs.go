@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/broker/offers"
-	"github.com/cinet/cinet/descriptor"
 )
 
 // Exit statuses of 'job submit --wait'.
@@ -477,9 +474,3 @@ func newWithdrawCmd() *cobra.Command {
 	r.register(cmd)
 	return cmd
 }
-
-var (
-	_ = os.Stdout
-	_ = strings.TrimSpace
-	_ = descriptor.Parse
-)

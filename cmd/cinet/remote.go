@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -116,5 +115,3 @@ func (r *remote) anonymous() (*client.Client, error) {
 	}
 	return &client.Client{Base: r.broker}, nil
 }
-
-var _ = context.Background
