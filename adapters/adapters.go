@@ -53,8 +53,17 @@ type Placement struct {
 	Tasks     []descriptor.Task // run in order; a task starts when the one before exited 0
 	Nodes     int
 	Resources descriptor.Resources
+	// Limits bound what each node may use: the offer's compute class.
+	// The backend enforces them; zero is no bound.
+	Limits Limits
 	// Timeout bounds the whole run; 0 is none.
 	Timeout time.Duration
+}
+
+// Limits bound one node of a placement.
+type Limits struct {
+	CPUs   float64 `json:"cpus,omitempty"`   // CPU time per wall second
+	Memory int64   `json:"memory,omitempty"` // bytes
 }
 
 // Capacity is what a backend offers at once.

@@ -2,8 +2,12 @@
 
 // Package local runs placements as processes on the provider's own
 // machine: a working directory per placement, each task a real process in
-// its own process group, its output captured to files, its wall time, CPU
-// time and peak memory measured by the operating system.
+// a sandbox of its own (sandbox.go) — an unprivileged user per placement,
+// its own mount, PID, IPC, UTS and network namespaces, a root file system
+// that holds nothing of the broker's or of other jobs, and a cgroup with
+// the offer's CPU, memory and process limits — its output captured to
+// files, its CPU time and peak memory measured by the cgroup and its wall
+// time by the supervisor, none of which the task can write.
 //
 // Each placement runs under a small supervisor process, the shim (Shim),
 // started in a session of its own so that it outlives the broker: a broker
@@ -15,6 +19,7 @@ package local
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,26 +68,99 @@ type Config struct {
 	// KillGrace is how long a task has to exit after SIGTERM before
 	// SIGKILL (default 5s).
 	KillGrace descriptor.Duration `json:"killGrace,omitempty"`
+	// Isolation is "sandbox" (the default) or "none": tasks run as the
+	// broker's own user, unconfined and measured by rusage. A host that
+	// cannot build the sandbox refuses to start the adapter unless it is
+	// "none", which only a development broker should use.
+	Isolation string `json:"isolation,omitempty"`
+	// UIDs is the range of user IDs given to placements, one each while
+	// it runs: "FIRST-LAST" (default 1000000-1065535). No other user of
+	// the machine may own IDs in it.
+	UIDs string `json:"uids,omitempty"`
+	// Network is "none" (the default: tasks see only their own loopback)
+	// or "host" (tasks share the machine's network).
+	Network string `json:"network,omitempty"`
+	// PIDs bounds the processes and threads of a task (default 1024).
+	PIDs int64 `json:"pids,omitempty"`
+	// Expose lists the host paths tasks see, read-only, at the same
+	// place (default: /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc
+	// /opt). A task also sees /work (its placement's work directory, its
+	// HOME), /tmp, /proc and a minimal /dev.
+	Expose []string `json:"expose,omitempty"`
+	// Hide lists host paths tasks must not see even where an exposed path
+	// holds them: the broker's data directory and key belong here. Workdir
+	// is always hidden.
+	Hide []string `json:"hide,omitempty"`
 }
+
+// Isolation modes.
+const (
+	IsolationSandbox = "sandbox"
+	IsolationNone    = "none"
+)
+
+// DefaultExpose is what tasks see of the host by default.
+var DefaultExpose = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// Validate checks the configuration without touching the machine.
+func (c *Config) Validate() error {
+	if c.Workdir == "" {
+		return errors.New("local: a workdir is required")
+	}
+	switch c.Isolation {
+	case "", IsolationSandbox, IsolationNone:
+	default:
+		return fmt.Errorf("local: isolation %q: want sandbox or none", c.Isolation)
+	}
+	switch c.Network {
+	case "", "none", "host":
+	default:
+		return fmt.Errorf("local: network %q: want none or host", c.Network)
+	}
+	if c.UIDs != "" {
+		if _, err := parseUIDRange(c.UIDs); err != nil {
+			return fmt.Errorf("local: %w", err)
+		}
+	}
+	if c.PIDs < 0 {
+		return fmt.Errorf("local: pids %d: want a positive bound", c.PIDs)
+	}
+	for _, p := range append(append([]string{}, c.Expose...), c.Hide...) {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return fmt.Errorf("local: %q: exposed and hidden paths are clean absolute paths other than /", p)
+		}
+	}
+	return nil
+}
+
+// Isolated reports whether tasks run in the sandbox.
+func (c *Config) Isolated() bool { return c.Isolation != IsolationNone }
 
 // Local is the adapter.
 type Local struct {
-	cfg   Config
-	grace time.Duration
-	mu    sync.Mutex // serializes Provision per adapter, so one shim starts per placement
+	cfg     Config
+	grace   time.Duration
+	sandbox *sandboxConf // nil without isolation
+	// mu serializes Provision per adapter, so one shim starts per
+	// placement, and the accounting of lost placements.
+	mu sync.Mutex
 }
 
-// New returns a local adapter.
+// New returns a local adapter. With isolation (the default) it first
+// checks that this host can build the sandbox, and refuses to start if not.
 func New(c Config) (*Local, error) {
-	if c.Workdir == "" {
-		return nil, errors.New("local: a workdir is required")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	dir, err := filepath.Abs(c.Workdir)
 	if err != nil {
 		return nil, err
 	}
 	c.Workdir = dir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	if len(c.Shim) == 0 {
@@ -96,7 +174,31 @@ func New(c Config) (*Local, error) {
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	return &Local{cfg: c, grace: grace}, nil
+	l := &Local{cfg: c, grace: grace}
+	if c.Isolated() {
+		sb := &sandboxConf{PIDs: c.PIDs, HostNetwork: c.Network == "host", Expose: c.Expose, Hide: []string{dir}}
+		if sb.PIDs == 0 {
+			sb.PIDs = 1024
+		}
+		if sb.Expose == nil {
+			sb.Expose = DefaultExpose
+		}
+		for _, h := range c.Hide {
+			abs, err := filepath.Abs(h)
+			if err != nil {
+				return nil, err
+			}
+			sb.Hide = append(sb.Hide, abs)
+		}
+		if sb.UIDs, err = parseUIDRange(cmp.Or(c.UIDs, defaultUIDs)); err != nil {
+			return nil, err
+		}
+		if err := probeSandbox(c.Shim, !sb.HostNetwork); err != nil {
+			return nil, fmt.Errorf("local: this host cannot isolate tasks: %v (isolation: none runs them unisolated, for development only)", err)
+		}
+		l.sandbox = sb
+	}
+	return l, nil
 }
 
 // Files of a placement's directory.
@@ -106,32 +208,56 @@ const (
 	lockFile      = "lock"           // flock'd by the shim for as long as it lives
 	shimLog       = "shim.log"
 	logsDir       = "logs"
-	workDir       = "work"
+	workDir       = "work"  // the job's, owned by its user; /work in the sandbox
+	rootDir       = "root"  // where a task's init builds its root file system
+	uidsDir       = ".uids" // in the workdir: a lock file per user ID taken
 )
 
-// spec is what the shim runs: the placement and the kill grace.
+// spec is what the shim runs: the placement, the kill grace and the
+// sandbox (nil without isolation).
 type spec struct {
 	Placement adapters.Placement `json:"placement"`
 	Grace     time.Duration      `json:"grace"`
+	Sandbox   *sandboxConf       `json:"sandbox,omitempty"`
+	Limits    adapters.Limits    `json:"limits"`
 }
 
-// run is the shim's record of a placement's run.
+// sandboxConf is the adapter's sandbox configuration, as the shim needs it.
+type sandboxConf struct {
+	UIDs        uidRange `json:"uids"`
+	HostNetwork bool     `json:"hostNetwork,omitempty"`
+	PIDs        int64    `json:"pids"`
+	Expose      []string `json:"expose"`
+	Hide        []string `json:"hide"`
+}
+
+// run is the shim's record of a placement's run. The task cannot reach
+// it: it is outside the sandbox, in a directory only root may enter.
 type run struct {
-	ShimPID   int       `json:"shimPid"`
-	Tasks     []taskRun `json:"tasks"`
-	Done      bool      `json:"done"`
-	Cancelled bool      `json:"cancelled,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
+	ShimPID int       `json:"shimPid"`
+	UID     uint32    `json:"uid,omitempty"`
+	Seen    time.Time `json:"seen"` // when the shim last said it was alive
+	Tasks   []taskRun `json:"tasks"`
+	Done    bool      `json:"done"`
+	// Lost: the shim died; the adapter ended the record from the last
+	// time the shim was seen and the cgroup's accounting.
+	Lost      bool   `json:"lost,omitempty"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 }
 
 type taskRun struct {
 	adapters.TaskStatus
-	PGID       int           `json:"pgid"`
+	PGID       int           `json:"pgid,omitempty"`   // without a sandbox, while it runs
+	Cgroup     *groupRef     `json:"cgroup,omitempty"` // in a sandbox, while it runs
 	CPU        time.Duration `json:"cpu"`
 	PeakMemory int64         `json:"peakMemory"`
 }
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// Workdir is the directory holding a directory per placement.
+func (l *Local) Workdir() string { return l.cfg.Workdir }
 
 func (l *Local) dir(id string) (string, error) {
 	if !adapters.ValidID(id) {
@@ -188,20 +314,19 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if alive(dir) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, logsDir), 0o755); err != nil {
-		return fmt.Errorf("local: %w", err)
+	for _, d := range []string{dir, filepath.Join(dir, logsDir), filepath.Join(dir, workDir)} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("local: %w", err)
+		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, workDir), 0o755); err != nil {
-		return fmt.Errorf("local: %w", err)
-	}
-	data, err := json.Marshal(spec{Placement: p, Grace: l.grace})
+	data, err := json.Marshal(spec{Placement: p, Grace: l.grace, Sandbox: l.sandbox, Limits: p.Limits})
 	if err != nil {
 		return err
 	}
 	if err := writeAtomic(filepath.Join(dir, placementFile), data); err != nil {
 		return fmt.Errorf("local: %w", err)
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("local: %w", err)
 	}
@@ -261,8 +386,51 @@ func (l *Local) load(id string) (dir string, r *run, live bool, err error) {
 		return "", nil, false, fmt.Errorf("%w: %s", adapters.ErrNotFound, id)
 	}
 	live = alive(dir)
-	r, err = readRun(dir)
-	return dir, r, live, err
+	if r, err = readRun(dir); err != nil || r == nil || live || r.Done {
+		return dir, r, live, err
+	}
+	r, err = l.endLost(dir)
+	return dir, r, false, err
+}
+
+// endLost ends the record of a placement whose shim died: what still runs
+// of its task is killed, and the task is counted up to the last time the
+// shim was seen alive, with the CPU time and memory its cgroup measured —
+// never from anything the task could write.
+func (l *Local) endLost(dir string) (*run, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, err := readRun(dir)
+	if err != nil || r == nil || r.Done {
+		return r, err
+	}
+	if n := len(r.Tasks); n > 0 && !r.Tasks[n-1].Ended() {
+		t := &r.Tasks[n-1]
+		switch {
+		case t.Cgroup != nil:
+			a, err := lostAccounting(*t.Cgroup)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("local: the accounting of lost placement %s: %w", filepath.Base(dir), err)
+			}
+			t.CPU, t.PeakMemory = a.CPU, a.PeakMemory
+		case t.PGID > 0:
+			syscall.Kill(-t.PGID, syscall.SIGKILL)
+		}
+		t.End, t.ExitCode, t.Signal, t.Cgroup, t.PGID = r.Seen, -1, "killed", nil, 0
+		if t.End.Before(t.Started) {
+			t.End = t.Started
+		}
+	}
+	r.Done, r.Lost = true, true
+	r.Detail = "the shim supervising the placement died; its usage counts up to " + r.Seen.Format(time.RFC3339)
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(dir, runFile), data); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Status implements adapters.Adapter.
@@ -282,11 +450,10 @@ func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) 
 		st.Tasks = append(st.Tasks, t.TaskStatus)
 	}
 	switch {
-	case !r.Done && live:
-		st.State = adapters.Running
 	case !r.Done:
+		st.State = adapters.Running
+	case r.Lost:
 		st.State = adapters.Lost
-		st.Detail = "the shim supervising the placement died before it ended"
 	case r.Cancelled:
 		st.State = adapters.Cancelled
 	default:
@@ -342,10 +509,11 @@ func (l *Local) Logs(ctx context.Context, id, task, stream string) (io.ReadClose
 }
 
 // Usage implements adapters.Adapter. Tasks that ended count in full; a
-// task still running counts up to now; a task whose shim died counts not
-// at all, since its end was never seen.
+// task still running counts its wall time up to now (its CPU time and
+// memory are read when it ends); a task whose shim died counts up to the
+// shim's last sign of life.
 func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
-	_, r, live, err := l.load(id)
+	_, r, _, err := l.load(id)
 	if err != nil {
 		return adapters.Usage{}, err
 	}
@@ -353,13 +521,9 @@ func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
 	if r == nil {
 		return u, nil
 	}
-	running := !r.Done && live
 	for _, t := range r.Tasks {
 		end := t.End
 		if end.IsZero() {
-			if !running {
-				continue
-			}
 			end = time.Now().UTC()
 		}
 		if u.Start.IsZero() {
@@ -374,9 +538,9 @@ func (l *Local) Usage(ctx context.Context, id string) (adapters.Usage, error) {
 }
 
 // Release implements adapters.Adapter: it asks the shim to stop the
-// running task (SIGTERM to the task's process group, SIGKILL after the
-// grace) and waits for it to record the end; if the shim is gone, it kills
-// the last task's process group itself.
+// running task (SIGTERM to the task, SIGKILL after the grace) and waits
+// for it to record the end. A placement whose shim is gone was ended by
+// load.
 func (l *Local) Release(ctx context.Context, id string) error {
 	dir, r, live, err := l.load(id)
 	if err != nil {
@@ -402,10 +566,6 @@ func (l *Local) Release(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("local: the shim of %s did not stop the placement within %s", id, l.grace+5*time.Second)
 	}
-	// Lost: make sure nothing of it still runs.
-	if n := len(r.Tasks); n > 0 && r.Tasks[n-1].PGID > 0 {
-		syscall.Kill(-r.Tasks[n-1].PGID, syscall.SIGKILL)
-	}
 	return nil
 }
 
@@ -425,7 +585,7 @@ func alive(dir string) bool {
 
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

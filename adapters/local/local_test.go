@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,20 +110,19 @@ func TestSurvivesTheBroker(t *testing.T) {
 	if err := second.Provision(ctx, lost); err != nil {
 		t.Fatal(err)
 	}
-	pidFile := filepath.Join(dir, "lost", "work", "pid")
-	var taskPID int
-	for deadline := time.Now().Add(10 * time.Second); taskPID == 0; {
-		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
-			taskPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		}
+	var r struct {
+		ShimPID int
+		Tasks   []json.RawMessage
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(r.Tasks) < 2; {
+		data, _ := os.ReadFile(filepath.Join(dir, "lost", "run.json"))
+		json.Unmarshal(data, &r)
 		if time.Now().After(deadline) {
 			t.Fatal("the task never started")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var r struct{ ShimPID int }
-	data, _ := os.ReadFile(filepath.Join(dir, "lost", "run.json"))
-	json.Unmarshal(data, &r)
+	killed := time.Now()
 	syscall.Kill(r.ShimPID, syscall.SIGKILL)
 	var st adapters.Status
 	for deadline := time.Now().Add(10 * time.Second); st.State != adapters.Lost; {
@@ -135,19 +133,19 @@ func TestSurvivesTheBroker(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	u, err := second.Usage(ctx, "lost")
-	if err != nil || len(u.Tasks) != 1 || u.Tasks[0].Name != "quick" {
-		t.Fatalf("usage of a lost placement counts only what was seen to end: %+v %v", u, err)
+	if err != nil || len(u.Tasks) != 2 || u.Tasks[0].Name != "quick" {
+		t.Fatalf("usage of a lost placement: %+v %v", u, err)
 	}
-	if syscall.Kill(taskPID, 0) != nil {
-		t.Fatal("the task died with its shim; the test cannot check Release")
+	// The lost task counts up to the shim's last sign of life, which is
+	// before it was killed.
+	if main := u.Tasks[1]; main.Wall < 0 || u.End.After(killed) {
+		t.Fatalf("the lost task counts past its shim's death: %+v (killed at %s)", u, killed)
+	}
+	again, err := second.Usage(ctx, "lost")
+	if err != nil || again.CPU != u.CPU || again.End != u.End {
+		t.Fatalf("the usage of a lost placement changed: %+v then %+v", u, again)
 	}
 	if err := second.Release(ctx, "lost"); err != nil {
 		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(taskPID, 0) == nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("Release left the lost placement's task running")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -12,22 +12,38 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/cinet/cinet/descriptor"
 )
 
 // shimEnv is set in the shim's environment, so that a program that embeds
-// the shim (a test binary) can tell it is to run one.
+// the shim (a test binary) can tell it is to run one: "1" for the shim,
+// "init" for a task's sandbox init, "probe" for the sandbox probe.
 const shimEnv = "CINET_LOCAL_SHIM"
 
 // IsShim reports whether this process was started as a shim.
-func IsShim() bool { return os.Getenv(shimEnv) == "1" }
+func IsShim() bool { return os.Getenv(shimEnv) != "" }
+
+// heartbeat is how often the shim records that it is alive while a task
+// runs: a placement whose shim dies is billed up to its last record.
+const heartbeat = 5 * time.Second
 
 // Shim supervises the placement in dir: it runs the tasks in order, each
-// in its own process group with its output in logs/, records each start
-// and end in run.json, enforces the timeout, stops the running task when
-// it receives SIGTERM or SIGINT, and returns the process's exit status.
-// It holds dir/lock while it lives. A second shim for the same directory
-// exits at once.
+// in its sandbox (or, without isolation, in a process group of its own)
+// with its output in logs/, records each start and end in run.json,
+// enforces the timeout, stops the running task when it receives SIGTERM
+// or SIGINT, and returns the process's exit status. It holds dir/lock
+// while it lives. A second shim for the same directory exits at once.
+//
+// The same entry point runs a task's sandbox init and the sandbox probe,
+// as the environment says.
 func Shim(dir string) int {
+	switch os.Getenv(shimEnv) {
+	case "init":
+		return sandboxInit()
+	case "probe":
+		return sandboxProbe(dir)
+	}
 	if err := shim(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "cinet local shim:", err)
 		return 1
@@ -36,14 +52,17 @@ func Shim(dir string) int {
 }
 
 func shim(dir string) error {
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
+	// The lock is held for as long as the file is open: until this
+	// function returns, and not a moment less (an unreferenced *os.File is
+	// closed by its finalizer).
+	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return nil // another shim runs this placement
 	}
-	// The lock is held until this process exits; lock stays open.
 	s, err := readSpec(dir)
 	if err != nil {
 		return err
@@ -57,7 +76,18 @@ func shim(dir string) error {
 		// is not run again; the broker decides what to do.
 		return nil
 	}
-	r = &run{ShimPID: os.Getpid()}
+	r = &run{ShimPID: os.Getpid(), Seen: time.Now().UTC()}
+	if sb := s.Sandbox; sb != nil {
+		uid, held, err := takeUID(filepath.Join(filepath.Dir(dir), uidsDir), sb.UIDs, s.Placement.ID)
+		if err != nil {
+			return err
+		}
+		defer held.Close()
+		r.UID = uid
+		if err := os.Chown(filepath.Join(dir, workDir), int(uid), int(uid)); err != nil {
+			return err
+		}
+	}
 	save := func() error {
 		data, err := json.Marshal(r)
 		if err != nil {
@@ -76,80 +106,70 @@ func shim(dir string) error {
 	if p.Timeout > 0 {
 		deadline = time.After(p.Timeout)
 	}
-	base := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Join(dir, workDir),
-		"LANG=C.UTF-8",
-		"CINET_JOB=" + p.Job,
-		"CINET_PLACEMENT=" + p.ID,
-	}
-	for _, t := range p.Tasks {
-		stdout, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	beat := time.NewTicker(heartbeat)
+	defer beat.Stop()
+	for i, t := range p.Tasks {
+		stdout, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
-		stderr, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		stderr, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
-		argv := append(append([]string{}, t.Command...), t.Args...)
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Dir = filepath.Join(dir, workDir, t.Workdir)
-		os.MkdirAll(cmd.Dir, 0o755)
-		cmd.Env = append(append([]string{}, base...), "CINET_TASK="+t.Name)
-		for k, v := range t.Env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		tr := taskRun{}
 		tr.Name, tr.Started = t.Name, time.Now().UTC()
-		if err := cmd.Start(); err != nil {
+		rt, err := s.start(dir, r.UID, i, t, stdout, stderr)
+		if err != nil {
 			tr.End, tr.ExitCode = time.Now().UTC(), 127
-			fmt.Fprintf(stderr, "cinet: cannot start %q: %v\n", argv[0], err)
+			fmt.Fprintf(stderr, "cinet: cannot start task %s: %v\n", t.Name, err)
 			r.Tasks = append(r.Tasks, tr)
 			r.Detail = fmt.Sprintf("task %s could not start: %v", t.Name, err)
 			stdout.Close()
 			stderr.Close()
 			break
 		}
-		tr.PGID = cmd.Process.Pid
+		tr.PGID, tr.Cgroup = rt.pgid(), rt.group()
 		r.Tasks = append(r.Tasks, tr)
 		if err := save(); err != nil {
-			syscall.Kill(-tr.PGID, syscall.SIGKILL)
+			rt.terminate(0)
+			rt.wait()
 			return err
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var waitErr error
-		select {
-		case waitErr = <-done:
-		case <-deadline:
-			r.Tasks[len(r.Tasks)-1].TimedOut = true
-			r.Detail = fmt.Sprintf("task %s ran past the placement's timeout of %s", t.Name, p.Timeout)
-			waitErr = terminate(tr.PGID, done, s.Grace)
-		case <-stop:
-			r.Cancelled = true
-			waitErr = terminate(tr.PGID, done, s.Grace)
+		last := &r.Tasks[len(r.Tasks)-1]
+	wait:
+		for {
+			select {
+			case <-rt.exited():
+				break wait
+			case <-beat.C:
+				r.Seen = time.Now().UTC()
+				save()
+			case <-deadline:
+				last.TimedOut = true
+				r.Detail = fmt.Sprintf("task %s ran past the placement's timeout of %s", t.Name, p.Timeout)
+				rt.terminate(s.Grace)
+				break wait
+			case <-stop:
+				r.Cancelled = true
+				rt.terminate(s.Grace)
+				break wait
+			}
 		}
-		// Whatever the task left behind in its group goes with it.
-		syscall.Kill(-tr.PGID, syscall.SIGKILL)
+		end, acct, err := rt.wait()
 		stdout.Close()
 		stderr.Close()
-		last := &r.Tasks[len(r.Tasks)-1]
 		last.End = time.Now().UTC()
-		if ps := cmd.ProcessState; ps != nil {
-			last.ExitCode = ps.ExitCode()
-			if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-				last.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-				last.PeakMemory = ru.Maxrss << 10 // kilobytes on Linux
-			}
-			if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				last.Signal = ws.Signal().String()
-			}
-		} else if waitErr != nil {
-			last.ExitCode = -1
-			r.Detail = waitErr.Error()
+		r.Seen = last.End
+		last.ExitCode, last.Signal = end.ExitCode, end.Signal
+		last.CPU, last.PeakMemory, last.PGID, last.Cgroup = acct.CPU, acct.PeakMemory, 0, nil
+		switch {
+		case err != nil:
+			r.Detail = fmt.Sprintf("task %s: %v", t.Name, err)
+		case end.Error != "":
+			r.Detail = fmt.Sprintf("task %s: %s", t.Name, end.Error)
+		case acct.OOMKills > 0:
+			r.Detail = fmt.Sprintf("task %s was killed for using more memory than its limit of %s", t.Name, descriptor.Quantity(s.Limits.Memory))
 		}
 		if err := save(); err != nil {
 			return err
@@ -162,17 +182,114 @@ func shim(dir string) error {
 	return save()
 }
 
-// terminate stops a task's process group: SIGTERM, then SIGKILL after the
-// grace. It returns the task's wait error.
-func terminate(pgid int, done <-chan error, grace time.Duration) error {
+// A runningTask is a task the shim started, in its sandbox or not.
+type runningTask interface {
+	exited() <-chan struct{}
+	// terminate asks the task to stop (SIGTERM), and kills it after the
+	// grace.
+	terminate(grace time.Duration)
+	// wait waits for the task and everything it started to have exited,
+	// and returns how it ended and what it used.
+	wait() (sandboxEnd, accounting, error)
+	pgid() int        // the process group to kill, without a sandbox
+	group() *groupRef // the cgroup, in a sandbox
+}
+
+// start starts task i of the placement.
+func (s *spec) start(dir string, uid uint32, i int, t descriptor.Task, stdout, stderr *os.File) (runningTask, error) {
+	p := s.Placement
+	env := []string{
+		"LANG=C.UTF-8", "CINET_JOB=" + p.Job, "CINET_PLACEMENT=" + p.ID, "CINET_TASK=" + t.Name,
+	}
+	argv := append(append([]string{}, t.Command...), t.Args...)
+	sb := s.Sandbox
+	if sb == nil {
+		env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+filepath.Join(dir, workDir))
+		for k, v := range t.Env {
+			env = append(env, k+"="+v)
+		}
+		return startPlain(argv, env, filepath.Join(dir, workDir, t.Workdir), stdout, stderr)
+	}
+	env = append(env, "PATH=/usr/local/bin:/usr/bin:/bin", "HOME="+sandboxWork)
+	for k, v := range t.Env {
+		env = append(env, k+"="+v)
+	}
+	root := filepath.Join(dir, rootDir)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	ss := sandboxSpec{
+		Root: root, Work: filepath.Join(dir, workDir), Expose: sb.Expose, Hide: sb.Hide, UID: uid,
+		Network: !sb.HostNetwork, Argv: argv, Env: env, Dir: filepath.Join(sandboxWork, t.Workdir),
+		Hostname: "cinet",
+	}
+	l := limits{CPUs: s.Limits.CPUs, Memory: s.Limits.Memory, PIDs: sb.PIDs}
+	st, err := startSandboxed(ss, fmt.Sprintf("%s.%d", p.ID, i), l, stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// plainTask is a task run without isolation, in a process group of its
+// own, measured by its rusage.
+type plainTask struct {
+	cmd  *exec.Cmd
+	exit chan struct{}
+	err  error
+}
+
+func startPlain(argv, env []string, wd string, stdout, stderr *os.File) (*plainTask, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = wd
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		return nil, err
+	}
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &plainTask{cmd: cmd, exit: make(chan struct{})}
+	go func() { t.err = cmd.Wait(); close(t.exit) }()
+	return t, nil
+}
+
+func (t *plainTask) exited() <-chan struct{} { return t.exit }
+func (t *plainTask) pgid() int               { return t.cmd.Process.Pid }
+func (t *plainTask) group() *groupRef        { return nil }
+
+func (t *plainTask) terminate(grace time.Duration) {
+	pgid := t.cmd.Process.Pid
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		return
 	}
 	select {
-	case err := <-done:
-		return err
+	case <-t.exit:
 	case <-time.After(grace):
 		syscall.Kill(-pgid, syscall.SIGKILL)
-		return <-done
 	}
+}
+
+func (t *plainTask) wait() (sandboxEnd, accounting, error) {
+	<-t.exit
+	// Whatever the task left behind in its group goes with it.
+	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+	var e sandboxEnd
+	var a accounting
+	ps := t.cmd.ProcessState
+	if ps == nil {
+		return sandboxEnd{ExitCode: -1, Error: t.err.Error()}, a, nil
+	}
+	e.ExitCode = ps.ExitCode()
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		a.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		a.PeakMemory = ru.Maxrss << 10 // kilobytes on Linux
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = ws.Signal().String()
+	}
+	return e, a, nil
 }

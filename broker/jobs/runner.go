@@ -545,6 +545,23 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
+	// Each node may use what one instance of the offer's class has: the
+	// book's copy, which holds the reservation; else the offer placed on.
+	var class *descriptor.ComputeClass
+	if e, ok := r.cfg.Book.Get(a.Offer); ok {
+		class = &e.Offer.Class
+	} else {
+		offer, err := r.cfg.Offers(ctx, a.OfferDigest)
+		if err != nil {
+			return fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
+		}
+		if offer.Offer != nil {
+			class = &offer.Offer.Class
+		}
+	}
+	if class != nil {
+		p.Limits = adapters.Limits{CPUs: float64(class.CPU.Count), Memory: int64(class.Memory)}
+	}
 	if err := ad.Provision(ctx, p); err != nil {
 		// The backend cannot run this job: it fails, and frees what it held.
 		detail := "provisioning failed: " + err.Error()

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cinet/cinet/adapters"
-	_ "github.com/cinet/cinet/adapters/local" // registers "local"
+	"github.com/cinet/cinet/adapters/local" // registers "local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/jobs"
@@ -56,6 +56,9 @@ type Config struct {
 	LogLevel    string         `yaml:"logLevel"` // debug, info (default), warn, error
 	// Poll is how often running placements are checked (default 250ms).
 	Poll string `yaml:"poll"`
+	// AllowUnisolated lets a local provider run with isolation: none.
+	// Only `cinet dev` sets it, on a host that cannot isolate tasks.
+	AllowUnisolated bool `yaml:"-"`
 
 	dir string // of the file
 }
@@ -165,11 +168,17 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("service: provider %q: %w", p.Provider, err)
 		}
-		raw, err := json.Marshal(p.Config)
+		conf := p.Config
+		if p.Adapter == "local" {
+			if conf, err = localConfig(conf, c.AllowUnisolated, data, keyFile); err != nil {
+				return nil, fmt.Errorf("service: provider %s: %w", p.Provider, err)
+			}
+		}
+		raw, err := json.Marshal(conf)
 		if err != nil {
 			return nil, err
 		}
-		if p.Config == nil {
+		if conf == nil {
 			raw = nil
 		}
 		a, err := adapters.New(p.Adapter, raw)
@@ -235,6 +244,29 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	}
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
+}
+
+// localConfig adds to a local provider's configuration what its tasks
+// must never see: the broker's data directory and key. Without isolation
+// a task could read both; only a development broker may run so.
+func localConfig(conf map[string]any, allowUnisolated bool, hide ...string) (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range conf {
+		out[k] = v
+	}
+	if out["isolation"] == local.IsolationNone && !allowUnisolated {
+		return nil, errors.New("isolation: none lets every job read the broker's key and other jobs' files; only cinet dev may use it")
+	}
+	h, _ := out["hide"].([]any)
+	for _, p := range hide {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		h = append(h, abs)
+	}
+	out["hide"] = h
+	return out, nil
 }
 
 // LogOrigin is the audit log origin of a broker (spec/audit-log.md).

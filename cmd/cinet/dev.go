@@ -21,6 +21,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
@@ -164,6 +165,14 @@ func setUpDev(dir, examples, listen string) (*dev, error) {
 	if err := d.makeOffer(); err != nil {
 		return nil, err
 	}
+	localConf := map[string]any{"workdir": filepath.Join(dir, "work")}
+	unisolated := false
+	if exe, err := os.Executable(); err == nil {
+		if err := local.CanIsolate([]string{exe, "local-shim"}); err != nil {
+			fmt.Fprintf(os.Stderr, "cinet dev: WARNING: jobs run unisolated, as this user, able to read each other's files and the broker's key: %v\n", err)
+			localConf["isolation"], unisolated = local.IsolationNone, true
+		}
+	}
 	cfg := map[string]any{
 		"region": devRegion, "data": dir, "key": d.keyFiles["broker"], "listen": listen, "fee": "0.02", "poll": "100ms",
 		"principals": []map[string]string{
@@ -172,7 +181,7 @@ func setUpDev(dir, examples, listen string) (*dev, error) {
 		},
 		"providers": []map[string]any{{
 			"provider": d.provider.ID().String(), "adapter": "local",
-			"config": map[string]any{"workdir": filepath.Join(dir, "work")},
+			"config": localConf,
 		}},
 	}
 	data, err := yaml.Marshal(cfg)
@@ -186,6 +195,7 @@ func setUpDev(dir, examples, listen string) (*dev, error) {
 	if d.config, err = service.LoadConfig(path); err != nil {
 		return nil, err
 	}
+	d.config.AllowUnisolated = unisolated
 	return d, nil
 }
 

@@ -1,0 +1,353 @@
+//go:build linux
+
+package local_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// The attacks a tenant's job tried on the local adapter, each replayed as
+// a job, each shown to fail. They need the sandbox, so root.
+
+// broker is a broker's data directory holding a key, with the adapter's
+// workdir inside it, as `cinet broker run` lays it out.
+type broker struct {
+	data, key string
+	a         *local.Local
+}
+
+const brokerSecret = "BROKER-KEY-SECRET-0123456789"
+
+func newBroker(t *testing.T, cfg local.Config) *broker {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root")
+	}
+	data := t.TempDir()
+	os.Chmod(data, 0o700)
+	key := filepath.Join(data, "broker.key")
+	if err := os.WriteFile(key, []byte(brokerSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Workdir = filepath.Join(data, "placements")
+	cfg.Shim = []string{os.Args[0]}
+	cfg.KillGrace = descriptor.Duration(time.Second)
+	cfg.Hide = append(cfg.Hide, data)
+	a, err := local.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &broker{data: data, key: key, a: a}
+}
+
+func sh(name, script string) descriptor.Task {
+	return descriptor.Task{Name: name, Command: []string{"/bin/sh", "-c", script}}
+}
+
+func (b *broker) run(t *testing.T, p adapters.Placement) adapters.Status {
+	t.Helper()
+	if p.Job == "" {
+		p.Job = "job-" + p.ID
+	}
+	if err := b.a.Provision(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	return b.wait(t, p.ID)
+}
+
+func (b *broker) wait(t *testing.T, id string) adapters.Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := b.a.Status(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Ended() {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("placement %s still %s after a minute", id, st.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *broker) logs(t *testing.T, id, task, stream string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.a.Workdir(), id, "logs", task+"."+stream))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// runRecord reads what the shim recorded of a placement.
+func (b *broker) runRecord(t *testing.T, id string) (rec struct {
+	ShimPID int
+	UID     uint32
+}) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.a.Workdir(), id, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// processesOf lists the host's processes whose real uid is uid.
+func processesOf(t *testing.T, uid uint32) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if rest, ok := strings.CutPrefix(s.Text(), "Uid:"); ok {
+				if fields := strings.Fields(rest); len(fields) > 0 && fields[0] == strconv.FormatUint(uint64(uid), 10) {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		f.Close()
+	}
+	return pids
+}
+
+// waitRunning waits until a task of the placement has written marker to
+// its stdout.
+func (b *broker) waitFor(t *testing.T, id, task, marker string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(b.logs(t, id, task, "stdout"), marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/%s never wrote %q; stderr: %s", id, task, marker, b.logs(t, id, task, "stderr"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAttackReadSecrets: a job cannot read the broker's key, another
+// job's files, placement or logs, by relative path, absolute path or
+// through /proc.
+func TestAttackReadSecrets(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	victim := adapters.Placement{ID: "victim", Job: "victim-job", Tasks: []descriptor.Task{{
+		Name: "main", Command: []string{"/bin/sh", "-c", "echo VICTIM-FILE-SECRET > secret.txt; echo ready; sleep 30"},
+		Env: map[string]string{"TOKEN": "VICTIM-ENV-SECRET"},
+	}}}
+	if err := b.a.Provision(t.Context(), victim); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "victim", "main", "ready")
+	victimDir := filepath.Join(b.a.Workdir(), "victim")
+	paths := []string{
+		"../../broker.key", "../../../broker.key", "../../../../broker.key", b.key,
+		filepath.Join(victimDir, "work", "secret.txt"), filepath.Join(victimDir, "placement.json"),
+		filepath.Join(victimDir, "logs", "main.stdout"), "../victim/work/secret.txt", "../../victim/placement.json",
+		"/proc/1/root" + b.key, "/proc/1/environ",
+	}
+	var script strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&script, "cat '%s' 2>/dev/null; ", p)
+	}
+	// Every process the job can see, and what it can read of them.
+	script.WriteString(`for p in /proc/[0-9]*; do cat $p/environ $p/root` + b.key + ` 2>/dev/null; done; `)
+	script.WriteString(`grep -rs SECRET / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr; echo attack-done`)
+	st := b.run(t, adapters.Placement{ID: "attacker", Tasks: []descriptor.Task{sh("main", script.String())}})
+	out := b.logs(t, "attacker", "main", "stdout")
+	if !strings.Contains(out, "attack-done") {
+		t.Fatalf("the attack did not run: %+v; stderr %s", st, b.logs(t, "attacker", "main", "stderr"))
+	}
+	for _, secret := range []string{brokerSecret, "VICTIM-FILE-SECRET", "VICTIM-ENV-SECRET"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the attacking job read %s:\n%s", secret, out)
+		}
+	}
+	b.a.Release(t.Context(), "victim")
+}
+
+// TestAttackKillOthers: a job cannot signal another job's processes, nor
+// its own supervisor and init; the victim runs to its end.
+func TestAttackKillOthers(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	victim := adapters.Placement{ID: "victim", Job: "v", Tasks: []descriptor.Task{sh("main", "echo ready; sleep 1; echo survived")}}
+	if err := b.a.Provision(t.Context(), victim); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "victim", "main", "ready")
+	rec := b.runRecord(t, "victim")
+	pids := processesOf(t, rec.UID)
+	if len(pids) == 0 {
+		t.Fatal("the victim's processes are not found by its uid")
+	}
+	var script strings.Builder
+	script.WriteString("kill -9 -1; kill -9 1; kill -9 $PPID; ")
+	fmt.Fprintf(&script, "kill -9 %d; ", rec.ShimPID)
+	for _, p := range pids {
+		fmt.Fprintf(&script, "kill -9 %d; kill -9 -%d; ", p, p)
+	}
+	script.WriteString("echo attack-done")
+	b.run(t, adapters.Placement{ID: "attacker", Tasks: []descriptor.Task{sh("main", script.String())}})
+	if !strings.Contains(b.logs(t, "attacker", "main", "stdout"), "attack-done") {
+		t.Fatalf("the attack did not run: %s", b.logs(t, "attacker", "main", "stderr"))
+	}
+	if st := b.wait(t, "victim"); st.State != adapters.Succeeded || !strings.Contains(b.logs(t, "victim", "main", "stdout"), "survived") {
+		t.Fatalf("the victim: %+v, stdout %q", st, b.logs(t, "victim", "main", "stdout"))
+	}
+}
+
+// TestAttackForgeMetering: a job that burns CPU, then tries to rewrite
+// its run record and kill its supervisor, is billed what it used.
+func TestAttackForgeMetering(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	forged := `{"shimPid":1,"tasks":[{"name":"main","started":"2026-01-01T00:00:00Z","ended":"2026-01-01T00:00:00.001Z","exitCode":0,"cpu":1}],"done":true}`
+	script := `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; ` +
+		`for f in ../run.json ../../run.json /work/../run.json run.json; do echo '` + forged + `' > $f; done 2>/dev/null; ` +
+		`kill -9 $PPID 1 2>/dev/null; echo attack-done`
+	st := b.run(t, adapters.Placement{ID: "forger", Tasks: []descriptor.Task{sh("main", script)}})
+	if st.State != adapters.Succeeded || !strings.Contains(b.logs(t, "forger", "main", "stdout"), "attack-done") {
+		t.Fatalf("status %+v; stderr %s", st, b.logs(t, "forger", "main", "stderr"))
+	}
+	u, err := b.a.Usage(t.Context(), "forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.CPU < 50*time.Millisecond || u.Wall() < u.CPU/2 || u.Start.Year() == 2026 && u.Start.Month() == 1 {
+		t.Fatalf("usage %+v: the busy loop's CPU time is missing or the forged record was read", u)
+	}
+}
+
+// TestAttackOutliveJob: children that leave the job's session and process
+// group (setsid, double fork, nohup) are gone when the job ends.
+func TestAttackOutliveJob(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	script := `setsid sh -c 'sleep 300' & (sh -c 'sleep 300 &' &); nohup sleep 300 >/dev/null 2>&1 & echo started`
+	st := b.run(t, adapters.Placement{ID: "escape", Tasks: []descriptor.Task{sh("main", script)}})
+	if st.State != adapters.Succeeded {
+		t.Fatalf("status %+v: %s", st, b.logs(t, "escape", "main", "stderr"))
+	}
+	rec := b.runRecord(t, "escape")
+	if left := processesOf(t, rec.UID); len(left) > 0 {
+		t.Fatalf("processes %v of the job outlived it", left)
+	}
+}
+
+// TestLimits: the memory and process limits hold, and the task is told
+// why it ended.
+func TestLimits(t *testing.T) {
+	b := newBroker(t, local.Config{PIDs: 32})
+	st := b.run(t, adapters.Placement{ID: "memory", Limits: adapters.Limits{Memory: 64 << 20, CPUs: 1},
+		Tasks: []descriptor.Task{sh("main", `x=$(head -c 300000000 /dev/zero | tr '\0' a); echo allocated`)}})
+	if st.State != adapters.Failed || strings.Contains(b.logs(t, "memory", "main", "stdout"), "allocated") {
+		t.Fatalf("a task past its memory limit: %+v", st)
+	}
+	if !strings.Contains(st.Detail, "memory") {
+		t.Errorf("detail %q does not say the task ran out of memory", st.Detail)
+	}
+	u, _ := b.a.Usage(t.Context(), "memory")
+	if u.PeakMemory > 64<<20+1<<20 {
+		t.Errorf("peak memory %d past the 64 MiB limit", u.PeakMemory)
+	}
+
+	fork := "import os, time\nn = 0\nfor i in range(100):\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        n += 1\n    except OSError as e:\n        err = e\nprint('launched', n, err, flush=True)\ntime.sleep(30)\n"
+	pids := adapters.Placement{ID: "pids", Job: "pids", Tasks: []descriptor.Task{{Name: "main", Command: []string{"/usr/bin/python3", "-c", fork}}}}
+	if err := b.a.Provision(t.Context(), pids); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "pids", "main", "launched")
+	n := len(processesOf(t, b.runRecord(t, "pids").UID))
+	if n > 32 || n < 2 {
+		t.Errorf("%d processes of the job run under a limit of 32", n)
+	}
+	if out := b.logs(t, "pids", "main", "stdout"); !strings.Contains(out, "Resource temporarily unavailable") || strings.Contains(out, "launched 100") {
+		t.Errorf("the task was not refused a fork: %q", out)
+	}
+	b.a.Release(t.Context(), "pids")
+}
+
+// TestLockHeld: the shim keeps its lock for as long as it lives, however
+// often the garbage collector runs: many-task placements, run side by
+// side, all succeed and none is declared lost.
+func TestLockHeld(t *testing.T) {
+	runs, tasks := 100, 64
+	if testing.Short() {
+		runs = 10
+	}
+	b := newBroker(t, local.Config{})
+	var ts []descriptor.Task
+	for i := range tasks {
+		ts = append(ts, descriptor.Task{Name: fmt.Sprintf("t%d", i), Command: []string{"/bin/true"}})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, runs)
+	sem := make(chan struct{}, 4)
+	for i := range runs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := fmt.Sprintf("gc-%d", i)
+			if err := b.a.Provision(t.Context(), adapters.Placement{ID: id, Job: id, Tasks: ts}); err != nil {
+				errs <- err
+				return
+			}
+			for {
+				st, err := b.a.Status(t.Context(), id)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if st.State.Ended() {
+					if st.State != adapters.Succeeded || len(st.Tasks) != tasks {
+						errs <- fmt.Errorf("%s ended %s after %d tasks: %s", id, st.State, len(st.Tasks), st.Detail)
+					}
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestIsolationConfig: bad sandbox settings are refused before anything runs.
+func TestIsolationConfig(t *testing.T) {
+	for _, raw := range []string{`{"workdir": "x", "isolation": "chroot"}`, `{"workdir": "x", "network": "bridge"}`,
+		`{"workdir": "x", "uids": "10-5"}`, `{"workdir": "x", "uids": "0-5"}`, `{"workdir": "x", "hide": ["relative"]}`,
+		`{"workdir": "x", "expose": ["/"]}`} {
+		if _, err := adapters.New("local", []byte(raw)); err == nil {
+			t.Errorf("config %s accepted", raw)
+		}
+	}
+}
