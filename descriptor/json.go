@@ -16,6 +16,7 @@ type jsonParser struct {
 	data []byte
 	i    int
 	slab []node // nodes are handed out from here, a chunk at a time
+	n    int    // values read
 }
 
 func (p *jsonParser) newNode(kind nodeKind, at srcPos) *node {
@@ -62,6 +63,9 @@ func (p *jsonParser) here() srcPos { return srcPos{off: int32(p.i)} }
 func (p *jsonParser) value(depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, &syntaxError{offsetPos(p.data, p.i), fmt.Sprintf("document is nested more than %d levels deep", maxDepth)}
+	}
+	if p.n++; p.n > maxNodes {
+		return nil, &syntaxError{offsetPos(p.data, p.i), fmt.Sprintf("document has more than %d values", maxNodes)}
 	}
 	if p.i >= len(p.data) {
 		return nil, p.errorf("unexpected end of document")

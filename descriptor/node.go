@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 )
@@ -21,6 +22,11 @@ const MaxDocumentSize = 1 << 20
 
 // maxDepth bounds nesting; the deepest v1 field is six levels down.
 const maxDepth = 32
+
+// maxNodes bounds a document's values (JSON values, YAML tokens): far more
+// than any real Job or Offer holds, and few enough that no parser spends
+// more than a fraction of a second or a few tens of megabytes on one.
+const maxNodes = 20000
 
 // maxSafeInteger is the largest integer every JSON implementation holds
 // exactly (I-JSON, RFC 7493), and so the largest RFC 8785 can canonicalize.
@@ -172,6 +178,9 @@ func decodeYAML(data []byte) (n *node, err error) {
 			n, err = nil, &syntaxError{Pos{1, 1}, fmt.Sprintf("invalid YAML: the parser failed (%v)", r)}
 		}
 	}()
+	if err := yamlShape(data); err != nil {
+		return nil, err
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		var ye yamlError
@@ -195,6 +204,62 @@ func decodeYAML(data []byte) (n *node, err error) {
 		return nil, &syntaxError{tokenPos(docs[1].Body), "a file holds one document; found a second one"}
 	}
 	return yamlValue(docs[0].Body, 0)
+}
+
+// yamlShape checks, on the lexer's tokens and before the parser builds
+// anything, that a document is neither too deep nor too wide: the YAML
+// parser's time and memory grow faster than the input in both (16 KB of
+// '[' cost it 400 MB). The lexer is linear. The depth counted here is an
+// upper bound of the tree's (flow collections, plus block levels by
+// indentation and by entries that open on one line), held to twice the
+// tree's limit so that no document the tree accepts is refused here.
+func yamlShape(data []byte) error {
+	toks := lexer.Tokenize(string(data))
+	at := func(tk *token.Token) Pos {
+		if tk.Position == nil {
+			return Pos{1, 1}
+		}
+		return Pos{tk.Position.Line, tk.Position.Column}
+	}
+	deep := func(tk *token.Token) error {
+		return &syntaxError{at(tk), fmt.Sprintf("document is nested more than %d levels deep", maxDepth)}
+	}
+	flow, line := 0, 0
+	var block []int // columns of the open block levels
+	for i, tk := range toks {
+		if i == maxNodes {
+			return &syntaxError{at(tk), fmt.Sprintf("document has more than %d values", maxNodes)}
+		}
+		switch tk.Type {
+		case token.CommentType:
+			continue
+		case token.SequenceStartType, token.MappingStartType:
+			if flow++; flow+len(block) > 2*maxDepth {
+				return deep(tk)
+			}
+			continue
+		case token.SequenceEndType, token.MappingEndType:
+			flow--
+			continue
+		}
+		if flow > 0 || tk.Position == nil {
+			continue
+		}
+		col := tk.Position.Column
+		if tk.Position.Line != line {
+			line = tk.Position.Line
+			for len(block) > 0 && block[len(block)-1] >= col {
+				block = block[:len(block)-1]
+			}
+			block = append(block, col)
+		} else if tk.Type == token.SequenceEntryType {
+			block = append(block, col)
+		}
+		if len(block) > 2*maxDepth {
+			return deep(tk)
+		}
+	}
+	return nil
 }
 
 func tokenPos(n ast.Node) Pos {
