@@ -64,6 +64,10 @@ type Config struct {
 	Principals map[identity.PrincipalID]Role
 	// OpenTenancy lets any caller with a valid signature act as a tenant.
 	OpenTenancy bool
+	// Authorities are the host[:port] names callers reach this broker by;
+	// a request signed for any other is refused, so that a signed request
+	// cannot be replayed to another broker. Compared without case.
+	Authorities []string
 	OpenAPI     []byte       // served at /openapi.json
 	Metrics     http.Handler // served at /metrics
 	// Ready reports whether the broker can serve (its stores answer).
@@ -253,21 +257,39 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, 
 		problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", detail)
 		return nil, false
 	}
+	if !s.ownAuthority(r.Host) {
+		problem(w, http.StatusUnauthorized, "wrong-authority", "Unauthorized",
+			fmt.Sprintf("the request is signed for %q, which is not this broker (it answers to %s)", r.Host, strings.Join(s.cfg.Authorities, ", ")))
+		return nil, false
+	}
+	// The role before the nonce: a key that is no principal costs the
+	// broker no write.
+	role, ok := s.roleOf(signed.Signer)
+	if !ok {
+		problem(w, http.StatusForbidden, "unknown-principal", "Forbidden", fmt.Sprintf("%s is not a principal of this broker; ask its operator", signed.Signer))
+		return nil, false
+	}
 	fresh, err := s.cfg.Store.UseNonce(r.Context(), signed.Signer.String()+"/"+signed.Nonce, signed.Expires)
 	if err != nil {
-		problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "checking the request's nonce: "+err.Error())
+		s.cfg.Log.Error("recording a request nonce", "err", err)
+		problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "the broker cannot check the request's nonce now; try again")
 		return nil, false
 	}
 	if !fresh {
 		problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
 		return nil, false
 	}
-	role, ok := s.roleOf(signed.Signer)
-	if !ok {
-		problem(w, http.StatusForbidden, "unknown-principal", "Forbidden", fmt.Sprintf("%s is not a principal of this broker; ask its operator", signed.Signer))
-		return nil, false
-	}
 	return &Caller{Principal: signed.Signer, Role: role, body: body}, true
+}
+
+// ownAuthority reports whether host names this broker.
+func (s *Server) ownAuthority(host string) bool {
+	for _, a := range s.cfg.Authorities {
+		if strings.EqualFold(a, host) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) roleOf(id identity.PrincipalID) (Role, bool) {

@@ -106,13 +106,18 @@ var (
 	ErrBadProof = fmt.Errorf("%w: the signature does not verify", ErrInvalid)
 )
 
-// Verify checks r's signature over body at now. The caller checks the
-// nonce has not been seen before (until Expires).
+// Verify checks r's signature over body at now. The caller checks that
+// the signed authority (r.Host) is its own, and that the nonce has not
+// been seen before (until Expires).
 func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
-	input, sigHeader := r.Header.Get("Signature-Input"), r.Header.Get("Signature")
-	if input == "" && sigHeader == "" {
+	inputs, sigs := r.Header.Values("Signature-Input"), r.Header.Values("Signature")
+	if len(inputs) == 0 && len(sigs) == 0 {
 		return nil, ErrMissing
 	}
+	if len(inputs) != 1 || len(sigs) != 1 {
+		return nil, fmt.Errorf("%w: want exactly one Signature-Input and one Signature header, got %d and %d", ErrInvalid, len(inputs), len(sigs))
+	}
+	input, sigHeader := inputs[0], sigs[0]
 	params, ok := strings.CutPrefix(input, Label+"=")
 	if !ok || strings.Contains(input, ",") {
 		return nil, fmt.Errorf("%w: want one signature labelled %q in Signature-Input", ErrInvalid, Label)

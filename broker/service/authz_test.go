@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -108,6 +109,49 @@ func TestAuthorization(t *testing.T) {
 	// A stranger: signed, but not a principal of this broker.
 	if status, _, b := e.raw(settlementtest.Key(9), "GET", "/v1/jobs", nil); status != 403 || !strings.Contains(string(b), "not a principal") {
 		t.Errorf("a stranger: %d %s", status, b)
+	}
+
+	// A stranger's requests cost the broker no nonce row.
+	nonces := func() int {
+		n, err := e.svc.Jobs.Nonces(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := nonces()
+	for range 20 {
+		e.raw(settlementtest.Key(9), "GET", "/v1/jobs", nil)
+	}
+	if after := nonces(); after != before {
+		t.Errorf("20 requests from a stranger wrote %d nonce rows", after-before)
+	}
+
+	// A request signed for another broker, sent here: its signed
+	// @authority is not this broker's.
+	other, _ := http.NewRequest("GET", e.url+"/v1/jobs", nil)
+	other.Host = "other-broker.example:8420"
+	httpsig.Sign(other, nil, tenantKey, time.Now(), time.Minute)
+	if resp, err := http.DefaultClient.Do(other); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 401 || !strings.Contains(string(b), "not this broker") {
+		t.Errorf("a request signed for another broker: %d %s", resp.StatusCode, b)
+	}
+	// Two Signature-Input (or Signature) headers: refused, not the first
+	// one taken.
+	for _, h := range []string{"Signature-Input", "Signature"} {
+		req, _ := http.NewRequest("GET", e.url+"/v1/jobs", nil)
+		httpsig.Sign(req, nil, tenantKey, time.Now(), time.Minute)
+		req.Header.Add(h, req.Header.Get(h))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(b), "exactly one") {
+			t.Errorf("two %s headers: %d %s", h, resp.StatusCode, b)
+		}
 	}
 
 	// A replayed request: the same signed request twice.

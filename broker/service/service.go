@@ -46,6 +46,10 @@ type Config struct {
 	// ledger and the broker's own tables.
 	Store  string `yaml:"store"`
 	Listen string `yaml:"listen"` // default 127.0.0.1:8420
+	// PublicNames are the host[:port] names callers reach the API by; a
+	// request signed for another name is refused. Default: the listen
+	// address, and localhost:PORT when it is a loopback address.
+	PublicNames []string `yaml:"publicNames"`
 	// Fee is this broker's fee rate on providers' charges ("0.02").
 	Fee         string         `yaml:"fee"`
 	Currency    string         `yaml:"currency"` // ranks jobs without a budget; default USD
@@ -229,11 +233,6 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Store: js, Book: s.Book, Matcher: matcher, Settler: s.Settler, Key: key, Region: c.Region, Fee: fee,
 		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: poll, Observe: s.metrics,
 	})
-	s.API = api.New(api.Config{
-		Key: key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
-		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy,
-		OpenAPI: spec.OpenAPI, Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
-	})
 	listen := c.Listen
 	if listen == "" {
 		listen = "127.0.0.1:8420"
@@ -242,6 +241,11 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		s.close()
 		return nil, fmt.Errorf("service: listening on %s: %w", listen, err)
 	}
+	s.API = api.New(api.Config{
+		Key: key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
+		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
+		OpenAPI: spec.OpenAPI, Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
+	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
 }
@@ -267,6 +271,20 @@ func localConfig(conf map[string]any, allowUnisolated bool, hide ...string) (map
 	}
 	out["hide"] = h
 	return out, nil
+}
+
+// authorities are the names a broker answers signed requests by.
+func authorities(names []string, addr string) []string {
+	if len(names) > 0 {
+		return names
+	}
+	out := []string{addr}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			out = append(out, net.JoinHostPort("localhost", port))
+		}
+	}
+	return out
 }
 
 // LogOrigin is the audit log origin of a broker (spec/audit-log.md).

@@ -311,6 +311,13 @@ func (s *Store) UseNonce(ctx context.Context, nonce string, expires time.Time) (
 	return fresh, err
 }
 
+// Nonces returns how many request nonces the store remembers.
+func (s *Store) Nonces(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_nonces`).Scan(&n)
+	return n, err
+}
+
 // ForgetNonces drops nonces that expired before now.
 func (s *Store) ForgetNonces(ctx context.Context, now time.Time) error {
 	return s.db.Update(ctx, func(tx *sql.Tx) error {
