@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
 	. "github.com/cinet/cinet/settlement/settlementtest"
+	"github.com/cinet/cinet/settlement/storetest"
 )
 
 // A brokerProc is a 'cinet broker run' process and the keys around it.
@@ -234,15 +236,50 @@ func (b *brokerProc) waitState(id string, states ...jobs.State) *jobs.Job {
 // processes, are rated, posted, logged and provable; a listed exit code
 // restarts a job; a cancelled job's processes stop and it is billed only
 // for what ran.
+// stores are the databases the broker's end-to-end and crash tests run on.
+func stores(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"sqlite":   func(*testing.T) string { return "" },
+		"postgres": func(t *testing.T) string { return storetest.PostgresSchema(t) },
+	}
+}
+
 func TestEndToEnd(t *testing.T) {
-	b := newBrokerDir(t, "")
+	for name, store := range stores(t) {
+		t.Run("store="+name, func(t *testing.T) { endToEnd(t, store(t)) })
+	}
+}
+
+// findProcess waits for a process of this machine whose command line
+// holds token (a job's processes are in their own PID namespace: the
+// host sees them, they do not see the host).
+func findProcess(t *testing.T, token string) int {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(token)) && bytes.Contains(cmdline, []byte("/bin/sh")) {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no process with %q in its command line", token)
+	return 0
+}
+
+func endToEnd(t *testing.T, store string) {
+	b := newBrokerDir(t, store)
 	b.start()
 	b.registerOffer(4)
-	marks := t.TempDir()
+	token := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
 
-	// 1. A job that runs as a process: it writes its PID; while it runs
-	// the test finds the process; --wait follows it to the end.
-	file := b.jobFile("proc", job("proc", fmt.Sprintf("echo $$ > %s/pid; sleep 1; echo finished", marks), ""))
+	// 1. A job that runs as a process: while it runs the test finds the
+	// process; --wait follows it to the end.
+	file := b.jobFile("proc", job("proc", ": "+token+"-proc; sleep 1; echo finished", ""))
 	cmd := exec.Command(cinetBin, "job", "submit", file, "--wait", "-o", "json")
 	cmd.Env = append(os.Environ(), "CINET_BROKER="+b.url, "CINET_KEY="+b.keys["tenant"], "CINET_CONFIG=/nonexistent")
 	var out, progress bytes.Buffer
@@ -250,11 +287,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := readPID(t, filepath.Join(marks, "pid"))
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte("/bin/sh")) {
-		t.Fatalf("the job's process %d: %q %v", pid, cmdline, err)
-	}
+	findProcess(t, token+"-proc")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("job submit --wait: %v\n%s\n%s", err, out.String(), progress.String())
 	}
@@ -284,7 +317,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// 2. A listed exit code restarts the job.
-	file = b.jobFile("flaky", job("flaky", fmt.Sprintf("if [ -f %s/once ]; then exit 0; fi; touch %s/once; exit 3", marks, marks), "recovery: {maxRestarts: 1, onExitCodes: [3]}\n"))
+	file = b.jobFile("flaky", job("flaky", `case "$CINET_PLACEMENT" in *-1) exit 3;; esac; exit 0`, "recovery: {maxRestarts: 1, onExitCodes: [3]}\n"))
 	code, out2, errOut := b.cli("tenant", "job", "submit", file, "--wait", "-o", "json")
 	if code != 0 {
 		t.Fatalf("flaky job: %d\n%s\n%s", code, out2, errOut)
@@ -309,13 +342,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// 3. Cancel: the process stops, and only what ran is billed.
-	file = b.jobFile("long", job("long", fmt.Sprintf("echo $$ > %s/long; sleep 30; touch %s/finished", marks, marks), ""))
+	file = b.jobFile("long", job("long", ": "+token+"-long; sleep 30; touch finished", ""))
 	code, idOut, errOut := b.cli("tenant", "job", "submit", file)
 	if code != 0 {
 		t.Fatalf("submit: %d %s", code, errOut)
 	}
 	id := strings.TrimSpace(idOut)
-	pid = readPID(t, filepath.Join(marks, "long"))
+	pid := findProcess(t, token+"-long")
 	time.Sleep(500 * time.Millisecond)
 	if code, out, errOut := b.cli("tenant", "job", "cancel", id); code != 0 || !strings.Contains(out, "cancellation requested") {
 		t.Fatalf("cancel: %d %s %s", code, out, errOut)
@@ -327,26 +360,11 @@ func TestEndToEnd(t *testing.T) {
 	if err := syscall.Kill(pid, 0); err == nil {
 		t.Fatalf("the cancelled job's process %d still runs", pid)
 	}
-	if _, err := os.Stat(filepath.Join(marks, "finished")); err == nil {
+	if _, err := os.Stat(filepath.Join(b.dir, "work", done.Attempts[0].ID, "work", "finished")); err == nil {
 		t.Fatal("the cancelled job ran to its end")
 	}
 	u := done.Attempts[0].Usage
 	if u == nil || u.End.Sub(u.Start) > 10*time.Second || u.End.Sub(u.Start) < 400*time.Millisecond || done.Cost == nil {
 		t.Fatalf("billed usage of the cancelled job: %+v, cost %+v", u, done.Cost)
-	}
-}
-
-func readPID(t *testing.T, path string) int {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if b, err := os.ReadFile(path); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			var pid int
-			fmt.Sscan(string(b), &pid)
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never appeared", path)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

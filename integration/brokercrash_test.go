@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -21,6 +20,12 @@ import (
 // then checks that every job was settled, each attempt billed once, and
 // the books agree with the jobs. Set CINET_CRASH_SEED to replay a run.
 func TestBrokerSurvivesSIGKILL(t *testing.T) {
+	for name, store := range stores(t) {
+		t.Run("store="+name, func(t *testing.T) { brokerSurvivesSIGKILL(t, store(t)) })
+	}
+}
+
+func brokerSurvivesSIGKILL(t *testing.T, store string) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CINET_CRASH_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -28,7 +33,7 @@ func TestBrokerSurvivesSIGKILL(t *testing.T) {
 	t.Logf("CINET_CRASH_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	b := newBrokerDir(t, "")
+	b := newBrokerDir(t, store)
 	b.start()
 	b.registerOffer(4)
 	tenant := b.client("tenant")
@@ -39,8 +44,7 @@ func TestBrokerSurvivesSIGKILL(t *testing.T) {
 		script := fmt.Sprintf("sleep %.1f", 0.2+float64(i%5)*0.45)
 		extra := ""
 		if i%3 == 0 {
-			mark := filepath.Join(b.dir, fmt.Sprintf("once-%d", i))
-			script = fmt.Sprintf("if [ -f %s ]; then %s; exit 0; fi; touch %s; exit 7", mark, script, mark)
+			script = fmt.Sprintf(`case "$CINET_PLACEMENT" in *-1) exit 7;; esac; %s`, script)
 			extra = "recovery: {maxRestarts: 2, onExitCodes: [7]}\n"
 		}
 		j, err := tenant.SubmitJob(ctx, []byte(job(fmt.Sprintf("crash-%d", i), script, extra)), "job.yaml")

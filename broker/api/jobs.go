@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -243,8 +244,12 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *Caller) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	send := func(i int, t jobs.Transition) {
-		fmt.Fprintf(w, "id: %d\nevent: transition\ndata: {\"state\":%q,\"at\":%q,\"detail\":%s}\n\n",
-			i, t.State, t.At.UTC().Format(time.RFC3339Nano), strconv.Quote(t.Detail))
+		data, _ := json.Marshal(struct {
+			State  jobs.State `json:"state"`
+			At     string     `json:"at"`
+			Detail string     `json:"detail"`
+		}{t.State, t.At.UTC().Format(time.RFC3339Nano), t.Detail})
+		fmt.Fprintf(w, "id: %d\nevent: transition\ndata: %s\n\n", i, data)
 		last = i
 	}
 	for i, t := range j.History {

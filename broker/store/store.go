@@ -17,7 +17,9 @@ import (
 )
 
 var migrations = []string{
-	// 1: jobs, offers, request nonces.
+	// 1: jobs, registered offers, request nonces. (The ledger's tables
+	// live in the same database when it is PostgreSQL or CockroachDB: no
+	// name may be one of settlement/sqlstore's.)
 	`
 CREATE TABLE jobs (
 	id         TEXT PRIMARY KEY,
@@ -30,7 +32,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_tenant ON jobs (tenant, created_at);
 CREATE INDEX jobs_state ON jobs (state, created_at);
-CREATE TABLE offers (
+CREATE TABLE registered_offers (
 	digest     TEXT PRIMARY KEY,
 	name       TEXT NOT NULL,
 	provider   TEXT NOT NULL,
@@ -39,7 +41,7 @@ CREATE TABLE offers (
 	withdrawn  {{BOOL}} NOT NULL,
 	created_at {{INT}} NOT NULL
 );
-CREATE INDEX offers_name ON offers (name);
+CREATE INDEX registered_offers_name ON registered_offers (name);
 CREATE TABLE api_nonces (
 	nonce   TEXT PRIMARY KEY,
 	expires {{INT}} NOT NULL
@@ -240,7 +242,7 @@ type OfferRow struct {
 // PutOffer keeps a registered offer; the same digest twice is kept once.
 func (s *Store) PutOffer(ctx context.Context, o *OfferRow) error {
 	return s.db.Update(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO offers (digest, name, provider, sequence, envelope, withdrawn, created_at)
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO registered_offers (digest, name, provider, sequence, envelope, withdrawn, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`),
 			o.Digest, o.Name, o.Provider, o.Sequence, o.Envelope, false, ns(o.CreatedAt))
 		return err
@@ -250,7 +252,7 @@ func (s *Store) PutOffer(ctx context.Context, o *OfferRow) error {
 // WithdrawOffer marks every offer of a pool withdrawn.
 func (s *Store) WithdrawOffer(ctx context.Context, name string) error {
 	return s.db.Update(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE offers SET withdrawn = ? WHERE name = ?`), true, name)
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE registered_offers SET withdrawn = ? WHERE name = ?`), true, name)
 		return err
 	})
 }
@@ -276,7 +278,7 @@ func (s *Store) offers(ctx context.Context, where string, args ...any) ([]*Offer
 	var out []*OfferRow
 	err := s.db.View(ctx, func(tx *sql.Tx) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT digest, name, provider, sequence, envelope, withdrawn, created_at FROM offers `+where+` ORDER BY created_at, digest`), args...)
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT digest, name, provider, sequence, envelope, withdrawn, created_at FROM registered_offers `+where+` ORDER BY created_at, digest`), args...)
 		if err != nil {
 			return err
 		}
