@@ -2,6 +2,7 @@ package descriptor
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,14 @@ func at(parts ...any) []string {
 	return loc
 }
 
+// noNUL refuses a NUL byte where a program's argument or environment
+// goes: the operating system cannot pass one.
+func (c *checker) noNUL(loc []string, s string) {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		c.errorf(loc, "holds a NUL byte (at byte %d), which no program's arguments or environment can", i)
+	}
+}
+
 func (c *checker) job(j *Job, exprs *exprCompiler) {
 	names := map[string]int{}
 	for i, t := range j.Tasks {
@@ -46,6 +55,18 @@ func (c *checker) job(j *Job, exprs *exprCompiler) {
 			c.errorf(at("tasks", i, "name"), "duplicate task name %q (also tasks[%d])", t.Name, prev)
 		}
 		names[t.Name] = i
+		if t.Workdir != "" && !filepath.IsLocal(t.Workdir) {
+			c.errorf(at("tasks", i, "workdir"), "workdir %q must be a relative path inside the job's directory (not absolute, no ..)", t.Workdir)
+		}
+		for j, a := range t.Command {
+			c.noNUL(at("tasks", i, "command", j), a)
+		}
+		for j, a := range t.Args {
+			c.noNUL(at("tasks", i, "args", j), a)
+		}
+		for k, v := range t.Env {
+			c.noNUL(at("tasks", i, "env", k), v)
+		}
 	}
 	for i := range j.Resources.Accelerators {
 		c.acceleratorRequest(&j.Resources.Accelerators[i], at("resources", "accelerators", i))

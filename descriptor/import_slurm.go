@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -201,6 +202,12 @@ func (s *slurm) option(line int, name, value string) {
 		}
 		s.im.set("timeouts.run", d)
 	case "chdir":
+		if !filepath.IsLocal(value) {
+			// A job runs in its own directory on whatever machine runs it;
+			// a path of the submitting cluster means nothing there.
+			s.im.warn(line, field, "%q dropped: a job's working directory is a relative path inside its own directory", value)
+			return
+		}
 		s.workdir = value
 	case "gres":
 		for _, g := range strings.Split(value, ",") {

@@ -306,6 +306,11 @@ func TestJobThroughTheAPI(t *testing.T) {
 	}
 }
 
+// badTask is a job whose one task has an extra line.
+func badTask(line string) string {
+	return "apiVersion: cinet/v1\nkind: Job\nmetadata: {name: x}\ntasks:\n  - name: main\n    command: [/bin/true]\n    " + line + "\n"
+}
+
 func TestBadInput(t *testing.T) {
 	e := start(t)
 	sc := newSchemas(t)
@@ -326,6 +331,13 @@ func TestBadInput(t *testing.T) {
 		{"offer that is not an envelope", providerKey, "POST", "/v1/offers", []byte(`{"kind":"Offer"}`), 422, "invalid-offer"},
 		{"bad period", tenantKey, "GET", "/v1/ledger/statement?period=soon", nil, 400, "period"},
 		{"no such endpoint", tenantKey, "GET", "/v2/things", nil, 404, "no such endpoint"},
+		{"workdir outside the job", tenantKey, "POST", "/v1/jobs", []byte(badTask("workdir: ../../../../etc")), 422, "tasks[0].workdir"},
+		{"absolute workdir", tenantKey, "POST", "/v1/jobs", []byte(badTask("workdir: /etc")), 422, "tasks[0].workdir"},
+		{"NUL in argv", tenantKey, "POST", "/v1/jobs", []byte(badTask(`args: ["a\0b"]`)), 422, "NUL byte"},
+		{"NUL in env", tenantKey, "POST", "/v1/jobs", []byte(badTask(`env: {X: "\0"}`)), 422, "NUL byte"},
+		{"nested YAML", tenantKey, "POST", "/v1/jobs", []byte("apiVersion: cinet/v1\nkind: Job\nmetadata:\n  name: x\n  labels: " + strings.Repeat("[", 200000)), 422, "nested more than"},
+		{"nested JSON explained", tenantKey, "POST", "/v1/explain", []byte(`{"apiVersion":"cinet/v1","kind":"Job","metadata":{"name":"x","labels":` + strings.Repeat("[", 200000)), 422, "nested more than"},
+		{"wide YAML", tenantKey, "POST", "/v1/jobs", []byte("apiVersion: cinet/v1\nkind: Job\nmetadata:\n  name: x\n  labels: [" + strings.Repeat("1,", 200000) + "1]"), 422, "more than 20000 values"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, hdr, body := e.raw(tc.key, tc.method, tc.path, tc.body)
