@@ -131,8 +131,13 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		return nil, errors.New("service: the configuration needs a region and a data directory")
 	}
 	data := c.path(c.Data)
+	// The data directory holds the broker's key and databases: its owner's
+	// alone, whatever it was made with.
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
+	}
+	if err := os.Chmod(data, 0o700); err != nil {
+		return nil, fmt.Errorf("service: the data directory: %w", err)
 	}
 	keyFile := c.path(c.Key)
 	if keyFile == "" {

@@ -49,6 +49,7 @@ type env struct {
 	t   *testing.T
 	svc *service.Service
 	url string
+	dir string // the data directory
 }
 
 func (e *env) as(k *identity.Key) *client.Client { return &client.Client{Base: e.url, Key: k} }
@@ -98,7 +99,7 @@ providers:
 			t.Errorf("broker: %v", err)
 		}
 	})
-	e := &env{t: t, svc: svc, url: svc.URL()}
+	e := &env{t: t, svc: svc, url: svc.URL(), dir: dir}
 	e.registerOffer(providerKey, "local-cpu", 4)
 	return e
 }
@@ -356,4 +357,39 @@ func TestBadInput(t *testing.T) {
 	}
 	_, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte("kind: Job\n"))
 	sc.check(t, "/v1/jobs", "POST", 422, "application/problem+json", body)
+}
+
+// TestPrivateFiles: what holds secrets — the key, the databases, a
+// placement's description with its environment, its logs — is its
+// owner's alone, in directories only the owner may enter.
+func TestPrivateFiles(t *testing.T) {
+	e := start(t)
+	j, err := e.as(tenantKey).SubmitJob(context.Background(), []byte(jobYAML("echo hi")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := e.waitSettled(e.as(tenantKey), j.ID)
+	placement := filepath.Join(e.dir, "work", done.Attempts[0].ID)
+	want := map[string]os.FileMode{
+		e.dir: 0o700, filepath.Join(e.dir, "broker.key"): 0o600,
+		filepath.Join(e.dir, "broker.db"): 0o600, filepath.Join(e.dir, "ledger.db"): 0o600,
+		filepath.Join(e.dir, "work"): 0o700, placement: 0o700,
+		filepath.Join(placement, "placement.json"): 0o600, filepath.Join(placement, "run.json"): 0o600,
+		filepath.Join(placement, "logs"): 0o700, filepath.Join(placement, "logs", "main.stdout"): 0o600,
+	}
+	for _, wal := range []string{"broker.db-wal", "ledger.db-wal"} {
+		if _, err := os.Stat(filepath.Join(e.dir, wal)); err == nil {
+			want[filepath.Join(e.dir, wal)] = 0o600
+		}
+	}
+	for path, mode := range want {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s has mode %#o, want %#o", path, fi.Mode().Perm(), mode)
+		}
+	}
 }

@@ -62,6 +62,12 @@ func Open(ctx context.Context, location string) (*DB, error) {
 				return nil, fmt.Errorf("sqldb: %w", err)
 			}
 		}
+		// The file holds what tenants and providers must not read of each
+		// other: only its owner may open it. SQLite gives its journal
+		// files the database file's mode.
+		if err := ownerOnly(path); err != nil {
+			return nil, fmt.Errorf("sqldb: %w", err)
+		}
 		// WAL with synchronous=FULL: a commit is on disk before it returns.
 		pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
@@ -78,6 +84,22 @@ func Open(ctx context.Context, location string) (*DB, error) {
 		return nil, fmt.Errorf("sqldb: connecting to %s database: %w", d.Dialect, err)
 	}
 	return d, nil
+}
+
+// ownerOnly creates the file at path if it does not exist, and makes it
+// readable and writable by its owner alone, with its journal files.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database handles.
