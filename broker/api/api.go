@@ -8,6 +8,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,10 +136,17 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /v1/ledger/statement", roles: all, handle: s.statement},
 		{pattern: "GET /v1/ledger/export", roles: all, handle: s.export},
 
+		// The audit log in the C2SP tlog-tiles layout: its checkpoint and
+		// hash tiles are anyone's, so that any verifier holding the log's
+		// key can check it; the entries name tenants and what they spent,
+		// and are for regulators.
+		{pattern: "GET /checkpoint", public: true, handle: s.tiles},
+		{pattern: "GET /tile/", public: true, handle: s.tiles},
+		{pattern: "GET /tile/entries/", roles: []Role{Regulator, Operator}, handle: s.tiles},
+		// A checkpoint of the log as it stands now, signed on request.
 		{pattern: "GET /v1/audit/checkpoint", roles: all, handle: s.checkpoint},
 		{pattern: "GET /v1/audit/consistency", roles: all, handle: s.consistency},
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
-		{pattern: "GET /v1/audit/tile/", roles: []Role{Regulator, Operator}, handle: s.tiles},
 
 		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},
 	}
@@ -351,7 +360,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // internal reports a failure of the broker itself.
+// internal answers a failure of the broker's own: the cause — which may
+// name tables, files or hosts — goes to the operator's log under an
+// incident ID, and the caller gets the ID alone.
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
-	s.cfg.Log.Error("serving request", "method", r.Method, "path", r.URL.Path, "err", err)
-	problem(w, http.StatusInternalServerError, "internal", "Internal Server Error", err.Error())
+	var b [6]byte
+	rand.Read(b[:])
+	incident := hex.EncodeToString(b[:])
+	s.cfg.Log.Error("serving request", "method", r.Method, "path", r.URL.Path, "incident", incident, "err", err)
+	problem(w, http.StatusInternalServerError, "internal", "Internal Server Error",
+		"the broker failed to serve this request; its operator's log has the cause under incident "+incident)
 }

@@ -184,7 +184,8 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		rc, err := ad.Logs(r.Context(), a.ID, task, stream)
 		if err != nil {
 			if first {
-				problem(w, http.StatusNotFound, "no-logs", "Not Found", err.Error())
+				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", task, "stream", stream, "err", err)
+				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q", a.ID, stream, task))
 				return
 			}
 			return

@@ -254,9 +254,18 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, c *Caller) 
 		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "old and new are log sizes, old ≤ new")
 		return
 	}
+	size, err := s.cfg.Settler.LogSize(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if n > size {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("the log has %d entries, not %d", size, n))
+		return
+	}
 	p, err := s.cfg.Settler.ProveConsistency(r.Context(), old, n)
 	if err != nil {
-		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", err.Error())
+		s.internal(w, r, err)
 		return
 	}
 	hashes := []string{}
@@ -319,5 +328,11 @@ func partyTo(entry []byte, id identity.PrincipalID) bool {
 }
 
 func (s *Server) tiles(w http.ResponseWriter, r *http.Request, c *Caller) {
-	http.StripPrefix("/v1/audit", auditlog.Handler(s.cfg.Settler.TileSource())).ServeHTTP(w, r)
+	auditlog.Handler(s.cfg.Settler.TileSource(), func(w http.ResponseWriter, status int, err error) {
+		if status == http.StatusInternalServerError {
+			s.internal(w, r, err)
+			return
+		}
+		problem(w, status, "not-found", "Not Found", err.Error())
+	}).ServeHTTP(w, r)
 }

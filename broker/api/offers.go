@@ -115,7 +115,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	defer cancel()
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(ctx); err != nil {
-			problem(w, http.StatusServiceUnavailable, "not-ready", "Service Unavailable", err.Error())
+			s.cfg.Log.Warn("not ready", "err", err)
+			problem(w, http.StatusServiceUnavailable, "not-ready", "Service Unavailable", "the broker's databases do not answer; its operator's log has the cause")
 			return
 		}
 	}

@@ -60,6 +60,9 @@ type Config struct {
 	LogLevel    string         `yaml:"logLevel"` // debug, info (default), warn, error
 	// Poll is how often running placements are checked (default 250ms).
 	Poll string `yaml:"poll"`
+	// Checkpoint is how often the audit log is checkpointed when it has
+	// grown (default 10s): what /checkpoint serves to anyone.
+	Checkpoint string `yaml:"checkpoint"`
 	// AllowUnisolated lets a local provider run with isolation: none.
 	// Only `cinet dev` sets it, on a host that cannot isolate tasks.
 	AllowUnisolated bool `yaml:"-"`
@@ -120,9 +123,10 @@ type Service struct {
 	Adapters map[identity.PrincipalID]adapters.Adapter
 	Log      *slog.Logger
 
-	ledger   *sqlstore.Store
-	listener net.Listener
-	metrics  *metrics
+	ledger          *sqlstore.Store
+	listener        net.Listener
+	metrics         *metrics
+	checkpointEvery time.Duration
 }
 
 // New opens a broker's stores and wires its parts; Run runs it.
@@ -157,6 +161,12 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	if c.Poll != "" {
 		if poll, err = time.ParseDuration(c.Poll); err != nil || poll <= 0 {
 			return nil, fmt.Errorf("service: poll %q: want a duration such as 250ms", c.Poll)
+		}
+	}
+	checkpointEvery := 10 * time.Second
+	if c.Checkpoint != "" {
+		if checkpointEvery, err = time.ParseDuration(c.Checkpoint); err != nil || checkpointEvery <= 0 {
+			return nil, fmt.Errorf("service: checkpoint %q: want a duration such as 10s", c.Checkpoint)
 		}
 	}
 	principals := map[identity.PrincipalID]api.Role{}
@@ -218,7 +228,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		ledger.Close()
 		return nil, err
 	}
-	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log}
+	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: checkpointEvery}
 	var brokers []identity.PrincipalID // other brokers settled with: none yet, without a federation
 	if s.Settler, err = settlement.New(settlement.Config{Store: ledger, Key: key, Origin: LogOrigin(key.ID()), Brokers: brokers}); err != nil {
 		s.close()
@@ -335,6 +345,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return srv.Shutdown(shut)
 	})
 	g.Go(func() error { s.sweepNonces(gctx); return nil })
+	g.Go(func() error { s.checkpoints(gctx); return nil })
 	err := g.Wait()
 	s.Log.Info("broker stopped")
 	return err
@@ -351,6 +362,23 @@ func (s *Service) sweepNonces(ctx context.Context) {
 			if err := s.Jobs.ForgetNonces(ctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Warn("forgetting expired request nonces", "err", err)
 			}
+		}
+	}
+}
+
+// checkpoints signs a checkpoint of the audit log whenever it has grown,
+// so that the public /checkpoint follows the log.
+func (s *Service) checkpoints(ctx context.Context) {
+	t := time.NewTicker(s.checkpointEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.Settler.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("checkpointing the audit log", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

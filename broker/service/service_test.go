@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/broker/api"
@@ -25,6 +26,7 @@ import (
 	"github.com/cinet/cinet/broker/service"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement/auditlog"
 	. "github.com/cinet/cinet/settlement/settlementtest"
 	"github.com/cinet/cinet/spec"
 )
@@ -393,3 +395,83 @@ func TestPrivateFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicAuditLog: anyone holding the log's verifier key checks the
+// log from the broker's public endpoints alone — no account — while the
+// entries, which name tenants, stay the regulator's.
+func TestPublicAuditLog(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	for _, script := range []string{"echo one", "echo two"} {
+		j, err := e.as(tenantKey).SubmitJob(ctx, []byte(jobYAML(script)), "job.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitSettled(e.as(tenantKey), j.ID)
+	}
+	if _, err := e.as(regulatorKey).Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, http.Header, []byte) {
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	code, hdr, note := get("/checkpoint")
+	if code != 200 || hdr.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("/checkpoint: %d %v", code, hdr)
+	}
+	cp, err := auditlog.OpenCheckpoint(note, e.svc.Settler.VerifierKey())
+	if err != nil || cp.Size < 2 {
+		t.Fatalf("the public checkpoint does not verify: %v (%s)", err, note)
+	}
+	// The tree, rebuilt from public tiles, is the checkpoint's.
+	tiles := tlog.TileHashReader(tlog.Tree{N: cp.Size, Hash: cp.Hash}, publicTiles{t, e.url})
+	if _, err := tlog.TreeHash(cp.Size, tiles); err != nil {
+		t.Fatalf("the tree from public tiles: %v", err)
+	}
+	code, hdr, _ = get("/tile/0/000.p/1")
+	if code != 200 || !strings.Contains(hdr.Get("Cache-Control"), "public") {
+		t.Fatalf("a partial tile: %d %v", code, hdr)
+	}
+	for path, want := range map[string]int{"/tile/entries/000.p/1": 401, "/tile/0/999": 404, "/tile/zzz": 404} {
+		code, hdr, b := get(path)
+		if code != want || hdr.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s %s, want %d as a problem", path, code, hdr.Get("Content-Type"), b, want)
+		}
+	}
+	if code, _, _ := e.raw(regulatorKey, "GET", "/tile/entries/000.p/1", nil); code != 200 {
+		t.Errorf("the regulator reading entries: %d", code)
+	}
+}
+
+// publicTiles reads tiles from a broker's public endpoints.
+type publicTiles struct {
+	t   *testing.T
+	url string
+}
+
+func (p publicTiles) Height() int { return auditlog.TileHeight }
+
+func (p publicTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	var out [][]byte
+	for _, tile := range tiles {
+		resp, err := http.Get(p.url + "/" + auditlog.TilePath(tile))
+		if err != nil {
+			return nil, err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("%s: %d %s", auditlog.TilePath(tile), resp.StatusCode, b)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (p publicTiles) SaveTiles([]tlog.Tile, [][]byte) {}

@@ -216,7 +216,7 @@ func TestTilesHandler(t *testing.T) {
 		m.append(t, entry(i))
 	}
 	m.cp = sign(t, k, m)
-	srv := httptest.NewServer(Handler(source{m}))
+	srv := httptest.NewServer(Handler(source{m}, nil))
 	defer srv.Close()
 	get := func(path string) (int, []byte) {
 		resp, err := http.Get(srv.URL + "/" + path)

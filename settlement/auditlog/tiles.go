@@ -3,6 +3,7 @@ package auditlog
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -34,54 +35,61 @@ const MaxEntrySize = 1<<16 - 1
 //	GET /tile/<L>/<N>[.p/<W>]            hash tiles
 //	GET /tile/entries/<N>[.p/<W>]        entry bundles
 //
-// Full tiles never change and are served immutable; partial tiles and the
-// checkpoint are served uncached.
-func Handler(src Source) http.Handler {
+// A tile's content never changes — a partial tile's path names its width
+// — so tiles are served cacheable (full ones immutable); the checkpoint
+// is revalidated. fail writes an error response: 404 for what the log
+// does not hold, 500 for a failure to read it (err then carries the cause,
+// for the server's log); nil writes plain text.
+func Handler(src Source, fail func(w http.ResponseWriter, status int, err error)) http.Handler {
+	if fail == nil {
+		fail = func(w http.ResponseWriter, status int, err error) { http.Error(w, err.Error(), status) }
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			w.Header().Set("Allow", "GET, HEAD")
+			fail(w, http.StatusMethodNotAllowed, errors.New("the log is read with GET"))
 			return
 		}
 		ctx := r.Context()
 		c, err := src.Checkpoint(ctx)
 		if err != nil {
-			http.Error(w, "no checkpoint yet", http.StatusNotFound)
+			fail(w, http.StatusNotFound, errors.New("the log has no checkpoint yet"))
 			return
 		}
 		path := strings.TrimPrefix(r.URL.Path, "/")
 		if path == "checkpoint" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Cache-Control", "no-cache")
 			w.Write(c.Note)
 			return
 		}
 		t, err := ParseTilePath(path)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
+			fail(w, http.StatusNotFound, err)
 			return
 		}
 		// A tile must lie within the checkpointed tree.
 		if (t.N*(1<<TileHeight)+int64(t.W))<<(uint(max(t.L, 0))*TileHeight) > c.Size && t.L >= 0 {
-			http.Error(w, "tile beyond the checkpoint", http.StatusNotFound)
+			fail(w, http.StatusNotFound, fmt.Errorf("tile %s lies beyond the checkpoint's %d entries", path, c.Size))
 			return
 		}
 		var data []byte
 		if t.L == -1 {
 			start := t.N << TileHeight
 			if start+int64(t.W) > c.Size {
-				http.Error(w, "entries beyond the checkpoint", http.StatusNotFound)
+				fail(w, http.StatusNotFound, fmt.Errorf("entries %s lie beyond the checkpoint's %d entries", path, c.Size))
 				return
 			}
 			entries, err := src.ReadEntries(ctx, start, int64(t.W))
 			if err != nil {
-				http.Error(w, "reading entries: "+err.Error(), http.StatusInternalServerError)
+				fail(w, http.StatusInternalServerError, fmt.Errorf("reading entries %s: %w", path, err))
 				return
 			}
 			data = EntryBundle(entries)
 		} else {
 			data, err = tlog.ReadTileData(t, tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return src.ReadHashes(ctx, ix) }))
 			if err != nil {
-				http.Error(w, "reading tile: "+err.Error(), http.StatusInternalServerError)
+				fail(w, http.StatusInternalServerError, fmt.Errorf("reading tile %s: %w", path, err))
 				return
 			}
 		}
@@ -89,7 +97,7 @@ func Handler(src Source) http.Handler {
 		if t.W == 1<<TileHeight {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
-			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Cache-Control", "public, max-age=86400")
 		}
 		w.Write(data)
 	})
