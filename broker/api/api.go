@@ -117,7 +117,9 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /openapi.json", public: true, handle: s.openAPI},
 		{pattern: "GET /healthz", public: true, handle: s.healthz},
 		{pattern: "GET /readyz", public: true, handle: s.readyz},
-		{pattern: "GET /metrics", public: true, handle: s.metrics},
+		// Metrics tell job counts and log sizes: the operator's, here or on
+		// the metrics address of the broker's configuration.
+		{pattern: "GET /metrics", roles: []Role{Operator}, handle: s.metrics},
 		{pattern: "GET /v1/info", public: true, handle: s.info},
 
 		{pattern: "POST /v1/jobs", roles: []Role{Tenant}, handle: s.submitJob},

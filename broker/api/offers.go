@@ -131,19 +131,20 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	s.cfg.Metrics.ServeHTTP(w, r)
 }
 
-// Info is what the broker says of itself, to anyone.
+// Info is what the broker says of itself to anyone: what a caller needs
+// before signing in (whom it talks to) and a verifier needs to check the
+// audit log; nothing of its load or internals.
 type Info struct {
 	Broker      identity.PrincipalID `json:"broker"`
 	Region      string               `json:"region"`
 	LogOrigin   string               `json:"logOrigin"`
 	VerifierKey string               `json:"verifierKey"`
-	Adapters    []string             `json:"adapters"`
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	vkey := s.cfg.Settler.VerifierKey()
 	origin, _, _ := cutPlus(vkey)
-	writeJSON(w, http.StatusOK, Info{Broker: s.cfg.Key.ID(), Region: s.cfg.Region, LogOrigin: origin, VerifierKey: vkey, Adapters: adapters.Names()})
+	writeJSON(w, http.StatusOK, Info{Broker: s.cfg.Key.ID(), Region: s.cfg.Region, LogOrigin: origin, VerifierKey: vkey})
 }
 
 func cutPlus(vkey string) (string, string, bool) {

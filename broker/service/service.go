@@ -60,6 +60,10 @@ type Config struct {
 	LogLevel    string         `yaml:"logLevel"` // debug, info (default), warn, error
 	// Poll is how often running placements are checked (default 250ms).
 	Poll string `yaml:"poll"`
+	// MetricsListen, when set, serves /metrics to anyone who can reach
+	// that address (keep it on loopback or a private network); the API
+	// serves /metrics to the operator alone either way.
+	MetricsListen string `yaml:"metricsListen"`
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
 	Checkpoint string `yaml:"checkpoint"`
@@ -125,6 +129,7 @@ type Service struct {
 
 	ledger          *sqlstore.Store
 	listener        net.Listener
+	metricsListener net.Listener
 	metrics         *metrics
 	checkpointEvery time.Duration
 }
@@ -256,6 +261,12 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		s.close()
 		return nil, fmt.Errorf("service: listening on %s: %w", listen, err)
 	}
+	if c.MetricsListen != "" {
+		if s.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			s.close()
+			return nil, fmt.Errorf("service: listening for metrics on %s: %w", c.MetricsListen, err)
+		}
+	}
 	s.API = api.New(api.Config{
 		Key: key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
 		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
@@ -344,6 +355,16 @@ func (s *Service) Run(ctx context.Context) error {
 		defer cancel()
 		return srv.Shutdown(shut)
 	})
+	if s.metricsListener != nil {
+		msrv := &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := msrv.Serve(s.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error { <-gctx.Done(); return msrv.Close() })
+	}
 	g.Go(func() error { s.sweepNonces(gctx); return nil })
 	g.Go(func() error { s.checkpoints(gctx); return nil })
 	err := g.Wait()
@@ -383,9 +404,20 @@ func (s *Service) checkpoints(ctx context.Context) {
 	}
 }
 
+// MetricsAddr is the metrics address, or "" when there is none.
+func (s *Service) MetricsAddr() string {
+	if s.metricsListener == nil {
+		return ""
+	}
+	return s.metricsListener.Addr().String()
+}
+
 func (s *Service) close() {
 	if s.listener != nil {
 		s.listener.Close()
+	}
+	if s.metricsListener != nil {
+		s.metricsListener.Close()
 	}
 	if s.Jobs != nil {
 		s.Jobs.Close()

@@ -303,9 +303,20 @@ func TestJobThroughTheAPI(t *testing.T) {
 		t.Fatalf("regulator balances: %d %s", status, body)
 	}
 	sc.check(t, "/v1/ledger/balances", "GET", 200, "application/json", body)
-	status, _, body = e.raw(regulatorKey, "GET", "/metrics", nil)
+	status, _, body = e.raw(operatorKey, "GET", "/metrics", nil)
 	if status != 200 || !strings.Contains(string(body), `cinet_jobs{state="settled"} 1`) || !strings.Contains(string(body), "cinet_match_duration_seconds_count 1") {
 		t.Fatalf("metrics: %d\n%s", status, body)
+	}
+	// Job counts and log sizes are the operator's: not anyone's, not a
+	// tenant's or a regulator's.
+	for _, k := range []*identity.Key{nil, tenantKey, regulatorKey} {
+		if status, _, body := e.raw(k, "GET", "/metrics", nil); status != 401 && status != 403 {
+			t.Errorf("metrics for %v: %d %.100s", k, status, body)
+		}
+	}
+	status, _, body = e.raw(nil, "GET", "/v1/info", nil)
+	if status != 200 || strings.Contains(string(body), "adapters") || !strings.Contains(string(body), "verifierKey") {
+		t.Errorf("info: %d %s", status, body)
 	}
 }
 
@@ -475,3 +486,35 @@ func (p publicTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 }
 
 func (p publicTiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// TestMetricsListen: the metrics address of the configuration serves
+// /metrics without authentication, apart from the API.
+func TestMetricsListen(t *testing.T) {
+	dir := t.TempDir()
+	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "broker.yaml")
+	os.WriteFile(path, []byte("region: r\ndata: "+dir+"\nlisten: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\n"), 0o600)
+	c, err := service.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.New(ctx, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	resp, err := http.Get("http://" + svc.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "cinet_") {
+		t.Fatalf("metrics address: %d %.200s", resp.StatusCode, b)
+	}
+}

@@ -45,12 +45,19 @@ The configuration (YAML; relative paths from the file's directory):
   key: broker.key                # default DATA/broker.key
   store: postgres://…            # default SQLite files in DATA
   listen: 127.0.0.1:8420
+  publicNames: [broker.example:8420]  # the names signed requests may name; default: listen
+  metricsListen: 127.0.0.1:9420  # /metrics for anyone who reaches it; default: operator only, on the API
+  checkpoint: 10s                # how often the audit log is checkpointed when it grew
   fee: "0.02"
   principals:
     - {did: did:key:z6Mk…, role: tenant}      # tenant, provider, regulator, operator
   providers:
     - provider: did:key:z6Mk…
       adapter: local
+      # Each task runs as its own user in namespaces and a cgroup limited
+      # to the offer's class; the broker must run as root. Options:
+      # network: none|host, pids: 1024, uids: 1000000-1065535,
+      # expose: [/usr, /etc, …], hide: [paths no task may see].
       config: {workdir: /var/lib/cinet/work}`,
 		Example: `  cinet broker run --config /etc/cinet/broker.yaml`,
 		Args:    exactArgs(0),
