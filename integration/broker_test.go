@@ -199,19 +199,6 @@ estimatedRuntime: 10s
 %s`, name, script, extra)
 }
 
-func (b *brokerProc) status(id string) *jobs.Job {
-	b.t.Helper()
-	code, out, errOut := b.cli("tenant", "job", "status", id, "-o", "json")
-	if code != 0 {
-		b.t.Fatalf("job status: %d %s", code, errOut)
-	}
-	var j jobs.Job
-	if err := json.Unmarshal([]byte(out), &j); err != nil {
-		b.t.Fatal(err)
-	}
-	return &j
-}
-
 func (b *brokerProc) waitState(id string, states ...jobs.State) *jobs.Job {
 	b.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)

@@ -65,7 +65,6 @@ func brokerSurvivesSIGKILL(t *testing.T, store string) {
 		t.Logf("round %d: broker killed with jobs %v", round, states)
 		b.start()
 	}
-	tenant = b.client("tenant")
 	var cost descriptor.Nanos
 	attempts := 0
 	for _, id := range ids {

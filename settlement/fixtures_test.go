@@ -21,7 +21,6 @@ var (
 	execKey     = key(2)
 	tenantKey   = key(3)
 	providerKey = key(4)
-	strangerKey = key(5)
 )
 
 // Monday 30 November 2026, 09:00 in Shanghai.
@@ -85,14 +84,6 @@ func usage(doc *descriptor.Document, placement string, start time.Time, d time.D
 func m(kind MeterKind, q string) Meter { return Meter{Meter: kind, Quantity: q} }
 
 func gpu(q string) Meter { return Meter{Meter: AcceleratorSeconds, Model: "H100", Quantity: q} }
-
-func nanos(s string) descriptor.Nanos {
-	n, err := descriptor.ParseNanos(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
 
 func describeItems(r *Rating) string {
 	var b strings.Builder

@@ -128,7 +128,7 @@ func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
 	}
 	rawSig, ok := strings.CutPrefix(sigHeader, Label+"=:")
 	if !ok || !strings.HasSuffix(rawSig, ":") {
-		return nil, fmt.Errorf("%w: Signature must be %s=:<base64>:", ErrInvalid, Label)
+		return nil, fmt.Errorf("%w: the Signature header must read %s=:BASE64: (the signature in base64 between colons)", ErrInvalid, Label)
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSuffix(rawSig, ":"))
 	if err != nil || len(sig) != ed25519.SignatureSize {

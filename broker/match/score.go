@@ -51,8 +51,6 @@ func scaledRuntime(p *plan, e *book.Entry, group int) time.Duration {
 	return p.runtime
 }
 
-func (p *plan) hasBudget() bool { return p.maxHourly != NoLimit || p.maxTotal != NoLimit }
-
 func (pr *pricing) overBudget(p *plan) bool {
 	return pr.peakHourly > p.maxHourly || pr.total > p.maxTotal
 }

@@ -104,14 +104,3 @@ func (r *remote) client(keyFlag string) (*client.Client, error) {
 	}
 	return c, nil
 }
-
-// anonymous returns a client for public endpoints.
-func (r *remote) anonymous() (*client.Client, error) {
-	if err := r.resolve(""); err != nil {
-		return nil, err
-	}
-	if r.broker == "" {
-		return nil, usageError{errors.New("no broker: give --broker URL or set CINET_BROKER")}
-	}
-	return &client.Client{Base: r.broker}, nil
-}
