@@ -111,6 +111,13 @@ type Attempt struct {
 	ExitCode      int       `json:"exitCode"`
 	Detail        string    `json:"detail,omitempty"`
 
+	// BudgetEnd is when the attempt, at the most it could use of the
+	// offer's class, would spend what is left of the job's budget: it is
+	// stopped before then, and never billed past it. Zero: no budget.
+	BudgetEnd time.Time `json:"budgetEnd,omitzero"`
+	// BudgetStopped: the broker stopped the attempt at its budget.
+	BudgetStopped bool `json:"budgetStopped,omitempty"`
+
 	Usage   *Usage `json:"usage,omitempty"`  // measured, once the attempt ended
 	Record  string `json:"record,omitempty"` // the usage record's ID
 	Settled bool   `json:"settled"`

@@ -36,7 +36,14 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 		return nil, false, err
 	}
 	nodes := int64(j.nodes())
-	wall := u.End.Sub(u.Start)
+	end := u.End
+	if !a.BudgetEnd.IsZero() && end.After(a.BudgetEnd) {
+		end = a.BudgetEnd // never billed past the budget
+	}
+	if !end.After(u.Start) {
+		return nil, false, nil
+	}
+	wall := end.Sub(u.Start)
 	var meters []settlement.Meter
 	rates := o.Price.Rates
 	if rates.InstanceHour.IsSet() {
@@ -58,7 +65,7 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 		Job: j.ID, Placement: a.ID, Sequence: 1,
 		ComputeID: o.ComputeID, Offer: offer.Digest, Instances: nodes,
 		Tenant: tenant, Provider: o.Provider, HomeBroker: self, ExecutingBroker: self,
-		PeriodStart: u.Start.UTC(), PeriodEnd: u.End.UTC(),
+		PeriodStart: u.Start.UTC(), PeriodEnd: end.UTC(),
 		Meters: meters,
 		// One broker, one fee: a placement this broker both brokered and
 		// executed pays its fee once.

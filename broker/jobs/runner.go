@@ -612,10 +612,29 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 	}
 	if !st.State.Ended() {
 		if j.State == Provisioning && len(st.Tasks) > 0 {
+			end, err := r.budgetEnd(ctx, j, a, st.Tasks[0].Started)
+			if err != nil {
+				return err
+			}
 			return r.update(ctx, j, func(j *Job) {
-				j.current().StartedAt = st.Tasks[0].Started
+				a := j.current()
+				a.StartedAt, a.BudgetEnd = st.Tasks[0].Started, end
 				j.to(Running, r.now(), "task "+st.Tasks[0].Name+" started")
 			})
+		}
+		// Stop in time: the check comes every poll, and the stop takes a
+		// moment; what runs past BudgetEnd is not billed anyway.
+		if !a.BudgetEnd.IsZero() && !a.BudgetStopped && !r.now().Add(2*r.cfg.Poll).Before(a.BudgetEnd) {
+			if err := r.update(ctx, j, func(j *Job) {
+				j.current().BudgetStopped = true
+				j.History = append(j.History, Transition{State: Running, At: r.now(),
+					Detail: "stopping: the job's budget is spent at " + a.BudgetEnd.UTC().Format(time.RFC3339Nano)})
+			}); err != nil {
+				return err
+			}
+			if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+				return err
+			}
 		}
 		return nil
 	}
@@ -673,6 +692,11 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 	switch {
 	case st.State == adapters.Succeeded:
 		return r.update(ctx, j, func(j *Job) { j.end(Succeeded, r.now(), "") })
+	case a.BudgetStopped:
+		b := doc.Job.Budget
+		return r.update(ctx, j, func(j *Job) {
+			j.end(Failed, r.now(), fmt.Sprintf("stopped at its budget of %s %s", b.MaxTotal, b.Currency))
+		})
 	case st.State == adapters.Cancelled || j.CancelRequested:
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
@@ -822,4 +846,78 @@ func (r *Runner) chargeOf(ctx context.Context, j *Job, id settlement.RecordID, e
 		}
 	}
 	return nil, nil
+}
+
+// budgetEnd is when an attempt started at start would, at the most the
+// offer's class lets it use, have spent what is left of the job's
+// maxTotal — rated by settlement's own rating, so that the estimate and the
+// bill are one rule. Zero when the job has no total budget in the offer's
+// currency, or when the budget outlasts the longest record.
+func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.Time) (time.Time, error) {
+	doc, err := j.doc()
+	if err != nil {
+		return time.Time{}, err
+	}
+	b := doc.Job.Budget
+	if b == nil || !b.MaxTotal.IsSet() {
+		return time.Time{}, nil
+	}
+	offer, err := r.cfg.Offers(ctx, a.OfferDigest)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
+	}
+	o := offer.Offer
+	if o == nil || o.Price.Currency != b.Currency {
+		r.cfg.Log.Warn("a budget in another currency than the offer's is not enforced while the job runs", "job", j.ID, "budget", b.Currency)
+		return time.Time{}, nil
+	}
+	left, err := descriptor.ParseNanos(b.MaxTotal.String())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("jobs: budget %s: %w", b.MaxTotal, err)
+	}
+	for _, p := range j.Attempts {
+		if p.ID != a.ID && p.Charge != nil && p.Charge.Currency == b.Currency {
+			left -= p.Charge.Amount
+		}
+	}
+	if left <= 0 {
+		return start, nil
+	}
+	// The most an attempt can use for d: every vCPU of the class busy and
+	// all its memory resident, on every node.
+	cost := func(d time.Duration) (descriptor.Nanos, error) {
+		trial := &Attempt{ID: a.ID, Usage: &Usage{Start: start, End: start.Add(d),
+			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.nodes())), PeakMemory: int64(o.Class.Memory)}}
+		rec, ok, err := usageRecord(j, trial, offer, r.cfg.Key.ID(), r.cfg.Fee)
+		if err != nil || !ok {
+			return 0, err
+		}
+		rating, err := settlement.Rate(rec, o)
+		if err != nil {
+			return 0, err
+		}
+		return rating.Total(), nil
+	}
+	hi := settlement.MaxRecordPeriod
+	if c, err := cost(hi); err != nil {
+		return time.Time{}, err
+	} else if c <= left {
+		return time.Time{}, nil
+	}
+	// The cost never falls as d grows: the longest d within the budget,
+	// to the millisecond.
+	lo := time.Duration(0)
+	for hi-lo > time.Millisecond {
+		mid := lo + (hi-lo)/2
+		c, err := cost(mid)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if c <= left {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return start.Add(lo), nil
 }

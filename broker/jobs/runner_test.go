@@ -366,3 +366,38 @@ func TestResumesBetweenEndAndSettlement(t *testing.T) {
 		t.Fatalf("the job was placed %d times", len(placements))
 	}
 }
+
+// TestBudgetHolds: a job that would spend past its budget.maxTotal is
+// stopped at it, with the reason in its history, and charged no more than
+// the budget — here a CPU burn meant to run 30 s on a budget of about 4 s
+// at the class's full price (and of about a second, near the case that was
+// once charged 7.2 times its budget).
+func TestBudgetHolds(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	for _, budget := range []string{"0.0001", "0.00003"} {
+		// Estimated at 1 s, so that the match lets it in.
+		doc := strings.Replace(jobYAML("end=$(( $(date +%s) + 30 )); while [ $(date +%s) -lt $end ]; do :; done",
+			"budget: {currency: USD, maxTotal: \""+budget+"\"}\n"), "estimatedRuntime: 10s", "estimatedRuntime: 1s", 1)
+		j := b.submit(doc)
+		start := time.Now()
+		j = b.waitFor(j.ID, jobs.Settled)
+		if j.Outcome != jobs.Failed || !strings.Contains(j.Detail, "budget") {
+			t.Fatalf("budget %s: job %s: %s", budget, j.Outcome, j.Detail)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("budget %s: the job ran %s", budget, took)
+		}
+		limit, _ := descriptor.ParseNanos(budget)
+		if j.Cost == nil || j.Cost.Amount > limit || j.Cost.Amount <= 0 {
+			t.Fatalf("budget %s: charged %+v; job %s %s; attempts %+v", budget, j.Cost, j.Outcome, j.Detail, j.Attempts)
+		}
+		stopping := false
+		for _, tr := range j.History {
+			stopping = stopping || strings.Contains(tr.Detail, "budget is spent")
+		}
+		if !stopping {
+			t.Errorf("budget %s: the history does not say why the job stopped: %+v", budget, j.History)
+		}
+		t.Logf("budget %s: charged %s, attempt %s", budget, j.Cost.Amount.Decimal(), j.Attempts[0].Usage.End.Sub(j.Attempts[0].Usage.Start))
+	}
+}
