@@ -87,6 +87,9 @@ func (b *brokerProc) start() {
 		b.t.Fatal(err)
 	}
 	b.cmd.Stderr = b.logs
+	// If this test binary dies (a panic, its -timeout), the broker dies
+	// with it rather than living on as an orphan.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
