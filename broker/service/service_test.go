@@ -518,3 +518,25 @@ func TestMetricsListen(t *testing.T) {
 		t.Fatalf("metrics address: %d %.200s", resp.StatusCode, b)
 	}
 }
+
+// TestEventsAreJSON: a transition whose detail holds a control character
+// (here from the name of a command that does not exist) still arrives as
+// JSON that decodes, to the end of the job.
+func TestEventsAreJSON(t *testing.T) {
+	e := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doc := "apiVersion: cinet/v1\nkind: Job\nmetadata: {name: bell}\ntasks:\n  - name: main\n    command: [\"/no/such/program\\a\"]\n"
+	j, err := e.as(tenantKey).SubmitJob(ctx, []byte(doc), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last jobs.Transition
+	if err := e.as(tenantKey).Events(ctx, j.ID, func(tr jobs.Transition) error { last = tr; return nil }); err != nil {
+		t.Fatalf("following the events: %v", err)
+	}
+	done := e.waitSettled(e.as(tenantKey), j.ID)
+	if last.State != jobs.Settled || !strings.Contains(done.Detail, "\a") {
+		t.Fatalf("last event %+v; the job's detail %q should hold the bell", last, done.Detail)
+	}
+}

@@ -163,3 +163,23 @@ func TestEveryCommandHasHelpWithExample(t *testing.T) {
 	}
 	check("cinet", root)
 }
+
+// TestDescriptorValidateHostile: documents built to exhaust a parser are
+// refused by the CLI with the same limits as the API, saying why.
+func TestDescriptorValidateHostile(t *testing.T) {
+	dir := t.TempDir()
+	head := "apiVersion: cinet/v1\nkind: Job\nmetadata:\n  name: x\n  labels: "
+	for name, tc := range map[string]struct{ doc, want string }{
+		"nested.yaml": {head + strings.Repeat("[", 200000), "nested more than"},
+		"nested.json": {`{"apiVersion":"cinet/v1","kind":"Job","metadata":{"labels":` + strings.Repeat("[", 200000), "nested more than"},
+		"wide.yaml":   {head + "[" + strings.Repeat("1,", 200000) + "1]\n", "more than 20000 values"},
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := cli(t, "", "descriptor", "validate", path); code != 1 || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%s: exit %d, %.200s %.200s", name, code, out, errOut)
+		}
+	}
+}
