@@ -82,8 +82,19 @@ providers:
     config: {workdir: %s, shim: [%q]}
 `, dir, tenantKey.ID(), otherTenant.ID(), regulatorKey.ID(), providerKey.ID(), filepath.Join(dir, "work"), os.Args[0],
 		Key(7).ID(), filepath.Join(dir, "work7"), os.Args[0])
+	svc := runBroker(t, dir, cfg)
+	e := &env{t: t, svc: svc, url: svc.URL(), dir: dir}
+	e.registerOffer(providerKey, "local-cpu", 4)
+	return e
+}
+
+// runBroker runs a broker from a configuration until the test ends.
+func runBroker(t *testing.T, dir, cfg string) *service.Service {
+	t.Helper()
 	path := filepath.Join(dir, "broker.yaml")
-	os.WriteFile(path, []byte(cfg), 0o644)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := service.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +102,7 @@ providers:
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.New(ctx, c, slog.New(slog.DiscardHandler))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -101,9 +113,7 @@ providers:
 			t.Errorf("broker: %v", err)
 		}
 	})
-	e := &env{t: t, svc: svc, url: svc.URL(), dir: dir}
-	e.registerOffer(providerKey, "local-cpu", 4)
-	return e
+	return svc
 }
 
 const offerYAML = `apiVersion: cinet/v1
@@ -494,20 +504,7 @@ func TestMetricsListen(t *testing.T) {
 	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "broker.yaml")
-	os.WriteFile(path, []byte("region: r\ndata: "+dir+"\nlisten: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\n"), 0o600)
-	c, err := service.LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, c, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	svc := runBroker(t, dir, "region: r\ndata: "+dir+"\nlisten: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\n")
 	resp, err := http.Get("http://" + svc.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
