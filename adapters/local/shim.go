@@ -203,16 +203,18 @@ func (s *spec) start(dir string, uid uint32, i int, t descriptor.Task, stdout, s
 	}
 	argv := append(append([]string{}, t.Command...), t.Args...)
 	sb := s.Sandbox
+	// Without a sandbox the task sees the host: the broker's PATH, its
+	// work directory where it lies. In one, the sandbox's own.
 	if sb == nil {
 		env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+filepath.Join(dir, workDir))
-		for k, v := range t.Env {
-			env = append(env, k+"="+v)
-		}
-		return startPlain(argv, env, filepath.Join(dir, workDir, t.Workdir), stdout, stderr)
+	} else {
+		env = append(env, "PATH=/usr/local/bin:/usr/bin:/bin", "HOME="+sandboxWork)
 	}
-	env = append(env, "PATH=/usr/local/bin:/usr/bin:/bin", "HOME="+sandboxWork)
 	for k, v := range t.Env {
 		env = append(env, k+"="+v)
+	}
+	if sb == nil {
+		return startPlain(argv, env, filepath.Join(dir, workDir, t.Workdir), stdout, stderr)
 	}
 	root := filepath.Join(dir, rootDir)
 	if err := os.MkdirAll(root, 0o700); err != nil {
