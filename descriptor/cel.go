@@ -20,6 +20,7 @@ import (
 type OfferAttributes struct {
 	ComputeID    string                `cel:"computeId"`
 	Provider     string                `cel:"provider"`
+	Broker       string                `cel:"broker"`
 	Region       string                `cel:"region"`
 	Zone         string                `cel:"zone"`
 	Jurisdiction string                `cel:"jurisdiction"`
@@ -73,6 +74,7 @@ func (o *Offer) Attributes() *OfferAttributes {
 	a := &OfferAttributes{
 		ComputeID:    o.ComputeID.String(),
 		Provider:     o.Provider.String(),
+		Broker:       o.Broker.String(),
 		Region:       o.Region,
 		Zone:         o.Zone,
 		Jurisdiction: o.Jurisdiction,

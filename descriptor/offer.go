@@ -22,6 +22,7 @@ type Offer struct {
 	Metadata     Metadata             `json:"metadata"`
 	ComputeID    identity.ComputeID   `json:"computeId"`
 	Provider     identity.PrincipalID `json:"provider"`
+	Broker       identity.PrincipalID `json:"broker"`
 	Region       string               `json:"region"`
 	Zone         string               `json:"zone"`
 	Jurisdiction string               `json:"jurisdiction"`

@@ -156,6 +156,7 @@ kind: Offer
 metadata: {name: local-cpu}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -176,7 +177,7 @@ func (b *brokerProc) registerOffer(quantity int) {
 	b.t.Helper()
 	cid, _ := identity.NewComputeID(providerKey.ID(), "cn-east-1", "a", "cpu")
 	path := filepath.Join(b.dir, "offer.yaml")
-	os.WriteFile(path, []byte(fmt.Sprintf(localOffer, cid, providerKey.ID(), quantity)), 0o644)
+	os.WriteFile(path, []byte(fmt.Sprintf(localOffer, cid, providerKey.ID(), brokerKey.ID(), quantity)), 0o644)
 	if code, out, errOut := b.cli("provider", "provider", "register", path); code != 0 {
 		b.t.Fatalf("provider register: %d\n%s\n%s", code, out, errOut)
 	}

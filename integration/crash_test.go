@@ -53,13 +53,13 @@ func crashIngest(t *testing.T, dir, location string) {
 		t.Fatal(err)
 	}
 	offer := filepath.Join(dir, "offer.yaml")
-	os.WriteFile(offer, []byte(OfferYAML()), 0o644)
+	os.WriteFile(offer, []byte(OfferYAML(HomeKey.ID())), 0o644)
 	// 9,000 records over 60 placements, in 30 files of 300. Round r sends
 	// files r-1 and r, so that it re-sends what the last kill may have cut
 	// short and then goes on; the ingest commits every 50 records, so a
 	// kill lands between commits or in the middle of one.
 	const records, files = 9000, 30
-	doc := Offer(t)
+	doc := Offer(t, HomeKey)
 	var ids []settlement.RecordID
 	var paths []string
 	for f := range files {

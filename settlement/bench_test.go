@@ -29,7 +29,7 @@ func benchIngest(b *testing.B, clients int) {
 		b.Run("store="+st.name, func(b *testing.B) {
 			store, _ := st.open(b)
 			s := newSettler(b, store, homeKey)
-			doc := offer(b)
+			doc := offer(b, homeKey)
 			if err := s.RegisterOffer(ctx, doc); err != nil {
 				b.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
 	"github.com/cinet/cinet/settlement/storetest"
@@ -21,7 +22,7 @@ func twoBrokers(t *testing.T, skipAtB int) (a, b *settlement.Settler) {
 	bs, _ := storetest.SQLite(t)
 	a = newSettler(t, as, homeKey, execKey.ID())
 	b = newSettler(t, bs, execKey, homeKey.ID())
-	doc := offer(t)
+	doc, back := offer(t, execKey), offer(t, homeKey) // B's capacity, A's
 	var toA, toB [][]byte
 	for i := range 10 {
 		r := rec(doc, homeKey, execKey, "pl-ab", now.Add(-time.Duration(30-i)*time.Hour), time.Hour)
@@ -33,7 +34,7 @@ func twoBrokers(t *testing.T, skipAtB int) (a, b *settlement.Settler) {
 		}
 	}
 	for i := range 4 {
-		r := rec(doc, execKey, homeKey, "pl-ba", now.Add(-time.Duration(30-i)*time.Hour), 30*time.Minute)
+		r := rec(back, execKey, homeKey, "pl-ba", now.Add(-time.Duration(30-i)*time.Hour), 30*time.Minute)
 		r.Sequence = int64(i + 1)
 		env := seal(t, homeKey, r)
 		toA, toB = append(toA, env), append(toB, env)
@@ -42,8 +43,10 @@ func twoBrokers(t *testing.T, skipAtB int) (a, b *settlement.Settler) {
 		s    *settlement.Settler
 		envs [][]byte
 	}{{a, toA}, {b, toB}} {
-		if err := x.s.RegisterOffer(ctx, doc); err != nil {
-			t.Fatal(err)
+		for _, d := range []*descriptor.Document{doc, back} {
+			if err := x.s.RegisterOffer(ctx, d); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, o := range ingest(t, x.s, x.envs...) {
 			if o.Status != settlement.Accepted {

@@ -38,6 +38,7 @@ kind: Offer
 metadata: {name: h100}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -51,7 +52,7 @@ price:
 %s
 validUntil: 2027-01-01T00:00:00Z
 sequence: 1
-`, cid, providerKey.ID(), price)
+`, cid, providerKey.ID(), execKey.ID(), price)
 	d, err := descriptor.Parse("offer.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src)

@@ -35,7 +35,7 @@ var propertyOffers = []string{
     - {name: lunch, days: [mon, tue, wed, thu, fri], start: "12:00", end: "13:30", rates: {acceleratorHour: "2.49"}}`,
 }
 
-func offerWithPrice(t testing.TB, pool, price string) *descriptor.Document {
+func offerWithPrice(t testing.TB, pool, price string, owner *identity.Key) *descriptor.Document {
 	t.Helper()
 	cid, _ := identity.NewComputeID(providerKey.ID(), "cn-east-1", "a", pool)
 	src := fmt.Sprintf(`apiVersion: cinet/v1
@@ -43,6 +43,7 @@ kind: Offer
 metadata: {name: %s}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -56,7 +57,7 @@ price:
 %s
 validUntil: 2027-06-01T00:00:00Z
 sequence: 1
-`, pool, cid, providerKey.ID(), price)
+`, pool, cid, providerKey.ID(), owner.ID(), price)
 	d, err := descriptor.Parse(pool, []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -74,12 +75,16 @@ func TestSettlementProperties(t *testing.T) {
 			store, _ := st.open(t)
 			self := homeKey
 			b := newSettler(t, store, self, execKey.ID())
-			var offers []*descriptor.Document
-			for i, p := range propertyOffers {
-				d := offerWithPrice(t, fmt.Sprintf("pool-%d", i), p)
-				offers = append(offers, d)
-				if err := b.RegisterOffer(ctx, d); err != nil {
-					t.Fatal(err)
+			// Each pool is offered twice: as this broker's capacity and as
+			// the other broker's, for the placements each executes.
+			offers := map[*identity.Key][]*descriptor.Document{}
+			for _, owner := range []*identity.Key{self, execKey} {
+				for i, p := range propertyOffers {
+					d := offerWithPrice(t, fmt.Sprintf("pool-%d", i), p, owner)
+					offers[owner] = append(offers[owner], d)
+					if err := b.RegisterOffer(ctx, d); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			rng := rand.New(rand.NewPCG(7, 11))
@@ -93,7 +98,7 @@ func TestSettlementProperties(t *testing.T) {
 			}
 			var placements []*placement
 			for i := range 150 {
-				p := &placement{offer: offers[i%len(offers)], home: self, exec: self, instance: int64(1 + rng.IntN(3)),
+				p := &placement{home: self, exec: self, instance: int64(1 + rng.IntN(3)),
 					next: now.Add(-time.Duration(200+rng.IntN(2000)) * time.Hour).Truncate(time.Minute)}
 				switch rng.IntN(4) {
 				case 0:
@@ -101,6 +106,7 @@ func TestSettlementProperties(t *testing.T) {
 				case 1:
 					p.home = execKey // this broker executed for another's tenant
 				}
+				p.offer = offers[p.exec][i%len(propertyOffers)]
 				placements = append(placements, p)
 			}
 			var inputs [][]byte
@@ -131,7 +137,7 @@ func TestSettlementProperties(t *testing.T) {
 				if rng.IntN(2) == 0 {
 					r.Meters = append(r.Meters, settlement.Meter{Meter: settlement.AcceleratorSeconds, Model: "H100", Quantity: fmt.Sprintf("%d.%03d", rng.Int64N(secs*8), rng.IntN(1000))})
 				}
-				if rng.IntN(3) == 0 && p.offer == offers[0] {
+				if rng.IntN(3) == 0 && p.offer == offers[p.exec][0] {
 					r.Meters = append(r.Meters, settlement.Meter{Meter: settlement.TokensOut, Quantity: fmt.Sprint(rng.Int64N(50_000_000))})
 				}
 				if rng.IntN(50) == 0 {
@@ -200,7 +206,8 @@ func TestSettlementProperties(t *testing.T) {
 					continue
 				}
 				r := md.r
-				doc := offers[slices.IndexFunc(offers, func(d *descriptor.Document) bool { return d.Digest == r.Offer })]
+				all := append(slices.Clone(offers[self]), offers[execKey]...)
+				doc := all[slices.IndexFunc(all, func(d *descriptor.Document) bool { return d.Digest == r.Offer })]
 				charge := independentCharge(t, r, doc.Offer)
 				home := roundHalfEven(charge, r.Fees.Home)
 				exec := roundHalfEven(charge, r.Fees.Executing)

@@ -11,7 +11,7 @@ const (
 	ReasonUnknownBroker     Reason = "unknown_broker"     // the executing broker is not one this broker settles with
 	ReasonNotInvolved       Reason = "not_involved"       // this broker is neither home nor executing broker
 	ReasonUnknownOffer      Reason = "unknown_offer"      // no price schedule for the record's offer
-	ReasonOfferMismatch     Reason = "offer_mismatch"     // compute identifier or provider differ from the offer's
+	ReasonOfferMismatch     Reason = "offer_mismatch"     // compute identifier, provider or executing broker differ from the offer's
 	ReasonUnknownMeter      Reason = "unknown_meter"      // a meter cinet does not price
 	ReasonInvalidQuantity   Reason = "invalid_quantity"   // negative or not a decimal
 	ReasonAbsurdQuantity    Reason = "absurd_quantity"    // more than the instances could have used in the period

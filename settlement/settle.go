@@ -445,6 +445,8 @@ func (s *Settler) offerFor(ctx context.Context, r *UsageRecord) (*descriptor.Off
 		return nil, ReasonOfferMismatch, fmt.Sprintf("the record is for %s, offer %s is for %s", r.ComputeID, r.Offer, o.ComputeID), nil
 	case o.Provider != r.Provider:
 		return nil, ReasonOfferMismatch, fmt.Sprintf("the record names provider %s, the offer's is %s", r.Provider, o.Provider), nil
+	case o.Broker != r.ExecutingBroker:
+		return nil, ReasonOfferMismatch, fmt.Sprintf("the record's executing broker is %s, but the offer's capacity is owned by %s", r.ExecutingBroker, o.Broker), nil
 	}
 	return o, "", "", nil
 }

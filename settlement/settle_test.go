@@ -81,7 +81,7 @@ func TestIngestLocal(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			store, _ := st.open(t)
 			b := newSettler(t, store, homeKey)
-			doc := offer(t)
+			doc := offer(t, homeKey)
 			if err := b.RegisterOffer(ctx, doc); err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +130,7 @@ func TestIngestLocal(t *testing.T) {
 }
 
 func TestIngestRefusals(t *testing.T) {
-	doc := offer(t)
+	doc := offer(t, homeKey)
 	base := func() *settlement.UsageRecord {
 		return rec(doc, homeKey, homeKey, "pl-r", now.Add(-5*time.Hour), time.Hour)
 	}
@@ -161,6 +161,11 @@ func TestIngestRefusals(t *testing.T) {
 		}, settlement.ReasonNotInvolved},
 		{"unknown offer", func() []byte { r := base(); r.Offer = "sha256:" + fmt.Sprintf("%064d", 0); return seal(t, homeKey, r) }, settlement.ReasonUnknownOffer},
 		{"offer mismatch", func() []byte { r := base(); r.Provider = tenantKey.ID(); return seal(t, homeKey, r) }, settlement.ReasonOfferMismatch},
+		{"executed on capacity another broker owns", func() []byte {
+			r := base() // the offer is this broker's capacity, not execKey's
+			r.ExecutingBroker = execKey.ID()
+			return seal(t, execKey, r)
+		}, settlement.ReasonOfferMismatch},
 		{"unknown meter", func() []byte {
 			r := base()
 			r.Meters = []settlement.Meter{{Meter: "disk-iops", Quantity: "5"}}
@@ -227,7 +232,7 @@ func TestIngestRefusals(t *testing.T) {
 // future period, an unknown offer or broker) are accepted when sent again
 // after it has; while it holds they are refused without a new log entry.
 func TestTransientRefusals(t *testing.T) {
-	doc := offer(t)
+	doc := offer(t, homeKey)
 	store, _ := storetest.SQLite(t)
 	clock := now
 	var trust []identity.PrincipalID
@@ -241,7 +246,8 @@ func TestTransientRefusals(t *testing.T) {
 	s := open()
 	future := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-future", now.Add(time.Hour), time.Hour))
 	early := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-early", now.Add(-2*time.Hour), time.Hour))
-	r := rec(doc, homeKey, execKey, "pl-stranger", now.Add(-2*time.Hour), time.Hour)
+	theirs := offer(t, execKey)
+	r := rec(theirs, homeKey, execKey, "pl-stranger", now.Add(-2*time.Hour), time.Hour)
 	stranger := seal(t, execKey, r)
 
 	out := ingest(t, s, future, early, stranger)
@@ -266,8 +272,10 @@ func TestTransientRefusals(t *testing.T) {
 	clock = now.Add(3 * time.Hour)
 	trust = []identity.PrincipalID{execKey.ID()}
 	s = open()
-	if err := s.RegisterOffer(ctx, doc); err != nil {
-		t.Fatal(err)
+	for _, d := range []*descriptor.Document{doc, theirs} {
+		if err := s.RegisterOffer(ctx, d); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i, o := range ingest(t, s, future, early, stranger) {
 		if o.Status != settlement.Accepted {
@@ -297,7 +305,7 @@ func (f *flakyStore) View(ctx context.Context, fn func(settlement.ReadTx) error)
 // clock runs behind — and nothing is logged.
 func TestDuplicateBeatsLaterReasons(t *testing.T) {
 	store, _ := storetest.SQLite(t)
-	doc := offer(t)
+	doc := offer(t, homeKey)
 	input := seal(t, homeKey, rec(doc, homeKey, homeKey, "pl-d", now.Add(-time.Hour), time.Hour))
 	s := newSettler(t, store, homeKey)
 	s.RegisterOffer(ctx, doc)
@@ -319,7 +327,7 @@ func TestDuplicateBeatsLaterReasons(t *testing.T) {
 // refuses nothing — a database hiccup is not the record's fault — and the
 // batch sent again is accepted.
 func TestIngestStoreFailure(t *testing.T) {
-	doc := offer(t)
+	doc := offer(t, homeKey)
 	real, _ := storetest.SQLite(t)
 	store := &flakyStore{Store: real}
 	s := newSettler(t, store, homeKey)
@@ -346,7 +354,7 @@ func TestHomeAndExecutingBooksMirror(t *testing.T) {
 			es, _ := storetest.SQLite(t)
 			home := newSettler(t, hs, homeKey, execKey.ID())
 			exec := newSettler(t, es, execKey, homeKey.ID())
-			doc := offer(t)
+			doc := offer(t, execKey)
 			for _, b := range []*settlement.Settler{home, exec} {
 				if err := b.RegisterOffer(ctx, doc); err != nil {
 					t.Fatal(err)
@@ -388,7 +396,7 @@ func TestHomeAndExecutingBooksMirror(t *testing.T) {
 func TestHolds(t *testing.T) {
 	store, _ := storetest.SQLite(t)
 	b := newSettler(t, store, homeKey)
-	doc := offer(t)
+	doc := offer(t, homeKey)
 	b.RegisterOffer(ctx, doc)
 	tenant := settlement.AccountOf("tenant", tenantKey.ID())
 	if _, err := b.PlaceHold(ctx, "job-pl-h", tenant, "CNY", 250e9); err != nil {
@@ -428,7 +436,7 @@ func TestHolds(t *testing.T) {
 // it is refused with a reason that says so, and the rest of its batch is
 // settled.
 func TestOversizedTransactionRefused(t *testing.T) {
-	src := strings.Replace(settlementtest.OfferYAML(), `rates: {instanceHour: "100", acceleratorHour: "10", tokensOutPerMillion: "2"}`,
+	src := strings.Replace(settlementtest.OfferYAML(homeKey.ID()), `rates: {instanceHour: "100", acceleratorHour: "10", tokensOutPerMillion: "2"}`,
 		`rates: {instanceHour: "100", vcpuHour: "1", gibHour: "0.1", acceleratorHour: "10", tokensOutPerMillion: "2"}`, 1)
 	doc, err := descriptor.Parse("offer.yaml", []byte(src))
 	if err != nil {

@@ -166,16 +166,23 @@ func randomPrefix() string {
 var (
 	ErrStale   = errors.New("book: offer is not newer than the one held")
 	ErrExpired = errors.New("book: offer has expired")
+	// ErrNotOwner: the offer names another broker as its owner than the
+	// one it came from.
+	ErrNotOwner = errors.New("book: offer is owned by another broker")
 )
 
 // Put adds an offer or replaces the one held for the same pool when its
 // sequence is higher. The offer must already be verified: its signature,
 // its provider's right to the pool, and its validity. owner is the broker
-// that owns the capacity and grants reservations on it.
+// it came from, which must be the broker the offer names: the owner of the
+// capacity, which grants reservations on it.
 func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner identity.PrincipalID) error {
 	o := doc.Offer
 	if o == nil {
 		return fmt.Errorf("book: %s is not an offer", doc.Kind)
+	}
+	if o.Broker != owner {
+		return fmt.Errorf("%w: %s names broker %s as its owner, not %s", ErrNotOwner, o.ComputeID.Name(), o.Broker, owner)
 	}
 	now := b.now()
 	if !now.Before(o.ValidUntil) {

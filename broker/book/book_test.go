@@ -3,6 +3,7 @@ package book
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ kind: Offer
 metadata: {name: %s}
 computeId: ci:%s/cn-east-1/a/%s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -44,7 +46,7 @@ price:
 %s
 validUntil: %s
 sequence: %d
-`, pool, fingerprint, pool, provider, quantity, extra, until.Format(time.RFC3339), seq)
+`, pool, fingerprint, pool, provider, owner, quantity, extra, until.Format(time.RFC3339), seq)
 	d, err := descriptor.Parse(pool, []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +55,17 @@ sequence: %d
 }
 
 var owner = identity.MustParsePrincipalID(provider)
+
+// TestPutChecksOwner: an offer enters the book only from the broker it
+// names as its owner, so that a peer cannot claim another's capacity.
+func TestPutChecksOwner(t *testing.T) {
+	b := New((&clock{monday}).now)
+	other := identity.MustParsePrincipalID("did:key:z6MkvhVViYBE4mnmVqqiJiPVFfynt7nAe9TXn4iAnkJEVNBg")
+	err := b.Put(offerDoc(t, "p1", 1, 4, monday.Add(time.Hour), ""), nil, other)
+	if !errors.Is(err, ErrNotOwner) || !strings.Contains(err.Error(), other.String()) || b.Len() != 0 {
+		t.Fatalf("Put from a broker the offer does not name: %v (book holds %d)", err, b.Len())
+	}
+}
 
 func TestPutReplaceAndStale(t *testing.T) {
 	c := &clock{monday}

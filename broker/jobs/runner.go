@@ -182,6 +182,9 @@ func (r *Runner) poke() {
 // last stopped.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	tick := time.NewTicker(r.cfg.Poll)

@@ -53,6 +53,7 @@ kind: Offer
 metadata: {name: local-cpu}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -85,7 +86,7 @@ func newBroker(t *testing.T, dir string) *broker {
 		t.Fatal(err)
 	}
 	cid, _ := identity.NewComputeID(ProviderKey.ID(), "cn-east-1", "a", "cpu")
-	if b.offer, err = descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, cid, ProviderKey.ID()))); err != nil {
+	if b.offer, err = descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, cid, ProviderKey.ID(), HomeKey.ID()))); err != nil {
 		t.Fatal(err)
 	}
 	b.book = book.New(time.Now)

@@ -38,7 +38,7 @@ func setup(b testing.TB, n int) *benchSetup {
 	bk := book.New(c.now)
 	for range n {
 		d, env := g.Offer()
-		if err := bk.Put(d, env, d.Offer.Provider); err != nil {
+		if err := bk.Put(d, env, d.Offer.Broker); err != nil {
 			b.Fatal(err)
 		}
 	}

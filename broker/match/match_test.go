@@ -32,6 +32,7 @@ kind: Offer
 metadata: {name: POOL}
 computeId: ci:FP/REGION/a/POOL
 provider: DID
+broker: did:key:z6MkvhVViYBE4mnmVqqiJiPVFfynt7nAe9TXn4iAnkJEVNBg
 region: REGION
 zone: a
 jurisdiction: JURIS
@@ -124,7 +125,7 @@ func newBook(t testing.TB, c *clock, offers ...offerSpec) *book.Book {
 	b := book.New(c.now)
 	for _, o := range offers {
 		d := o.doc(t)
-		if err := b.Put(d, nil, d.Offer.Provider); err != nil {
+		if err := b.Put(d, nil, d.Offer.Broker); err != nil {
 			t.Fatal(err)
 		}
 	}

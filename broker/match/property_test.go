@@ -31,7 +31,7 @@ func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
 		b := book.New(c.now)
 		for range offers {
 			d, env := g.Offer()
-			if err := b.Put(d, env, d.Offer.Provider); err != nil {
+			if err := b.Put(d, env, d.Offer.Broker); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -60,6 +60,9 @@ func (r *Registry) Register(ctx context.Context, envelope []byte, provider ident
 	if env.Signer != provider {
 		return nil, fmt.Errorf("%w: signed by %s; a provider registers its own offers", ErrInvalid, env.Signer)
 	}
+	if doc.Offer.Broker != r.Owner {
+		return nil, fmt.Errorf("%w: the offer names broker %s as its owner; this broker is %s, and registers only the capacity it owns", ErrInvalid, doc.Offer.Broker, r.Owner)
+	}
 	if !r.Runs(provider) {
 		return nil, fmt.Errorf("%w: this broker has no adapter for provider %s, so it cannot run what the offer sells", ErrInvalid, provider)
 	}

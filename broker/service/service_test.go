@@ -108,6 +108,16 @@ func runBroker(t *testing.T, dir, cfg string) *service.Service {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() {
+		// Jobs a test left running would write into its directory while
+		// it is removed: let them end first (they are short).
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			active, err := svc.Jobs.Active(context.Background())
+			if err != nil || len(active) == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("broker: %v", err)
@@ -121,6 +131,7 @@ kind: Offer
 metadata: {name: %s}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -138,8 +149,14 @@ sequence: 1
 
 func signedOffer(t *testing.T, k *identity.Key, pool string, quantity int) []byte {
 	t.Helper()
+	return signedOfferOwnedBy(t, k, pool, quantity, operatorKey.ID())
+}
+
+// signedOfferOwnedBy signs, as k, an offer that names owner as its broker.
+func signedOfferOwnedBy(t *testing.T, k *identity.Key, pool string, quantity int, owner identity.PrincipalID) []byte {
+	t.Helper()
 	cid, _ := identity.NewComputeID(k.ID(), "cn-east-1", "a", pool)
-	doc, err := descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, pool, cid, k.ID(), quantity)))
+	doc, err := descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, pool, cid, k.ID(), owner, quantity)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +369,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown job", tenantKey, "GET", "/v1/jobs/j-nosuchjob", nil, 404, "job-not-found"},
 		{"too large", tenantKey, "POST", "/v1/jobs", bytes.Repeat([]byte("#"), api.MaxBody+1), 413, "too-large"},
 		{"offer not signed by its provider", providerKey, "POST", "/v1/offers", signedOffer(t, otherTenant, "x", 1), 422, "invalid-offer"},
+		{"offer owned by another broker", providerKey, "POST", "/v1/offers", signedOfferOwnedBy(t, providerKey, "x", 1, otherTenant.ID()), 422, "this broker is " + operatorKey.ID().String()},
 		{"offer that is not an envelope", providerKey, "POST", "/v1/offers", []byte(`{"kind":"Offer"}`), 422, "invalid-offer"},
 		{"bad period", tenantKey, "GET", "/v1/ledger/statement?period=soon", nil, 400, "period"},
 		{"no such endpoint", tenantKey, "GET", "/v2/things", nil, 404, "no such endpoint"},

@@ -226,9 +226,9 @@ func (d *dev) makeOffer() error {
 		return err
 	}
 	doc := fmt.Sprintf(`{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": {"name": "dev-local-cpu"},
-		"computeId": %q, "provider": %q, "region": %q, "zone": "z0", "jurisdiction": %q,
+		"computeId": %q, "provider": %q, "broker": %q, "region": %q, "zone": "z0", "jurisdiction": %q,
 		"class": %s, "quantity": %d, "price": %s, "validUntil": %q, "sequence": %d}`,
-		cid, d.provider.ID(), devRegion, o.Jurisdiction, class, max(o.Quantity, 4), price,
+		cid, d.provider.ID(), d.broker.ID(), devRegion, o.Jurisdiction, class, max(o.Quantity, 4), price,
 		time.Now().UTC().Add(24*time.Hour).Truncate(time.Second).Format(time.RFC3339), time.Now().Unix())
 	d.offerDoc, err = descriptor.ParseOffer("dev-offer.json", []byte(doc))
 	return err

@@ -126,7 +126,7 @@ func loadOffers(b *book.Book, dir string, warn io.Writer) error {
 			fmt.Fprintf(warn, "skipped %s:\n%v\n", path, err)
 			continue
 		}
-		if err := b.Put(doc, nil, doc.Offer.Provider); err != nil {
+		if err := b.Put(doc, nil, doc.Offer.Broker); err != nil {
 			fmt.Fprintf(warn, "skipped %s: %v\n", path, err)
 			continue
 		}

@@ -370,15 +370,15 @@ func newRegisterCmd() *cobra.Command {
 		Long: `Register reads an offer document, signs it with your key — the offer's
 provider must be you, and its compute identifier's first segment your key's
 fingerprint (cinet id prints it) — and registers it at the broker, which
-refuses an offer that fails validation and says why.`,
+refuses an offer that fails validation and says why.
+
+The offer's broker field names the broker that owns the capacity: the one
+you register at, which alone reserves it and runs its placements. It is
+signed with the rest of the offer, so no other broker can claim it.`,
 		Example: `  cinet provider register offer.yaml --broker http://127.0.0.1:8420 --key provider.key`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := o.json()
-			if err != nil {
-				return err
-			}
-			doc, err := parseOrReport(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -388,6 +388,20 @@ refuses an offer that fails validation and says why.`,
 			}
 			if c.Key == nil {
 				return usageError{errors.New("an offer is signed with the provider's key: give --key")}
+			}
+			doc, err := parseOrReport(cmd, args[0])
+			if err != nil {
+				if info, ierr := c.Info(cmd.Context()); ierr == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "the broker at %s is %s: an offer registered there names it as its broker\n", c.Base, info.Broker)
+				}
+				return err
+			}
+			info, err := c.Info(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if doc.Offer != nil && doc.Offer.Broker != info.Broker {
+				return fmt.Errorf("%s names broker %s, but the broker at %s is %s: register it at the broker it names, or change its broker field", args[0], doc.Offer.Broker, c.Base, info.Broker)
 			}
 			env, err := offers.Seal(c.Key, doc)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -33,7 +34,7 @@ func brokerDir(t *testing.T, k *identity.Key) (dir, offer string) {
 		t.Fatal(err)
 	}
 	offer = filepath.Join(dir, "offer.yaml")
-	if err := os.WriteFile(offer, []byte(OfferYAML()), 0o644); err != nil {
+	if err := os.WriteFile(offer, []byte(OfferYAML(k.ID())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir, offer
@@ -43,7 +44,7 @@ func brokerDir(t *testing.T, k *identity.Key) (dir, offer string) {
 // per line, starting hours before Now.
 func recordsFile(t *testing.T, dir, name string, home, exec *identity.Key, pl string, n, hours int, extra ...string) (string, []settlement.RecordID) {
 	t.Helper()
-	doc := Offer(t)
+	doc := Offer(t, exec)
 	var b bytes.Buffer
 	var ids []settlement.RecordID
 	for i := range n {
@@ -186,6 +187,9 @@ func TestAuditProveVerifiesWithStockVerifiers(t *testing.T) {
 			bad := [3][]byte{entry, checkpoint, receipt}
 			bad[i] = bytes.Clone(part)
 			bad[i][j] ^= 0x01
+			if sameBase64(part, bad[i]) {
+				continue // a padding bit of base64: the same bytes, decoded
+			}
 			if stockVerify(vkey, bad[0], bad[1], bad[2]) == nil {
 				t.Fatalf("the stock verifiers accepted file %d with byte %d changed", i, j)
 			}
@@ -221,6 +225,25 @@ func TestAuditProveVerifiesWithStockVerifiers(t *testing.T) {
 	}
 }
 
+// sameBase64 reports whether a and b differ only in a line that decodes,
+// as standard base64, to the same bytes: a change to the unused low bits
+// of a line's last character, which decoders that are not strict ignore.
+func sameBase64(a, b []byte) bool {
+	la, lb := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	if len(la) != len(lb) {
+		return false
+	}
+	for k := range la {
+		if bytes.Equal(la[k], lb[k]) {
+			continue
+		}
+		da, errA := base64.StdEncoding.DecodeString(string(la[k]))
+		db, errB := base64.StdEncoding.DecodeString(string(lb[k]))
+		return errA == nil && errB == nil && bytes.Equal(da, db)
+	}
+	return false
+}
+
 // stockVerify checks an inclusion proof with x/mod's note verifier and
 // transparency-dev's checkpoint, proof and Merkle code only.
 func stockVerify(vkey string, entry, checkpoint, receipt []byte) error {
@@ -247,8 +270,8 @@ func stockVerify(vkey string, entry, checkpoint, receipt []byte) error {
 }
 
 func TestLedgerClearing(t *testing.T) {
-	homeDir, offer := brokerDir(t, HomeKey)
-	execDir, _ := brokerDir(t, ExecKey)
+	homeDir, _ := brokerDir(t, HomeKey)
+	execDir, offer := brokerDir(t, ExecKey) // the executing broker's capacity
 	file, _ := recordsFile(t, execDir, "usage.jsonl", HomeKey, ExecKey, "pl-x", 4, 10)
 	for _, x := range []struct{ dir, other string }{{homeDir, ExecKey.ID().String()}, {execDir, HomeKey.ID().String()}} {
 		if code, out, errOut := cli(t, "", "ledger", "ingest", "--data="+x.dir, "--peer", x.other, at, "--offer", offer, file); code != 0 {

@@ -27,7 +27,7 @@ var ctx = context.Background()
 // meters.
 func books(t *testing.T) (home, exec *settlement.Settler) {
 	t.Helper()
-	doc := Offer(t)
+	doc := Offer(t, ExecKey)
 	var envs [][]byte
 	for i, start := range []time.Time{
 		time.Date(2026, 11, 29, 13, 30, 0, 0, time.UTC), // 21:30–22:30 Shanghai: crosses into the night tier

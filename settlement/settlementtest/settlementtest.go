@@ -34,8 +34,9 @@ var Now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 // OfferYAML is the offer the fixtures' records are placed on: 4 instances
 // of 8 H100 in cn-east-1, priced in CNY in Asia/Shanghai with a night tier
-// and a one-minute minimum increment.
-func OfferYAML() string {
+// and a one-minute minimum increment, whose capacity owner owns: the
+// executing broker of the records placed on it.
+func OfferYAML(owner identity.PrincipalID) string {
 	cid, err := identity.NewComputeID(ProviderKey.ID(), "cn-east-1", "a", "h100")
 	if err != nil {
 		panic(err)
@@ -45,6 +46,7 @@ kind: Offer
 metadata: {name: h100}
 computeId: %s
 provider: %s
+broker: %s
 region: cn-east-1
 zone: a
 jurisdiction: CN
@@ -63,13 +65,13 @@ price:
     - {name: night, start: "22:00", end: "08:00", rates: {instanceHour: "60"}}
 validUntil: 2027-01-01T00:00:00Z
 sequence: 1
-`, cid, ProviderKey.ID())
+`, cid, ProviderKey.ID(), owner)
 }
 
-// Offer parses OfferYAML.
-func Offer(t testing.TB) *descriptor.Document {
+// Offer parses OfferYAML for the owner's key.
+func Offer(t testing.TB, owner *identity.Key) *descriptor.Document {
 	t.Helper()
-	d, err := descriptor.Parse("offer.yaml", []byte(OfferYAML()))
+	d, err := descriptor.Parse("offer.yaml", []byte(OfferYAML(owner.ID())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,6 +189,7 @@ func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 		"apiVersion": descriptor.APIVersion, "kind": descriptor.KindOffer,
 		"metadata":  map[string]any{"name": pool, "labels": map[string]any{"tier": []string{"standard", "premium", "low"}[g.rng.IntN(3)]}},
 		"computeId": cid.String(), "provider": key.ID().String(),
+		"broker": key.ID().String(), // each synthetic provider runs its own broker
 		"region": region.Name, "zone": cid.Zone, "jurisdiction": region.Jurisdiction,
 		"class": class, "quantity": quantity, "price": price,
 		"validFrom":  Epoch.Add(-time.Hour).Format(time.RFC3339),
