@@ -74,3 +74,15 @@ func (b *Book) releaseLocked(r *Reservation) {
 		e.setFree(min(int32(e.Offer.Quantity), e.Free+int32(r.Count)))
 	}
 }
+
+// ReservationOf returns a reservation held now, by ID.
+func (b *Book) ReservationOf(id string) (Reservation, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweepLocked(b.now())
+	r, ok := b.reservations[id]
+	if !ok {
+		return Reservation{}, false
+	}
+	return *r, true
+}

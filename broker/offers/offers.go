@@ -82,15 +82,71 @@ func (r *Registry) Register(ctx context.Context, envelope []byte, provider ident
 	return doc, nil
 }
 
+// Check verifies an offer a peer broker published as its owner, without
+// keeping it: the provider's signature, the document, the provider's right
+// to the pool, its validity, and that it names owner as its broker. An
+// offer the book already holds at the same or a newer sequence is
+// book.ErrStale; one that has lapsed, book.ErrExpired.
+func (r *Registry) Check(envelope []byte, owner identity.PrincipalID) (*descriptor.Document, *identity.Envelope, error) {
+	doc, env, err := r.open(envelope)
+	if err != nil {
+		return nil, nil, err
+	}
+	if doc.Offer.Broker != owner {
+		return nil, nil, fmt.Errorf("%w: %w: it names broker %s, not %s, which sent it", ErrInvalid, book.ErrNotOwner, doc.Offer.Broker, owner)
+	}
+	if e, ok := r.Book.Get(doc.Offer.ComputeID.Name()); ok && e.Offer.Sequence >= doc.Offer.Sequence {
+		return nil, nil, fmt.Errorf("%w: %s at sequence %d; the book holds %d", book.ErrStale, e.Name, doc.Offer.Sequence, e.Offer.Sequence)
+	}
+	return doc, env, nil
+}
+
+// Admit keeps an offer a peer broker published as its owner, once Check
+// passes: in the store, for settlement to rate placements on it, and in
+// the book for matching.
+func (r *Registry) Admit(ctx context.Context, envelope []byte, owner identity.PrincipalID) (*descriptor.Document, error) {
+	doc, env, err := r.Check(envelope, owner)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Settler.RegisterOffer(ctx, doc); err != nil {
+		return nil, err
+	}
+	if err := r.Store.PutOffer(ctx, &store.OfferRow{
+		Digest: doc.Digest, Name: doc.Offer.ComputeID.Name(), Provider: doc.Offer.Provider.String(),
+		Sequence: int64(doc.Offer.Sequence), Envelope: envelope, CreatedAt: r.Now().UTC(),
+	}); err != nil {
+		return nil, err
+	}
+	if err := r.Book.Put(doc, env, owner); err != nil {
+		return nil, err
+	}
+	r.remember(doc)
+	return doc, nil
+}
+
+// WithdrawFor removes a pool's offer at its owner's word: a withdrawal a
+// peer broker published. An offer owned by another broker is left alone.
+func (r *Registry) WithdrawFor(ctx context.Context, name string, owner identity.PrincipalID) error {
+	e, ok := r.Book.Get(name)
+	if !ok {
+		return nil
+	}
+	if e.Owner != owner {
+		return fmt.Errorf("%w: %w: %s is owned by %s, not %s", ErrInvalid, book.ErrNotOwner, name, e.Owner, owner)
+	}
+	return r.Withdraw(ctx, name)
+}
+
 // open verifies an offer envelope: the provider's signature, the document,
 // the provider's right to the pool, and that it has not expired.
 func (r *Registry) open(envelope []byte) (*descriptor.Document, *identity.Envelope, error) {
 	env, err := identity.DecodeEnvelope(envelope)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := env.Verify(identity.Verification{PayloadType: PayloadType, Signers: identity.AnySigner, Now: r.Now()}); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	doc, err := descriptor.Parse("offer.json", env.Payload)
 	if err != nil {
@@ -123,7 +179,9 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 		if err != nil {
 			continue
 		}
-		err = r.Book.Put(doc, env, r.Owner)
+		// This broker's offers and those its peers published, each
+		// under the broker it names.
+		err = r.Book.Put(doc, env, doc.Offer.Broker)
 		if err != nil && !errors.Is(err, book.ErrStale) && !errors.Is(err, book.ErrExpired) {
 			return n, err
 		}

@@ -1,0 +1,43 @@
+package federation
+
+import (
+	"encoding/json"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the federation's Prometheus metrics.
+type metrics struct {
+	peers        prometheus.Gauge
+	gossip       *prometheus.CounterVec // by topic, result and reason
+	refused      *prometheus.CounterVec // connections refused, by reason
+	streamErrors *prometheus.CounterVec // by protocol and stage
+	synced       prometheus.Counter
+	reservations *prometheus.CounterVec // served, by outcome
+	dropped      *prometheus.CounterVec // events dropped because a queue was full
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		peers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cinet_federation_peers", Help: "Peers connected."}),
+		gossip: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_messages_total",
+			Help: "Gossiped and synced messages, by topic or protocol, result (accepted, rejected, ignored) and reason."}, []string{"topic", "result", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_refused_connections_total",
+			Help: "Connections refused, by reason."}, []string{"reason"}),
+		streamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_stream_errors_total",
+			Help: "Stream protocol errors, by protocol and stage."}, []string{"protocol", "stage"}),
+		synced: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_synced_offers_total",
+			Help: "Offers pulled from peers by anti-entropy."}),
+		reservations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_reservations_total",
+			Help: "Reservation requests served for peers, by outcome."}, []string{"outcome"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_dropped_total",
+			Help: "Events dropped because a queue was full, by queue."}, []string{"queue"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped)
+	}
+	return m
+}
+
+// decodeLoose reads the fields of v that data holds, ignoring the rest.
+func decodeLoose(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -1,0 +1,158 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/identity"
+)
+
+// Bounds on what a peer may ask of an offer's owner.
+const (
+	MaxLease        = 10 * time.Minute // the longest reservation a peer is granted
+	MaxReserveCount = 1 << 20
+	reserveDeadline = 10 * time.Second
+)
+
+// ErrRefused is a reservation the owner declined for a reason other than
+// capacity.
+var ErrRefused = errors.New("federation: reservation refused")
+
+type reserveRequest struct {
+	Op     string `json:"op"` // "reserve" or "release"
+	Offer  string `json:"offer,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	Holder string `json:"holder,omitempty"` // the asker's reference (a job ID)
+	TTL    int64  `json:"ttlMillis,omitempty"`
+	ID     string `json:"id,omitempty"` // the reservation to release
+}
+
+type reserveResponse struct {
+	ID      string    `json:"id,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Code    string    `json:"code,omitempty"` // insufficient, unknown-offer, no-reservation, refused
+	Error   string    `json:"error,omitempty"`
+}
+
+// serveReserve grants and releases reservations on this broker's offers.
+// The owner decides alone, under its book's lock, so that concurrent
+// requests from any number of brokers never over-allocate. A reservation
+// is released only by the broker that holds it.
+func (n *Node) serveReserve(s network.Stream) {
+	asker, ok := n.member(s.Conn().RemotePeer())
+	if !ok {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Now().Add(reserveDeadline))
+	var req reserveRequest
+	if err := readMsg(bufio.NewReader(s), &req, MaxReserve); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolReserve, "read").Inc()
+		s.Reset()
+		return
+	}
+	resp := n.reserveFor(asker, req)
+	n.m.reservations.WithLabelValues(req.Op + ":" + orDefault(resp.Code, "ok")).Inc()
+	if err := writeMsg(s, resp, MaxReserve); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolReserve, "write").Inc()
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserveResponse {
+	refuse := func(code string, err error) reserveResponse { return reserveResponse{Code: code, Error: err.Error()} }
+	prefix := asker.String() + " "
+	switch req.Op {
+	case "reserve":
+		ttl := time.Duration(req.TTL) * time.Millisecond
+		if req.Count < 1 || req.Count > MaxReserveCount || ttl <= 0 || ttl > MaxLease || len(req.Holder) > 256 {
+			return refuse("refused", fmt.Errorf("count must be 1 to %d and the lease 1ms to %s", MaxReserveCount, MaxLease))
+		}
+		e, ok := n.cfg.Book.Get(req.Offer)
+		if !ok {
+			return refuse("unknown-offer", fmt.Errorf("%w: %s", book.ErrUnknownOffer, req.Offer))
+		}
+		if e.Owner != n.self {
+			return refuse("refused", fmt.Errorf("%s is owned by %s, which alone reserves it", req.Offer, e.Owner))
+		}
+		r, err := n.cfg.Book.Reserve(req.Offer, req.Count, prefix+req.Holder, ttl)
+		switch {
+		case errors.Is(err, book.ErrInsufficient):
+			return refuse("insufficient", err)
+		case errors.Is(err, book.ErrUnknownOffer):
+			return refuse("unknown-offer", err)
+		case err != nil:
+			return refuse("refused", err)
+		}
+		return reserveResponse{ID: r.ID, Expires: r.Expires}
+	case "release":
+		r, ok := n.cfg.Book.ReservationOf(req.ID)
+		if !ok || !strings.HasPrefix(r.Holder, prefix) {
+			return refuse("no-reservation", fmt.Errorf("%w: %s", book.ErrNoReservation, req.ID))
+		}
+		if err := n.cfg.Book.Release(req.ID); err != nil {
+			return refuse("no-reservation", err)
+		}
+		return reserveResponse{ID: req.ID}
+	}
+	return refuse("refused", fmt.Errorf("unknown operation %q", req.Op))
+}
+
+// Reserve asks the broker that owns an offer to hold count instances of it
+// for ttl (at most MaxLease). Errors wrap book.ErrInsufficient,
+// book.ErrUnknownOffer or ErrRefused when the owner says so.
+func (n *Node) Reserve(ctx context.Context, owner identity.PrincipalID, offer string, count int, holder string, ttl time.Duration) (book.Reservation, error) {
+	resp, err := n.callReserve(ctx, owner, reserveRequest{Op: "reserve", Offer: offer, Count: count, Holder: holder, TTL: ttl.Milliseconds()})
+	if err != nil {
+		return book.Reservation{}, err
+	}
+	return book.Reservation{ID: resp.ID, Offer: offer, Count: count, Holder: holder, Expires: resp.Expires}, nil
+}
+
+// Release gives a reservation back to the offer's owner.
+func (n *Node) Release(ctx context.Context, owner identity.PrincipalID, id string) error {
+	_, err := n.callReserve(ctx, owner, reserveRequest{Op: "release", ID: id})
+	return err
+}
+
+func (n *Node) callReserve(ctx context.Context, owner identity.PrincipalID, req reserveRequest) (reserveResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, reserveDeadline)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "reserve"), owner.PeerID(), ProtocolReserve)
+	if err != nil {
+		return reserveResponse{}, fmt.Errorf("federation: reaching broker %s: %w", owner, err)
+	}
+	var resp reserveResponse
+	deadline, _ := ctx.Deadline()
+	if err := exchange(s, req, &resp, MaxReserve, deadline); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolReserve, "exchange").Inc()
+		return reserveResponse{}, fmt.Errorf("federation: asking broker %s: %w", owner, err)
+	}
+	switch resp.Code {
+	case "":
+		return resp, nil
+	case "insufficient":
+		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrInsufficient, owner, resp.Error)
+	case "unknown-offer":
+		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrUnknownOffer, owner, resp.Error)
+	case "no-reservation":
+		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrNoReservation, owner, resp.Error)
+	}
+	return resp, fmt.Errorf("%w by broker %s: %s", ErrRefused, owner, resp.Error)
+}

@@ -1,0 +1,160 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/identity"
+)
+
+// A syncRequest summarizes the offers a broker holds: the sequence of each
+// pool's offer, by name.
+type syncRequest struct {
+	Have map[string]uint64 `json:"have"`
+}
+
+// A syncResponse carries the offers the asker lacks or holds older, and the
+// responder's announcement; More says another request will bring more.
+type syncResponse struct {
+	Offers        [][]byte `json:"offers"`
+	Announcements [][]byte `json:"announcements,omitempty"`
+	More          bool     `json:"more,omitempty"`
+}
+
+// syncDeadline bounds one sync exchange.
+const syncDeadline = 30 * time.Second
+
+func (n *Node) summary() map[string]uint64 {
+	have := map[string]uint64{}
+	for _, e := range n.cfg.Book.Snapshot() {
+		have[e.Name] = e.Offer.Sequence
+	}
+	return have
+}
+
+// serveSync answers a peer's summary with what it lacks, a page at a time.
+func (n *Node) serveSync(s network.Stream) {
+	if _, ok := n.member(s.Conn().RemotePeer()); !ok {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Now().Add(syncDeadline))
+	var req syncRequest
+	if err := readMsg(bufio.NewReader(s), &req, MaxSyncRequest); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolSync, "read").Inc()
+		s.Reset()
+		return
+	}
+	resp := syncResponse{Announcements: n.announcementEnvelopes()}
+	size := 0
+	for _, e := range n.cfg.Book.Snapshot() {
+		if e.Envelope == nil {
+			continue
+		}
+		if seq, ok := req.Have[e.Name]; ok && seq >= e.Offer.Sequence {
+			continue
+		}
+		enc := e.Envelope.Encode()
+		if len(resp.Offers) == SyncPage || size+len(enc) > MaxSyncResponse*3/4 {
+			resp.More = true
+			break
+		}
+		resp.Offers = append(resp.Offers, enc)
+		size += len(enc) * 4 / 3 // base64 in JSON
+	}
+	if err := writeMsg(s, resp, MaxSyncResponse); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolSync, "write").Inc()
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// syncWith pulls from a peer the offers this broker lacks, until it has
+// them all. Each offer is checked as a gossiped one is, under the broker
+// it names, which must be a member: its provider signed that name.
+func (n *Node) syncWith(ctx context.Context, p peer.ID) {
+	if _, ok := n.member(p); !ok || p == n.host.ID() {
+		return
+	}
+	for range 1000 { // pages; a peer that never says "no more" is cut off
+		sctx, cancel := context.WithTimeout(ctx, syncDeadline)
+		s, err := n.host.NewStream(sctx, p, ProtocolSync)
+		if err != nil {
+			cancel()
+			n.cfg.Log.Debug("opening a sync stream", "peer", p, "err", err)
+			return
+		}
+		var resp syncResponse
+		err = exchange(s, syncRequest{Have: n.summary()}, &resp, MaxSyncResponse, time.Now().Add(syncDeadline))
+		cancel()
+		if err != nil {
+			n.m.streamErrors.WithLabelValues(ProtocolSync, "exchange").Inc()
+			n.cfg.Log.Info("sync with a peer failed", "peer", p, "err", err)
+			return
+		}
+		for _, raw := range resp.Announcements {
+			n.syncAnnouncement(raw)
+		}
+		admitted := 0
+		for _, raw := range resp.Offers {
+			if n.syncOffer(ctx, raw) {
+				admitted++
+			}
+		}
+		n.m.synced.Add(float64(admitted))
+		if !resp.More || admitted == 0 {
+			return
+		}
+	}
+}
+
+func (n *Node) syncOffer(ctx context.Context, raw []byte) bool {
+	if len(raw) > MaxGossip {
+		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "too-large").Inc()
+		return false
+	}
+	env, err := identity.DecodeEnvelope(raw)
+	if err != nil {
+		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "malformed").Inc()
+		return false
+	}
+	var claim struct {
+		Broker identity.PrincipalID `json:"broker"`
+	}
+	if err := decodeLoose(env.Payload, &claim); err != nil || !n.IsMember(claim.Broker) {
+		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "not-a-member").Inc()
+		return false
+	}
+	_, err = n.cfg.Offers.Admit(ctx, raw, claim.Broker)
+	switch {
+	case err == nil:
+		n.m.gossip.WithLabelValues(ProtocolSync, "accepted", "").Inc()
+		return true
+	case errors.Is(err, book.ErrStale), errors.Is(err, book.ErrExpired):
+		n.m.gossip.WithLabelValues(ProtocolSync, "ignored", "stale").Inc()
+	default:
+		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "invalid-offer").Inc()
+		n.cfg.Log.Info("refused an offer from sync", "err", err)
+	}
+	return false
+}
+
+func (n *Node) syncAnnouncement(raw []byte) {
+	env, err := identity.DecodeEnvelope(raw)
+	if err != nil {
+		return
+	}
+	if !n.IsMember(env.Signer) {
+		return
+	}
+	if a, reason, _ := n.checkAnnouncement(raw, env.Signer); reason == "" {
+		n.remember(a)
+	}
+}
