@@ -28,6 +28,10 @@ type Config struct {
 	// Brokers are the brokers this one settles with, besides itself: the
 	// executing brokers whose records it accepts.
 	Brokers []identity.PrincipalID
+	// Members, when set, adds the brokers it knows: the federation's
+	// current membership, which changes while the settler runs. It must be
+	// safe for concurrent use.
+	Members identity.SignerSet
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// ClockSkew is how far past now a record's period may end (default 1m).
@@ -62,10 +66,15 @@ func New(cfg Config) (*Settler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("settlement: log origin %q: %w", cfg.Origin, err)
 	}
+	static := identity.Signers(append([]identity.PrincipalID{cfg.Key.ID()}, cfg.Brokers...)...)
+	var trust identity.SignerSet = static
+	if cfg.Members != nil {
+		trust = identity.SignerFunc(func(id identity.PrincipalID) bool { return static.Known(id) || cfg.Members.Known(id) })
+	}
 	return &Settler{
 		cfg:    cfg,
 		signer: signer,
-		trust:  identity.Signers(append([]identity.PrincipalID{cfg.Key.ID()}, cfg.Brokers...)...),
+		trust:  trust,
 		offers: map[string]*descriptor.Offer{},
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,5 +459,29 @@ func TestOversizedTransactionRefused(t *testing.T) {
 	}
 	if out[1].Status != settlement.Accepted {
 		t.Fatalf("the record beside it: %+v", out[1])
+	}
+}
+
+// TestMembersAreDynamic: a broker admitted to the federation while the
+// settler runs has its records accepted from then on, without a restart.
+func TestMembersAreDynamic(t *testing.T) {
+	store, _ := storetest.SQLite(t)
+	var admitted atomic.Bool
+	s, err := settlement.New(settlement.Config{Store: store, Key: homeKey, Origin: "cinet.test/members", Now: func() time.Time { return now },
+		Members: identity.SignerFunc(func(id identity.PrincipalID) bool { return admitted.Load() && id == execKey.ID() })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := offer(t, execKey)
+	if err := s.RegisterOffer(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	env := seal(t, execKey, rec(doc, homeKey, execKey, "pl-member", now.Add(-2*time.Hour), time.Hour))
+	if out := ingest(t, s, env); out[0].Reason != settlement.ReasonUnknownBroker {
+		t.Fatalf("before admission: %+v", out[0])
+	}
+	admitted.Store(true)
+	if out := ingest(t, s, env); out[0].Status != settlement.Accepted {
+		t.Fatalf("after admission: %+v", out[0])
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
@@ -52,16 +53,18 @@ func ParseRole(s string) (Role, error) {
 
 // Config wires a Server.
 type Config struct {
-	Key      *identity.Key // the broker's: an operator, and the signer of tokens
-	Region   string
-	Runner   *jobs.Runner
-	Jobs     jobs.Store
-	Store    *store.Store
-	Book     *book.Book
-	Matcher  *match.Matcher
-	Offers   *offers.Registry
-	Settler  *settlement.Settler
-	Adapters map[identity.PrincipalID]adapters.Adapter
+	Key     *identity.Key // the broker's: an operator, and the signer of tokens
+	Region  string
+	Runner  *jobs.Runner
+	Jobs    jobs.Store
+	Store   *store.Store
+	Book    *book.Book
+	Matcher *match.Matcher
+	Offers  *offers.Registry
+	// Federation is this broker's node; nil when it runs alone.
+	Federation *federation.Node
+	Settler    *settlement.Settler
+	Adapters   map[identity.PrincipalID]adapters.Adapter
 	// Principals are the callers the operator named, with their roles.
 	Principals map[identity.PrincipalID]Role
 	// OpenTenancy lets any caller with a valid signature act as a tenant.
@@ -121,6 +124,7 @@ func (s *Server) Routes() []Route {
 		// the metrics address of the broker's configuration.
 		{pattern: "GET /metrics", roles: []Role{Operator}, handle: s.metrics},
 		{pattern: "GET /v1/info", public: true, handle: s.info},
+		{pattern: "GET /v1/federation", roles: []Role{Regulator, Operator}, handle: s.federation},
 
 		{pattern: "POST /v1/jobs", roles: []Role{Tenant}, handle: s.submitJob},
 		{pattern: "GET /v1/jobs", roles: []Role{Tenant, Operator}, handle: s.listJobs},

@@ -94,6 +94,10 @@ func (s *Server) withdrawOffer(w http.ResponseWriter, r *http.Request, c *Caller
 		problem(w, http.StatusNotFound, "offer-not-found", "Not Found", "no offer of yours named "+name)
 		return
 	}
+	if e.Owner != s.cfg.Key.ID() {
+		problem(w, http.StatusConflict, "offer-owned-elsewhere", "Conflict", fmt.Sprintf("%s is owned by broker %s: withdraw it there", name, e.Owner))
+		return
+	}
 	if err := s.cfg.Offers.Withdraw(r.Context(), name); err != nil {
 		s.internal(w, r, err)
 		return
@@ -145,6 +149,14 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	vkey := s.cfg.Settler.VerifierKey()
 	origin, _, _ := cutPlus(vkey)
 	writeJSON(w, http.StatusOK, Info{Broker: s.cfg.Key.ID(), Region: s.cfg.Region, LogOrigin: origin, VerifierKey: vkey})
+}
+
+func (s *Server) federation(w http.ResponseWriter, r *http.Request, _ *Caller) {
+	if s.cfg.Federation == nil {
+		problem(w, http.StatusNotFound, "no-federation", "Not Found", "this broker runs alone: its configuration has no federation section")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Federation.Status())
 }
 
 func cutPlus(vkey string) (string, string, bool) {

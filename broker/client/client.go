@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
@@ -245,6 +246,12 @@ func (c *Client) Offers(ctx context.Context, provider string) ([]api.OfferView, 
 		q = "?provider=" + url.QueryEscape(provider)
 	}
 	return out.Offers, c.JSON(ctx, "GET", "/v1/offers"+q, nil, "", &out)
+}
+
+// Federation reads the broker's place in the federation.
+func (c *Client) Federation(ctx context.Context) (*federation.Status, error) {
+	var out federation.Status
+	return &out, c.JSON(ctx, "GET", "/v1/federation", nil, "", &out)
 }
 
 // Withdraw withdraws an offer by its pool's name.

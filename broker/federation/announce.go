@@ -29,6 +29,17 @@ type Announcement struct {
 	Expires  time.Time `json:"-"`
 }
 
+// MarshalJSON adds when the announcement lapses, for the API. It is zero,
+// and omitted, in the payload this broker signs (announcement seals a copy
+// before Expires is set).
+func (a Announcement) MarshalJSON() ([]byte, error) {
+	type plain Announcement
+	return json.Marshal(struct {
+		plain
+		Expires time.Time `json:"expires,omitzero"`
+	}{plain(a), a.Expires})
+}
+
 // Protocols are the topic and protocol IDs this broker speaks.
 var Protocols = []string{TopicOffers, TopicBrokers, ProtocolSync, ProtocolReserve}
 

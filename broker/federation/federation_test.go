@@ -75,7 +75,7 @@ func start(t testing.TB, k *identity.Key, mem []identity.PrincipalID) *broker {
 	b.reg = &offers.Registry{Store: js, Book: b.book, Settler: settler, Owner: k.ID(), Now: time.Now,
 		Runs: func(identity.PrincipalID) bool { return true }}
 	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: b.reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]},
-		PeersFile: filepath.Join(dir, "peers.json"), Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		PeersFile: filepath.Join(dir, "peers.json"), SyncEvery: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +223,25 @@ func TestAntiEntropyOnJoin(t *testing.T) {
 	if got := testutil.ToFloat64(b.m.synced); got < 30 {
 		t.Fatalf("synced %v offers, want 30 through anti-entropy", got)
 	}
+}
+
+// TestAntiEntropyHealsMissedGossip: an offer replaced and another
+// withdrawn while gossip did not reach a peer (here: not gossiped at all)
+// converge at the peer by periodic sync alone.
+func TestAntiEntropyHealsMissedGossip(t *testing.T) {
+	a, b := start(t, keyA, members), start(t, keyB, members)
+	connect(t, a, b)
+	kept, gone := a.register(t, "kept", 1, 2), a.register(t, "gone", 1, 2)
+	eventually(t, "b holds both offers", func() bool { return b.holds(kept, 1) && b.holds(gone, 1) })
+	// Registered and withdrawn at a without a word on the topic.
+	if _, err := a.reg.Register(context.Background(), offerFor(t, keyA.ID(), "kept", 2, 3, provider), provider.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.reg.Withdraw(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b holds a's newer offer", func() bool { return b.holds(kept, 2) })
+	eventually(t, "b drops a's withdrawn offer", func() bool { _, held := b.book.Get(gone); return !held })
 }
 
 // TestHostileMember: a member publishes what no honest broker would; its

@@ -177,6 +177,11 @@ func (n *Node) validateOffer(ctx context.Context, from peer.ID, msg *pubsub.Mess
 	if !ok {
 		return n.verdict(t, pubsub.ValidationReject, "not-a-member", from, nil)
 	}
+	if author == n.self {
+		// This broker's own message, relayed back or replayed: it is the
+		// authority on its offers already.
+		return n.verdict(t, pubsub.ValidationIgnore, "own", from, nil)
+	}
 	if len(msg.Data) > MaxGossip {
 		return n.verdict(t, pubsub.ValidationReject, "too-large", from, nil)
 	}
@@ -204,24 +209,46 @@ func (n *Node) validateOffer(ctx context.Context, from peer.ID, msg *pubsub.Mess
 		msg.ValidatorData = doc
 		return n.verdict(t, pubsub.ValidationAccept, "", from, nil)
 	case WithdrawalPayloadType:
-		var w Withdrawal
-		if err := env.Verify(identity.Verification{PayloadType: WithdrawalPayloadType, Signers: identity.Signers(author), Now: n.cfg.Now()}); err != nil {
-			return n.verdict(t, pubsub.ValidationReject, "bad-signature", from, err)
+		w, reason, err := n.checkWithdrawal(msg.Data, author)
+		switch reason {
+		case "":
+			msg.ValidatorData = w
+			return n.verdict(t, pubsub.ValidationAccept, "", from, nil)
+		case "stale":
+			return n.verdict(t, pubsub.ValidationIgnore, reason, from, err)
 		}
-		if err := decodeStrict(env.Payload, &w); err != nil {
-			return n.verdict(t, pubsub.ValidationReject, "malformed", from, err)
-		}
-		e, ok := n.cfg.Book.Get(w.Name)
-		switch {
-		case !ok || e.Offer.Sequence > w.Sequence:
-			return n.verdict(t, pubsub.ValidationIgnore, "stale", from, nil)
-		case e.Owner != author:
-			return n.verdict(t, pubsub.ValidationReject, "not-owner", from, nil)
-		}
-		msg.ValidatorData = w
-		return n.verdict(t, pubsub.ValidationAccept, "", from, nil)
+		return n.verdict(t, pubsub.ValidationReject, reason, from, err)
 	}
 	return n.verdict(t, pubsub.ValidationReject, "wrong-payload-type", from, nil)
+}
+
+// checkWithdrawal verifies a withdrawal from author and says why it is
+// refused, if it is: "stale" when there is nothing (newer) to withdraw.
+func (n *Node) checkWithdrawal(data []byte, author identity.PrincipalID) (Withdrawal, string, error) {
+	var w Withdrawal
+	env, err := identity.DecodeEnvelope(data)
+	if err != nil {
+		return w, "malformed", err
+	}
+	if err := env.Verify(identity.Verification{PayloadType: WithdrawalPayloadType, Signers: identity.Signers(author), Now: n.cfg.Now()}); err != nil {
+		return w, "bad-signature", err
+	}
+	if err := decodeStrict(env.Payload, &w); err != nil {
+		return w, "malformed", err
+	}
+	e, ok := n.cfg.Book.Get(w.Name)
+	switch {
+	case !ok || e.Offer.Sequence > w.Sequence:
+		return w, "stale", nil
+	case e.Owner != author:
+		return w, "not-owner", nil
+	}
+	return w, "", nil
+}
+
+// withdrawal seals this broker's withdrawal of a pool's offer.
+func (n *Node) withdrawal(name string, sequence uint64) (*identity.Envelope, error) {
+	return identity.SealJSON(n.cfg.Key, WithdrawalPayloadType, Withdrawal{Name: name, Sequence: sequence}, identity.SealOptions{Expires: n.cfg.Now().Add(time.Hour)})
 }
 
 // consume applies what a topic delivers, once validated.
@@ -262,7 +289,7 @@ func (n *Node) PublishOffer(ctx context.Context, envelope []byte) error {
 // PublishWithdrawal gossips the withdrawal of a pool's offer this broker
 // owns.
 func (n *Node) PublishWithdrawal(ctx context.Context, name string, sequence uint64) error {
-	env, err := identity.SealJSON(n.cfg.Key, WithdrawalPayloadType, Withdrawal{Name: name, Sequence: sequence}, identity.SealOptions{Expires: n.cfg.Now().Add(time.Hour)})
+	env, err := n.withdrawal(name, sequence)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -64,6 +65,9 @@ type Registry interface {
 	Admit(ctx context.Context, envelope []byte, owner identity.PrincipalID) (*descriptor.Document, error)
 	// WithdrawFor removes a pool's offer when owner owns it.
 	WithdrawFor(ctx context.Context, name string, owner identity.PrincipalID) error
+	// WithdrawnOwn returns the pools this broker owned and withdrew, by
+	// the sequence withdrawn.
+	WithdrawnOwn(ctx context.Context) (map[string]uint64, error)
 }
 
 // Config wires a Node.
@@ -307,6 +311,13 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		},
 	})
+	// A peer's listen addresses are known once identify completes: keep
+	// them then, so that a broker killed a moment later still reconnects.
+	identified, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("federation: %w", err)
+	}
+	defer identified.Close()
 	if err := n.dht.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("federation: bootstrapping the DHT: %w", err)
 	}
@@ -332,6 +343,8 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		case p := <-connected:
 			go n.syncWith(ctx, p)
+		case <-identified.Out():
+			n.savePeers()
 		case <-renew.C:
 			if err := n.announce(ctx); err != nil && ctx.Err() == nil {
 				n.cfg.Log.Warn("announcing this broker", "err", err)
@@ -463,4 +476,38 @@ func (g *gater) admit(p peer.ID, stage string) bool {
 	n.m.refused.WithLabelValues("not-a-member").Inc()
 	n.cfg.Log.Info("refused a peer outside the federation", "peer", p, "at", stage)
 	return false
+}
+
+// Status is what an operator sees of a broker's place in the federation.
+type Status struct {
+	Broker  identity.PrincipalID   `json:"broker"`
+	Open    bool                   `json:"open"`
+	Addrs   []string               `json:"addrs"`
+	Members []identity.PrincipalID `json:"members,omitempty"`
+	Peers   []PeerStatus           `json:"peers"`
+	Brokers []Announcement         `json:"brokers"`
+}
+
+// PeerStatus is one connected peer.
+type PeerStatus struct {
+	Peer   string               `json:"peer"`
+	Broker identity.PrincipalID `json:"broker"`
+	Addrs  []string             `json:"addrs"`
+	Meshed bool                 `json:"meshed"` // in the offers topic's gossip mesh
+}
+
+// Status reports the node's addresses, members, peers and the brokers
+// whose announcements are valid.
+func (n *Node) Status() Status {
+	st := Status{Broker: n.self, Open: n.members == nil, Addrs: n.Addrs(), Members: n.Members(), Peers: []PeerStatus{}, Brokers: n.Brokers()}
+	for _, p := range n.host.Network().Peers() {
+		ps := PeerStatus{Peer: p.String(), Meshed: n.Meshed(TopicOffers, p), Addrs: []string{}}
+		ps.Broker, _ = n.member(p)
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			ps.Addrs = append(ps.Addrs, c.RemoteMultiaddr().String())
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	slices.SortFunc(st.Peers, func(a, b PeerStatus) int { return compareStrings(a.Peer, b.Peer) })
+	return st
 }

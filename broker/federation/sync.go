@@ -23,6 +23,7 @@ type syncRequest struct {
 // responder's announcement; More says another request will bring more.
 type syncResponse struct {
 	Offers        [][]byte `json:"offers"`
+	Withdrawals   [][]byte `json:"withdrawals,omitempty"`
 	Announcements [][]byte `json:"announcements,omitempty"`
 	More          bool     `json:"more,omitempty"`
 }
@@ -52,6 +53,17 @@ func (n *Node) serveSync(s network.Stream) {
 		return
 	}
 	resp := syncResponse{Announcements: n.announcementEnvelopes()}
+	// Withdrawals the asker missed: pools it holds that this broker owned
+	// and withdrew.
+	if gone, err := n.cfg.Offers.WithdrawnOwn(context.Background()); err == nil {
+		for name, seq := range gone {
+			if have, ok := req.Have[name]; ok && have <= seq && len(resp.Withdrawals) < SyncPage {
+				if env, err := n.withdrawal(name, seq); err == nil {
+					resp.Withdrawals = append(resp.Withdrawals, env.Encode())
+				}
+			}
+		}
+	}
 	size := 0
 	for _, e := range n.cfg.Book.Snapshot() {
 		if e.Envelope == nil {
@@ -102,6 +114,10 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID) {
 		for _, raw := range resp.Announcements {
 			n.syncAnnouncement(raw)
 		}
+		peerID, _ := n.member(p)
+		for _, raw := range resp.Withdrawals {
+			n.syncWithdrawal(ctx, raw, peerID)
+		}
 		admitted := 0
 		for _, raw := range resp.Offers {
 			if n.syncOffer(ctx, raw) {
@@ -132,6 +148,12 @@ func (n *Node) syncOffer(ctx context.Context, raw []byte) bool {
 		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "not-a-member").Inc()
 		return false
 	}
+	if claim.Broker == n.self {
+		// This broker is the authority on its own offers: a peer's copy
+		// of one it has withdrawn or replaced must not bring it back.
+		n.m.gossip.WithLabelValues(ProtocolSync, "ignored", "own").Inc()
+		return false
+	}
 	_, err = n.cfg.Offers.Admit(ctx, raw, claim.Broker)
 	switch {
 	case err == nil:
@@ -144,6 +166,28 @@ func (n *Node) syncOffer(ctx context.Context, raw []byte) bool {
 		n.cfg.Log.Info("refused an offer from sync", "err", err)
 	}
 	return false
+}
+
+// syncWithdrawal applies a withdrawal a peer sent as the owner of the
+// pool, checked as a gossiped one is.
+func (n *Node) syncWithdrawal(ctx context.Context, raw []byte, owner identity.PrincipalID) {
+	w, reason, err := n.checkWithdrawal(raw, owner)
+	if reason != "" {
+		result := "rejected"
+		if reason == "stale" {
+			result = "ignored"
+		}
+		n.m.gossip.WithLabelValues(ProtocolSync, result, reason).Inc()
+		if result == "rejected" {
+			n.cfg.Log.Info("refused a withdrawal from sync", "reason", reason, "err", err)
+		}
+		return
+	}
+	if err := n.cfg.Offers.WithdrawFor(ctx, w.Name, owner); err != nil {
+		n.cfg.Log.Warn("applying a withdrawal", "offer", w.Name, "err", err)
+		return
+	}
+	n.m.gossip.WithLabelValues(ProtocolSync, "accepted", "").Inc()
 }
 
 func (n *Node) syncAnnouncement(raw []byte) {

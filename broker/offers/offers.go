@@ -6,6 +6,7 @@ package offers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,9 +44,20 @@ type Registry struct {
 	// offers from other providers are refused.
 	Runs func(identity.PrincipalID) bool
 	Now  func() time.Time
+	// Gossip, when set, tells the federation of the offers this broker
+	// registers and withdraws.
+	Gossip Gossiper
 
 	mu    sync.Mutex
 	cache map[string]*descriptor.Document // by digest
+}
+
+// A Gossiper tells a broker's peers of its offers (broker/federation).
+type Gossiper interface {
+	// PublishOffer gossips a provider's offer envelope this broker owns.
+	PublishOffer(ctx context.Context, envelope []byte) error
+	// PublishWithdrawal gossips the withdrawal of a pool's offer.
+	PublishWithdrawal(ctx context.Context, name string, sequence uint64) error
 }
 
 // ErrInvalid wraps every reason an offer is refused.
@@ -79,6 +91,11 @@ func (r *Registry) Register(ctx context.Context, envelope []byte, provider ident
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	r.remember(doc)
+	if r.Gossip != nil {
+		// Registered here whatever gossip does: peers that miss it pull
+		// it by anti-entropy.
+		r.Gossip.PublishOffer(ctx, envelope)
+	}
 	return doc, nil
 }
 
@@ -138,6 +155,36 @@ func (r *Registry) WithdrawFor(ctx context.Context, name string, owner identity.
 	return r.Withdraw(ctx, name)
 }
 
+// WithdrawnOwn returns the pools this broker owned and withdrew, with the
+// sequence of the last offer withdrawn, leaving out those offered again
+// since: what anti-entropy tells a peer that still holds them.
+func (r *Registry) WithdrawnOwn(ctx context.Context) (map[string]uint64, error) {
+	rows, err := r.Store.WithdrawnOffers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, row := range rows {
+		if _, held := r.Book.Get(row.Name); held {
+			continue
+		}
+		env, err := identity.DecodeEnvelope(row.Envelope)
+		if err != nil {
+			continue
+		}
+		var claim struct {
+			Broker identity.PrincipalID `json:"broker"`
+		}
+		if json.Unmarshal(env.Payload, &claim) != nil || claim.Broker != r.Owner {
+			continue
+		}
+		if seq := uint64(row.Sequence); seq >= out[row.Name] {
+			out[row.Name] = seq
+		}
+	}
+	return out, nil
+}
+
 // open verifies an offer envelope: the provider's signature, the document,
 // the provider's right to the pool, and that it has not expired.
 func (r *Registry) open(envelope []byte) (*descriptor.Document, *identity.Envelope, error) {
@@ -192,11 +239,16 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 }
 
 // Withdraw removes a pool's offer from the book; placements on it run on.
+// The withdrawal of an offer this broker owns is gossiped.
 func (r *Registry) Withdraw(ctx context.Context, name string) error {
+	e, held := r.Book.Get(name)
 	if err := r.Store.WithdrawOffer(ctx, name); err != nil {
 		return err
 	}
 	r.Book.Remove(name)
+	if held && e.Owner == r.Owner && r.Gossip != nil {
+		r.Gossip.PublishWithdrawal(ctx, name, e.Offer.Sequence)
+	}
 	return nil
 }
 

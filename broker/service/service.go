@@ -24,6 +24,7 @@ import (
 	"github.com/cinet/cinet/adapters/local" // registers "local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/broker/offers"
@@ -67,11 +68,35 @@ type Config struct {
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
 	Checkpoint string `yaml:"checkpoint"`
+	// Federation joins this broker to others over libp2p
+	// (spec/protocol.md); without it the broker runs alone.
+	Federation *FederationConf `yaml:"federation"`
 	// AllowUnisolated lets a local provider run with isolation: none.
 	// Only `cinet dev` sets it, on a host that cannot isolate tasks.
 	AllowUnisolated bool `yaml:"-"`
 
 	dir string // of the file
+}
+
+// FederationConf is the federation section of a broker's configuration.
+type FederationConf struct {
+	// Listen are libp2p multiaddresses; default loopback TCP and QUIC on
+	// ports the system picks.
+	Listen []string `yaml:"listen"`
+	// Bootstrap are peers' multiaddresses, each ending in /p2p/<peer ID>.
+	Bootstrap []string `yaml:"bootstrap"`
+	// Members are the did:keys of the brokers admitted to the federation;
+	// this broker is one whether listed or not.
+	Members []string `yaml:"members"`
+	// Open admits any broker: for tests and demonstrations only.
+	Open bool `yaml:"open"`
+	// API is the URL this broker's API is reached at, announced to peers;
+	// default the listen address's.
+	API string `yaml:"api"`
+	// MaxPeers caps connections (default 200).
+	MaxPeers int `yaml:"maxPeers"`
+	// Sync is how often offers are pulled from a peer in turn (default 30s).
+	Sync string `yaml:"sync"`
 }
 
 // A Principal is a caller the operator admits, with its role.
@@ -116,16 +141,18 @@ func (c *Config) path(p string) string {
 
 // A Service is a broker.
 type Service struct {
-	Key      *identity.Key
-	Region   string
-	Settler  *settlement.Settler
-	Jobs     *store.Store
-	Book     *book.Book
-	Runner   *jobs.Runner
-	Offers   *offers.Registry
-	API      *api.Server
-	Adapters map[identity.PrincipalID]adapters.Adapter
-	Log      *slog.Logger
+	Key     *identity.Key
+	Region  string
+	Settler *settlement.Settler
+	Jobs    *store.Store
+	Book    *book.Book
+	Runner  *jobs.Runner
+	// Federation is the broker's libp2p node; nil when it runs alone.
+	Federation *federation.Node
+	Offers     *offers.Registry
+	API        *api.Server
+	Adapters   map[identity.PrincipalID]adapters.Adapter
+	Log        *slog.Logger
 
 	ledger          *sqlstore.Store
 	listener        net.Listener
@@ -234,8 +261,11 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: checkpointEvery}
-	var brokers []identity.PrincipalID // other brokers settled with: none yet, without a federation
-	if s.Settler, err = settlement.New(settlement.Config{Store: ledger, Key: key, Origin: LogOrigin(key.ID()), Brokers: brokers}); err != nil {
+	var brokers []identity.PrincipalID // brokers settled with besides the federation's members: none
+	// The brokers whose records are accepted: the federation's members,
+	// as the node admits them.
+	members := identity.SignerFunc(func(id identity.PrincipalID) bool { return s.Federation != nil && s.Federation.IsMember(id) })
+	if s.Settler, err = settlement.New(settlement.Config{Store: ledger, Key: key, Origin: LogOrigin(key.ID()), Brokers: brokers, Members: members}); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -267,13 +297,60 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("service: listening for metrics on %s: %w", c.MetricsListen, err)
 		}
 	}
+	if c.Federation != nil {
+		if s.Federation, err = startFederation(ctx, c, key, fee, s, log); err != nil {
+			s.close()
+			return nil, err
+		}
+		s.Offers.Gossip = s.Federation
+	}
 	s.API = api.New(api.Config{
-		Key: key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
+		Federation: s.Federation,
+		Key:        key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
 		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
 		OpenAPI: spec.OpenAPI, Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
 	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
+}
+
+// startFederation starts the broker's libp2p node from its configuration.
+func startFederation(ctx context.Context, c *Config, key *identity.Key, fee descriptor.Decimal, s *Service, log *slog.Logger) (*federation.Node, error) {
+	f := c.Federation
+	var members []identity.PrincipalID
+	for _, m := range f.Members {
+		id, err := identity.ParsePrincipalID(m)
+		if err != nil {
+			return nil, fmt.Errorf("service: federation member %q: %w", m, err)
+		}
+		members = append(members, id)
+	}
+	if !f.Open && len(members) == 0 {
+		return nil, errors.New("service: federation: list its members (the did:keys of the brokers admitted), or set open: true for a test")
+	}
+	var sync time.Duration
+	if f.Sync != "" {
+		d, err := time.ParseDuration(f.Sync)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("service: federation: sync %q: want a positive duration such as 30s", f.Sync)
+		}
+		sync = d
+	}
+	apiURL := f.API
+	if apiURL == "" {
+		apiURL = s.URL()
+	}
+	node, err := federation.New(ctx, federation.Config{
+		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
+		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
+		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
+		Book: s.Book, Offers: s.Offers, Log: log.With("part", "federation"), Metrics: s.metrics.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	log.Info("federation node ready", "addrs", node.Addrs(), "members", len(members), "open", f.Open)
+	return node, nil
 }
 
 // localConfig adds to a local provider's configuration what its tasks
@@ -365,6 +442,16 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 		g.Go(func() error { <-gctx.Done(); return msrv.Close() })
 	}
+	if s.Federation != nil {
+		g.Go(func() error { return s.Federation.Run(gctx) })
+		g.Go(func() error {
+			// Peers learn of the offers registered while this broker was away.
+			if err := s.Federation.PublishOwn(gctx); err != nil && gctx.Err() == nil {
+				s.Log.Warn("gossiping this broker's offers", "err", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { s.sweepNonces(gctx); return nil })
 	g.Go(func() error { s.checkpoints(gctx); return nil })
 	err := g.Wait()
@@ -413,6 +500,9 @@ func (s *Service) MetricsAddr() string {
 }
 
 func (s *Service) close() {
+	if s.Federation != nil {
+		s.Federation.Close()
+	}
 	if s.listener != nil {
 		s.listener.Close()
 	}

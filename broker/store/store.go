@@ -274,6 +274,11 @@ func (s *Store) Offers(ctx context.Context) ([]*OfferRow, error) {
 	return s.offers(ctx, `WHERE withdrawn = ?`, false)
 }
 
+// WithdrawnOffers returns the offers marked withdrawn.
+func (s *Store) WithdrawnOffers(ctx context.Context) ([]*OfferRow, error) {
+	return s.offers(ctx, `WHERE withdrawn = ?`, true)
+}
+
 func (s *Store) offers(ctx context.Context, where string, args ...any) ([]*OfferRow, error) {
 	var out []*OfferRow
 	err := s.db.View(ctx, func(tx *sql.Tx) error {
