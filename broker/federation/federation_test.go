@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cinet/cinet/broker/book"
@@ -393,4 +396,66 @@ func TestReserveRace(t *testing.T) {
 	if _, err := b.Reserve(context.Background(), keyC.ID(), name, 1, "j", time.Minute); !errors.Is(err, ErrRefused) {
 		t.Fatalf("c reserved a's offer: %v", err)
 	}
+}
+
+// TestStreamsBounded: a peer that announces an oversized message, sends
+// garbage, or opens a stream and never writes is cut off — by the size
+// bound at once, by the deadline otherwise — and each is counted.
+func TestStreamsBounded(t *testing.T) {
+	a, b := start(t, keyA, members), start(t, keyB, members)
+	connect(t, b, a)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		protocol protocol.ID
+		send     []byte
+	}{
+		{"oversized sync summary", ProtocolSync, binary.AppendUvarint(nil, MaxSyncRequest+1)},
+		{"oversized reservation", ProtocolReserve, binary.AppendUvarint(nil, MaxReserve+1)},
+		{"garbage reservation", ProtocolReserve, append(binary.AppendUvarint(nil, 5), "{{{{{"...)},
+		{"silent reservation", ProtocolReserve, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counter := a.m.streamErrors.WithLabelValues(string(tc.protocol), "read")
+			before := testutil.ToFloat64(counter)
+			s, err := b.host.NewStream(ctx, a.host.ID(), tc.protocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Reset()
+			if tc.send != nil {
+				if _, err := s.Write(tc.send); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.SetReadDeadline(time.Now().Add(60 * time.Second))
+			if n, err := io.ReadAll(s); err == nil && len(n) > 0 {
+				t.Fatalf("a answered: %q", n)
+			}
+			eventually(t, "a counts the bad stream", func() bool { return testutil.ToFloat64(counter) > before })
+		})
+	}
+	// a still serves honest requests afterwards.
+	name := a.register(t, "after", 1, 1)
+	if _, err := b.Reserve(ctx, keyA.ID(), name, 1, "j", time.Minute); err != nil {
+		t.Fatalf("an honest reservation after the attacks: %v", err)
+	}
+}
+
+// TestFloodFromOneMember: a member floods the offer topic with junk; its
+// peers reject it and keep hearing their other peers.
+func TestFloodFromOneMember(t *testing.T) {
+	a, b := start(t, keyA, members), start(t, keyB, members)
+	connect(t, a, b)
+	m := start(t, hostile[2], members)
+	connect(t, m, b)
+	rejected := b.m.gossip.WithLabelValues(TopicOffers, "rejected", "malformed")
+	for i := range 500 {
+		if err := m.offers.Publish(context.Background(), fmt.Appendf(nil, "junk %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "b rejects the junk", func() bool { return testutil.ToFloat64(rejected) > 0 })
+	name := a.register(t, "during-flood", 1, 1)
+	eventually(t, "b still hears a", func() bool { return b.holds(name, 1) })
 }

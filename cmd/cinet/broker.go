@@ -58,7 +58,13 @@ The configuration (YAML; relative paths from the file's directory):
       # to the offer's class; the broker must run as root. Options:
       # network: none|host, pids: 1024, uids: 1000000-1065535,
       # expose: [/usr, /etc, …], hide: [paths no task may see].
-      config: {workdir: /var/lib/cinet/work}`,
+      config: {workdir: /var/lib/cinet/work}
+  federation:                    # optional: join other brokers (spec/protocol.md)
+    listen: [/ip4/0.0.0.0/tcp/9421, /ip4/0.0.0.0/udp/9421/quic-v1]
+    bootstrap: [/ip4/10.0.0.7/tcp/9421/p2p/12D3KooW…]
+    members: [did:key:z6Mk…, …]  # the brokers admitted; or open: true, for tests only
+    api: https://broker.example  # announced to peers; default the listen address
+    sync: 30s                    # how often a peer is asked for what gossip missed`,
 		Example: `  cinet broker run --config /etc/cinet/broker.yaml`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
