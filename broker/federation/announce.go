@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -160,7 +161,7 @@ func (n *Node) Brokers() []Announcement {
 			out = append(out, *a)
 		}
 	}
-	slices.SortFunc(out, func(a, b Announcement) int { return compareStrings(a.Broker.String(), b.Broker.String()) })
+	slices.SortFunc(out, func(a, b Announcement) int { return strings.Compare(a.Broker.String(), b.Broker.String()) })
 	return out
 }
 

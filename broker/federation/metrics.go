@@ -1,8 +1,6 @@
 package federation
 
 import (
-	"encoding/json"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -38,6 +36,3 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
-
-// decodeLoose reads the fields of v that data holds, ignoring the rest.
-func decodeLoose(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,7 +266,7 @@ func (n *Node) Members() []identity.PrincipalID {
 	for _, id := range n.members {
 		out = append(out, id)
 	}
-	slices.SortFunc(out, func(a, b identity.PrincipalID) int { return compareStrings(a.String(), b.String()) })
+	slices.SortFunc(out, func(a, b identity.PrincipalID) int { return strings.Compare(a.String(), b.String()) })
 	return out
 }
 
@@ -273,16 +274,6 @@ func (n *Node) Members() []identity.PrincipalID {
 func (n *Node) IsMember(id identity.PrincipalID) bool {
 	_, ok := n.member(id.PeerID())
 	return ok
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Connect dials a peer by its multiaddress (ending in /p2p/<peer ID>).
@@ -508,6 +499,6 @@ func (n *Node) Status() Status {
 		}
 		st.Peers = append(st.Peers, ps)
 	}
-	slices.SortFunc(st.Peers, func(a, b PeerStatus) int { return compareStrings(a.Peer, b.Peer) })
+	slices.SortFunc(st.Peers, func(a, b PeerStatus) int { return strings.Compare(a.Peer, b.Peer) })
 	return st
 }

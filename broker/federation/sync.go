@@ -3,6 +3,7 @@ package federation
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -144,7 +145,7 @@ func (n *Node) syncOffer(ctx context.Context, raw []byte) bool {
 	var claim struct {
 		Broker identity.PrincipalID `json:"broker"`
 	}
-	if err := decodeLoose(env.Payload, &claim); err != nil || !n.IsMember(claim.Broker) {
+	if err := json.Unmarshal(env.Payload, &claim); err != nil || !n.IsMember(claim.Broker) {
 		n.m.gossip.WithLabelValues(ProtocolSync, "rejected", "not-a-member").Inc()
 		return false
 	}
