@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -258,10 +257,12 @@ func TestHostileMember(t *testing.T) {
 	eventually(t, "b holds a's offer", func() bool { return b.holds(name, 5) })
 
 	forged := func(owner identity.PrincipalID) []byte {
-		f := offerFor(t, owner, "forged", 1, 4, provider)
-		i := bytes.Index(f, []byte(`"signature":"`)) + 20
-		f[i] ^= 1
-		return f
+		env, err := identity.DecodeEnvelope(offerFor(t, owner, "forged", 1, 4, provider))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Signature[7] ^= 1 // well-formed, but not the provider's signature
+		return env.Encode()
 	}
 	for i, tc := range []struct {
 		name   string
