@@ -56,7 +56,9 @@ func (n *Node) serveSync(s network.Stream) {
 	resp := syncResponse{Announcements: n.announcementEnvelopes()}
 	// Withdrawals the asker missed: pools it holds that this broker owned
 	// and withdrew.
-	if gone, err := n.cfg.Offers.WithdrawnOwn(context.Background()); err == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
+	defer cancel()
+	if gone, err := n.cfg.Offers.WithdrawnOwn(ctx); err == nil {
 		for name, seq := range gone {
 			if have, ok := req.Have[name]; ok && have <= seq && len(resp.Withdrawals) < SyncPage {
 				if env, err := n.withdrawal(name, seq); err == nil {
