@@ -3,7 +3,6 @@ package settlement
 import (
 	"fmt"
 	"math/big"
-	"slices"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -280,61 +279,16 @@ type segment struct {
 	tier       *descriptor.Tier
 }
 
-var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
-
-// tierAt returns the tier in force at local time lt; tiers never overlap.
-func tierAt(ps *descriptor.PriceSchedule, lt time.Time) *descriptor.Tier {
-	minute := lt.Hour()*60 + lt.Minute()
-	day, prev := weekdays[lt.Weekday()], weekdays[(lt.Weekday()+6)%7]
-	for i := range ps.Tiers {
-		t := &ps.Tiers[i]
-		on := func(d string) bool { return len(t.Days) == 0 || slices.Contains(t.Days, d) }
-		s, e := descriptor.ClockMinutes(t.Start), descriptor.ClockMinutes(t.End)
-		if s < e {
-			if on(day) && minute >= s && minute < e {
-				return t
-			}
-		} else if (on(day) && minute >= s) || (on(prev) && minute < e) {
-			return t
-		}
-	}
-	return nil
-}
-
-// tierSegments cuts [start, end) where the tier in force changes. Tier
-// boundaries are wall-clock times in the schedule's zone, so a change of
-// UTC offset moves them as a local price list means.
+// tierSegments cuts [start, end) where the tier in force changes, by the
+// schedule's local wall clock (descriptor.TierWeek.Segments).
 func tierSegments(ps *descriptor.PriceSchedule, start, end time.Time) []segment {
-	if len(ps.Tiers) == 0 {
-		return []segment{{start, end, nil}}
-	}
-	loc := ps.Location()
 	var out []segment
-	for t := start; t.Before(end); {
-		lt := t.In(loc)
-		tier := tierAt(ps, lt)
-		minute := lt.Hour()*60 + lt.Minute()
-		next := 24 * 60
-		for _, tt := range ps.Tiers {
-			for _, b := range []int{descriptor.ClockMinutes(tt.Start), descriptor.ClockMinutes(tt.End)} {
-				if b > minute && b < next {
-					next = b
-				}
-			}
+	ps.Week().Segments(start, end, func(s, e time.Time, tier int) {
+		seg := segment{start: s, end: e}
+		if tier != descriptor.NoTier {
+			seg.tier = &ps.Tiers[tier]
 		}
-		stop := time.Date(lt.Year(), lt.Month(), lt.Day(), next/60, next%60, 0, 0, loc).UTC()
-		if !stop.After(t) { // a wall-clock time skipped by a daylight-saving change
-			stop = t.Add(time.Minute).Truncate(time.Minute)
-		}
-		if stop.After(end) {
-			stop = end
-		}
-		if n := len(out); n > 0 && out[n-1].tier == tier {
-			out[n-1].end = stop
-		} else {
-			out = append(out, segment{t, stop, tier})
-		}
-		t = stop
-	}
+		out = append(out, seg)
+	})
 	return out
 }

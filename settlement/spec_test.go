@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cinet/cinet/descriptor"
 )
 
 // TestRatingSpecExamples rates the worked examples of spec/rating.md and
@@ -90,5 +92,57 @@ func TestUsageRecordSpecExample(t *testing.T) {
 	}
 	if got := RecordIDOf(rec[1]); string(got) != string(id[1]) {
 		t.Fatalf("the example's ID is %s; the spec says %s", got, id[1])
+	}
+}
+
+// TestRatingSpecDaylightSaving rates the examples of spec/rating.md §5:
+// tier boundaries on days the clock jumps, and fractions of a second.
+func TestRatingSpecDaylightSaving(t *testing.T) {
+	src, err := os.ReadFile("../spec/rating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(src)
+	schedules := map[string]string{}
+	for _, name := range []string{"berlin", "berlin-late"} {
+		re := regexp.MustCompile("(?s)<!-- schedule: " + name + " -->\n```yaml\n(.*?)\n```")
+		m := re.FindStringSubmatch(doc)
+		if m == nil {
+			t.Fatalf("spec/rating.md lacks schedule %q", name)
+		}
+		schedules[name] = m[1]
+	}
+	n := 0
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 6 || schedules[cells[0]] == "" {
+			continue
+		}
+		n++
+		t.Run(strings.Join(cells[:3], " "), func(t *testing.T) {
+			o := offerDoc(t, schedules[cells[0]])
+			start, err := time.Parse(time.RFC3339Nano, cells[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := time.ParseDuration(cells[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := usage(o, "p", start, d, m(InstanceSeconds, cells[3]))
+			rec.Instances = 1
+			rec.Fees = Fees{Home: descriptor.MustDecimal("0"), Executing: descriptor.MustDecimal("0")}
+			r, err := Rate(rec, o.Offer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{strconv.Itoa(len(r.Items)), r.Charge.Decimal()}
+			if strings.Join(got, " | ") != strings.Join(cells[4:], " | ") {
+				t.Fatalf("got %v, spec says %v (%s)", got, cells[4:], describeItems(r))
+			}
+		})
+	}
+	if n != 6 {
+		t.Fatalf("found %d daylight-saving examples in spec/rating.md, want 6", n)
 	}
 }
