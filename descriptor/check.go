@@ -178,7 +178,7 @@ func (c *checker) offer(o *Offer) {
 	if !o.ValidFrom.IsZero() && !o.ValidFrom.Before(o.ValidUntil) {
 		c.errorf(at("validUntil"), "must be after validFrom (%s)", o.ValidFrom.Format("2006-01-02T15:04:05Z07:00"))
 	}
-	c.tiers(o.Price.Tiers)
+	c.tiers(o.Price.Tiers, &o.Price.Rates)
 }
 
 func (c *checker) accelerator(a *Accelerator, loc []string) {
@@ -223,10 +223,18 @@ const minutesPerWeek = 7 * 24 * 60
 var weekdays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 // tiers rejects empty and overlapping windows, so that at every minute at
-// most one tier applies and rating never depends on tier order.
-func (c *checker) tiers(tiers []Tier) {
+// most one tier applies and rating never depends on tier order, and tiers
+// that price a meter the base rates do not: a tier changes rates, it does
+// not add meters, so usage metered by the base rates is what every tier
+// prices.
+func (c *checker) tiers(tiers []Tier, base *Rates) {
 	var owner [minutesPerWeek]int8 // tier index + 1
 	for i, t := range tiers {
+		for _, r := range base.names() {
+			if r.in(&t.Rates).IsSet() && !r.in(base).IsSet() {
+				c.errorf(at("price", "tiers", i, "rates", r.name), "the base rates do not price %s; a tier may only change rates the base rates set", r.name)
+			}
+		}
 		start, end := ClockMinutes(t.Start), ClockMinutes(t.End)
 		if start == end {
 			c.errorf(at("price", "tiers", i, "end"), "window %s–%s is empty", t.Start, t.End)

@@ -37,3 +37,23 @@ func (r *Rates) InstanceRate(c *ComputeClass) *apd.Decimal {
 	add(r.AcceleratorHour, apd.New(int64(accels), 0))
 	return total
 }
+
+// A rateName is one of Rates' fields with its name in documents.
+type rateName struct {
+	name string
+	in   func(*Rates) Decimal
+}
+
+// names lists the rates by their document names, in document order.
+func (*Rates) names() []rateName {
+	return []rateName{
+		{"instanceHour", func(r *Rates) Decimal { return r.InstanceHour }},
+		{"vcpuHour", func(r *Rates) Decimal { return r.VCPUHour }},
+		{"gibHour", func(r *Rates) Decimal { return r.GiBHour }},
+		{"acceleratorHour", func(r *Rates) Decimal { return r.AcceleratorHour }},
+		{"egressGiB", func(r *Rates) Decimal { return r.EgressGiB }},
+		{"tokensInPerMillion", func(r *Rates) Decimal { return r.TokensInPerMillion }},
+		{"tokensOutPerMillion", func(r *Rates) Decimal { return r.TokensOutPerMillion }},
+		{"tokensCachedPerMillion", func(r *Rates) Decimal { return r.TokensCachedPerMillion }},
+	}
+}

@@ -32,7 +32,7 @@ type Entry struct {
 	// Precomputed for matching: what a scan reads (Hot), the price
 	// timeline, and the tie-break seed.
 	Hot
-	Prices Timeline
+	Prices *Prices
 
 	expiryIdx int32 // position in the expiry heap
 	digest    [sha256.Size]byte
@@ -128,7 +128,6 @@ type Book struct {
 	jurisdictions symbols
 	currencies    symbols
 	providers     symbols
-	zones         zoneSymbols
 	stringMaps    stringMaps
 	expiry        expiryHeap
 	reservations  map[string]*Reservation
@@ -196,7 +195,6 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
 	e.Currency = b.currencies.id(o.Price.Currency)
 	e.Provider = b.providers.id(e.Attrs.Provider)
-	e.Prices.Zone = b.zones.id(o.Price.Location())
 	// Share what many offers hold alike, to keep the book small.
 	e.Attrs.Provider = b.providers.names[e.Provider]
 	e.Attrs.Frameworks = b.stringMaps.intern(e.Attrs.Frameworks)
@@ -237,7 +235,7 @@ func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.P
 			ValidFrom:  o.ValidFrom.UnixNano(),
 			ValidUntil: o.ValidUntil.UnixNano(),
 		},
-		Prices: *NewTimeline(o),
+		Prices: NewPrices(o),
 	}
 	e.Free = int32(o.Quantity)
 	e.NameHash = h.Sum64()
@@ -438,9 +436,6 @@ func (v View) Currencies() []string { return v.b.currencies.names }
 // Providers returns the interned provider IDs, indexed by ID.
 func (v View) Providers() []string { return v.b.providers.names }
 
-// Zones returns the interned price-schedule time zones, indexed by ID.
-func (v View) Zones() []*time.Location { return v.b.zones.locs }
-
 // CurrencyID returns the ID of a currency, or -1 if no offer uses it.
 func (v View) CurrencyID(code string) int32 { return v.b.currencies.lookup(code) }
 
@@ -509,24 +504,6 @@ func (s *symbols) lookup(name string) int32 {
 		return id
 	}
 	return -1
-}
-
-type zoneSymbols struct {
-	ids  map[*time.Location]int32
-	locs []*time.Location
-}
-
-func (s *zoneSymbols) id(loc *time.Location) int32 {
-	if id, ok := s.ids[loc]; ok {
-		return id
-	}
-	if s.ids == nil {
-		s.ids = map[*time.Location]int32{}
-	}
-	id := int32(len(s.locs))
-	s.ids[loc] = id
-	s.locs = append(s.locs, loc)
-	return id
 }
 
 // stringMaps interns the small string maps offers carry — labels and

@@ -1,197 +1,326 @@
 package book
 
 import (
-	"math"
-	"slices"
+	"math/big"
+	"math/bits"
 	"time"
+
+	"github.com/cockroachdb/apd/v3"
 
 	"github.com/cinet/cinet/descriptor"
 )
 
-const minutesPerWeek = 7 * 24 * 60
+// Prices estimate what a run on an offer costs: exactly what settlement
+// charges (spec/rating.md) for the usage record of that run with every
+// time-based meter the offer prices used in full — instance-seconds,
+// vCPU-seconds of all the class's vCPUs, GiB-seconds of all its memory and
+// accelerator-seconds of all its devices, per model — for the whole run.
+// spec/matching.md §4 defines the estimate this way; the property test in
+// broker/match holds the two to each other.
+//
+// The arithmetic is the rating's: the run is cut where the tier in force
+// changes (descriptor.TierWeek.Segments), each meter of each piece is one
+// exact fraction rounded half to even to nano-units, and the minimum
+// increment scales every piece. Fractions are kept as integers; products
+// that overflow 128 bits are redone with math/big.
+type Prices struct {
+	week      *descriptor.TierWeek
+	increment int64        // the minimum increment in nanoseconds; 0 for none
+	tiers     []tierPrices // by tier index + 1: [0] is the base rates
+	changes   int64        // how often a week the tier in force changes
 
-// A rateSegment is a stretch of the week, in minutes from Monday 00:00 in
-// the schedule's time zone, during which one instance costs perHour.
-type rateSegment struct {
-	start   int // minute of the week
-	perHour descriptor.Nanos
+	// Min and Max are the lowest and highest hourly price of one instance
+	// in the week: Min rounded down, Max rounded up to nano-units.
+	Min, Max descriptor.Nanos
 }
 
-// A Timeline is an offer's hourly instance price across the week. Time
-// zones with daylight saving shift tiers with local time, as a price list
-// written in local time means.
-type Timeline struct {
-	loc      *time.Location
-	segments []rateSegment // sorted by start; segments[0].start == 0
-	Min, Max descriptor.Nanos
-	Zone     int32 // the book's ID for loc
+// tierPrices are one tier's rates (the base rates overlaid by the tier's)
+// as fractions of nano-units per nanosecond, one per meter.
+type tierPrices struct {
+	hourly descriptor.Nanos // one instance's hourly price, rounded up
+	meters []coef
+}
+
+// A coef is one meter's price for one instance per nanosecond, in
+// nano-units: num/den exactly. bigNum/bigDen hold it when it does not fit
+// in 64 bits.
+type coef struct {
+	num, den       uint64
+	bigNum, bigDen *big.Int
+}
+
+// timeMeters lists the time-based meters of a class with their quantity
+// per instance per second (k) and the rate each is priced at.
+func timeMeters(c *descriptor.ComputeClass) []struct {
+	k    *big.Rat
+	rate func(*descriptor.Rates) descriptor.Decimal
+} {
+	type meter = struct {
+		k    *big.Rat
+		rate func(*descriptor.Rates) descriptor.Decimal
+	}
+	out := []meter{
+		{big.NewRat(1, 1), func(r *descriptor.Rates) descriptor.Decimal { return r.InstanceHour }},
+		{big.NewRat(int64(c.CPU.Count), 1), func(r *descriptor.Rates) descriptor.Decimal { return r.VCPUHour }},
+		{big.NewRat(int64(c.Memory), 1<<30), func(r *descriptor.Rates) descriptor.Decimal { return r.GiBHour }},
+	}
+	// Accelerator-seconds are metered per model.
+	var models []string
+	devices := map[string]int64{}
+	for _, a := range c.Accelerators {
+		if devices[a.Model] == 0 {
+			models = append(models, a.Model)
+		}
+		devices[a.Model] += int64(a.Count)
+	}
+	for _, m := range models {
+		out = append(out, meter{big.NewRat(devices[m], 1), func(r *descriptor.Rates) descriptor.Decimal { return r.AcceleratorHour }})
+	}
+	return out
+}
+
+// ratOf returns an exact decimal as a fraction.
+func ratOf(d *apd.Decimal) *big.Rat {
+	r := new(big.Rat).SetInt(d.Coeff.MathBigInt())
+	if d.Exponent > 0 {
+		r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Exponent)), nil)))
+	} else if d.Exponent < 0 {
+		r.Quo(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-d.Exponent)), nil)))
+	}
+	if d.Negative {
+		r.Neg(r)
+	}
+	return r
+}
+
+var perHourNanos = big.NewRat(1_000_000_000, 3600*1_000_000_000) // a rate per hour, in nano-units per nanosecond
+
+// NewPrices prepares an offer's schedule for estimates.
+func NewPrices(o *descriptor.Offer) *Prices {
+	ps := &o.Price
+	p := &Prices{week: ps.Week(), increment: int64(ps.MinimumIncrement.Std()), Min: descriptor.MaxNanos}
+	p.changes = int64(p.week.Changes())
+	meters := timeMeters(&o.Class)
+	p.tiers = make([]tierPrices, len(ps.Tiers)+1)
+	inForce := p.week.Tiers()
+	for ti := range p.tiers {
+		rates := ps.Rates
+		if ti > 0 {
+			rates = overlay(ps.Rates, ps.Tiers[ti-1].Rates)
+		}
+		hourly := new(big.Rat)
+		var cs []coef
+		for _, m := range meters {
+			// Only meters the base rates price are in the record; a tier
+			// changes their rates (the descriptor refuses a tier that
+			// prices a meter the base rates do not).
+			if !m.rate(&ps.Rates).IsSet() || m.k.Sign() == 0 {
+				continue
+			}
+			perHour := new(big.Rat).Mul(m.k, ratOf(m.rate(&rates).Apd()))
+			hourly.Add(hourly, perHour)
+			c := new(big.Rat).Mul(perHour, perHourNanos)
+			num, den := c.Num(), c.Denom()
+			if num.IsUint64() && den.IsUint64() {
+				cs = append(cs, coef{num: num.Uint64(), den: den.Uint64()})
+			} else {
+				cs = append(cs, coef{bigNum: num, bigDen: den})
+			}
+		}
+		nanos := new(big.Rat).Mul(hourly, big.NewRat(1_000_000_000, 1))
+		floor, ceil := ratFloor(nanos), ratFloor(nanos)
+		if !nanos.IsInt() {
+			ceil = ceil.Add(1)
+		}
+		p.tiers[ti] = tierPrices{hourly: ceil, meters: cs}
+		for _, t := range inForce {
+			if t+1 == ti {
+				p.Min, p.Max = min(p.Min, floor), max(p.Max, ceil)
+			}
+		}
+	}
+	return p
+}
+
+// ratFloor returns floor(r) as nano-units, saturating at MaxNanos.
+func ratFloor(r *big.Rat) descriptor.Nanos {
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	if !q.IsInt64() {
+		return descriptor.MaxNanos
+	}
+	return descriptor.Nanos(q.Int64())
+}
+
+// overlay returns base with the rates a tier lists replacing base's.
+func overlay(base, tier descriptor.Rates) descriptor.Rates {
+	out := base
+	for _, p := range []struct{ dst, src *descriptor.Decimal }{
+		{&out.InstanceHour, &tier.InstanceHour}, {&out.VCPUHour, &tier.VCPUHour},
+		{&out.GiBHour, &tier.GiBHour}, {&out.AcceleratorHour, &tier.AcceleratorHour},
+	} {
+		if p.src.IsSet() {
+			*p.dst = *p.src
+		}
+	}
+	return out
 }
 
 // Flat reports whether the price never changes through the week.
-func (tl *Timeline) Flat() bool { return len(tl.segments) == 1 }
+func (p *Prices) Flat() bool { return p.changes == 0 }
 
-// instanceRate is the hourly price of one instance under rates, layered on
-// base: a tier's rates replace the base rates for the meters it lists.
-func instanceRate(base, tier *descriptor.Rates, class *descriptor.ComputeClass) descriptor.Nanos {
-	merged := *base
-	if tier != nil {
-		for _, pick := range []struct{ dst, src *descriptor.Decimal }{
-			{&merged.InstanceHour, &tier.InstanceHour}, {&merged.VCPUHour, &tier.VCPUHour},
-			{&merged.GiBHour, &tier.GiBHour}, {&merged.AcceleratorHour, &tier.AcceleratorHour},
-		} {
-			if pick.src.IsSet() {
-				*pick.dst = *pick.src
+// Estimate returns what nodes instances cost from start for runtime, and
+// the highest hourly price of them all in force during the run. An
+// amount too large for nano-units in an int64 is MaxNanos.
+func (p *Prices) Estimate(start time.Time, runtime time.Duration, nodes int64) (total, peak descriptor.Nanos) {
+	if runtime <= 0 {
+		return 0, 0
+	}
+	period := uint64(runtime)
+	billed := period
+	if inc := uint64(p.increment); inc > 0 {
+		billed = (period + inc - 1) / inc * inc
+		if billed < period { // overflow
+			return descriptor.MaxNanos, descriptor.MaxNanos
+		}
+	}
+	// The increment scales each piece by billed/period.
+	g := gcd(billed, period)
+	scaleNum, scaleDen := billed/g, period/g
+	var sum uint64
+	var peakHourly descriptor.Nanos
+	overflow := false
+	p.week.Segments(start, start.Add(runtime), func(s, e time.Time, tier int) {
+		tp := &p.tiers[tier+1]
+		peakHourly = max(peakHourly, tp.hourly)
+		piece := uint64(e.Sub(s))
+		for i := range tp.meters {
+			amount, ok := tp.meters[i].amount(piece, uint64(nodes), scaleNum, scaleDen)
+			if !ok {
+				overflow = true
+				return
 			}
+			var carry uint64
+			sum, carry = bits.Add64(sum, amount, 0)
+			overflow = overflow || carry != 0
 		}
+	})
+	if overflow || sum > uint64(descriptor.MaxNanos) {
+		total = descriptor.MaxNanos
+	} else {
+		total = descriptor.Nanos(sum)
 	}
-	return descriptor.NanosFromDecimal(merged.InstanceRate(class))
+	return total, peakHourly.Mul(nodes)
 }
 
-// NewTimeline builds the weekly price timeline of an offer. Tiers never
-// overlap (the descriptor validates it), so the week is the base rate with
-// the tiers' windows laid over it.
-func NewTimeline(o *descriptor.Offer) *Timeline {
-	base := instanceRate(&o.Price.Rates, nil, &o.Class)
-	type window struct {
-		start, end int // minutes of the week, end exclusive, start < end
-		rate       descriptor.Nanos
-	}
-	var windows []window
-	for ti := range o.Price.Tiers {
-		t := &o.Price.Tiers[ti]
-		rate := instanceRate(&o.Price.Rates, &t.Rates, &o.Class)
-		start, end := descriptor.ClockMinutes(t.Start), descriptor.ClockMinutes(t.End)
-		length := end - start
-		if length <= 0 {
-			length += 24 * 60
-		}
-		for d, day := range []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
-			if len(t.Days) > 0 && !slices.Contains(t.Days, day) {
-				continue
-			}
-			s := d*24*60 + start
-			e := s + length
-			if e <= minutesPerWeek {
-				windows = append(windows, window{s, e, rate})
-			} else { // Sunday's window running into Monday
-				windows = append(windows, window{s, minutesPerWeek, rate}, window{0, e - minutesPerWeek, rate})
-			}
+// amount is round_half_even(nodes × piece × num × scaleNum / (den ×
+// scaleDen)): one meter's rated item.
+func (c *coef) amount(piece, nodes, scaleNum, scaleDen uint64) (uint64, bool) {
+	if c.bigNum == nil {
+		if q, ok := mulDivRound(c.num, piece, nodes, scaleNum, c.den, scaleDen); ok {
+			return q, true
 		}
 	}
-	slices.SortFunc(windows, func(a, b window) int { return a.start - b.start })
-	tl := &Timeline{loc: o.Price.Location(), Min: descriptor.MaxNanos}
-	add := func(start int, rate descriptor.Nanos) {
-		if n := len(tl.segments); n > 0 && tl.segments[n-1].perHour == rate {
-			return
-		}
-		tl.segments = append(tl.segments, rateSegment{start, rate})
-		tl.Min, tl.Max = min(tl.Min, rate), max(tl.Max, rate)
+	num := new(big.Int).SetUint64(piece)
+	num.Mul(num, new(big.Int).SetUint64(nodes))
+	num.Mul(num, new(big.Int).SetUint64(scaleNum))
+	den := new(big.Int).SetUint64(scaleDen)
+	if c.bigNum != nil {
+		num.Mul(num, c.bigNum)
+		den.Mul(den, c.bigDen)
+	} else {
+		num.Mul(num, new(big.Int).SetUint64(c.num))
+		den.Mul(den, new(big.Int).SetUint64(c.den))
 	}
-	at := 0
-	for _, w := range windows {
-		if w.start > at {
-			add(at, base)
-		}
-		add(w.start, w.rate)
-		at = w.end
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
+	if c := r.Lsh(r, 1).Cmp(den); c > 0 || c == 0 && q.Bit(0) == 1 {
+		q.Add(q, big.NewInt(1))
 	}
-	if at < minutesPerWeek || len(tl.segments) == 0 {
-		add(at, base)
+	if !q.IsUint64() {
+		return 0, false
 	}
-	return tl
+	return q.Uint64(), true
 }
 
-// minuteOfWeek returns t's minute from Monday 00:00 in loc and the seconds
-// into that minute.
-func minuteOfWeek(t time.Time, loc *time.Location) (int, int) {
-	lt := t.In(loc)
-	day := (int(lt.Weekday()) + 6) % 7 // Monday = 0
-	return day*24*60 + lt.Hour()*60 + lt.Minute(), lt.Second()
-}
-
-// Cost returns what one instance costs from start for d, and the highest
-// hourly rate in force during that time.
-func (tl *Timeline) Cost(start time.Time, d time.Duration) (total, peak descriptor.Nanos) {
-	if len(tl.segments) == 1 {
-		return tl.segments[0].perHour.MulDiv(int64(d/time.Second), 3600), tl.segments[0].perHour
+// mulDivRound returns round_half_even(a×b×c×d / (e×f)) when the products
+// fit in 128 and 64 bits; ok is false when they do not.
+func mulDivRound(a, b, c, d, e, f uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(a, b)
+	var ok bool
+	if hi, lo, ok = mul128(hi, lo, c); !ok {
+		return 0, false
 	}
-	remaining := int64(d / time.Second)
-	t := start
-	for remaining > 0 {
-		m, sec := minuteOfWeek(t, tl.loc)
-		i := tl.segmentAt(m)
-		next := minutesPerWeek
-		if i+1 < len(tl.segments) {
-			next = tl.segments[i+1].start
-		}
-		span := int64(next-m)*60 - int64(sec)
-		span = min(span, remaining)
-		rate := tl.segments[i].perHour
-		total = total.Add(rate.MulDiv(span, 3600))
-		peak = max(peak, rate)
-		remaining -= span
-		t = t.Add(time.Duration(span) * time.Second)
-	}
-	return total, peak
-}
-
-// A Start is where a run begins on one time zone's weekly clock, worked out
-// once per decision for every offer priced in that zone.
-type Start struct {
-	at        time.Time
-	minute    int   // of the week, Monday 00:00 = 0
-	second    int   // into that minute
-	safeUntil int64 // Unix ns: the zone's UTC offset holds until here
-}
-
-// StartIn returns the start position of t in loc.
-func StartIn(t time.Time, loc *time.Location) Start {
-	m, s := minuteOfWeek(t, loc)
-	_, end := t.In(loc).ZoneBounds()
-	safe := int64(math.MaxInt64)
-	if !end.IsZero() {
-		safe = end.UnixNano()
-	}
-	return Start{at: t, minute: m, second: s, safeUntil: safe}
-}
-
-// CostFrom is Cost for a run starting at st, which must be in the
-// timeline's zone. While the run stays within one UTC offset it walks the
-// week by arithmetic; across a daylight-saving change it walks in local
-// time, as Cost does.
-func (tl *Timeline) CostFrom(st Start, d time.Duration) (total, peak descriptor.Nanos) {
-	if len(tl.segments) == 1 {
-		return tl.segments[0].perHour.MulDiv(int64(d/time.Second), 3600), tl.segments[0].perHour
-	}
-	if st.at.Add(d).UnixNano() > st.safeUntil {
-		return tl.Cost(st.at, d)
-	}
-	remaining := int64(d / time.Second)
-	m, sec := st.minute, st.second
-	i := tl.segmentAt(m)
-	for remaining > 0 {
-		next := minutesPerWeek
-		if i+1 < len(tl.segments) {
-			next = tl.segments[i+1].start
-		}
-		span := min(int64(next-m)*60-int64(sec), remaining)
-		rate := tl.segments[i].perHour
-		total = total.Add(rate.MulDiv(span, 3600))
-		peak = max(peak, rate)
-		remaining -= span
-		m, sec = next, 0
-		i++
-		if m == minutesPerWeek {
-			m, i = 0, 0
+	if d != 1 {
+		if hi, lo, ok = mul128(hi, lo, d); !ok {
+			return 0, false
 		}
 	}
-	return total, peak
+	dh, den := bits.Mul64(e, f)
+	if dh != 0 || den == 0 || hi >= den {
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, den)
+	// Compare 2r with den: above rounds up, a tie to the even quotient.
+	r2hi, r2 := r>>63, r<<1
+	if r2hi != 0 || r2 > den || (r2 == den && q&1 == 1) {
+		q++
+	}
+	return q, true
 }
 
-func (tl *Timeline) segmentAt(m int) int {
-	i, found := slices.BinarySearchFunc(tl.segments, m, func(s rateSegment, m int) int { return s.start - m })
-	if !found {
-		i--
+// mul128 returns (hi, lo) × m, or ok false when it needs more than 128
+// bits.
+func mul128(hi, lo, m uint64) (uint64, uint64, bool) {
+	h1, l1 := bits.Mul64(lo, m)
+	h2, l2 := bits.Mul64(hi, m)
+	if h2 != 0 {
+		return 0, 0, false
 	}
-	return i
+	nh, carry := bits.Add64(h1, l2, 0)
+	if carry != 0 {
+		return 0, 0, false
+	}
+	return nh, l1, true
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// LowerBound is at most what nodes instances cost for runtime from any
+// start: the week's lowest hourly price over the billed time, less half a
+// nano-unit for every rated item the run could have.
+func (p *Prices) LowerBound(runtime time.Duration, nodes int64) descriptor.Nanos {
+	if runtime <= 0 || p.Min == 0 {
+		return 0
+	}
+	billed := int64(runtime)
+	if p.increment > 0 {
+		billed = (billed + p.increment - 1) / p.increment * p.increment
+		if billed < 0 {
+			return 0
+		}
+	}
+	// floor(Min × nodes × billed / 1h)
+	hi, lo := bits.Mul64(uint64(p.Min), uint64(nodes))
+	hi, lo, ok := mul128(hi, lo, uint64(billed))
+	if !ok || hi >= uint64(time.Hour) {
+		return descriptor.MaxNanos - 1
+	}
+	q, _ := bits.Div64(hi, lo, uint64(time.Hour))
+	// Pieces: at most one more than the tier changes during the run, and
+	// every change of UTC offset can add two; a year has few.
+	weeks := billed/int64(7*24*time.Hour) + 1
+	pieces := (p.changes+4)*weeks + 1
+	items := pieces * int64(len(p.tiers[0].meters)+1)
+	slack := uint64(items/2 + 1)
+	if q > uint64(descriptor.MaxNanos) {
+		return descriptor.MaxNanos - 1
+	}
+	if q < slack {
+		return 0
+	}
+	return descriptor.Nanos(q - slack)
 }

@@ -41,10 +41,11 @@ type Options struct {
 type Candidate struct {
 	Entry *book.Entry
 	Rank  int     // 1 is the best
-	Score float64 // lower is better
+	Score float64 // lower is better; for cost and time, exact says
 	Parts Parts
 
-	tie uint64
+	exact int64 // the cost (nano-units) or time (ns) objective's score, compared first
+	tie   uint64
 }
 
 // Result is the outcome of a decision.
@@ -146,7 +147,7 @@ func (m *Matcher) evaluate(p *plan, e *book.Entry) (c Candidate, r Reason, pr pr
 	if r, err = p.rank(e, &c); r != "" {
 		return c, r, pr, err
 	}
-	c.Score = score(p, &c.Parts)
+	setScore(p, &c)
 	return c, "", pr, nil
 }
 
@@ -170,22 +171,19 @@ func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
 		}
 		c.Score = -c.Parts.RankValue
 	case p.job.Objective.Type == "time":
-		c.Score = (queue + scaledRuntime(p, e, group)).Seconds()
+		t := queue + scaledRuntime(p, e, group)
+		c.exact, c.Score = int64(t), t.Seconds()
 	case p.job.Objective.Type == "latency":
 		c.Score = p.latency[h.Region]
 	default: // cost
-		// A lower bound from the week's lowest rate, shaded down so that
-		// float rounding never lifts it above the exact cost.
-		hours := p.runtime.Hours()
-		if group >= 0 {
-			hours = scaledRuntime(p, e, group).Hours()
-		}
-		c.Score = float64(h.MinRate) * hours * float64(p.nodes) * (1 - 1e-9)
+		// A lower bound first (book.Prices.LowerBound): at most the
+		// exact cost, so an offer it keeps out could not have entered.
+		c.exact = int64(e.Prices.LowerBound(scaledRuntime(p, e, group), int64(p.nodes)))
 		if !top.wants(&c) {
 			return
 		}
 		pr, priced = price(p, e, group, queue), true
-		c.Score = float64(pr.total)
+		c.exact, c.Score = int64(pr.total), float64(pr.total)
 	}
 	if !top.wants(&c) {
 		return
@@ -199,9 +197,9 @@ func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
 	if r, _ := requirements(p, e); r != "" {
 		return
 	}
-	score, rankValue := c.Score, c.Parts.RankValue
+	score, exact, rankValue := c.Score, c.exact, c.Parts.RankValue
 	c = p.candidate(e, pr, queue)
-	c.Score, c.Parts.RankValue = score, rankValue
+	c.Score, c.exact, c.Parts.RankValue = score, exact, rankValue
 	top.push(c)
 }
 
@@ -209,7 +207,7 @@ func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
 // pass.
 type measured struct {
 	e *book.Entry
-	m [3]float64
+	m measure
 	p pricing
 	q time.Duration
 }
@@ -293,6 +291,9 @@ func requirements(p *plan, e *book.Entry) (Reason, error) {
 // better orders candidates: lower score, then the seeded tie-break, then
 // the pool's name, so every decision is a total order.
 func better(a, b *Candidate) bool {
+	if a.exact != b.exact {
+		return a.exact < b.exact
+	}
 	if a.Score != b.Score {
 		return a.Score < b.Score
 	}

@@ -272,7 +272,7 @@ func TestObjectives(t *testing.T) {
 	job := jobDoc(t, need...)
 	res, _ := m.Match(job, Options{})
 	for _, c := range res.Candidates {
-		if c.Entry.Offer.Metadata.Name == "cheap-a100" && c.Parts.Runtime != 3462*time.Second { // ceil(3600 × 300/312)
+		if c.Entry.Offer.Metadata.Name == "cheap-a100" && c.Parts.Runtime != 3461538461539 { // 3600 s × 300/312, rounded up to the nanosecond
 			t.Errorf("A100 runtime %v", c.Parts.Runtime)
 		}
 	}

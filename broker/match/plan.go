@@ -31,8 +31,9 @@ type plan struct {
 	runtime  time.Duration
 	seed     uint64
 	exclude  map[string]bool
-	precise  precision // throughput precision for runtime scaling
-	refTF    float64   // reference device throughput the estimated runtime is for
+	precise  precision                 // throughput precision for runtime scaling
+	refTF    float64                   // reference device throughput the estimated runtime is for
+	scaled   map[float64]time.Duration // runtimes on devices of a throughput, worked out once
 	balanced bool
 	weights  descriptor.Weights
 
@@ -42,27 +43,12 @@ type plan struct {
 	providerAllow            []int32 // nil: every provider
 	providerDeny             []int32
 	latency                  []float64 // by region ID
-	zones                    []*time.Location
-	starts                   []book.Start // by zone ID, filled as needed
-	started                  []bool
-}
-
-// startIn returns where the job starts on a timeline's weekly clock.
-func (p *plan) startIn(tl *book.Timeline) book.Start {
-	z := tl.Zone
-	if !p.started[z] {
-		p.starts[z], p.started[z] = book.StartIn(p.start, p.zones[z]), true
-	}
-	return p.starts[z]
 }
 
 // bind translates the job's placement rules and the latency table into
 // tables indexed by the book's IDs, so that feasibility compares integers.
 func (p *plan) bind(v book.View, cfg *Config) {
 	p.currencyID = v.CurrencyID(p.currency)
-	p.zones = v.Zones()
-	p.starts = make([]book.Start, len(p.zones))
-	p.started = make([]bool, len(p.zones))
 	regions := v.Regions()
 	p.regionOK = make([]bool, len(regions))
 	p.latency = make([]float64, len(regions))

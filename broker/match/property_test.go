@@ -3,6 +3,8 @@ package match
 import (
 	"errors"
 	"fmt"
+	"math/big"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/match/synth"
 	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/settlementtest"
 )
 
 // TestPlacedOffersSatisfyTheirJobs generates books and job streams and
@@ -135,23 +139,85 @@ func violates(j *descriptor.Job, c Candidate, now time.Time, defaultCurrency str
 			return "requirements"
 		}
 	}
-	// The cost reported must be the schedule's price over the reported
-	// runtime, recomputed minute by minute in exact decimals.
-	total, peak := exactCost(o, now, c.Parts.Runtime)
-	total.Mul(total, int64(j.Nodes))
-	peak.Mul(peak, int64(j.Nodes))
-	if got := c.Parts.Cost.Decimal(); !total.close(got) {
-		return fmt.Sprintf("cost %s, recomputed %s", got, total)
+	// The cost reported must be what settlement charges for the record of
+	// the run on this offer (spec/matching.md §4), and the runtime the
+	// exact scaling of the job's.
+	if want := wantRuntime(j, c); c.Parts.Runtime != want {
+		return fmt.Sprintf("runtime %v, recomputed %v", c.Parts.Runtime, want)
 	}
+	rating, err := settlement.Rate(settlementtest.FullUse(o, now, c.Parts.Runtime, int64(j.Nodes)), o)
+	if err != nil {
+		return fmt.Sprintf("settlement refuses the run: %v", err)
+	}
+	if rating.Charge != c.Parts.Cost {
+		return fmt.Sprintf("cost %s, settlement charges %s", c.Parts.Cost.Decimal(), rating.Charge.Decimal())
+	}
+	peak := peakHourly(o, now, c.Parts.Runtime)
+	exact.Mul(peak, peak, apd.New(int64(j.Nodes), 0))
 	if b := j.Budget; b != nil {
-		if b.MaxTotal.IsSet() && total.GreaterThan(b.MaxTotal.Apd()) {
+		if b.MaxTotal.IsSet() && rating.Charge > descriptor.NanosFromDecimal(b.MaxTotal.Apd()) {
 			return "over the total budget"
 		}
-		if b.MaxPricePerHour.IsSet() && peak.GreaterThan(b.MaxPricePerHour.Apd()) {
+		if b.MaxPricePerHour.IsSet() && peak.Cmp(b.MaxPricePerHour.Apd()) > 0 {
 			return "over the hourly budget"
 		}
 	}
 	return ""
+}
+
+// wantRuntime scales the job's runtime to the candidate's hardware by
+// spec/matching.md §3, in exact fractions: ceil(estimatedRuntime × T_ref /
+// T) nanoseconds, throughputs read as the decimals they are written as.
+// With several groups able to serve the first request, any of theirs is
+// accepted.
+func wantRuntime(j *descriptor.Job, c Candidate) time.Duration {
+	est := j.EstimatedRuntime.Std()
+	if len(j.Resources.Accelerators) == 0 {
+		return est
+	}
+	r := &j.Resources.Accelerators[0]
+	at := func(t descriptor.TFLOPS, p int) float64 { return [...]float64{t.FP16, t.FP32, t.FP64, t.INT8}[p] }
+	p := 0
+	for q := range 4 {
+		if at(r.TFLOPS, q) > 0 {
+			p = q
+			break
+		}
+	}
+	ref := at(r.TFLOPS, p)
+	if ref == 0 {
+		for _, m := range descriptor.ResolveAccelerators(r) {
+			if v := at(m.TFLOPS, p); v > 0 && (ref == 0 || v < ref) {
+				ref = v
+			}
+		}
+	}
+	var first time.Duration = -1
+	for gi := range c.Entry.Offer.Class.Accelerators {
+		g := &c.Entry.Offer.Class.Accelerators[gi]
+		if !groupMeets(r, g) {
+			continue
+		}
+		want := est
+		if tf := at(g.TFLOPS, p); ref > 0 && tf > 0 {
+			rr, _ := new(big.Rat).SetString(strconv.FormatFloat(ref, 'g', -1, 64))
+			tt, _ := new(big.Rat).SetString(strconv.FormatFloat(tf, 'g', -1, 64))
+			q := new(big.Rat).Mul(big.NewRat(int64(est), 1), rr)
+			q.Quo(q, tt)
+			n := new(big.Int).Quo(q.Num(), q.Denom())
+			if !q.IsInt() {
+				n.Add(n, big.NewInt(1))
+			}
+			want = time.Duration(n.Int64())
+		}
+		if want == c.Parts.Runtime {
+			return want
+		}
+		if first < 0 {
+			first = want
+		}
+	}
+	return first
 }
 
 // assign tries every assignment of requests to distinct groups.
@@ -188,89 +254,27 @@ func groupMeets(r *descriptor.AcceleratorRequest, g *descriptor.Accelerator) boo
 	return true
 }
 
-type dec struct{ apd.Decimal }
-
 var exact = apd.BaseContext.WithPrecision(50)
 
-func (d *dec) Mul(a *dec, n int64) { exact.Mul(&d.Decimal, &a.Decimal, apd.New(n, 0)) }
-
-func (d *dec) GreaterThan(x *apd.Decimal) bool { return d.Cmp(x) > 0 }
-
-// close compares with a Nanos decimal, which rounds up each priced span to
-// the nano: allow a few nanos per span.
-func (d *dec) close(nanos string) bool {
-	got, _, _ := apd.NewFromString(nanos)
-	var diff apd.Decimal
-	exact.Sub(&diff, got, &d.Decimal)
-	diff.Abs(&diff)
-	return diff.Cmp(apd.New(1, -6)) <= 0
-}
-
-// exactCost walks the run from tier boundary to tier boundary in local
-// time, pricing each stretch at the rate of its tier.
-func exactCost(o *descriptor.Offer, start time.Time, runtime time.Duration) (*dec, *dec) {
-	total, peak := &dec{}, &dec{}
-	loc := o.Price.Location()
-	for t := start; t.Before(start.Add(runtime)); {
-		lt := t.In(loc)
-		minute := lt.Hour()*60 + lt.Minute()
-		day := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}[lt.Weekday()]
-		prevDay := []string{"sat", "sun", "mon", "tue", "wed", "thu", "fri"}[lt.Weekday()]
+// peakHourly is the highest hourly price of one instance in force during
+// the run, in exact decimals.
+func peakHourly(o *descriptor.Offer, start time.Time, runtime time.Duration) *apd.Decimal {
+	peak := new(apd.Decimal)
+	o.Price.Week().Segments(start, start.Add(runtime), func(_, _ time.Time, tier int) {
 		rates := o.Price.Rates
-		for _, tier := range o.Price.Tiers {
-			s, e := descriptor.ClockMinutes(tier.Start), descriptor.ClockMinutes(tier.End)
-			onDay := func(d string) bool {
-				if len(tier.Days) == 0 {
-					return true
-				}
-				for _, x := range tier.Days {
-					if x == d {
-						return true
-					}
-				}
-				return false
-			}
-			in := false
-			if s < e {
-				in = onDay(day) && minute >= s && minute < e
-			} else {
-				in = (onDay(day) && minute >= s) || (onDay(prevDay) && minute < e)
-			}
-			if in {
-				for _, p := range []struct{ dst, src *descriptor.Decimal }{
-					{&rates.InstanceHour, &tier.Rates.InstanceHour}, {&rates.VCPUHour, &tier.Rates.VCPUHour},
-					{&rates.GiBHour, &tier.Rates.GiBHour}, {&rates.AcceleratorHour, &tier.Rates.AcceleratorHour},
-				} {
-					if p.src.IsSet() {
-						*p.dst = *p.src
-					}
+		if tier != descriptor.NoTier {
+			for _, p := range []struct{ dst, src *descriptor.Decimal }{
+				{&rates.InstanceHour, &o.Price.Tiers[tier].Rates.InstanceHour}, {&rates.VCPUHour, &o.Price.Tiers[tier].Rates.VCPUHour},
+				{&rates.GiBHour, &o.Price.Tiers[tier].Rates.GiBHour}, {&rates.AcceleratorHour, &o.Price.Tiers[tier].Rates.AcceleratorHour},
+			} {
+				if p.src.IsSet() {
+					*p.dst = *p.src
 				}
 			}
 		}
-		hourly := rates.InstanceRate(&o.Class)
-		// The rate holds until the next minute of the day at which some
-		// tier starts or ends, or midnight.
-		boundary := 24 * 60
-		for _, tier := range o.Price.Tiers {
-			for _, b := range []int{descriptor.ClockMinutes(tier.Start), descriptor.ClockMinutes(tier.End)} {
-				if b > minute && b < boundary {
-					boundary = b
-				}
-			}
+		if h := rates.InstanceRate(&o.Class); h.Cmp(peak) > 0 {
+			peak.Set(h)
 		}
-		next := time.Date(lt.Year(), lt.Month(), lt.Day(), boundary/60, boundary%60, 0, 0, loc) // 24:00 normalizes to the next midnight
-		if end := start.Add(runtime); next.After(end) {
-			next = end.In(loc)
-		}
-		secs := int64(next.Sub(lt) / time.Second)
-		var part apd.Decimal
-		exact.Mul(&part, hourly, apd.New(secs, 0))
-		exact.Quo(&part, &part, apd.New(3600, 0))
-		exact.Add(&total.Decimal, &total.Decimal, &part)
-		if hourly.Cmp(&peak.Decimal) > 0 {
-			peak.Set(hourly)
-		}
-		t = next
-	}
-	return total, peak
+	})
+	return peak
 }

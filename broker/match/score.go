@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -22,37 +24,64 @@ type pricing struct {
 	peakHourly descriptor.Nanos
 }
 
-// price estimates the job on an offer. The estimated runtime is scaled by
-// the ratio of the reference throughput to the offer's device throughput,
-// and the price timeline is walked from when the job would start.
+// price estimates the job on an offer: the estimated runtime scaled to the
+// offer's hardware, priced from when the job would start exactly as
+// settlement would rate the run (book.Prices).
 func price(p *plan, e *book.Entry, group int, queue time.Duration) pricing {
 	runtime := scaledRuntime(p, e, group)
-	var total, peak descriptor.Nanos
-	if queue == 0 {
-		total, peak = e.Prices.CostFrom(p.startIn(&e.Prices), runtime)
-	} else {
-		total, peak = e.Prices.Cost(p.start.Add(queue), runtime)
-	}
-	return pricing{
-		runtime:    runtime,
-		total:      total.Mul(int64(p.nodes)),
-		peakHourly: peak.Mul(int64(p.nodes)),
-	}
+	total, peak := e.Prices.Estimate(p.start.Add(queue), runtime, int64(p.nodes))
+	return pricing{runtime: runtime, total: total, peakHourly: peak}
 }
 
-// scaledRuntime is the job's estimated runtime on the offer's hardware,
-// rounded up to the second.
+// scaledRuntime is the job's estimated runtime on the offer's hardware:
+// estimatedRuntime × T_ref / T, rounded up to the nanosecond, computed
+// exactly with the throughput figures read as the decimals they are
+// written as (spec/matching.md §3).
 func scaledRuntime(p *plan, e *book.Entry, group int) time.Duration {
-	if group >= 0 && p.refTF > 0 {
-		if tf := p.precise.of(e.Offer.Class.Accelerators[group].TFLOPS); tf > 0 {
-			return time.Duration(math.Ceil(float64(p.runtime)*p.refTF/tf/float64(time.Second)) * float64(time.Second))
-		}
+	if group < 0 || p.refTF <= 0 {
+		return p.runtime
 	}
-	return p.runtime
+	tf := p.precise.of(e.Offer.Class.Accelerators[group].TFLOPS)
+	if tf <= 0 {
+		return p.runtime
+	}
+	if d, ok := p.scaled[tf]; ok {
+		return d
+	}
+	d := scaleRuntime(p.runtime, p.refTF, tf)
+	if p.scaled == nil {
+		p.scaled = map[float64]time.Duration{}
+	}
+	p.scaled[tf] = d
+	return d
+}
+
+// scaleRuntime returns ceil(runtime × ref / tf) in nanoseconds, with ref
+// and tf taken as the shortest decimals that read back as the same
+// float64 ("133.2", not 133.19999999999998863131622783839702606201171875).
+// A runtime too long for a Duration is the longest Duration.
+func scaleRuntime(runtime time.Duration, ref, tf float64) time.Duration {
+	r, t := decimalRat(ref), decimalRat(tf)
+	q := new(big.Rat).Mul(new(big.Rat).SetInt64(int64(runtime)), r)
+	q.Quo(q, t)
+	n, rem := new(big.Int).QuoRem(q.Num(), q.Denom(), new(big.Int))
+	if rem.Sign() != 0 {
+		n.Add(n, big.NewInt(1))
+	}
+	if !n.IsInt64() {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(n.Int64())
+}
+
+// decimalRat returns the shortest decimal that reads back as v, exactly.
+func decimalRat(v float64) *big.Rat {
+	r, _ := new(big.Rat).SetString(strconv.FormatFloat(v, 'g', -1, 64))
+	return r
 }
 
 func (pr *pricing) overBudget(p *plan) bool {
-	return pr.peakHourly > p.maxHourly || pr.total > p.maxTotal
+	return pr.peakHourly > p.maxHourly || pr.total > p.maxTotal || pr.total == descriptor.MaxNanos
 }
 
 // Parts are the measures an offer was scored on.
@@ -113,66 +142,84 @@ func normalizedOrNil(n [3]float64) *[3]float64 {
 	return &n
 }
 
-// score returns the candidate's score under the job's objective; lower is
-// better. Balanced scores are set later, once the ranges are known.
-func score(p *plan, parts *Parts) float64 {
+// setScore sets the candidate's score under the job's objective from its
+// parts; lower is better. Costs and times are compared exactly, as
+// integers (nano-units, nanoseconds); Score shows them. Balanced scores
+// are set later, once the ranges are known.
+func setScore(p *plan, c *Candidate) {
 	if p.job.Rank != nil {
-		return -parts.RankValue
+		c.Score = -c.Parts.RankValue
+		return
 	}
 	switch p.job.Objective.Type {
 	case "time":
-		return parts.Time.Seconds()
+		c.exact, c.Score = int64(c.Parts.Time), c.Parts.Time.Seconds()
 	case "latency":
-		return parts.LatencyMs
+		c.Score = c.Parts.LatencyMs
 	case "balanced":
-		return 0
+	default:
+		c.exact, c.Score = int64(c.Parts.Cost), float64(c.Parts.Cost)
 	}
-	return float64(parts.Cost)
+}
+
+// A measure is an offer's cost (nano-units), time (nanoseconds) and
+// latency (ms), the balanced objective's inputs.
+type measure struct {
+	cost, time int64
+	latency    float64
 }
 
 // ranges are the lowest and highest cost, time and latency among the
-// feasible offers, which the balanced objective scales to [0,1].
-type ranges struct{ lo, hi [3]float64 }
+// offers that pass every check but requirements, which the balanced
+// objective scales to [0,1].
+type ranges struct {
+	lo, hi measure
+	empty  bool
+}
 
-func newRanges() ranges {
-	var r ranges
-	for k := range r.lo {
-		r.lo[k], r.hi[k] = math.Inf(1), math.Inf(-1)
+func newRanges() ranges { return ranges{empty: true} }
+
+func measures(pr *pricing, queue time.Duration, latency float64) measure {
+	return measure{int64(pr.total), int64(queue + pr.runtime), latency}
+}
+
+func (r *ranges) add(m measure) {
+	if r.empty {
+		r.lo, r.hi, r.empty = m, m, false
+		return
 	}
-	return r
+	r.lo = measure{min(r.lo.cost, m.cost), min(r.lo.time, m.time), min(r.lo.latency, m.latency)}
+	r.hi = measure{max(r.hi.cost, m.cost), max(r.hi.time, m.time), max(r.hi.latency, m.latency)}
 }
 
-func measures(pr *pricing, queue time.Duration, latency float64) [3]float64 {
-	return [3]float64{float64(pr.total), (queue + pr.runtime).Seconds(), latency}
-}
-
-func (r *ranges) add(m [3]float64) {
-	for k := range m {
-		r.lo[k], r.hi[k] = min(r.lo[k], m[k]), max(r.hi[k], m[k])
-	}
-}
-
-// balanced returns the weighted sum of the scaled measures (0 the best),
-// divided by the sum of the weights, and the scaled measures.
-func (r *ranges) balanced(p *plan, m [3]float64) (float64, [3]float64) {
-	w := [3]float64{p.weights.Cost, p.weights.Time, p.weights.Latency}
+// balanced returns the balanced score (0 the best) and the scaled
+// measures, in IEEE 754 binary64 arithmetic in the order spec/matching.md
+// §5 fixes: each nᵢ is one division of exact differences (costs and
+// times as integers), and the score is (w₁n₁ + w₂n₂ + w₃n₃) / (w₁+w₂+w₃)
+// summed left to right.
+func (r *ranges) balanced(p *plan, m measure) (float64, [3]float64) {
 	var n [3]float64
-	s := 0.0
-	for k := range m {
-		if r.hi[k] > r.lo[k] {
-			n[k] = (m[k] - r.lo[k]) / (r.hi[k] - r.lo[k])
-		}
-		s += w[k] * n[k]
+	if r.hi.cost > r.lo.cost {
+		n[0] = float64(m.cost-r.lo.cost) / float64(r.hi.cost-r.lo.cost)
 	}
-	return s / (w[0] + w[1] + w[2]), n
+	if r.hi.time > r.lo.time {
+		n[1] = float64(m.time-r.lo.time) / float64(r.hi.time-r.lo.time)
+	}
+	if r.hi.latency > r.lo.latency {
+		n[2] = (m.latency - r.lo.latency) / (r.hi.latency - r.lo.latency)
+	}
+	w := p.weights
+	// The conversions keep each product rounded on its own: no fused
+	// multiply-add, so every broker computes the same score.
+	return (float64(w.Cost*n[0]) + float64(w.Time*n[1]) + float64(w.Latency*n[2])) / (w.Cost + w.Time + w.Latency), n
 }
 
 // normalize sets the balanced score of every candidate, with the ranges
 // taken over scaled: the offers that pass every check but requirements.
 func normalize(p *plan, cands, scaled []Candidate) {
 	r := newRanges()
-	m := func(c *Candidate) [3]float64 {
-		return [3]float64{float64(c.Parts.Cost), c.Parts.Time.Seconds(), c.Parts.LatencyMs}
+	m := func(c *Candidate) measure {
+		return measure{int64(c.Parts.Cost), int64(c.Parts.Time), c.Parts.LatencyMs}
 	}
 	for i := range scaled {
 		r.add(m(&scaled[i]))

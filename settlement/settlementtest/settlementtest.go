@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"math/big"
 	"testing"
 	"time"
 
@@ -100,4 +101,54 @@ func Seal(t testing.TB, k *identity.Key, r *settlement.UsageRecord) []byte {
 		t.Fatal(err)
 	}
 	return env.Encode()
+}
+
+// FullUse is the usage record of a run that uses everything the
+// offer's class has, for the meters the offer prices: the record an
+// estimate stands for (spec/matching.md §4).
+func FullUse(o *descriptor.Offer, start time.Time, runtime time.Duration, nodes int64) *settlement.UsageRecord {
+	secs := new(big.Rat).SetFrac(big.NewInt(int64(runtime)), big.NewInt(1_000_000_000))
+	qty := func(perInstance *big.Rat) string {
+		q := new(big.Rat).Mul(perInstance, secs)
+		q.Mul(q, big.NewRat(nodes, 1))
+		return q.FloatString(45) // exact: denominators divide 10^39
+	}
+	var meters []settlement.Meter
+	r := &o.Price.Rates
+	if r.InstanceHour.IsSet() {
+		meters = append(meters, settlement.Meter{Meter: settlement.InstanceSeconds, Quantity: trim(qty(big.NewRat(1, 1)))})
+	}
+	if r.VCPUHour.IsSet() {
+		meters = append(meters, settlement.Meter{Meter: settlement.VCPUSeconds, Quantity: trim(qty(big.NewRat(int64(o.Class.CPU.Count), 1)))})
+	}
+	if r.GiBHour.IsSet() && o.Class.Memory > 0 {
+		meters = append(meters, settlement.Meter{Meter: settlement.GiBSeconds, Quantity: trim(qty(big.NewRat(int64(o.Class.Memory), 1<<30)))})
+	}
+	if r.AcceleratorHour.IsSet() {
+		devices := map[string]int64{}
+		var models []string
+		for _, a := range o.Class.Accelerators {
+			if devices[a.Model] == 0 {
+				models = append(models, a.Model)
+			}
+			devices[a.Model] += int64(a.Count)
+		}
+		for _, m := range models {
+			meters = append(meters, settlement.Meter{Meter: settlement.AcceleratorSeconds, Model: m, Quantity: trim(qty(big.NewRat(devices[m], 1)))})
+		}
+	}
+	zero := descriptor.MustDecimal("0")
+	return &settlement.UsageRecord{Instances: nodes, PeriodStart: start, PeriodEnd: start.Add(runtime), Meters: meters,
+		Fees: settlement.Fees{Home: zero, Executing: zero}}
+}
+
+// trim drops trailing zeros of a fixed-point decimal.
+func trim(s string) string {
+	for len(s) > 1 && s[len(s)-1] == '0' {
+		s = s[:len(s)-1]
+	}
+	if s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s
 }

@@ -1,0 +1,162 @@
+package book
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/settlementtest"
+)
+
+// randomOffer draws an offer whose schedule has what makes pricing hard:
+// zones with daylight saving and odd offsets, tiers on some days, wrapping
+// midnight or covering a skipped or repeated hour, minimum increments,
+// rates with nine decimals or very large, and memory in odd sizes.
+func randomOffer(t testing.TB, rng *rand.Rand) *descriptor.Document {
+	zones := []string{"Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "America/St_Johns", "Asia/Shanghai", "UTC", "Pacific/Chatham"}
+	rate := func() string {
+		switch rng.IntN(6) {
+		case 0:
+			return fmt.Sprintf("%d.%09d", rng.IntN(1_000_000), rng.IntN(1_000_000_000)) // large, nine places
+		case 1:
+			return fmt.Sprintf("0.%09d", rng.IntN(1000)) // tiny
+		case 2:
+			return fmt.Sprintf("%d", rng.IntN(1_000_000_000)) // enormous: totals above 2^53 nano-units and beyond int64
+		default:
+			return fmt.Sprintf("%d.%02d", rng.IntN(50), rng.IntN(100))
+		}
+	}
+	meters := []string{"instanceHour", "vcpuHour", "gibHour", "acceleratorHour"}
+	base := map[string]any{}
+	for _, m := range meters {
+		if rng.IntN(2) == 0 {
+			base[m] = rate()
+		}
+	}
+	if len(base) == 0 {
+		base["instanceHour"] = rate()
+	}
+	price := map[string]any{"currency": "EUR", "timezone": zones[rng.IntN(len(zones))], "rates": base,
+		"market": []string{"on-demand", "spot"}[rng.IntN(2)]}
+	if inc := []string{"", "", "1s", "1m", "1h", "7m13s", "1ns"}[rng.IntN(7)]; inc != "" {
+		price["minimumIncrement"] = inc
+	}
+	var tiers []any
+	cuts := []int{}
+	for range 2 * rng.IntN(3) {
+		cuts = append(cuts, ([]int{120, 150, 180, 0, 1380, 1439}[rng.IntN(6)]+rng.IntN(2)*rng.IntN(1440))%1440)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	for k := 0; k+1 < len(cuts); k += 2 {
+		rates := map[string]any{}
+		for m := range base {
+			if rng.IntN(2) == 0 {
+				rates[m] = rate()
+			}
+		}
+		if len(rates) == 0 {
+			continue
+		}
+		tier := map[string]any{"name": fmt.Sprintf("t%d", k), "start": clockText(cuts[k]), "end": clockText(cuts[k+1]), "rates": rates}
+		if rng.IntN(3) == 0 {
+			tier["days"] = []string{[]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}[rng.IntN(7)]}
+		}
+		tiers = append(tiers, tier)
+	}
+	if len(tiers) == 1 && rng.IntN(2) == 0 { // wrap midnight
+		t := tiers[0].(map[string]any)
+		t["start"], t["end"] = t["end"], t["start"]
+	}
+	if len(tiers) > 0 {
+		price["tiers"] = tiers
+	}
+	class := map[string]any{"cpu": map[string]any{"arch": "x86_64", "count": 1 + rng.IntN(192)},
+		"memory": fmt.Sprintf("%dMi", 1+rng.IntN(1<<20))}
+	if rng.IntN(2) == 0 {
+		groups := []any{map[string]any{"model": []string{"H100", "A100", "T4"}[rng.IntN(3)], "count": 1 + rng.IntN(8)}}
+		if rng.IntN(3) == 0 {
+			groups = append(groups, map[string]any{"model": "L4", "count": 1 + rng.IntN(4)})
+		}
+		class["accelerators"] = groups
+	}
+	doc := map[string]any{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": map[string]any{"name": "p"},
+		"computeId": "ci:" + fingerprint + "/eu-central-1/a/p", "provider": provider, "broker": provider,
+		"region": "eu-central-1", "zone": "a", "jurisdiction": "DE", "class": class, "quantity": 64, "price": price,
+		"validUntil": "2027-12-31T00:00:00Z", "sequence": 1}
+	raw, _ := json.Marshal(doc)
+	d, err := descriptor.Parse("random", raw)
+	if err != nil {
+		t.Fatalf("generated an invalid offer: %v\n%s", err, raw)
+	}
+	return d
+}
+
+func clockText(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
+
+// TestEstimateEqualsRating holds the matcher's estimate to settlement's
+// rating: for random schedules and runs — sub-second runtimes, starts at
+// any nanosecond, runs across daylight-saving changes, totals above 2^53
+// nano-units — the estimate is exactly the charge settlement computes for
+// the record of the same run, or both refuse it as too large.
+func TestEstimateEqualsRating(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	n := 3000
+	if testing.Short() {
+		n = 500
+	}
+	starts := []time.Time{
+		time.Date(2026, 3, 28, 22, 0, 0, 0, time.UTC), time.Date(2026, 10, 24, 22, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC),
+		time.Date(2026, 4, 4, 12, 0, 0, 0, time.UTC), time.Date(2026, 9, 26, 12, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+	}
+	runtimes := []func() time.Duration{
+		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(time.Second))) },
+		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(10*time.Second))) },
+		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(48*time.Hour))) },
+		func() time.Duration { return time.Duration(1+rng.Int64N(100)) * time.Hour },
+		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(40*24*time.Hour))) },
+	}
+	above53, tooLarge := 0, 0
+	for i := range n {
+		d := randomOffer(t, rng)
+		o := d.Offer
+		p := NewPrices(o)
+		start := starts[rng.IntN(len(starts))].Add(time.Duration(rng.Int64N(int64(72 * time.Hour))))
+		runtime := runtimes[rng.IntN(len(runtimes))]()
+		nodes := int64(1 + rng.IntN(64))
+		total, _ := p.Estimate(start, runtime, nodes)
+		rating, err := settlement.Rate(settlementtest.FullUse(o, start, runtime, nodes), o)
+		var re *settlement.RatingError
+		switch {
+		case errors.As(err, &re) || (err != nil && total == descriptor.MaxNanos):
+			tooLarge++
+			if total != descriptor.MaxNanos {
+				t.Fatalf("case %d: settlement refuses (%v), the estimate is %s\n%s", i, err, total.Decimal(), d.Canonical)
+			}
+		case err != nil:
+			t.Fatalf("case %d: %v", i, err)
+		case rating.Charge != total:
+			t.Fatalf("case %d: %d nodes from %s for %s: estimate %s, rating %s\n%s", i, nodes, start.Format(time.RFC3339Nano), runtime,
+				total.Decimal(), rating.Charge.Decimal(), d.Canonical)
+		default:
+			if total > 1<<53 {
+				above53++
+			}
+			if lb := p.LowerBound(runtime, nodes); lb > total {
+				t.Fatalf("case %d: lower bound %s above the estimate %s\n%s", i, lb.Decimal(), total.Decimal(), d.Canonical)
+			}
+		}
+	}
+	if above53 < n/20 || tooLarge < n/50 {
+		t.Fatalf("the generator gives too few hard cases: %d totals above 2^53, %d too large of %d", above53, tooLarge, n)
+	}
+	t.Logf("%d cases: %d above 2^53 nano-units, %d too large to price", n, above53, tooLarge)
+}
