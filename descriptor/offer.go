@@ -141,8 +141,18 @@ func (o *Offer) applyDefaults() {
 		if a.ComputeCapability.IsZero() {
 			a.ComputeCapability = m.ComputeCapability
 		}
-		if a.TFLOPS.IsZero() {
-			a.TFLOPS = m.TFLOPS
+		// A precision the offer gives no figure for is the model's
+		// published one (spec/matching.md §9).
+		for _, f := range []struct {
+			have  *float64
+			model float64
+		}{
+			{&a.TFLOPS.FP64, m.TFLOPS.FP64}, {&a.TFLOPS.FP32, m.TFLOPS.FP32},
+			{&a.TFLOPS.FP16, m.TFLOPS.FP16}, {&a.TFLOPS.INT8, m.TFLOPS.INT8},
+		} {
+			if *f.have == 0 {
+				*f.have = f.model
+			}
 		}
 	}
 }

@@ -27,7 +27,7 @@ type Entry struct {
 	Offer    *descriptor.Offer
 	Envelope *identity.Envelope // the provider's signed offer; nil for an unsigned local offer
 	Owner    identity.PrincipalID
-	Attrs    *descriptor.OfferAttributes // what CEL expressions see
+	Attrs    *descriptor.OfferAttributes // what CEL expressions see; Quantity is the free quantity
 
 	// Precomputed for matching: what a scan reads (Hot), the price
 	// timeline, and the tie-break seed.
@@ -104,6 +104,7 @@ func (b *bucket) remove(e *Entry, pos int) {
 // setFree changes an entry's free quantity and every hot copy of it.
 func (e *Entry) setFree(n int32) {
 	e.Free = n
+	e.Attrs.Quantity = int64(n) // expressions see the free quantity
 	for _, s := range e.slots {
 		if s.b.withHot {
 			s.b.hot[s.pos].Free = n
@@ -207,7 +208,7 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 			return fmt.Errorf("%w: %s has sequence %d, the book holds %d", ErrStale, e.Name, o.Sequence, old.Offer.Sequence)
 		}
 		// Reservations granted on the old offer still hold capacity.
-		e.Free = max(0, e.Free-(int32(old.Offer.Quantity)-old.Free))
+		e.setFree(max(0, e.Free-(int32(old.Offer.Quantity)-old.Free)))
 		b.removeLocked(old)
 	}
 	b.entries[e.Name] = e

@@ -2,6 +2,7 @@ package match
 
 import (
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/cinet/cinet/broker/book"
@@ -53,38 +54,83 @@ func feasible(p *plan, e *book.Entry, h *book.Hot) (Reason, int) {
 	return accelerators(p, e)
 }
 
-// accelerators assigns each accelerator request a distinct group of the
-// offer. When a request fits no group, the reason is the one of the group
-// that passed the most checks.
+// accelerators assigns each accelerator request a group of the offer of
+// its own (spec/matching.md §2). It returns the group given to the first
+// request: the first, in the offer's order, that the first request can
+// have in some assignment that serves every request. When a request fits
+// no group, the reason is that of the group that passed the most checks
+// for the first such request; when every request fits some group but no
+// assignment serves them all, it is AcceleratorGroups.
 func accelerators(p *plan, e *book.Entry) (Reason, int) {
 	groups := e.Offer.Class.Accelerators
-	var used uint64 // groups are at most 8
-	first := -1
+	if len(p.accels) > len(groups) || len(groups) > 64 {
+		// More requests than groups: someone goes without.
+		for ri := range p.accels {
+			if r := bestReason(p.accels[ri].req, groups); r != "" {
+				return r, -1
+			}
+		}
+		return AcceleratorGroups, -1
+	}
+	var fits [8]uint64 // fits[ri] has bit gi when group gi satisfies request ri
+	fit := fits[:0]
+	if len(p.accels) > len(fits) {
+		fit = make([]uint64, 0, len(p.accels))
+	}
 	for ri := range p.accels {
-		best, bestStage := Reason(AcceleratorMissing), -1
-		found := -1
+		var mask uint64
 		for gi := range groups {
-			if used&(1<<gi) != 0 {
-				continue
-			}
-			r, stage := groupReason(p.accels[ri].req, &groups[gi])
-			if r == "" {
-				found = gi
-				break
-			}
-			if stage > bestStage {
-				best, bestStage = r, stage
+			if r, _ := groupReason(p.accels[ri].req, &groups[gi]); r == "" {
+				mask |= 1 << gi
 			}
 		}
-		if found < 0 {
-			return best, -1
+		if mask == 0 {
+			return bestReason(p.accels[ri].req, groups), -1
 		}
-		used |= 1 << found
-		if ri == 0 {
-			first = found
+		fit = append(fit, mask)
+	}
+	if len(fit) == 1 {
+		return "", bits.TrailingZeros64(fit[0])
+	}
+	for gi := range groups {
+		if fit[0]&(1<<gi) != 0 && assignable(fit[1:], 1<<gi) {
+			return "", gi
 		}
 	}
-	return "", first
+	return AcceleratorGroups, -1
+}
+
+// assignable reports whether requests with the given fits can each have a
+// group of its own among those not in used. Offers have few groups and
+// jobs few requests, so a depth-first search is quick.
+func assignable(fit []uint64, used uint64) bool {
+	if len(fit) == 0 {
+		return true
+	}
+	for free := fit[0] &^ used; free != 0; free &= free - 1 {
+		g := free & -free
+		if assignable(fit[1:], used|g) {
+			return true
+		}
+	}
+	return false
+}
+
+// bestReason returns why r fits none of the groups: the reason of the
+// group that passed the most checks (the first such group on a tie), or
+// "" when some group fits.
+func bestReason(r *descriptor.AcceleratorRequest, groups []descriptor.Accelerator) Reason {
+	best, bestStage := Reason(AcceleratorMissing), -1
+	for gi := range groups {
+		reason, stage := groupReason(r, &groups[gi])
+		if reason == "" {
+			return ""
+		}
+		if stage > bestStage {
+			best, bestStage = reason, stage
+		}
+	}
+	return best
 }
 
 // groupReason checks one accelerator group against one request and returns
@@ -103,18 +149,23 @@ func groupReason(r *descriptor.AcceleratorRequest, g *descriptor.Accelerator) (R
 	case int64(g.Memory) < int64(r.Memory):
 		return AcceleratorMemory, 4
 	}
-	for _, want := range r.Frameworks {
-		have := -1
+	// Every requested framework must be there before any version counts:
+	// a missing framework is the reason even when another is too old.
+	installed := func(name string) int {
 		for i, f := range g.Frameworks {
-			if f.Name == want.Name {
-				have = i
-				break
+			if f.Name == name {
+				return i
 			}
 		}
-		if have < 0 {
+		return -1
+	}
+	for _, want := range r.Frameworks {
+		if installed(want.Name) < 0 {
 			return FrameworkMissing, 5
 		}
-		if !want.Version.Allows(g.Frameworks[have].Version) {
+	}
+	for _, want := range r.Frameworks {
+		if !want.Version.Allows(g.Frameworks[installed(want.Name)].Version) {
 			return FrameworkVersion, 6
 		}
 	}
@@ -160,6 +211,8 @@ func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) strin
 		return "accelerator instances are kept for jobs that ask for accelerators"
 	case AcceleratorMissing:
 		return "no accelerators"
+	case AcceleratorGroups:
+		return describeAccelerators(o) + "; every request fits some group, but no assignment gives each its own"
 	case AcceleratorModel, AcceleratorKind, AcceleratorVendor, AcceleratorCount, AcceleratorMemory,
 		FrameworkMissing, FrameworkVersion, ComputeCapability, AcceleratorThroughput:
 		return describeAccelerators(o)

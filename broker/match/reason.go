@@ -29,6 +29,7 @@ const (
 	ComputeCapability       Reason = "compute_capability"
 	FrameworkMissing        Reason = "framework_missing"
 	FrameworkVersion        Reason = "framework_version"
+	AcceleratorGroups       Reason = "accelerator_groups"
 	OverBudget              Reason = "over_budget"
 	RequirementsFalse       Reason = "requirements_false"
 	RequirementsError       Reason = "requirements_error"
@@ -41,6 +42,6 @@ var Reasons = []Reason{
 	ProviderDenied, CurrencyMismatch, InsufficientCPU, InsufficientMemory, InsufficientDisk,
 	AcceleratorsUnrequested, AcceleratorMissing, AcceleratorModel, AcceleratorKind,
 	AcceleratorVendor, AcceleratorCount, AcceleratorMemory, AcceleratorThroughput,
-	ComputeCapability, FrameworkMissing, FrameworkVersion, OverBudget, RequirementsFalse,
+	ComputeCapability, FrameworkMissing, FrameworkVersion, AcceleratorGroups, OverBudget, RequirementsFalse,
 	RequirementsError, RankError,
 }

@@ -231,10 +231,11 @@ func normalize(p *plan, cands, scaled []Candidate) {
 
 // A LatencyTable gives the network latency between regions in
 // milliseconds. Pairs are symmetric; a region to itself costs SameRegion
-// and an unknown pair Default.
+// and an unknown pair Default. A field left out takes the default
+// (SameRegionLatencyMs, DefaultLatencyMs); a field given as 0 is 0.
 type LatencyTable struct {
-	Default    float64                       `yaml:"default"`
-	SameRegion float64                       `yaml:"sameRegion"`
+	Default    *float64                      `yaml:"default"`
+	SameRegion *float64                      `yaml:"sameRegion"`
 	Pairs      map[string]map[string]float64 `yaml:"pairs"`
 }
 
@@ -247,14 +248,11 @@ const (
 // Between returns the latency from region a to region b.
 func (t *LatencyTable) Between(a, b string) float64 {
 	if t == nil {
-		if a == b {
-			return SameRegionLatencyMs
-		}
-		return DefaultLatencyMs
+		t = &LatencyTable{}
 	}
 	if a == b {
-		if t.SameRegion > 0 {
-			return t.SameRegion
+		if t.SameRegion != nil {
+			return *t.SameRegion
 		}
 		return SameRegionLatencyMs
 	}
@@ -264,8 +262,8 @@ func (t *LatencyTable) Between(a, b string) float64 {
 	if v, ok := t.Pairs[b][a]; ok {
 		return v
 	}
-	if t.Default > 0 {
-		return t.Default
+	if t.Default != nil {
+		return *t.Default
 	}
 	return DefaultLatencyMs
 }
@@ -292,9 +290,9 @@ func ParseLatencyTable(path string, data []byte) (*LatencyTable, error) {
 		return nil, fmt.Errorf("match: latency table %s: %w", path, err)
 	}
 	bad := func(ms float64) bool { return ms < 0 || math.IsNaN(ms) || math.IsInf(ms, 0) }
-	for what, ms := range map[string]float64{"default": t.Default, "sameRegion": t.SameRegion} {
-		if bad(ms) {
-			return nil, fmt.Errorf("match: latency table %s: %s: %v ms is not a latency", path, what, ms)
+	for what, ms := range map[string]*float64{"default": t.Default, "sameRegion": t.SameRegion} {
+		if ms != nil && bad(*ms) {
+			return nil, fmt.Errorf("match: latency table %s: %s: %v ms is not a latency", path, what, *ms)
 		}
 	}
 	for a, row := range t.Pairs {
