@@ -105,6 +105,27 @@ func (w *TierWeek) Changes() int {
 	return n
 }
 
+// OnBoundary reports whether t's local time in the week's zone is exactly
+// a wall-clock boundary at which the tier in force changes. The same local
+// time a week later, under the same UTC offset, is one too.
+func (w *TierWeek) OnBoundary(t time.Time) bool {
+	lt := t.In(w.loc)
+	if lt.Second() != 0 || lt.Nanosecond() != 0 || len(w.spans) == 1 {
+		return false
+	}
+	day := int32((int(lt.Weekday()) + 6) % 7)
+	m := day*24*60 + int32(lt.Hour()*60+lt.Minute())
+	i, found := slices.BinarySearchFunc(w.spans, m, func(s tierSpan, m int32) int { return int(s.start - m) })
+	if !found {
+		return false
+	}
+	prev := w.spans[len(w.spans)-1]
+	if i > 0 {
+		prev = w.spans[i-1]
+	}
+	return prev.tier != w.spans[i].tier
+}
+
 // spanAt returns the index of the span in force at minute m of the week.
 func (w *TierWeek) spanAt(m int32) int {
 	i, found := slices.BinarySearchFunc(w.spans, m, func(s tierSpan, m int32) int { return int(s.start - m) })

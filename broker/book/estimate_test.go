@@ -123,6 +123,7 @@ func TestEstimateEqualsRating(t *testing.T) {
 		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(48*time.Hour))) },
 		func() time.Duration { return time.Duration(1+rng.Int64N(100)) * time.Hour },
 		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(40*24*time.Hour))) },
+		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(400*24*time.Hour))) }, // across both changes of a year
 	}
 	above53, tooLarge := 0, 0
 	for i := range n {
@@ -159,4 +160,23 @@ func TestEstimateEqualsRating(t *testing.T) {
 		t.Fatalf("the generator gives too few hard cases: %d totals above 2^53, %d too large of %d", above53, tooLarge, n)
 	}
 	t.Logf("%d cases: %d above 2^53 nano-units, %d too large to price", n, above53, tooLarge)
+}
+
+// BenchmarkEstimate prices runs of an hour, a week and a year on an offer
+// with a night and a weekend tier: a year costs about as much as a few
+// weeks, since whole weeks are priced once.
+func BenchmarkEstimate(b *testing.B) {
+	night := `  tiers:
+    - {name: night, start: "22:00", end: "06:00", rates: {instanceHour: "4"}}
+    - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
+	d := offerDoc(b, "p1", 1, 1, monday.Add(200*time.Hour), night)
+	p := NewPrices(d.Offer)
+	start := time.Date(2026, 3, 20, 9, 30, 0, 0, time.UTC)
+	for _, run := range []time.Duration{time.Hour, 7 * 24 * time.Hour, 365 * 24 * time.Hour} {
+		b.Run(run.String(), func(b *testing.B) {
+			for b.Loop() {
+				p.Estimate(start, run, 2)
+			}
+		})
+	}
 }

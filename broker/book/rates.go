@@ -165,6 +165,8 @@ func overlay(base, tier descriptor.Rates) descriptor.Rates {
 	return out
 }
 
+const week = 7 * 24 * time.Hour
+
 // Flat reports whether the price never changes through the week.
 func (p *Prices) Flat() bool { return p.changes == 0 }
 
@@ -189,12 +191,17 @@ func (p *Prices) Estimate(start time.Time, runtime time.Duration, nodes int64) (
 	var sum uint64
 	var peakHourly descriptor.Nanos
 	overflow := false
-	p.week.Segments(start, start.Add(runtime), func(s, e time.Time, tier int) {
+	add := func(s, e time.Time, tier int, times uint64) {
 		tp := &p.tiers[tier+1]
 		peakHourly = max(peakHourly, tp.hourly)
 		piece := uint64(e.Sub(s))
 		for i := range tp.meters {
 			amount, ok := tp.meters[i].amount(piece, uint64(nodes), scaleNum, scaleDen)
+			if ok && times != 1 {
+				var hi uint64
+				hi, amount = bits.Mul64(amount, times)
+				ok = hi == 0
+			}
 			if !ok {
 				overflow = true
 				return
@@ -203,7 +210,46 @@ func (p *Prices) Estimate(start time.Time, runtime time.Duration, nodes int64) (
 			sum, carry = bits.Add64(sum, amount, 0)
 			overflow = overflow || carry != 0
 		}
-	})
+	}
+	end := start.Add(runtime)
+	for t := start; t.Before(end) && !overflow; {
+		// Within one UTC offset the week repeats: from a wall-clock
+		// boundary (not a change the offset itself causes), a week of whole pieces is priced once and counted for every
+		// whole week that fits, so long runs cost no more than a week.
+		if p.changes > 0 && p.week.OnBoundary(t) {
+			_, zoneEnd := t.In(p.week.Location()).ZoneBounds()
+			stretch := end.Sub(t)
+			if !zoneEnd.IsZero() && zoneEnd.Before(end) {
+				stretch = zoneEnd.Sub(t)
+			}
+			// The whole weeks end before the offset changes: at the change
+			// itself a piece might run on into the next.
+			if weeks := (stretch - 1) / week; weeks >= 2 {
+				p.week.Segments(t, t.Add(week), func(s, e time.Time, tier int) { add(s, e, tier, uint64(weeks)) })
+				t = t.Add(weeks * week)
+				continue
+			}
+		}
+		// Otherwise price up to the first change of tier after t that
+		// leaves two weeks or more, or to the end.
+		stop := end
+		if p.changes > 0 && end.Sub(t) > 2*week {
+			stop = t.Add(week + time.Minute)
+		}
+		last := t
+		p.week.Segments(t, stop, func(s, e time.Time, tier int) {
+			if stop != end && e.Equal(stop) {
+				return // an unfinished piece: price it from its start next time
+			}
+			add(s, e, tier, 1)
+			last = e
+		})
+		if last.Equal(t) { // no change of tier in a week: cannot happen when changes > 0
+			p.week.Segments(t, end, func(s, e time.Time, tier int) { add(s, e, tier, 1) })
+			break
+		}
+		t = last
+	}
 	if overflow || sum > uint64(descriptor.MaxNanos) {
 		total = descriptor.MaxNanos
 	} else {
