@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cinet/cinet/descriptor"
@@ -135,6 +136,13 @@ type Book struct {
 	resExpiry     []*Reservation // unordered; reservations are few
 	nextRes       uint64
 	resPrefix     string // tells this book's reservations from an earlier one's
+
+	// gen counts the changes that can let a job be placed that could not
+	// be before: an offer added or replaced, capacity freed, an offer
+	// coming into its validity. nextValid is the earliest validFrom still
+	// ahead (Unix ns), math.MaxInt64 when none is.
+	gen       atomic.Uint64
+	nextValid atomic.Int64
 }
 
 // New returns an empty book on the given clock (time.Now when nil).
@@ -142,7 +150,7 @@ func New(now func() time.Time) *Book {
 	if now == nil {
 		now = time.Now
 	}
-	return &Book{
+	b := &Book{
 		now:          now,
 		entries:      map[string]*Entry{},
 		byModel:      map[modelKey]*bucket{},
@@ -150,6 +158,33 @@ func New(now func() time.Time) *Book {
 		reservations: map[string]*Reservation{},
 		resPrefix:    randomPrefix(),
 	}
+	b.nextValid.Store(math.MaxInt64)
+	return b
+}
+
+// Generation returns a number that changes whenever the book changes in
+// a way that can let a job be placed that could not be before: an offer
+// added or replaced, capacity freed, an offer reaching its validFrom. A
+// job that found no capacity need not be matched again while it stays
+// the same. It is cheap: an atomic read, unless an offer has just become
+// valid.
+func (b *Book) Generation() uint64 {
+	now := b.now().UnixNano()
+	if now >= b.nextValid.Load() {
+		b.mu.Lock()
+		if now >= b.nextValid.Load() {
+			next := int64(math.MaxInt64)
+			for _, e := range b.entries {
+				if e.ValidFrom > now {
+					next = min(next, e.ValidFrom)
+				}
+			}
+			b.nextValid.Store(next)
+			b.gen.Add(1)
+		}
+		b.mu.Unlock()
+	}
+	return b.gen.Load()
 }
 
 // randomPrefix names a book's reservations: "r-" and 8 random hex digits,
@@ -214,6 +249,10 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	b.entries[e.Name] = e
 	b.index(e)
 	heap.Push(&b.expiry, e)
+	if e.ValidFrom > now.UnixNano() && e.ValidFrom < b.nextValid.Load() {
+		b.nextValid.Store(e.ValidFrom)
+	}
+	b.gen.Add(1)
 	return nil
 }
 

@@ -235,3 +235,46 @@ func TestEstimate(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneration: the generation moves on exactly when the book changes
+// in a way that can help a job that found no capacity.
+func TestGeneration(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	g := b.Generation()
+	step := func(what string, change func(), moves bool) {
+		t.Helper()
+		change()
+		now := b.Generation()
+		if (now != g) != moves {
+			t.Fatalf("%s: generation %d → %d, want moved=%v", what, g, now, moves)
+		}
+		g = now
+	}
+	step("nothing", func() {}, false)
+	d := offerDoc(t, "p1", 1, 2, monday.Add(48*time.Hour), "")
+	step("an offer added", func() { mustPut(t, b, d) }, true)
+	var r Reservation
+	step("capacity reserved", func() {
+		var err error
+		if r, err = b.Reserve("ci:"+fingerprint+"/cn-east-1/a/p1", 1, "h", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}, false)
+	step("capacity released", func() { b.Release(r.ID) }, true)
+	step("reserved again", func() { b.Reserve("ci:"+fingerprint+"/cn-east-1/a/p1", 2, "h", time.Minute) }, false)
+	step("the reservation lapses", func() { c.t = c.t.Add(2 * time.Minute); b.Sweep() }, true)
+	later := offerDoc(t, "p2", 1, 1, monday.Add(48*time.Hour), "validFrom: "+c.t.Add(time.Hour).Format(time.RFC3339))
+	step("an offer valid later added", func() { mustPut(t, b, later) }, true)
+	step("time passes short of its validFrom", func() { c.t = c.t.Add(59 * time.Minute) }, false)
+	step("its validFrom comes", func() { c.t = c.t.Add(time.Minute) }, true)
+	step("nothing more", func() { c.t = c.t.Add(time.Hour) }, false)
+	step("an offer withdrawn", func() { b.Remove("ci:" + fingerprint + "/cn-east-1/a/p2") }, false)
+}
+
+func mustPut(t *testing.T, b *Book, d *descriptor.Document) {
+	t.Helper()
+	if err := b.Put(d, nil, owner); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -61,6 +61,10 @@ type Runner struct {
 	mu   sync.Mutex
 	subs map[string][]chan Transition
 	busy map[string]bool // jobs being stepped
+	// waiting holds, for each job waiting for capacity, the book's
+	// generation when it was last matched: it is matched again only when
+	// the book has changed since in a way that can help it.
+	waiting map[string]uint64
 }
 
 // NewRunner returns a runner; Run drives it.
@@ -74,7 +78,7 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Poll == 0 {
 		cfg.Poll = 250 * time.Millisecond
 	}
-	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}}
+	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}, waiting: map[string]uint64{}}
 }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
@@ -335,11 +339,22 @@ func (r *Runner) advance(ctx context.Context, j *Job) error {
 	return nil
 }
 
-// match finds the job's candidates.
+// match finds the job's candidates. A job waiting for capacity is matched
+// again only when the book has changed in a way that can help it
+// (book.Generation); until then only its queue timeout is checked.
 func (r *Runner) match(ctx context.Context, j *Job) error {
+	gen := r.cfg.Book.Generation()
+	r.mu.Lock()
+	seen, waiting := r.waiting[j.ID]
+	delete(r.waiting, j.ID)
+	r.mu.Unlock()
 	doc, err := j.doc()
 	if err != nil {
 		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), "the stored job no longer parses: "+err.Error()) })
+	}
+	if waiting && seen == gen {
+		r.waitAt(j.ID, gen)
+		return r.wait(ctx, j, doc, j.History[len(j.History)-1].Detail)
 	}
 	exclude := map[string]bool{}
 	for _, o := range j.Excluded {
@@ -360,6 +375,7 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 		}
 		if busy := x.Summary[match.InsufficientQuantity]; busy > 0 {
 			// Offers that fit are busy: wait for capacity.
+			r.waitAt(j.ID, gen)
 			return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d offer(s) that fit are busy", busy))
 		}
 	}
@@ -387,6 +403,13 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 	})
 }
 
+// waitAt notes that a job waits for capacity as of book generation gen.
+func (r *Runner) waitAt(id string, gen uint64) {
+	r.mu.Lock()
+	r.waiting[id] = gen
+	r.mu.Unlock()
+}
+
 // DefaultQueueTimeout is how long a job waits for busy capacity when its
 // timeouts.queue does not say.
 const DefaultQueueTimeout = time.Hour
@@ -399,6 +422,9 @@ func (r *Runner) wait(ctx context.Context, j *Job, doc *descriptor.Document, not
 		limit = DefaultQueueTimeout
 	}
 	if r.now().Sub(j.CreatedAt) > limit {
+		r.mu.Lock()
+		delete(r.waiting, j.ID)
+		r.mu.Unlock()
 		return r.update(ctx, j, func(j *Job) {
 			j.end(Failed, r.now(), fmt.Sprintf("no capacity freed up within the queue timeout of %s", limit))
 		})

@@ -46,7 +46,25 @@ type broker struct {
 	// failOffers makes reading offers fail, as a stopped database would,
 	// so that settling an attempt fails after its end was recorded.
 	failOffers atomic.Bool
+	// matches counts the matcher's runs; passes the runner's passes over
+	// the active jobs.
+	matches, passes atomic.Int64
 }
+
+// counted counts the runner's passes (each reads the active jobs) and its
+// matches.
+type counted struct {
+	jobs.Store
+	b *broker
+}
+
+func (c counted) Active(ctx context.Context) ([]*jobs.Job, error) {
+	c.b.passes.Add(1)
+	return c.Store.Active(ctx)
+}
+
+func (c counted) Matched(time.Duration)  { c.b.matches.Add(1) }
+func (c counted) Settled(time.Duration) {}
 
 const offerYAML = `apiVersion: cinet/v1
 kind: Offer
@@ -101,7 +119,8 @@ func newBroker(t *testing.T, dir string) *broker {
 		t.Fatal(err)
 	}
 	b.runner = jobs.NewRunner(jobs.Config{
-		Store: b.jobs, Book: b.book, Matcher: match.New(b.book, match.Config{HomeRegion: "cn-east-1"}), Settler: b.settler,
+		Store: counted{b.jobs, b}, Observe: counted{b.jobs, b},
+		Book: b.book, Matcher: match.New(b.book, match.Config{HomeRegion: "cn-east-1"}), Settler: b.settler,
 		Key: HomeKey, Region: "cn-east-1", Fee: descriptor.MustDecimal("0.02"),
 		Adapters: map[identity.PrincipalID]adapters.Adapter{ProviderKey.ID(): ad},
 		Offers: func(ctx context.Context, digest string) (*descriptor.Document, error) {
@@ -328,6 +347,49 @@ func TestJobsWaitForCapacity(t *testing.T) {
 	}
 	for _, id := range busy {
 		b.waitFor(id, jobs.Settled)
+	}
+}
+
+// TestWaitingJobsMatchOnChange: a job waiting for capacity is not matched
+// again on every pass while the book stays as it was, and is matched again
+// when capacity frees up.
+func TestWaitingJobsMatchOnChange(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	var busy []string
+	for range 4 {
+		busy = append(busy, b.submit(jobYAML("sleep 30", "")).ID)
+	}
+	for _, id := range busy {
+		b.waitFor(id, jobs.Running)
+	}
+	waiting := b.submit(jobYAML("true", "")).ID
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		j, err := b.jobs.Get(context.Background(), waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(j.History[len(j.History)-1].Detail, "waiting for capacity") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fifth job never waited: %+v", j)
+		}
+	}
+	matches, passes := b.matches.Load(), b.passes.Load()
+	for b.passes.Load() < passes+10 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m := b.matches.Load(); m != matches {
+		t.Fatalf("10 passes over an unchanged book matched the waiting job %d more times", m-matches)
+	}
+	if _, err := b.runner.Cancel(context.Background(), busy[0]); err != nil {
+		t.Fatal(err)
+	}
+	if j := b.waitFor(waiting, jobs.Settled); j.Outcome != jobs.Succeeded {
+		t.Fatalf("the waiting job, once capacity freed: %+v", j)
+	}
+	for _, id := range busy[1:] {
+		b.runner.Cancel(context.Background(), id)
 	}
 }
 
