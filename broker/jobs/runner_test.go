@@ -63,7 +63,7 @@ func (c counted) Active(ctx context.Context) ([]*jobs.Job, error) {
 	return c.Store.Active(ctx)
 }
 
-func (c counted) Matched(time.Duration)  { c.b.matches.Add(1) }
+func (c counted) Matched(time.Duration) { c.b.matches.Add(1) }
 func (c counted) Settled(time.Duration) {}
 
 const offerYAML = `apiVersion: cinet/v1
