@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 // broker is one broker's parts over a data directory: a local provider
 // with one CPU offer, the books, and a runner.
 type broker struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	jobs    *store.Store
 	settler *settlement.Settler
@@ -87,7 +87,7 @@ validUntil: 2027-12-31T00:00:00Z
 sequence: 1
 `
 
-func newBroker(t *testing.T, dir string) *broker {
+func newBroker(t testing.TB, dir string) *broker {
 	t.Helper()
 	ctx := context.Background()
 	b := &broker{t: t, dir: dir}
