@@ -105,6 +105,19 @@ func (w *TierWeek) Changes() int {
 	return n
 }
 
+// NextOffsetChange returns the first instant after t at which the zone's
+// UTC offset may change, or the zero time when it never does. (Go's
+// ZoneBounds can name t itself at the turn of a year that a zone's
+// recurring rule covers; the instant after it is asked then.)
+func (w *TierWeek) NextOffsetChange(t time.Time) time.Time {
+	_, end := t.In(w.loc).ZoneBounds()
+	for probe := t; !end.IsZero() && !end.After(t); {
+		probe = probe.Add(time.Minute)
+		_, end = probe.In(w.loc).ZoneBounds()
+	}
+	return end
+}
+
 // OnBoundary reports whether t's local time in the week's zone is exactly
 // a wall-clock boundary at which the tier in force changes. The same local
 // time a week later, under the same UTC offset, is one too.
@@ -158,7 +171,7 @@ func (w *TierWeek) Segments(start, end time.Time, fn func(s, e time.Time, tier i
 	t := start
 	for t.Before(end) {
 		lt := t.In(w.loc)
-		_, zoneEnd := lt.ZoneBounds()
+		zoneEnd := w.NextOffsetChange(t)
 		day := int32((int(lt.Weekday()) + 6) % 7) // Monday = 0
 		m := day*24*60 + int32(lt.Hour()*60+lt.Minute())
 		into := int64(lt.Second())*int64(time.Second) + int64(lt.Nanosecond())

@@ -42,6 +42,7 @@ func TestSegmentsMatchDefinition(t *testing.T) {
 		time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 12, 0, 0, 0, time.UTC),
 		time.Date(2026, 4, 4, 12, 0, 0, 0, time.UTC), time.Date(2026, 9, 26, 12, 0, 0, 0, time.UTC),
 		time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+		time.Date(2040, 12, 30, 12, 0, 0, 0, time.UTC), // a year's turn under a zone's recurring rule
 	}
 	for i := range 3000 {
 		loc, err := time.LoadLocation(zones[rng.IntN(len(zones))])

@@ -180,3 +180,50 @@ func BenchmarkEstimate(b *testing.B) {
 		})
 	}
 }
+
+// TestEstimateExtremes: runs of years on a schedule with daylight saving
+// are priced exactly, and runs as long as a Duration holds end, priced or
+// refused as too large, without walking every day.
+func TestEstimateExtremes(t *testing.T) {
+	src := `apiVersion: cinet/v1
+kind: Offer
+metadata: {name: p}
+computeId: ci:` + fingerprint + `/eu-central-1/a/p
+provider: ` + provider + `
+broker: ` + provider + `
+region: eu-central-1
+zone: a
+jurisdiction: DE
+class: {cpu: {arch: x86_64, count: 3}, memory: 7Gi}
+quantity: 1
+price:
+  currency: EUR
+  timezone: Europe/Berlin
+  minimumIncrement: 7m
+  rates: {instanceHour: "1.000000001", vcpuHour: "0.3"}
+  tiers:
+    - {name: late, start: "02:30", end: "05:00", rates: {instanceHour: "2"}}
+    - {name: sunday, days: [sun], start: "12:00", end: "13:00", rates: {vcpuHour: "0.1"}}
+validUntil: 2027-12-31T00:00:00Z
+sequence: 1
+`
+	d, err := descriptor.Parse("p.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPrices(d.Offer)
+	start := time.Date(2026, 3, 1, 0, 0, 0, 1, time.UTC)
+	for _, run := range []time.Duration{20_000 * time.Hour, 3 * 8766 * time.Hour} {
+		total, _ := p.Estimate(start, run, 3)
+		r, err := settlement.Rate(settlementtest.FullUse(d.Offer, start, run, 3), d.Offer)
+		if err != nil || r.Charge != total {
+			t.Fatalf("%v: estimate %s, rating %v (%v)", run, total.Decimal(), r, err)
+		}
+	}
+	for _, run := range []time.Duration{2_000_000 * time.Hour, time.Duration(1<<63 - 1)} {
+		total, peak := p.Estimate(start, run, 64)
+		if total < p.LowerBound(run, 64) || peak == 0 {
+			t.Fatalf("%v: estimate %s below its bound %s, peak %s", run, total.Decimal(), p.LowerBound(run, 64).Decimal(), peak.Decimal())
+		}
+	}
+}

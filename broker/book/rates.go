@@ -217,7 +217,7 @@ func (p *Prices) Estimate(start time.Time, runtime time.Duration, nodes int64) (
 		// boundary (not a change the offset itself causes), a week of whole pieces is priced once and counted for every
 		// whole week that fits, so long runs cost no more than a week.
 		if p.changes > 0 && p.week.OnBoundary(t) {
-			_, zoneEnd := t.In(p.week.Location()).ZoneBounds()
+			zoneEnd := p.week.NextOffsetChange(t)
 			stretch := end.Sub(t)
 			if !zoneEnd.IsZero() && zoneEnd.Before(end) {
 				stretch = zoneEnd.Sub(t)

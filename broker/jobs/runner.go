@@ -64,7 +64,13 @@ type Runner struct {
 	// waiting holds, for each job waiting for capacity, the book's
 	// generation when it was last matched: it is matched again only when
 	// the book has changed since in a way that can help it.
-	waiting map[string]uint64
+	waiting map[string]waitState
+}
+
+// waitState is what the runner keeps of a job waiting for capacity.
+type waitState struct {
+	gen   uint64    // the book's generation when it was last matched
+	until time.Time // when its queue timeout passes
 }
 
 // NewRunner returns a runner; Run drives it.
@@ -78,7 +84,7 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Poll == 0 {
 		cfg.Poll = 250 * time.Millisecond
 	}
-	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}, waiting: map[string]uint64{}}
+	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}, waiting: map[string]waitState{}}
 }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
@@ -321,6 +327,9 @@ func (r *Runner) advance(ctx context.Context, j *Job) error {
 	switch j.State {
 	case Submitted:
 		if j.CancelRequested {
+			r.mu.Lock()
+			delete(r.waiting, j.ID)
+			r.mu.Unlock()
 			return r.update(ctx, j, func(j *Job) { j.end(Cancelled, now, "cancelled before it was placed") })
 		}
 		return r.match(ctx, j)
@@ -346,15 +355,19 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 	gen := r.cfg.Book.Generation()
 	r.mu.Lock()
 	seen, waiting := r.waiting[j.ID]
+	r.mu.Unlock()
+	if waiting && seen.gen == gen && r.now().Before(seen.until) {
+		return nil // nothing that could help it has happened
+	}
+	r.mu.Lock()
 	delete(r.waiting, j.ID)
 	r.mu.Unlock()
 	doc, err := j.doc()
 	if err != nil {
 		return r.update(ctx, j, func(j *Job) { j.end(Failed, r.now(), "the stored job no longer parses: "+err.Error()) })
 	}
-	if waiting && seen == gen {
-		r.waitAt(j.ID, gen)
-		return r.wait(ctx, j, doc, j.History[len(j.History)-1].Detail)
+	if waiting && seen.gen == gen {
+		return r.wait(ctx, j, doc, j.History[len(j.History)-1].Detail) // its queue timeout has passed
 	}
 	exclude := map[string]bool{}
 	for _, o := range j.Excluded {
@@ -375,7 +388,7 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 		}
 		if busy := x.Summary[match.InsufficientQuantity]; busy > 0 {
 			// Offers that fit are busy: wait for capacity.
-			r.waitAt(j.ID, gen)
+			r.waitAt(j, doc, gen)
 			return r.wait(ctx, j, doc, fmt.Sprintf("waiting for capacity: %d offer(s) that fit are busy", busy))
 		}
 	}
@@ -404,10 +417,18 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 }
 
 // waitAt notes that a job waits for capacity as of book generation gen.
-func (r *Runner) waitAt(id string, gen uint64) {
+func (r *Runner) waitAt(j *Job, doc *descriptor.Document, gen uint64) {
 	r.mu.Lock()
-	r.waiting[id] = gen
+	r.waiting[j.ID] = waitState{gen: gen, until: j.CreatedAt.Add(queueLimit(doc))}
 	r.mu.Unlock()
+}
+
+// queueLimit is how long a job may wait for capacity.
+func queueLimit(doc *descriptor.Document) time.Duration {
+	if limit := doc.Job.Timeouts.Queue.Std(); limit > 0 {
+		return limit
+	}
+	return DefaultQueueTimeout
 }
 
 // DefaultQueueTimeout is how long a job waits for busy capacity when its
@@ -417,10 +438,7 @@ const DefaultQueueTimeout = time.Hour
 // wait keeps a job waiting for capacity, noting it once, and fails it when
 // it has waited past its queue timeout.
 func (r *Runner) wait(ctx context.Context, j *Job, doc *descriptor.Document, note string) error {
-	limit := doc.Job.Timeouts.Queue.Std()
-	if limit <= 0 {
-		limit = DefaultQueueTimeout
-	}
+	limit := queueLimit(doc)
 	if r.now().Sub(j.CreatedAt) > limit {
 		r.mu.Lock()
 		delete(r.waiting, j.ID)

@@ -23,15 +23,30 @@ import (
 // every hard constraint of the job, judged by an independent reading of
 // spec/matching.md below, and (2) the indexed, lazily evaluating Match
 // returns exactly what the full scan returns.
+//
+// Seeds 4 to 6 are hard books (synth.Generator.Hard): totals past 2^53
+// nano-units, sub-second runtimes, tiers on the hours daylight saving
+// skips or repeats, matched at a nanosecond-fraction start just before
+// Europe's and America's clocks go back.
 func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
-	seeds, offers, jobs := []uint64{1, 2, 3}, 400, 700
+	seeds, offers, jobs := []uint64{1, 2, 3, 4, 5, 6}, 400, 700
 	if testing.Short() {
-		seeds, jobs = seeds[:1], 200
+		seeds, jobs = []uint64{1, 4}, 200
 	}
 	placed, unplaced := 0, 0
+	above53, subSecond := 0, 0
 	for _, seed := range seeds {
 		g := synth.New(seed, 60)
 		c := &clock{synth.Epoch}
+		if seed >= 4 {
+			g.Hard = true
+			g.Epoch = []time.Time{
+				time.Date(2026, 10, 25, 0, 59, 59, 999_999_999, time.UTC), // Europe: 03:00 → 02:00 at 01:00 UTC
+				time.Date(2026, 11, 1, 5, 0, 0, 123_456_789, time.UTC),    // America: 02:00 → 01:00 at 06:00 UTC (New York)
+				time.Date(2026, 3, 29, 0, 30, 0, 500_000_000, time.UTC),   // Europe: 02:00 → 03:00 at 01:00 UTC
+			}[seed%3]
+			c.t = g.Epoch
+		}
 		b := book.New(c.now)
 		for range offers {
 			d, env := g.Offer()
@@ -63,16 +78,23 @@ func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
 				t.Fatalf("seed %d job %s: indexed %s, full scan %s\n%s", seed, job.Job.Metadata.Name, got, want, job.Canonical)
 			}
 			for _, cand := range res.Candidates {
+				if cand.Parts.Cost > 1<<53 {
+					above53++
+				}
+				if cand.Parts.Runtime < time.Second {
+					subSecond++
+				}
 				if why := violates(job.Job, cand, c.t, "USD"); why != "" {
 					t.Fatalf("seed %d job %s placed on %s which violates: %s\n%s", seed, job.Job.Metadata.Name, cand.Entry.Name, why, job.Canonical)
 				}
 			}
 		}
 	}
-	if placed < 100 || unplaced < 20 {
-		t.Fatalf("the generator gives a poor mix: %d placed, %d unplaced", placed, unplaced)
+	if placed < 100 || unplaced < 20 || above53 < 5 || subSecond < 5 {
+		t.Fatalf("the generator gives a poor mix: %d placed, %d unplaced, %d candidates above 2^53 nano-units, %d under a second",
+			placed, unplaced, above53, subSecond)
 	}
-	t.Logf("%d jobs placed, %d unplaced", placed, unplaced)
+	t.Logf("%d jobs placed, %d unplaced; %d candidates above 2^53 nano-units, %d under a second", placed, unplaced, above53, subSecond)
 }
 
 func names(cs []Candidate) string {

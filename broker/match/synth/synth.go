@@ -72,6 +72,15 @@ var currencyPerUSD = map[string]float64{"USD": 1, "EUR": 0.92, "CNY": 7.2}
 
 // Generator makes offers and jobs from one seed.
 type Generator struct {
+	// Hard mixes in what makes pricing hard: rates so high that totals
+	// pass 2^53 nano-units (and some pass what an int64 holds), rates with
+	// nine decimals, other minimum increments or none, tiers on the hours
+	// daylight saving skips or repeats, and jobs that run for fractions of
+	// a second.
+	Hard bool
+	// Epoch, when set, replaces the package's Epoch for this generator.
+	Epoch time.Time
+
 	rng       *rand.Rand
 	providers []*identity.Key
 	pools     int
@@ -87,6 +96,13 @@ func New(seed uint64, providers int) *Generator {
 		g.providers = append(g.providers, identity.NewKey(ed25519.NewKeyFromSeed(s[:])))
 	}
 	return g
+}
+
+func (g *Generator) epoch() time.Time {
+	if g.Epoch.IsZero() {
+		return Epoch
+	}
+	return g.Epoch
 }
 
 func (g *Generator) pick(weights []int) int {
@@ -168,7 +184,32 @@ func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 		}
 	}
 	price := map[string]any{"currency": region.Currency, "market": market, "rates": rates, "timezone": region.Timezone, "minimumIncrement": "1m"}
-	if g.rng.IntN(10) < 3 {
+	if g.Hard {
+		price["minimumIncrement"] = []string{"1m", "1s", "1h", "7m13s", "1ns"}[g.rng.IntN(5)]
+		if g.rng.IntN(3) == 0 {
+			delete(price, "minimumIncrement")
+		}
+		for k := range rates {
+			switch g.rng.IntN(8) {
+			case 0:
+				rates[k] = fmt.Sprintf("%d.%09d", 9_000_000+g.rng.IntN(1000), g.rng.IntN(1_000_000_000)) // totals past 2^53
+			case 1:
+				rates[k] = fmt.Sprintf("0.%09d", 1+g.rng.IntN(999_999_999))
+			}
+		}
+		if g.rng.IntN(4) == 0 { // a tier on the hour the clock skips or repeats
+			night := map[string]any{}
+			for k, v := range rates {
+				night[k] = v
+			}
+			price["tiers"] = []any{map[string]any{"name": "dst", "start": "02:30", "end": "03:00", "rates": night}}
+			for k := range night {
+				night[k] = "0.5"
+				break
+			}
+		}
+	}
+	if _, tiered := price["tiers"]; !tiered && g.rng.IntN(10) < 3 {
 		night := map[string]any{}
 		for k, v := range rates {
 			var f float64
@@ -192,8 +233,8 @@ func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 		"broker": key.ID().String(), // each synthetic provider runs its own broker
 		"region": region.Name, "zone": cid.Zone, "jurisdiction": region.Jurisdiction,
 		"class": class, "quantity": quantity, "price": price,
-		"validFrom":  Epoch.Add(-time.Hour).Format(time.RFC3339),
-		"validUntil": Epoch.Add(time.Duration(1+g.rng.IntN(72)) * time.Hour).Format(time.RFC3339),
+		"validFrom":  g.epoch().Add(-time.Hour).Format(time.RFC3339),
+		"validUntil": g.epoch().Add(time.Duration(1+g.rng.IntN(72)) * time.Hour).Format(time.RFC3339),
 		"sequence":   1,
 	}
 	d := mustParse(doc)
@@ -318,6 +359,9 @@ func (g *Generator) Job() *descriptor.Document {
 		job["objective"] = obj
 	}
 	job["estimatedRuntime"] = []string{"10m", "1h", "4h", "12h", "48h"}[g.rng.IntN(5)]
+	if g.Hard && g.rng.IntN(3) == 0 {
+		job["estimatedRuntime"] = []string{"1500ms", "333ms", "1ns", "59s999ms", "1000h"}[g.rng.IntN(5)]
+	}
 	return mustParse(job)
 }
 
