@@ -74,6 +74,30 @@ type bucket struct {
 	entries []*Entry
 	hot     []Hot
 	withHot bool
+	// byRate holds the entries of a bucket with hot data again, ordered
+	// by their lowest hourly rate (then name), for best-first scans.
+	byRate []RateRef
+}
+
+// A RateRef is an entry in a rate-ordered index, with the rate beside it
+// so that merging indexes reads no entry.
+type RateRef struct {
+	MinRate descriptor.Nanos
+	Entry   *Entry
+}
+
+// rateOrder orders entries by lowest hourly rate, then name.
+func rateOrder(a RateRef, key struct {
+	rate descriptor.Nanos
+	name string
+}) int {
+	if a.MinRate != key.rate {
+		if a.MinRate < key.rate {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.Entry.Name, key.name)
 }
 
 func (b *bucket) add(e *Entry) {
@@ -81,10 +105,23 @@ func (b *bucket) add(e *Entry) {
 	b.entries = append(b.entries, e)
 	if b.withHot {
 		b.hot = append(b.hot, e.Hot)
+		i, _ := slices.BinarySearchFunc(b.byRate, struct {
+			rate descriptor.Nanos
+			name string
+		}{e.MinRate, e.Name}, rateOrder)
+		b.byRate = slices.Insert(b.byRate, i, RateRef{e.MinRate, e})
 	}
 }
 
 func (b *bucket) remove(e *Entry, pos int) {
+	if b.withHot {
+		if i, found := slices.BinarySearchFunc(b.byRate, struct {
+			rate descriptor.Nanos
+			name string
+		}{e.MinRate, e.Name}, rateOrder); found {
+			b.byRate = slices.Delete(b.byRate, i, i+1)
+		}
+	}
 	lastPos := len(b.entries) - 1
 	last := b.entries[lastPos]
 	b.entries[pos] = last
@@ -143,6 +180,10 @@ type Book struct {
 	// ahead (Unix ns), math.MaxInt64 when none is.
 	gen       atomic.Uint64
 	nextValid atomic.Int64
+
+	// The largest rounding allowance of any offer ever held (Prices.Loss),
+	// for bounds over offers not yet looked at.
+	maxLossPerWeek, maxLossFixed int64
 }
 
 // New returns an empty book on the given clock (time.Now when nil).
@@ -248,6 +289,8 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	}
 	b.entries[e.Name] = e
 	b.index(e)
+	perWeek, fixed := e.Prices.Loss()
+	b.maxLossPerWeek, b.maxLossFixed = max(b.maxLossPerWeek, perWeek), max(b.maxLossFixed, fixed)
 	heap.Push(&b.expiry, e)
 	if e.ValidFrom > now.UnixNano() && e.ValidFrom < b.nextValid.Load() {
 		b.nextValid.Store(e.ValidFrom)
@@ -426,17 +469,20 @@ func (v View) All(fn func(*Entry) bool) {
 func (v View) Len() int { return len(v.b.entries) }
 
 // A Scan is a run of entries with their hot data side by side:
-// Hot[i] belongs to Entries[i]. Its slices must not be modified or kept.
+// Hot[i] belongs to Entries[i]. ByRate, when set, holds the same entries
+// ordered by their lowest hourly rate (Hot.MinRate), then name. Its
+// slices must not be modified or kept.
 type Scan struct {
 	Entries []*Entry
 	Hot     []Hot
+	ByRate  []RateRef
 }
 
 // ByModel returns the offers priced in currency with an accelerator of the
 // model.
 func (v View) ByModel(currency, model string) Scan {
 	if bk := v.b.byModel[modelKey{currency: currency, model: model}]; bk != nil {
-		return Scan{bk.entries, bk.hot}
+		return Scan{bk.entries, bk.hot, bk.byRate}
 	}
 	return Scan{}
 }
@@ -448,7 +494,7 @@ func (v View) CPUOnlyAtLeast(currency string, cpus float64) []Scan {
 	var out []Scan
 	for c := cpuClass(int(cpus)); c <= maxCPUClass; c++ {
 		if bk := v.b.byModel[modelKey{currency: currency, model: CPUOnly, cpuClass: c}]; bk != nil && len(bk.entries) > 0 {
-			out = append(out, Scan{bk.entries, bk.hot})
+			out = append(out, Scan{bk.entries, bk.hot, bk.byRate})
 		}
 	}
 	return out
@@ -462,6 +508,10 @@ func (v View) ByRegion(region string) []*Entry {
 	}
 	return nil
 }
+
+// MaxLoss returns the largest rounding allowance (Prices.Loss) of any
+// offer the book has held: a bound for offers a scan has not reached.
+func (v View) MaxLoss() (perWeek, fixed int64) { return v.b.maxLossPerWeek, v.b.maxLossFixed }
 
 // Regions returns every region the book has interned, indexed by the IDs
 // entries carry. The slice must not be modified.

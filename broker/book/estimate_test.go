@@ -125,7 +125,7 @@ func TestEstimateEqualsRating(t *testing.T) {
 		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(40*24*time.Hour))) },
 		func() time.Duration { return time.Duration(1 + rng.Int64N(int64(400*24*time.Hour))) }, // across both changes of a year
 	}
-	above53, tooLarge := 0, 0
+	above53, tooLarge, remaining := 0, 0, 0
 	for i := range n {
 		d := randomOffer(t, rng)
 		o := d.Offer
@@ -154,12 +154,23 @@ func TestEstimateEqualsRating(t *testing.T) {
 			if lb := p.LowerBound(runtime, nodes); lb > total {
 				t.Fatalf("case %d: lower bound %s above the estimate %s\n%s", i, lb.Decimal(), total.Decimal(), d.Canonical)
 			}
+			// The bound for offers not yet reached, from a shorter run, a
+			// lower rate and a larger allowance, holds too.
+			perWeek, fixed := p.Loss()
+			shorter := time.Duration(rng.Int64N(int64(runtime)) + 1)
+			lower := p.Min - descriptor.Nanos(rng.Int64N(int64(p.Min)/2+1))
+			if rb, ok := RemainingBound(lower, int64(shorter), nodes, perWeek+int64(rng.IntN(3)), fixed); ok {
+				remaining++
+				if rb > total {
+					t.Fatalf("case %d: the bound for what remains, %s, is above the estimate %s\n%s", i, rb.Decimal(), total.Decimal(), d.Canonical)
+				}
+			}
 		}
 	}
-	if above53 < n/20 || tooLarge < n/50 {
+	if above53 < n/20 || tooLarge < n/50 || remaining < n/10 {
 		t.Fatalf("the generator gives too few hard cases: %d totals above 2^53, %d too large of %d", above53, tooLarge, n)
 	}
-	t.Logf("%d cases: %d above 2^53 nano-units, %d too large to price", n, above53, tooLarge)
+	t.Logf("%d cases: %d above 2^53 nano-units, %d too large to price, %d with a bound for what remains", n, above53, tooLarge, remaining)
 }
 
 // BenchmarkEstimate prices runs of an hour, a week and a year on an offer

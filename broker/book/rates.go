@@ -335,33 +335,48 @@ func gcd(a, b uint64) uint64 {
 	return a
 }
 
+// Loss returns the allowance for rounding in the schedule's bounds: a run
+// of billed time b is cut into at most (changes + 4) × (b/week + 1) + 1
+// pieces (every change of UTC offset can add two), each with one rated
+// item per meter, and each item rounds at most half a nano-unit down. So
+// the items number at most perWeek × (b/week + 1) + fixed.
+func (p *Prices) Loss() (perWeek, fixed int64) {
+	meters := int64(len(p.tiers[0].meters) + 1)
+	return (p.changes + 4) * meters, meters
+}
+
 // LowerBound is at most what nodes instances cost for runtime from any
 // start: the week's lowest hourly price over the billed time, less half a
-// nano-unit for every rated item the run could have.
+// nano-unit for every rated item the run could have (Loss).
 func (p *Prices) LowerBound(runtime time.Duration, nodes int64) descriptor.Nanos {
-	if runtime <= 0 || p.Min == 0 {
-		return 0
-	}
 	billed := int64(runtime)
-	if p.increment > 0 {
+	if p.increment > 0 && billed > 0 {
 		billed = (billed + p.increment - 1) / p.increment * p.increment
 		if billed < 0 {
 			return 0
 		}
 	}
-	// floor(Min × nodes × billed / 1h)
-	hi, lo := bits.Mul64(uint64(p.Min), uint64(nodes))
+	perWeek, fixed := p.Loss()
+	return CostBound(p.Min, billed, nodes, perWeek, fixed)
+}
+
+// CostBound is a lower bound on what nodes instances cost over billed
+// nanoseconds of an offer whose lowest hourly rate is at least minRate
+// and whose rounding allowance (Prices.Loss) is at most perWeek and
+// fixed: floor(minRate × nodes × billed / 1h), less half a nano-unit per
+// item the run could have, less one. It is never negative.
+func CostBound(minRate descriptor.Nanos, billed, nodes, perWeek, fixed int64) descriptor.Nanos {
+	if billed <= 0 || minRate <= 0 || nodes <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(minRate), uint64(nodes))
 	hi, lo, ok := mul128(hi, lo, uint64(billed))
 	if !ok || hi >= uint64(time.Hour) {
 		return descriptor.MaxNanos - 1
 	}
 	q, _ := bits.Div64(hi, lo, uint64(time.Hour))
-	// Pieces: at most one more than the tier changes during the run, and
-	// every change of UTC offset can add two; a year has few.
-	weeks := billed/int64(7*24*time.Hour) + 1
-	pieces := (p.changes+4)*weeks + 1
-	items := pieces * int64(len(p.tiers[0].meters)+1)
-	slack := uint64(items/2 + 1)
+	items := uint64(perWeek)*uint64(billed/int64(week)+1) + uint64(fixed)
+	slack := items/2 + 2
 	if q > uint64(descriptor.MaxNanos) {
 		return descriptor.MaxNanos - 1
 	}
@@ -369,4 +384,25 @@ func (p *Prices) LowerBound(runtime time.Duration, nodes int64) descriptor.Nanos
 		return 0
 	}
 	return descriptor.Nanos(q - slack)
+}
+
+// RemainingBound is a lower bound on the cost of every offer whose lowest
+// hourly rate is at least minRate and whose rounding allowance is at most
+// perWeek and fixed, for any billed time of at least billedMin; ok is false
+// when there is none better than 0 to give. It is CostBound at billedMin
+// less what the allowance's steps at week boundaries can take, valid when
+// the rate earns more per week than the allowance grows: a longer billed
+// time then never costs less.
+func RemainingBound(minRate descriptor.Nanos, billedMin, nodes, perWeek, fixed int64) (descriptor.Nanos, bool) {
+	hi, lo := bits.Mul64(uint64(minRate), uint64(nodes))
+	hi, lo, ok := mul128(hi, lo, 168)
+	if ok && hi == 0 && lo < uint64(perWeek)/2+1 {
+		return 0, false
+	}
+	b := CostBound(minRate, billedMin, nodes, perWeek, fixed)
+	step := descriptor.Nanos(perWeek/2 + 3)
+	if b <= step {
+		return 0, false
+	}
+	return b - step, true
 }

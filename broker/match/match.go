@@ -329,7 +329,12 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 		top := &kHeap{k: opts.K}
 		m.book.View(func(v book.View) {
 			p.bind(v, &m.cfg)
-			res.Visited = candidates(v, p, func(e *book.Entry, h *book.Hot) { m.visit(p, e, h, top) })
+			visit := func(e *book.Entry, h *book.Hot) { m.visit(p, e, h, top) }
+			if p.cheapestFirst() {
+				res.Visited = cheapestFirst(v, p, top, visit)
+			} else {
+				res.Visited = candidates(v, p, visit)
+			}
 		})
 		res.Candidates = top.sorted()
 	}
@@ -425,6 +430,96 @@ func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
 		}
 	}
 	return visited
+}
+
+// cheapestFirst reports whether a decision may visit offers cheapest
+// first and stop early: the cost objective, without a CEL rank, and
+// without an allow list of regions (whose own index is unordered).
+func (p *plan) cheapestFirst() bool {
+	return p.job.Rank == nil && (p.job.Objective.Type == "" || p.job.Objective.Type == "cost") && p.regionNarrowing() == nil
+}
+
+// cheapestFirst visits the offers candidates would, merged from the
+// rate-ordered indexes in order of each offer's lowest hourly rate, and
+// stops once the k best are known: when even the lowest rate still to
+// come, over the shortest run any offer could give the job, with the
+// largest rounding allowance in the book, costs more than the k-th best
+// (book.RemainingBound). It returns how many it visited.
+func cheapestFirst(v book.View, p *plan, top *kHeap, visit func(*book.Entry, *book.Hot)) int {
+	var scans []book.Scan
+	if len(p.accels) == 0 {
+		scans = v.CPUOnlyAtLeast(p.currency, p.cpus)
+	} else {
+		for model := range p.accels[0].models {
+			scans = append(scans, v.ByModel(p.currency, model))
+		}
+	}
+	perWeek, fixed := v.MaxLoss()
+	shortest := int64(p.shortestRuntime())
+	// A k-way merge over the scans' rate orders.
+	type cursor struct {
+		list []book.RateRef
+		i    int
+	}
+	var heads []cursor
+	for _, s := range scans {
+		if len(s.ByRate) > 0 {
+			heads = append(heads, cursor{list: s.ByRate})
+		}
+	}
+	var seen map[*book.Entry]bool
+	visited := 0
+	lastRate := descriptor.Nanos(-1)
+	for len(heads) > 0 {
+		best := 0
+		for i := 1; i < len(heads); i++ {
+			if heads[i].list[heads[i].i].MinRate < heads[best].list[heads[best].i].MinRate {
+				best = i
+			}
+		}
+		ref := heads[best].list[heads[best].i]
+		if heads[best].i++; heads[best].i == len(heads[best].list) {
+			heads = slices.Delete(heads, best, best+1)
+		}
+		if len(top.items) == top.k && ref.MinRate != lastRate {
+			lastRate = ref.MinRate
+			if rb, ok := book.RemainingBound(ref.MinRate, shortest, int64(p.nodes), perWeek, fixed); ok && rb > descriptor.Nanos(top.items[0].exact) {
+				break // nothing still to come can enter the k best
+			}
+		}
+		e := ref.Entry
+		if len(scans) > 1 && e.Groups > 1 {
+			if seen[e] {
+				continue
+			}
+			if seen == nil {
+				seen = map[*book.Entry]bool{}
+			}
+			seen[e] = true
+		}
+		visited++
+		visit(e, &e.Hot)
+	}
+	return visited
+}
+
+// shortestRuntime is the shortest run any offer could give the job: its
+// estimated runtime, or for an accelerator job scaled to the fastest
+// device a candidate model may have (offers state throughput at or below
+// the vocabulary's; a model that publishes no figure leaves it unbounded).
+func (p *plan) shortestRuntime() time.Duration {
+	if len(p.accels) == 0 || p.refTF <= 0 {
+		return p.runtime
+	}
+	fastest := 0.0
+	for model := range p.accels[0].models {
+		m, ok := descriptor.LookupAccelerator(model)
+		if !ok || p.precise.of(m.TFLOPS) <= 0 {
+			return 1 // an offer may state any figure for it
+		}
+		fastest = max(fastest, p.precise.of(m.TFLOPS))
+	}
+	return min(p.runtime, scaleRuntime(p.runtime, p.refTF, fastest))
 }
 
 // topK sorts candidates best first and keeps k, ranked from 1.
