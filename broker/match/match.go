@@ -383,15 +383,8 @@ func (m *Matcher) MatchNaive(doc *descriptor.Document, opts Options) (*Result, e
 // without accelerators, for a CPU job), or those in the regions its allow
 // list names, whichever are fewer. It returns how many it visited.
 func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
-	var scans []book.Scan
+	scans := modelScans(v, p)
 	n := 0
-	if len(p.accels) == 0 {
-		scans = v.CPUOnlyAtLeast(p.currency, p.cpus)
-	} else {
-		for model := range p.accels[0].models {
-			scans = append(scans, v.ByModel(p.currency, model))
-		}
-	}
 	for _, s := range scans {
 		n += len(s.Entries)
 	}
@@ -407,8 +400,7 @@ func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
 			scans = byRegion
 		}
 	}
-	// An offer with groups of several models sits in several model scans.
-	var seen map[*book.Entry]bool
+	seen := onceEach{scans: len(scans)}
 	visited := 0
 	for _, s := range scans {
 		for i, e := range s.Entries {
@@ -416,20 +408,49 @@ func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
 			if s.Hot != nil {
 				h = &s.Hot[i]
 			}
-			if len(scans) > 1 && h.Groups > 1 {
-				if seen[e] {
-					continue
-				}
-				if seen == nil {
-					seen = map[*book.Entry]bool{}
-				}
-				seen[e] = true
+			if !seen.first(e, h) {
+				continue
 			}
 			visited++
 			visit(e, h)
 		}
 	}
 	return visited
+}
+
+// modelScans returns the index scans that hold every offer that can
+// possibly serve the job: those with an accelerator of a model that could
+// satisfy its first request, or without accelerators for a CPU job.
+func modelScans(v book.View, p *plan) []book.Scan {
+	if len(p.accels) == 0 {
+		return v.CPUOnlyAtLeast(p.currency, p.cpus)
+	}
+	var scans []book.Scan
+	for model := range p.accels[0].models {
+		scans = append(scans, v.ByModel(p.currency, model))
+	}
+	return scans
+}
+
+// onceEach lets each offer through once across several scans: an offer
+// with groups of several models sits in several model scans.
+type onceEach struct {
+	scans int
+	seen  map[*book.Entry]bool
+}
+
+func (o *onceEach) first(e *book.Entry, h *book.Hot) bool {
+	if o.scans < 2 || h.Groups < 2 {
+		return true
+	}
+	if o.seen[e] {
+		return false
+	}
+	if o.seen == nil {
+		o.seen = map[*book.Entry]bool{}
+	}
+	o.seen[e] = true
+	return true
 }
 
 // cheapestFirst reports whether a decision may visit offers cheapest
@@ -446,14 +467,7 @@ func (p *plan) cheapestFirst() bool {
 // largest rounding allowance in the book, costs more than the k-th best
 // (book.RemainingBound). It returns how many it visited.
 func cheapestFirst(v book.View, p *plan, top *kHeap, visit func(*book.Entry, *book.Hot)) int {
-	var scans []book.Scan
-	if len(p.accels) == 0 {
-		scans = v.CPUOnlyAtLeast(p.currency, p.cpus)
-	} else {
-		for model := range p.accels[0].models {
-			scans = append(scans, v.ByModel(p.currency, model))
-		}
-	}
+	scans := modelScans(v, p)
 	perWeek, fixed := v.MaxLoss()
 	shortest := int64(p.shortestRuntime())
 	// A k-way merge over the scans' rate orders.
@@ -467,7 +481,7 @@ func cheapestFirst(v book.View, p *plan, top *kHeap, visit func(*book.Entry, *bo
 			heads = append(heads, cursor{list: s.ByRate})
 		}
 	}
-	var seen map[*book.Entry]bool
+	seen := onceEach{scans: len(scans)}
 	visited := 0
 	lastRate := descriptor.Nanos(-1)
 	for len(heads) > 0 {
@@ -488,14 +502,8 @@ func cheapestFirst(v book.View, p *plan, top *kHeap, visit func(*book.Entry, *bo
 			}
 		}
 		e := ref.Entry
-		if len(scans) > 1 && e.Groups > 1 {
-			if seen[e] {
-				continue
-			}
-			if seen == nil {
-				seen = map[*book.Entry]bool{}
-			}
-			seen[e] = true
+		if !seen.first(e, &e.Hot) {
+			continue
 		}
 		visited++
 		visit(e, &e.Hot)
