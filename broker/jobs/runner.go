@@ -749,6 +749,15 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
 		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
+		if errors.Is(err, book.ErrInsufficient) {
+			// Another job took the instances this attempt freed: the offer
+			// is busy, not refused. Match again, waiting if need be.
+			return r.update(ctx, j, func(j *Job) {
+				j.Restarts++
+				j.Candidates = nil
+				j.to(Submitted, r.now(), fmt.Sprintf("exit code %d: restart %d of %d when capacity frees up (%v)", exit, j.Restarts, rec.MaxRestarts, err))
+			})
+		}
 		if err != nil {
 			return r.update(ctx, j, func(j *Job) {
 				j.Restarts++

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,9 @@ type broker struct {
 	// matches counts the matcher's runs; passes the runner's passes over
 	// the active jobs.
 	matches, passes atomic.Int64
+	// replacements holds offers a test put in place of the first, by
+	// digest.
+	replacements sync.Map
 }
 
 // counted counts the runner's passes (each reads the active jobs) and its
@@ -126,6 +130,9 @@ func newBroker(t testing.TB, dir string) *broker {
 		Offers: func(ctx context.Context, digest string) (*descriptor.Document, error) {
 			if b.failOffers.Load() {
 				return nil, fmt.Errorf("database unavailable")
+			}
+			if d, ok := b.replacements.Load(digest); ok {
+				return d.(*descriptor.Document), nil
 			}
 			if digest != b.offer.Digest {
 				return nil, fmt.Errorf("no offer %s", digest)
@@ -252,6 +259,68 @@ func TestRestartOnExitCode(t *testing.T) {
 	// An exit code not listed: no restart.
 	j = b.waitFor(b.submit(jobYAML("exit 4", "recovery: {maxRestarts: 1, onExitCodes: [3]}\n")).ID, jobs.Settled)
 	if j.Outcome != jobs.Failed || len(j.Attempts) != 1 {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+// TestRestartWaitsForBusyCapacity: when the instances an attempt freed
+// are gone by the time it would restart on them, the job waits for
+// capacity; the offer is busy, not refused, and is not excluded.
+func TestRestartWaitsForBusyCapacity(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	// The first attempt marks its directory and waits there for a gate
+	// file; the second succeeds at once.
+	script := `case "$CINET_PLACEMENT" in *-1) touch started; while [ ! -e gate ]; do sleep 0.01; done; exit 3;; esac; exit 0`
+	id := b.submit(jobYAML(script, "recovery: {maxRestarts: 1, onExitCodes: [3]}\n")).ID
+	b.waitFor(id, jobs.Running)
+	var gate string
+	for deadline := time.Now().Add(30 * time.Second); gate == ""; time.Sleep(5 * time.Millisecond) {
+		filepath.WalkDir(filepath.Join(b.dir, "work", id+"-1"), func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.Name() == "started" {
+				gate = filepath.Join(filepath.Dir(path), "gate")
+			}
+			return nil
+		})
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt never started")
+		}
+	}
+	replace := func(seq, quantity int) *descriptor.Document {
+		t.Helper()
+		src := strings.Replace(strings.Replace(fmt.Sprintf(offerYAML, b.offer.Offer.ComputeID, ProviderKey.ID(), HomeKey.ID()),
+			"quantity: 4", fmt.Sprintf("quantity: %d", quantity), 1), "sequence: 1", fmt.Sprintf("sequence: %d", seq), 1)
+		d, err := descriptor.Parse("offer.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.settler.RegisterOffer(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		b.replacements.Store(d.Digest, d)
+		if err := b.book.Put(d, nil, HomeKey.ID()); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	replace(2, 0) // the pool is full: the instance the attempt frees goes nowhere
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		j, err := b.jobs.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(j.History[len(j.History)-1].Detail, "waiting for capacity") {
+			break
+		}
+		if j.State.Ended() || time.Now().After(deadline) {
+			t.Fatalf("the job did not wait for capacity: %+v", j)
+		}
+	}
+	full := replace(3, 4)
+	j := b.waitFor(id, jobs.Settled)
+	if j.Outcome != jobs.Succeeded || j.Restarts != 1 || len(j.Attempts) != 2 || j.Attempts[1].OfferDigest != full.Digest || len(j.Excluded) != 0 {
 		t.Fatalf("job %+v", j)
 	}
 }
