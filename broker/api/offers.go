@@ -42,11 +42,11 @@ type OfferView struct {
 	Envelope   *identity.Envelope   `json:"envelope,omitempty"`
 }
 
-func viewOf(e *book.Entry) OfferView {
+func viewOf(e *book.Entry, free int) OfferView {
 	o := e.Offer
 	return OfferView{
 		Name: e.Name, ComputeID: o.ComputeID, Digest: e.Digest(), Provider: o.Provider, Broker: e.Owner,
-		Region: o.Region, Quantity: o.Quantity, Free: int(e.Free), ValidUntil: o.ValidUntil, Sequence: o.Sequence,
+		Region: o.Region, Quantity: o.Quantity, Free: free, ValidUntil: o.ValidUntil, Sequence: o.Sequence,
 		Offer: o, Envelope: e.Envelope,
 	}
 }
@@ -73,7 +73,7 @@ func (s *Server) registerOffer(w http.ResponseWriter, r *http.Request, c *Caller
 		s.internal(w, r, fmt.Errorf("the offer %s left the book as it was registered", doc.Offer.ComputeID))
 		return
 	}
-	writeJSON(w, http.StatusCreated, viewOf(e))
+	writeJSON(w, http.StatusCreated, viewOf(e, s.cfg.Book.Free(e)))
 }
 
 func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
@@ -81,7 +81,7 @@ func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
 	out := []OfferView{}
 	for _, e := range s.cfg.Book.Snapshot() {
 		if want == "" || e.Offer.Provider.String() == want {
-			out = append(out, viewOf(e))
+			out = append(out, viewOf(e, s.cfg.Book.Free(e)))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"offers": out})

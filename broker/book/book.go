@@ -50,7 +50,7 @@ type Hot struct {
 	Memory, Disk          int64
 	NameHash              uint64           // seeds deterministic tie-breaks
 	MinRate               descriptor.Nanos // the lowest hourly instance price in the week
-	Free                  int32            // quantity minus active reservations
+	Free                  int32            // quantity minus active reservations; changes under the book's lock (Book.Free)
 	CPUs                  int32
 	Groups                int32 // accelerator groups
 	Region                int32 // View.Regions()[Region] is the region's name
@@ -531,6 +531,15 @@ func (v View) CurrencyID(code string) int32 { return v.b.currencies.lookup(code)
 
 // ProviderID returns the ID of a provider, or -1 if it has no offers.
 func (v View) ProviderID(did string) int32 { return v.b.providers.lookup(did) }
+
+// Free returns an entry's free quantity now. An entry's other fields never
+// change, but Free changes with reservations: read it only through the
+// book (or within View).
+func (b *Book) Free(e *Entry) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return int(e.Free)
+}
 
 // Snapshot returns every entry, for anti-entropy and listing.
 func (b *Book) Snapshot() []*Entry {
