@@ -270,7 +270,8 @@ func TestRestartWaitsForBusyCapacity(t *testing.T) {
 	b := newBroker(t, t.TempDir())
 	// The first attempt marks its directory and waits there for a gate
 	// file; the second succeeds at once.
-	script := `case "$CINET_PLACEMENT" in *-1) touch started; while [ ! -e gate ]; do sleep 0.01; done; exit 3;; esac; exit 0`
+	// (It gives up after a minute, so that a failed test leaves nothing running.)
+	script := `case "$CINET_PLACEMENT" in *-1) touch started; n=0; while [ ! -e gate ] && [ $n -lt 6000 ]; do sleep 0.01; n=$((n+1)); done; exit 3;; esac; exit 0`
 	id := b.submit(jobYAML(script, "recovery: {maxRestarts: 1, onExitCodes: [3]}\n")).ID
 	b.waitFor(id, jobs.Running)
 	var gate string
@@ -285,6 +286,7 @@ func TestRestartWaitsForBusyCapacity(t *testing.T) {
 			t.Fatal("the first attempt never started")
 		}
 	}
+	t.Cleanup(func() { os.WriteFile(gate, nil, 0o600) }) // let the attempt end if the test fails
 	replace := func(seq, quantity int) *descriptor.Document {
 		t.Helper()
 		src := strings.Replace(strings.Replace(fmt.Sprintf(offerYAML, b.offer.Offer.ComputeID, ProviderKey.ID(), HomeKey.ID()),
