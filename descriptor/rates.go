@@ -57,3 +57,20 @@ func (*Rates) names() []rateName {
 		{"tokensCachedPerMillion", func(r *Rates) Decimal { return r.TokensCachedPerMillion }},
 	}
 }
+
+// Overlay returns r with the rates tier sets replacing r's: the rates in
+// force during a tier.
+func (r Rates) Overlay(tier Rates) Rates {
+	out := r
+	for _, p := range []struct{ dst, src *Decimal }{
+		{&out.InstanceHour, &tier.InstanceHour}, {&out.VCPUHour, &tier.VCPUHour},
+		{&out.GiBHour, &tier.GiBHour}, {&out.AcceleratorHour, &tier.AcceleratorHour},
+		{&out.EgressGiB, &tier.EgressGiB}, {&out.TokensInPerMillion, &tier.TokensInPerMillion},
+		{&out.TokensOutPerMillion, &tier.TokensOutPerMillion}, {&out.TokensCachedPerMillion, &tier.TokensCachedPerMillion},
+	} {
+		if p.src.IsSet() {
+			*p.dst = *p.src
+		}
+	}
+	return out
+}

@@ -168,7 +168,7 @@ func Rate(r *UsageRecord, offer *descriptor.Offer) (*Rating, error) {
 		tierName := ""
 		if seg.tier != nil {
 			tierName = seg.tier.Name
-			rates = overlay(ps.Rates, seg.tier.Rates)
+			rates = ps.Rates.Overlay(seg.tier.Rates)
 		}
 		frac := new(apd.Decimal)
 		if _, err := rateContext.Quo(frac, apd.New(seg.end.Sub(seg.start).Nanoseconds(), 0), total); err != nil {
@@ -254,22 +254,6 @@ func decimalText(d *apd.Decimal) string {
 	rateContext.Quantize(&r, d, -18)
 	r.Reduce(&r)
 	return r.Text('f')
-}
-
-// overlay returns base with the rates a tier lists replacing base's.
-func overlay(base, tier descriptor.Rates) descriptor.Rates {
-	out := base
-	for _, p := range []struct{ dst, src *descriptor.Decimal }{
-		{&out.InstanceHour, &tier.InstanceHour}, {&out.VCPUHour, &tier.VCPUHour},
-		{&out.GiBHour, &tier.GiBHour}, {&out.AcceleratorHour, &tier.AcceleratorHour},
-		{&out.EgressGiB, &tier.EgressGiB}, {&out.TokensInPerMillion, &tier.TokensInPerMillion},
-		{&out.TokensOutPerMillion, &tier.TokensOutPerMillion}, {&out.TokensCachedPerMillion, &tier.TokensCachedPerMillion},
-	} {
-		if p.src.IsSet() {
-			*p.dst = *p.src
-		}
-	}
-	return out
 }
 
 // A segment is a stretch of the period during which one tier (or none)

@@ -106,7 +106,7 @@ func NewPrices(o *descriptor.Offer) *Prices {
 	for ti := range p.tiers {
 		rates := ps.Rates
 		if ti > 0 {
-			rates = overlay(ps.Rates, ps.Tiers[ti-1].Rates)
+			rates = ps.Rates.Overlay(ps.Tiers[ti-1].Rates)
 		}
 		hourly := new(big.Rat)
 		var cs []coef
@@ -149,20 +149,6 @@ func ratFloor(r *big.Rat) descriptor.Nanos {
 		return descriptor.MaxNanos
 	}
 	return descriptor.Nanos(q.Int64())
-}
-
-// overlay returns base with the rates a tier lists replacing base's.
-func overlay(base, tier descriptor.Rates) descriptor.Rates {
-	out := base
-	for _, p := range []struct{ dst, src *descriptor.Decimal }{
-		{&out.InstanceHour, &tier.InstanceHour}, {&out.VCPUHour, &tier.VCPUHour},
-		{&out.GiBHour, &tier.GiBHour}, {&out.AcceleratorHour, &tier.AcceleratorHour},
-	} {
-		if p.src.IsSet() {
-			*p.dst = *p.src
-		}
-	}
-	return out
 }
 
 const week = 7 * 24 * time.Hour

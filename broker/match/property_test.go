@@ -285,14 +285,7 @@ func peakHourly(o *descriptor.Offer, start time.Time, runtime time.Duration) *ap
 	o.Price.Week().Segments(start, start.Add(runtime), func(_, _ time.Time, tier int) {
 		rates := o.Price.Rates
 		if tier != descriptor.NoTier {
-			for _, p := range []struct{ dst, src *descriptor.Decimal }{
-				{&rates.InstanceHour, &o.Price.Tiers[tier].Rates.InstanceHour}, {&rates.VCPUHour, &o.Price.Tiers[tier].Rates.VCPUHour},
-				{&rates.GiBHour, &o.Price.Tiers[tier].Rates.GiBHour}, {&rates.AcceleratorHour, &o.Price.Tiers[tier].Rates.AcceleratorHour},
-			} {
-				if p.src.IsSet() {
-					*p.dst = *p.src
-				}
-			}
+			rates = rates.Overlay(o.Price.Tiers[tier].Rates)
 		}
 		if h := rates.InstanceRate(&o.Class); h.Cmp(peak) > 0 {
 			peak.Set(h)
