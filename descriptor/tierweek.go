@@ -168,13 +168,25 @@ func (w *TierWeek) Segments(start, end time.Time, fn func(s, e time.Time, tier i
 	}
 	segStart, segTier := start, int32(0)
 	first := true
+	var offset int64       // seconds east of UTC, in force until zoneEnd
+	var zoneEnd time.Time // zero: the offset never changes again
+	known := false
 	t := start
 	for t.Before(end) {
-		lt := t.In(w.loc)
-		zoneEnd := w.NextOffsetChange(t)
-		day := int32((int(lt.Weekday()) + 6) % 7) // Monday = 0
-		m := day*24*60 + int32(lt.Hour()*60+lt.Minute())
-		into := int64(lt.Second())*int64(time.Second) + int64(lt.Nanosecond())
+		if !known || (!zoneEnd.IsZero() && !t.Before(zoneEnd)) {
+			_, off := t.In(w.loc).Zone()
+			offset, zoneEnd, known = int64(off), w.NextOffsetChange(t), true
+		}
+		// Local wall-clock time by arithmetic: 1970-01-01 was a Thursday.
+		secs := t.Unix() + offset
+		days := secs / 86400
+		if secs%86400 < 0 {
+			days--
+		}
+		sod := secs - days*86400
+		day := int32(((days+3)%7 + 7) % 7) // Monday = 0
+		m := day*24*60 + int32(sod/60)
+		into := (sod%60)*int64(time.Second) + int64(t.Nanosecond())
 		i := w.spanAt(m)
 		tier := w.spans[i].tier
 		if first {
