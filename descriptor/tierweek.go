@@ -168,7 +168,7 @@ func (w *TierWeek) Segments(start, end time.Time, fn func(s, e time.Time, tier i
 	}
 	segStart, segTier := start, int32(0)
 	first := true
-	var offset int64       // seconds east of UTC, in force until zoneEnd
+	var offset int64      // seconds east of UTC, in force until zoneEnd
 	var zoneEnd time.Time // zero: the offset never changes again
 	known := false
 	t := start
