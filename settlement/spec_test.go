@@ -21,10 +21,8 @@ func TestRatingSpecExamples(t *testing.T) {
 	doc := string(src)
 	schedules := map[string]string{"flat": flatPrice, "tiered": tieredPrice}
 	for name, want := range schedules {
-		re := regexp.MustCompile("(?s)<!-- schedule: " + name + " -->\n```yaml\n(.*?)\n```")
-		m := re.FindStringSubmatch(doc)
-		if m == nil || m[1] != want {
-			t.Fatalf("spec/rating.md schedule %q differs from the test's:\n%q\n%q", name, m, want)
+		if got := specSchedule(t, doc, name); got != want {
+			t.Fatalf("spec/rating.md schedule %q differs from the test's:\n%q\n%q", name, got, want)
 		}
 	}
 	sh, _ := time.LoadLocation("Asia/Shanghai")
@@ -105,12 +103,7 @@ func TestRatingSpecDaylightSaving(t *testing.T) {
 	doc := string(src)
 	schedules := map[string]string{}
 	for _, name := range []string{"berlin", "berlin-late"} {
-		re := regexp.MustCompile("(?s)<!-- schedule: " + name + " -->\n```yaml\n(.*?)\n```")
-		m := re.FindStringSubmatch(doc)
-		if m == nil {
-			t.Fatalf("spec/rating.md lacks schedule %q", name)
-		}
-		schedules[name] = m[1]
+		schedules[name] = specSchedule(t, doc, name)
 	}
 	n := 0
 	for _, line := range strings.Split(doc, "\n") {
@@ -145,4 +138,15 @@ func TestRatingSpecDaylightSaving(t *testing.T) {
 	if n != 6 {
 		t.Fatalf("found %d daylight-saving examples in spec/rating.md, want 6", n)
 	}
+}
+
+// specSchedule returns the price block spec/rating.md gives under
+// "<!-- schedule: name -->".
+func specSchedule(t *testing.T, doc, name string) string {
+	t.Helper()
+	m := regexp.MustCompile("(?s)<!-- schedule: " + regexp.QuoteMeta(name) + " -->\n```yaml\n(.*?)\n```").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatalf("spec/rating.md lacks schedule %q", name)
+	}
+	return m[1]
 }

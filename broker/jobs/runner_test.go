@@ -181,6 +181,24 @@ func (b *broker) waitFor(id string, state jobs.State) *jobs.Job {
 	}
 }
 
+// waitNote polls the job until its latest history entry starts with
+// prefix, and fails if it ends or 30 s pass first.
+func (b *broker) waitNote(id, prefix string) {
+	b.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		j, err := b.jobs.Get(context.Background(), id)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if strings.HasPrefix(j.History[len(j.History)-1].Detail, prefix) {
+			return
+		}
+		if j.State.Ended() || time.Now().After(deadline) {
+			b.t.Fatalf("job %s never noted %q: %+v", id, prefix, j.History)
+		}
+	}
+}
+
 func jobYAML(script string, extra string) string {
 	return fmt.Sprintf(`apiVersion: cinet/v1
 kind: Job
@@ -308,18 +326,7 @@ func TestRestartWaitsForBusyCapacity(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		j, err := b.jobs.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(j.History[len(j.History)-1].Detail, "waiting for capacity") {
-			break
-		}
-		if j.State.Ended() || time.Now().After(deadline) {
-			t.Fatalf("the job did not wait for capacity: %+v", j)
-		}
-	}
+	b.waitNote(id, "waiting for capacity")
 	full := replace(3, 4)
 	j := b.waitFor(id, jobs.Settled)
 	if j.Outcome != jobs.Succeeded || j.Restarts != 1 || len(j.Attempts) != 2 || j.Attempts[1].OfferDigest != full.Digest || len(j.Excluded) != 0 {
@@ -434,18 +441,7 @@ func TestWaitingJobsMatchOnChange(t *testing.T) {
 		b.waitFor(id, jobs.Running)
 	}
 	waiting := b.submit(jobYAML("true", "")).ID
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		j, err := b.jobs.Get(context.Background(), waiting)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(j.History[len(j.History)-1].Detail, "waiting for capacity") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fifth job never waited: %+v", j)
-		}
-	}
+	b.waitNote(waiting, "waiting for capacity")
 	matches, passes := b.matches.Load(), b.passes.Load()
 	for b.passes.Load() < passes+10 {
 		time.Sleep(5 * time.Millisecond)
