@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/token"
 )
 
 // FormatYAML returns the document's canonical YAML: the canonical value,
@@ -69,6 +71,22 @@ func needsJSONQuotes(s string) bool {
 	return false
 }
 
+// readsAsPlainString reports whether s, written as a plain scalar, reads
+// back as the same string in this package's YAML reader. Strings the
+// reader would take for a number, boolean, null or timestamp ("1e-06",
+// "yes", "~"), or that start with an indicator, are quoted instead. Text
+// over several lines is left to the literal style.
+func readsAsPlainString(s string) bool {
+	if s == "" || strings.Contains(s, "\n") {
+		return true // the writer quotes "" and uses a literal block
+	}
+	if n, err := resolvePlain(s, Pos{}); err != nil || n.kind != kindString {
+		return false
+	}
+	toks := lexer.Tokenize("k: " + s)
+	return len(toks) == 3 && toks[2].Type == token.StringType && toks[2].Value == s
+}
+
 // orderedValue converts a tree to values go-yaml writes in order: struct
 // fields in declaration order, map keys sorted.
 func orderedValue(n *node, t reflect.Type) any {
@@ -83,7 +101,7 @@ func orderedValue(n *node, t reflect.Type) any {
 	case kindNumber:
 		return yamlNumber(n.str)
 	case kindString:
-		if needsJSONQuotes(n.str) {
+		if needsJSONQuotes(n.str) || !readsAsPlainString(n.str) {
 			return yamlQuoted(n.str)
 		}
 		return n.str
