@@ -3,9 +3,9 @@ package descriptor
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
