@@ -10,10 +10,14 @@ import (
 	"unicode/utf8"
 )
 
-// ImportSlurm converts a Slurm batch script into a v1 Job: the #SBATCH
-// directives (up to the first command, as sbatch reads them) become
-// resources, placement and limits; the script itself becomes the task.
-// Every directive without a v1 meaning is dropped with a warning naming it.
+// ImportSlurm converts a Slurm batch script into a v1 Job, reading its
+// directives as sbatch does: lines that begin with #SBATCH (or the old
+// #SLURM) up to the first command; within a line, words split at white
+// space, quotes and backslashes as sbatch's argument reader has them, and
+// an unescaped '#' ends the line; options by their long names, their
+// single letters, or an abbreviation that names one option. Resources,
+// placement and limits become the job's; the script becomes its task.
+// Every option without a v1 meaning is dropped with one warning naming it.
 func ImportSlurm(file string, data []byte) (*Import, error) {
 	if len(data) > MaxDocumentSize {
 		return nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: fmt.Sprintf("script is %d bytes, larger than the %d allowed", len(data), MaxDocumentSize)}}
@@ -22,28 +26,45 @@ func ImportSlurm(file string, data []byte) (*Import, error) {
 		return nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: "script is not valid UTF-8"}}
 	}
 	im := newImporter(file)
-	s := &slurm{im: im, env: map[string]any{}}
+	s := &slurm{im: im, env: map[string]any{}, warned: map[string]bool{}}
 	interpreter := "/bin/sh"
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), MaxDocumentSize)
 	var body []string
-	line := 0
+	var args []sbatchArg
+	line, late, firstLate := 0, 0, 0
 	inDirectives := true
 	for sc.Scan() {
 		line++
 		text := sc.Text()
-		trimmed := strings.TrimSpace(text)
-		if line == 1 && strings.HasPrefix(trimmed, "#!") {
-			interpreter = strings.TrimSpace(trimmed[2:])
+		if line == 1 && strings.HasPrefix(text, "#!") {
+			interpreter = strings.TrimSpace(text[2:])
 			continue
 		}
 		body = append(body, text)
-		if !inDirectives {
-			continue
-		}
+		trimmed := strings.TrimSpace(text)
+		magic, rest := sbatchMagic(text)
 		switch {
+		case !inDirectives:
+			if magic != "" {
+				late++
+				if firstLate == 0 {
+					firstLate = line
+				}
+			}
+		case magic == "#SLURM":
+			s.warnOnce(line, "#SLURM", "read as #SBATCH; sbatch asks for #SBATCH")
+			fallthrough
+		case magic != "":
+			words, err := sbatchWords(rest)
+			if err != nil {
+				im.fail(line, 1, "#SBATCH", "%v", err)
+			}
+			for _, w := range words {
+				args = append(args, sbatchArg{w, line})
+			}
 		case strings.HasPrefix(trimmed, "#SBATCH"):
-			s.directive(line, strings.TrimSpace(strings.TrimPrefix(trimmed, "#SBATCH")))
+			s.warnOnce(line, "#SBATCH", "an indented #SBATCH is a comment to sbatch, which reads only lines that begin with it; ignored")
 		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
 		default:
 			inDirectives = false // sbatch stops reading directives here
@@ -52,6 +73,10 @@ func ImportSlurm(file string, data []byte) (*Import, error) {
 	if err := sc.Err(); err != nil {
 		return nil, ErrorList{{File: file, Line: line + 1, Col: 1, Msg: fmt.Sprintf("reading script: %v", err)}}
 	}
+	if late > 0 {
+		im.warn(firstLate, "#SBATCH", "%d directive line(s) after the first command ignored, as sbatch ignores them; move them above it", late)
+	}
+	s.options(args)
 	s.finish()
 	script := strings.TrimSpace(strings.Join(body, "\n"))
 	if inDirectives {
@@ -72,6 +97,71 @@ func ImportSlurm(file string, data []byte) (*Import, error) {
 	return im.finish()
 }
 
+// sbatchMagic returns the directive word a line begins with, "#SBATCH" or
+// "#SLURM", and the rest of the line; "" when it begins with neither.
+func sbatchMagic(line string) (string, string) {
+	for _, m := range []string{"#SBATCH", "#SLURM"} {
+		if rest, ok := strings.CutPrefix(line, m); ok {
+			return m, rest
+		}
+	}
+	return "", ""
+}
+
+// sbatchWords splits a directive line as sbatch's argument reader does:
+// words end at white space outside quotes; a quote character starts or
+// ends a quoted run and is removed; a backslash keeps the next character;
+// an unescaped '#' outside quotes ends the line.
+func sbatchWords(line string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord, escape := false, false
+	var quote rune
+	for _, r := range line {
+		switch {
+		case escape:
+			w.WriteRune(r)
+			escape, inWord = false, true
+		case r == '\\':
+			escape, inWord = true, true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				w.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == '#':
+			if inWord {
+				words = append(words, w.String())
+			}
+			return words, nil
+		case r == ' ' || r == '\t' || r == '\r' || r == '\v' || r == '\f':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unmatched %c; sbatch refuses the script", quote)
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
+}
+
+type sbatchArg struct {
+	text string
+	line int
+}
+
 func toAnySlice(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
@@ -81,82 +171,195 @@ func toAnySlice(ss []string) []any {
 }
 
 type slurm struct {
-	im *importer
+	im     *importer
+	warned map[string]bool
 
-	name, workdir                    string
-	nameLine                         int
-	nodes, ntasks, tasksPerNode, cpt int
-	memPerNode, memPerCPU, memPerGPU int64
-	gpuModel                         string
-	gpusPerNode, gpusTotal           int
-	gpuLine                          int
-	env                              map[string]any
+	name, workdir                             string
+	nameLine                                  int
+	nodes, ntasks, tasksPerNode, cpt, minCPUs int
+	ntasksLine                                int
+	cpusPerGPU                                int
+	memPerNode, memPerCPU, memPerGPU          int64
+	memSet                                    bool
+	gpu                                       slurmGPU
+	gpusPerNode, gpusTotal, gpusPerTask       int
+	gpusSet                                   bool
+	env                                       map[string]any
 }
 
-// slurmShort maps single-letter options to their long names.
-var slurmShort = map[string]string{
-	"J": "job-name", "N": "nodes", "n": "ntasks", "c": "cpus-per-task", "t": "time", "D": "chdir",
-	"G": "gpus", "o": "output", "e": "error", "p": "partition", "A": "account", "q": "qos",
-	"a": "array", "C": "constraint", "d": "dependency", "w": "nodelist", "x": "exclude",
-	"L": "licenses", "b": "begin", "i": "input", "k": "no-kill", "s": "oversubscribe",
+// slurmGPU is the GPU type a script names, resolved against the
+// vocabulary.
+type slurmGPU struct {
+	model  string
+	memory Quantity
+	line   int
 }
 
-// slurmIgnored are options with no v1 meaning, and why.
+// sbatchOptions are sbatch's options (Slurm's src/common/slurm_opt.c, the
+// ones sbatch takes): long name, whether it takes an argument ('r'
+// required, 'o' optional, 'n' none), and its letter.
+var sbatchOptions = func() map[string]sbatchOption {
+	const table = "account:r:A acctg-freq:r array:r:a batch:r bbf:r autocomplete:r begin:r:b bb:r " +
+		"consolidate-segments:n cluster-constraint:r chdir:r:D clusters:r:M cluster:r comment:r constraint:r:C " +
+		"container:r container-id:r runtime:r context:r contiguous:n core-spec:r:S cores-per-socket:r cpu-freq:r " +
+		"cpus-per-gpu:r cpus-per-task:r:c deadline:r delay-boot:r dependency:r:d distribution:r:m error:r:e " +
+		"exclude:r:x exclusive:o export:r export-file:r external:n extra:r extra-node-info:r:B get-user-env:n " +
+		"gid:r gpu-bind:r tres-bind:r gpu-freq:r gpus:r:G gpus-per-node:r gpus-per-socket:r gpus-per-task:r " +
+		"tres-per-task:r gres:r gres-flags:r help:n:h hint:r hold:n:H ignore-pbs:n input:r:i job-name:r:J " +
+		"kill-on-invalid-dep:r licenses:r:L mail-type:r mail-user:r mcs-label:r oom-kill-step:o mem:r mem-bind:r " +
+		"mem-per-cpu:r mem-per-gpu:r mem-update:r mincpus:r network:r nice:o no-kill:o:k no-requeue:n " +
+		"nodefile:r:F nodelist:r:w nodes:r:N ntasks:r:n ntasks-per-core:r ntasks-per-node:r ntasks-per-socket:r " +
+		"ntasks-per-tres:r ntasks-per-gpu:r open-mode:r output:r:o overcommit:n:O oversubscribe:n:s parsable:n " +
+		"partition:r:p prefer:r priority:r profile:r propagate:o qos:r:q quiet:n:Q reboot:n requeue:o " +
+		"reservation:r resources:r resv-ports:o segment:r signal:r sockets-per-node:r spread-job:n " +
+		"spread-segments:n stepmgr:n switches:r tasks-per-node:r test-only:n thread-spec:r threads-per-core:r " +
+		"time:r:t time-min:r tmp:r uid:r use-min-nodes:n usage:n verbose:n:v version:n:V wait:n:W " +
+		"wait-all-nodes:r wckey:r wrap:r"
+	m := map[string]sbatchOption{}
+	for _, f := range strings.Fields(table) {
+		parts := strings.Split(f, ":")
+		o := sbatchOption{name: parts[0], arg: parts[1][0]}
+		if len(parts) == 3 {
+			o.short = parts[2][0]
+		}
+		m[o.name] = o
+	}
+	return m
+}()
+
+type sbatchOption struct {
+	name  string
+	arg   byte
+	short byte
+}
+
+// lookupLong finds a long option as getopt_long does: by its name, or by
+// an abbreviation that begins exactly one option's name.
+func lookupLong(name string) (sbatchOption, []string) {
+	if o, ok := sbatchOptions[name]; ok {
+		return o, nil
+	}
+	var found []string
+	for n := range sbatchOptions {
+		if strings.HasPrefix(n, name) {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 1 {
+		return sbatchOptions[found[0]], nil
+	}
+	return sbatchOption{}, found
+}
+
+func lookupShort(c byte) (sbatchOption, bool) {
+	for _, o := range sbatchOptions {
+		if o.short == c {
+			return o, true
+		}
+	}
+	return sbatchOption{}, false
+}
+
+// slurmIgnored are options with no v1 meaning, and why; any other option
+// without a case in option is dropped as having no v1 counterpart.
 var slurmIgnored = map[string]string{
 	"partition": "cinet routes to offers, not partitions", "account": "cinet bills the submitting tenant",
-	"qos": "no v1 counterpart", "output": "cinet captures standard output as the job's logs",
-	"error": "cinet captures standard error as the job's logs", "mail-type": "no v1 counterpart",
-	"mail-user": "no v1 counterpart", "array": "job arrays have no v1 counterpart; submit one job each",
+	"output": "cinet captures standard output as the job's logs", "error": "cinet captures standard error as the job's logs",
+	"array":     "job arrays have no v1 counterpart; submit one job each",
 	"exclusive": "a v1 node always takes a whole instance", "constraint": "use requirements (CEL) instead",
-	"dependency": "no v1 counterpart", "begin": "no v1 counterpart", "nodelist": "no v1 counterpart",
-	"exclude": "no v1 counterpart", "reservation": "no v1 counterpart", "requeue": "use recovery.maxRestarts instead",
-	"no-requeue": "no v1 counterpart", "signal": "no v1 counterpart", "licenses": "no v1 counterpart",
-	"open-mode": "no v1 counterpart", "hint": "no v1 counterpart", "threads-per-core": "no v1 counterpart",
-	"nice": "no v1 counterpart", "wckey": "no v1 counterpart", "comment": "no v1 counterpart",
-	"input": "no v1 counterpart", "no-kill": "no v1 counterpart", "oversubscribe": "no v1 counterpart",
-	"parsable": "no v1 counterpart", "priority": "no v1 counterpart", "distribution": "no v1 counterpart",
+	"requeue": "use recovery.maxRestarts instead", "wrap": "the script is the job's command",
+	"clusters": "cinet routes across providers; pin them with placement.providers",
 }
 
-func (s *slurm) directive(line int, args string) {
-	fields := strings.Fields(args)
-	for i := 0; i < len(fields); i++ {
-		f := fields[i]
-		var name, value string
+// options applies the arguments in order, as getopt_long hands them to
+// sbatch: a later option overrides an earlier one.
+func (s *slurm) options(args []sbatchArg) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var o sbatchOption
+		var value string
 		hasValue := false
 		switch {
-		case strings.HasPrefix(f, "--"):
-			name, value, hasValue = strings.Cut(f[2:], "=")
-		case strings.HasPrefix(f, "-") && len(f) >= 2:
-			long, ok := slurmShort[f[1:2]]
-			if !ok {
-				s.im.warn(line, f, "dropped: unknown #SBATCH option")
+		case a.text == "--":
+			return
+		case strings.HasPrefix(a.text, "--"):
+			name, v, eq := strings.Cut(a.text[2:], "=")
+			opt, ambiguous := lookupLong(name)
+			if opt.name == "" {
+				if len(ambiguous) > 1 {
+					s.warnOnce(a.line, "--"+name, "dropped: an abbreviation of several sbatch options (%s)", strings.Join(sortedStrings(ambiguous), ", "))
+				} else {
+					s.warnOnce(a.line, "--"+name, "dropped: not an sbatch option")
+				}
 				continue
 			}
-			name, value, hasValue = long, f[2:], len(f) > 2
+			if opt.name != name {
+				s.warnOnce(a.line, "--"+name, "read as --%s, the one sbatch option it abbreviates", opt.name)
+			}
+			o, value, hasValue = opt, v, eq
+		case strings.HasPrefix(a.text, "-") && len(a.text) >= 2:
+			opt, ok := lookupShort(a.text[1])
+			if !ok {
+				s.warnOnce(a.line, a.text[:2], "dropped: not an sbatch option")
+				continue
+			}
+			o, value, hasValue = opt, a.text[2:], len(a.text) > 2
+			if opt.arg == 'n' && hasValue {
+				// Letters without arguments may be bundled: -vH.
+				for _, c := range []byte(value) {
+					if b, ok := lookupShort(c); ok && b.arg == 'n' {
+						s.option(a.line, b.name, "", false)
+					} else {
+						s.warnOnce(a.line, "-"+string(c), "dropped: not an sbatch option without an argument")
+					}
+				}
+				value, hasValue = "", false
+			}
 		default:
-			s.im.warn(line, f, "dropped: not an option")
+			s.im.fail(a.line, 1, "#SBATCH", "%q is not an option; sbatch refuses the script (\"Invalid directive\"); quote values that hold spaces", a.text)
 			continue
 		}
-		if !hasValue && slurmTakesValue(name) && i+1 < len(fields) {
+		if o.arg == 'r' && !hasValue {
+			if i+1 >= len(args) {
+				s.im.fail(a.line, 1, "--"+o.name, "needs a value")
+				continue
+			}
 			i++
-			value = fields[i]
+			value, hasValue = args[i].text, true
 		}
-		s.option(line, name, value)
+		if o.arg == 'n' && hasValue {
+			s.im.fail(a.line, 1, "--"+o.name, "takes no value, got %q", value)
+			continue
+		}
+		s.option(a.line, o.name, value, hasValue)
 	}
 }
 
-func slurmTakesValue(name string) bool {
-	switch name {
-	case "exclusive", "requeue", "no-requeue", "parsable", "no-kill", "oversubscribe":
-		return false
+func sortedStrings(ss []string) []string {
+	out := append([]string(nil), ss...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
 	}
-	return true
+	return out
 }
 
-func (s *slurm) option(line int, name, value string) {
+// warnOnce warns about a field the first time only.
+func (s *slurm) warnOnce(line int, field, format string, args ...any) {
+	if s.warned[field] {
+		return
+	}
+	s.warned[field] = true
+	s.im.warn(line, field, format, args...)
+}
+
+func (s *slurm) option(line int, name, value string, hasValue bool) {
 	field := "--" + name
 	bad := func(want string) { s.im.fail(line, 1, field, "want %s, got %q", want, value) }
-	atoi := func() (int, bool) {
+	count := func() (int, bool) {
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 {
 			bad("a whole number ≥ 1")
@@ -168,24 +371,32 @@ func (s *slurm) option(line int, name, value string) {
 	case "job-name":
 		s.name, s.nameLine = value, line
 	case "nodes":
-		lo, _, isRange := strings.Cut(value, "-")
+		lo, hi, isRange := strings.Cut(value, "-")
 		n, err := strconv.Atoi(lo)
 		if err != nil || n < 1 {
 			bad("a node count such as 2 or 2-4")
 			return
 		}
 		s.nodes = n
-		if isRange {
+		if isRange && hi != lo {
 			s.im.warn(line, field, "the range %s became its minimum, %d nodes", value, n)
 		}
 	case "ntasks":
-		s.ntasks, _ = atoi()
-	case "ntasks-per-node":
-		s.tasksPerNode, _ = atoi()
+		s.ntasks, _ = count()
+		s.ntasksLine = line
+	case "ntasks-per-node", "tasks-per-node":
+		s.tasksPerNode, _ = count()
 	case "cpus-per-task":
-		s.cpt, _ = atoi()
+		s.cpt, _ = count()
+	case "mincpus":
+		s.minCPUs, _ = count()
+	case "cpus-per-gpu":
+		s.cpusPerGPU, _ = count()
 	case "mem":
-		s.memPerNode = s.memory(line, field, value)
+		s.memPerNode, s.memSet = s.memory(line, field, value), true
+		if s.memPerNode == 0 {
+			s.im.warn(line, field, "0 (all of a node's memory) dropped: a v1 node is a whole instance, whatever memory it has; give a size to be sure of one")
+		}
 	case "mem-per-cpu":
 		s.memPerCPU = s.memory(line, field, value)
 	case "mem-per-gpu":
@@ -211,78 +422,104 @@ func (s *slurm) option(line int, name, value string) {
 		s.workdir = value
 	case "gres":
 		for _, g := range strings.Split(value, ",") {
-			parts := strings.Split(g, ":")
-			if parts[0] != "gpu" {
-				s.im.warn(line, field, "generic resource %q dropped: only gpu has a v1 counterpart", g)
+			g = strings.TrimPrefix(g, "gres/")
+			kind, spec, _ := strings.Cut(g, ":")
+			if kind != "gpu" {
+				if g != "none" {
+					s.warnOnce(line, field+" "+kind, "generic resource %q dropped: only gpu has a v1 counterpart", g)
+				}
 				continue
 			}
-			model, count := s.gpuSpec(line, field, strings.Join(parts[1:], ":"))
-			s.gpuModel, s.gpusPerNode, s.gpuLine = model, count, line
+			n, ok := s.gpuSpec(line, field, spec)
+			if ok {
+				s.gpusPerNode, s.gpusSet = n, true
+			}
 		}
-	case "gpus", "gpus-per-node":
-		model, count := s.gpuSpec(line, field, value)
-		s.gpuModel, s.gpuLine = model, line
-		if name == "gpus" {
-			s.gpusTotal = count
-		} else {
-			s.gpusPerNode = count
+	case "gpus", "gpus-per-node", "gpus-per-task":
+		n, ok := s.gpuSpec(line, field, value)
+		if !ok {
+			return
+		}
+		s.gpusSet = true
+		switch name {
+		case "gpus":
+			s.gpusTotal = n
+		case "gpus-per-node":
+			s.gpusPerNode = n
+		default:
+			s.gpusPerTask = n
 		}
 	case "export":
 		for _, kv := range strings.Split(value, ",") {
 			k, v, ok := strings.Cut(kv, "=")
 			if ok {
 				s.env[k] = v
-			} else if kv != "ALL" && kv != "NONE" {
+			} else if kv != "ALL" && kv != "NONE" && kv != "NIL" {
 				s.im.warn(line, field, "%s dropped: v1 tasks carry explicit values only", kv)
 			}
 		}
+	case "help", "usage", "version", "test-only":
+		s.warnOnce(line, field, "dropped: sbatch would not submit the script with it")
 	default:
 		if why, ok := slurmIgnored[name]; ok {
-			s.im.warn(line, field, "dropped: %s", why)
+			s.warnOnce(line, field, "dropped: %s", why)
 		} else {
-			s.im.warn(line, field, "dropped: unknown #SBATCH option")
+			s.warnOnce(line, field, "dropped: no v1 counterpart")
 		}
 	}
 }
 
-// gpuSpec reads "[type:]count" from --gres gpu:..., --gpus or --gpus-per-node.
-func (s *slurm) gpuSpec(line int, field, spec string) (string, int) {
+// gpuSpec reads "[type:]count" as --gres gpu:..., --gpus, --gpus-per-node
+// and --gpus-per-task write it, records the type, and returns the count.
+// A type the vocabulary does not know is a cluster's own name for its
+// GPUs: the job keeps asking for GPUs, of any model, with a warning.
+func (s *slurm) gpuSpec(line int, field, spec string) (int, bool) {
 	parts := strings.Split(spec, ":")
 	count := 1
 	if last := parts[len(parts)-1]; last != "" {
 		if n, err := strconv.Atoi(last); err == nil {
 			count = n
 			parts = parts[:len(parts)-1]
+		} else if len(parts) == 1 && last[0] >= '0' && last[0] <= '9' {
+			s.im.fail(line, 1, field, "want a GPU count such as 2 or a100:2, got %q", spec)
+			return 0, false
 		}
 	}
-	model := ""
+	if spec == "" {
+		parts = nil
+	}
+	if count < 0 {
+		s.im.fail(line, 1, field, "GPU count must be ≥ 0")
+		return 0, false
+	}
 	if len(parts) > 0 && parts[0] != "" {
-		m, ok := FindAccelerator(parts[0])
-		if !ok {
-			s.im.fail(line, 1, field, "%s", unknownModelError(parts[0]))
-			return "", 0
+		typ := strings.Join(parts, ":")
+		m, mem, ok := FindAcceleratorVariant(strings.ReplaceAll(typ, "_", "-"))
+		if ok {
+			s.gpu = slurmGPU{model: m.Name, memory: mem, line: line}
+		} else {
+			s.gpu = slurmGPU{line: line}
+			s.warnOnce(line, field+" "+typ, "GPU type %q is not a model the vocabulary knows (a cluster's own name?); the job asks for GPUs of any model", typ)
 		}
-		model = m.Name
 	}
-	if count < 1 {
-		s.im.fail(line, 1, field, "GPU count must be ≥ 1")
-	}
-	return model, count
+	return count, true
 }
 
-// memory reads Slurm sizes: a number with an optional K, M, G or T suffix
-// (powers of 1024), megabytes when bare.
+// memory reads Slurm sizes as sbatch does: a whole number with an optional
+// K, M, G or T (powers of 1024), optionally followed by B; megabytes when
+// bare. Kilobytes round up to whole megabytes.
 func (s *slurm) memory(line int, field, value string) int64 {
-	num, unit := value, "M"
-	if n := len(value); n > 0 && strings.ContainsRune("KMGTkmgt", rune(value[n-1])) {
-		num, unit = value[:n-1], strings.ToUpper(value[n-1:])
-	}
+	num := strings.TrimRight(value, "KMGTkmgtBb")
+	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(value[len(num):], "B"), "b"))
 	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		s.im.fail(line, 1, field, "want a size such as 4G or 4096 (megabytes), got %q", value)
+	shift, okUnit := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
+	if err != nil || n < 0 || !okUnit || (unit == "" && len(value) > len(num)) || n > 1<<62>>shift {
+		s.im.fail(line, 1, field, "want a size such as 4G, 500M or 4096 (megabytes), got %q", value)
 		return 0
 	}
-	shift := map[string]uint{"K": 10, "M": 20, "G": 30, "T": 40}[unit]
+	if unit == "K" {
+		return (n + 1023) >> 10 << 20
+	}
 	return n << shift
 }
 
@@ -305,7 +542,7 @@ func parseSlurmTime(v string) (string, error) {
 	nums := make([]int, len(parts))
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || len(parts) > 3 {
+		if err != nil || n < 0 || len(parts) > 3 || n > 1e6 {
 			return "", fmt.Errorf("%q is not a Slurm time", v)
 		}
 		nums[i] = n
@@ -328,34 +565,53 @@ func parseSlurmTime(v string) (string, error) {
 		h, m, sec = nums[0], nums[1], nums[2]
 	}
 	total := (((days*24+h)*60)+m)*60 + sec
-	if total <= 0 {
+	if total <= 0 || days > 1e5 {
 		return "", fmt.Errorf("%q is not a positive time", v)
 	}
 	return Duration(int64(total) * 1e9).String(), nil
 }
 
-// finish works out per-node amounts from the directives.
+// finish works out per-node amounts from the options, as Slurm does: with
+// --ntasks and --ntasks-per-node but no --nodes, the node count is the
+// tasks over the tasks per node, rounded up; a node's tasks are the job's
+// tasks over its nodes, rounded up; --gpus-per-task and --cpus-per-gpu
+// scale with them.
 func (s *slurm) finish() {
 	s.im.setName(s.nameLine, "--job-name", s.name, "slurm-job")
-	nodes := max(s.nodes, 1)
-	if s.nodes > 0 {
-		s.im.set("nodes", s.nodes)
+	nodes := s.nodes
+	if nodes == 0 && s.ntasks > 0 && s.tasksPerNode > 0 {
+		nodes = (s.ntasks + s.tasksPerNode - 1) / s.tasksPerNode
 	}
-	tasksPerNode := s.tasksPerNode
-	if tasksPerNode == 0 {
-		tasksPerNode = max(1, (s.ntasks+nodes-1)/nodes)
+	if nodes > 0 && s.ntasks > 0 && s.ntasks < nodes {
+		s.im.warn(s.ntasksLine, "--ntasks", "%d tasks on %d nodes: Slurm lowers the node count to %d, and so does the conversion", s.ntasks, nodes, s.ntasks)
+		nodes = s.ntasks
+	}
+	if s.nodes > 0 || nodes > 1 {
+		s.im.set("nodes", nodes)
+	}
+	nodes = max(nodes, 1)
+	tasksPerNode := max(s.tasksPerNode, 1)
+	if s.ntasks > 0 {
+		tasksPerNode = (s.ntasks + nodes - 1) / nodes
 	}
 	cpus := tasksPerNode * max(s.cpt, 1)
-	s.im.set("resources.cpus", cpus)
 	gpus := s.gpusPerNode
-	if gpus == 0 && s.gpusTotal > 0 {
+	switch {
+	case gpus == 0 && s.gpusPerTask > 0:
+		gpus = s.gpusPerTask * tasksPerNode
+	case gpus == 0 && s.gpusTotal > 0:
 		gpus = (s.gpusTotal + nodes - 1) / nodes
 	}
+	if s.cpusPerGPU > 0 && gpus > 0 {
+		cpus = max(cpus, s.cpusPerGPU*gpus)
+	}
+	cpus = max(cpus, s.minCPUs)
+	s.im.set("resources.cpus", cpus)
 	mem := s.memPerNode
 	switch {
-	case mem == 0 && s.memPerCPU > 0:
+	case !s.memSet && s.memPerCPU > 0:
 		mem = s.memPerCPU * int64(cpus)
-	case mem == 0 && s.memPerGPU > 0 && gpus > 0:
+	case !s.memSet && s.memPerGPU > 0 && gpus > 0:
 		mem = s.memPerGPU * int64(gpus)
 	}
 	if mem > 0 {
@@ -363,10 +619,13 @@ func (s *slurm) finish() {
 	}
 	if gpus > 0 {
 		req := map[string]any{"count": gpus}
-		if s.gpuModel != "" {
-			req["model"] = s.gpuModel
+		if s.gpu.model != "" {
+			req["model"] = s.gpu.model
 		} else {
 			req["kind"] = "gpu"
+		}
+		if s.gpu.memory > 0 {
+			req["memory"] = s.gpu.memory.String()
 		}
 		s.im.set("resources.accelerators", []any{req})
 	}

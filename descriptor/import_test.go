@@ -25,29 +25,42 @@ func importGolden(t *testing.T, imp *Import) []byte {
 	return []byte(b.String())
 }
 
+// TestImportGolden converts every script and task under testdata/import
+// (SkyPilot for .yaml, Slurm for .sh and .sbatch) and the examples, and
+// compares warnings and job with the file's .golden.
 func TestImportGolden(t *testing.T) {
-	for _, tc := range []struct {
-		file string
-		conv func(string, []byte) (*Import, error)
-	}{
-		{"../examples/import/skypilot-task.yaml", ImportSkyPilot},
-		{"../examples/import/slurm-train.sbatch", ImportSlurm},
-		{"testdata/import/skypilot-minimal.yaml", ImportSkyPilot},
-		{"testdata/import/skypilot-alternatives.yaml", ImportSkyPilot},
-		{"testdata/import/slurm-minimal.sh", ImportSlurm},
-		{"testdata/import/slurm-gpus-total.sh", ImportSlurm},
-	} {
-		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			data, err := os.ReadFile(tc.file)
+	files, err := filepath.Glob("testdata/import/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../examples/import/skypilot-task.yaml", "../examples/import/slurm-train.sbatch")
+	n := 0
+	for _, file := range files {
+		var conv func(string, []byte) (*Import, error)
+		switch filepath.Ext(file) {
+		case ".yaml":
+			conv = ImportSkyPilot
+		case ".sh", ".sbatch":
+			conv = ImportSlurm
+		default:
+			continue
+		}
+		n++
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			imp, err := tc.conv(filepath.Base(tc.file), data)
+			imp, err := conv(filepath.Base(file), data)
 			if err != nil {
-				t.Fatalf("convert: %v", err)
+				checkGolden(t, filepath.Join("testdata/import", filepath.Base(file)+".golden"), []byte("error:\n"+err.Error()+"\n"))
+				return
 			}
-			checkGolden(t, filepath.Join("testdata/import", filepath.Base(tc.file)+".golden"), importGolden(t, imp))
+			checkGolden(t, filepath.Join("testdata/import", filepath.Base(file)+".golden"), importGolden(t, imp))
 		})
+	}
+	if n < 10 {
+		t.Fatalf("only %d import cases found", n)
 	}
 }
 
@@ -66,7 +79,11 @@ func TestImportErrors(t *testing.T) {
 		{"skypilot bad cpus", ImportSkyPilot, "resources:\n  cpus: many\nrun: x\n", "resources.cpus"},
 		{"slurm bad time", ImportSlurm, "#!/bin/sh\n#SBATCH --time=soon\necho\n", `"soon" is not a Slurm time`},
 		{"slurm unlimited", ImportSlurm, "#SBATCH -t UNLIMITED\necho\n", "unlimited"},
-		{"slurm bad gpu", ImportSlurm, "#SBATCH --gres=gpu:k80:2\necho\n", `unknown accelerator model "k80"`},
+		{"slurm negative gpus", ImportSlurm, "#SBATCH --gpus=-1\necho\n", "GPU count must be ≥ 0"},
+		{"slurm not an option", ImportSlurm, "#SBATCH -J my job\necho\n", `"job" is not an option`},
+		{"slurm unmatched quote", ImportSlurm, "#SBATCH -J \"my job\necho\n", "unmatched \""},
+		{"slurm value missing", ImportSlurm, "#SBATCH --time\necho\n", "needs a value"},
+		{"slurm bytes", ImportSlurm, "#SBATCH --mem=500B\necho\n", "want a size"},
 		{"slurm bad mem", ImportSlurm, "#SBATCH --mem=lots\necho\n", "want a size"},
 		{"slurm empty", ImportSlurm, "#!/bin/bash\n#SBATCH -N 1\n", "no commands"},
 		{"slurm invalid utf8", ImportSlurm, "echo \xff\n", "not valid UTF-8"},
@@ -93,7 +110,8 @@ func TestParseSlurmTime(t *testing.T) {
 }
 
 func FuzzImportSkyPilot(f *testing.F) {
-	for _, s := range []string{"../examples/import/skypilot-task.yaml", "testdata/import/skypilot-minimal.yaml", "testdata/import/skypilot-alternatives.yaml"} {
+	seeds, _ := filepath.Glob("testdata/import/*.yaml")
+	for _, s := range append(seeds, "../examples/import/skypilot-task.yaml") {
 		if data, err := os.ReadFile(s); err == nil {
 			f.Add(data)
 		}
@@ -107,7 +125,8 @@ func FuzzImportSkyPilot(f *testing.F) {
 }
 
 func FuzzImportSlurm(f *testing.F) {
-	for _, s := range []string{"../examples/import/slurm-train.sbatch", "testdata/import/slurm-minimal.sh", "testdata/import/slurm-gpus-total.sh"} {
+	seeds, _ := filepath.Glob("testdata/import/*.sh")
+	for _, s := range append(seeds, "../examples/import/slurm-train.sbatch") {
 		if data, err := os.ReadFile(s); err == nil {
 			f.Add(data)
 		}
