@@ -137,8 +137,11 @@ func TestDescriptorConvert(t *testing.T) {
 	if code, _, _ := cli(t, "", "descriptor", "convert", "x"); code != 2 {
 		t.Fatalf("convert without --from: %d, want 2", code)
 	}
-	if code, _, errOut := cli(t, "#SBATCH --gres=gpu:k80:1\necho\n", "descriptor", "convert", "--from", "slurm", "-"); code != 1 || !strings.Contains(errOut, "k80") {
-		t.Fatalf("convert unknown gpu: %d %s", code, errOut)
+	if code, out, errOut := cli(t, "#SBATCH --gres=gpu:k80:1\necho\n", "descriptor", "convert", "--from", "slurm", "-"); code != 0 || !strings.Contains(errOut, `GPU type "k80"`) || !strings.Contains(out, "kind: gpu") {
+		t.Fatalf("convert unknown gpu type: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "#SBATCH -J my job\necho\n", "descriptor", "convert", "--from", "slurm", "-"); code != 1 || !strings.Contains(errOut, "-:1:1") {
+		t.Fatalf("convert invalid directive: %d %s", code, errOut)
 	}
 }
 
