@@ -2,6 +2,7 @@ package descriptor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -38,10 +39,15 @@ type importer struct {
 	job      map[string]any
 	warnings []Warning
 	errs     ErrorList
+	// cur is the line of the input being converted; set records it for
+	// each path it writes, so that an error in the converted job points
+	// at the user's line, not at the converted form.
+	cur   int
+	lines map[string]int
 }
 
 func newImporter(file string) *importer {
-	return &importer{file: file, job: map[string]any{"apiVersion": APIVersion, "kind": KindJob}}
+	return &importer{file: file, job: map[string]any{"apiVersion": APIVersion, "kind": KindJob}, lines: map[string]int{}}
 }
 
 func (im *importer) warn(line int, field, format string, args ...any) {
@@ -54,6 +60,9 @@ func (im *importer) fail(line, col int, field, format string, args ...any) {
 
 // set puts v at a dotted path in the job, creating objects on the way.
 func (im *importer) set(path string, v any) {
+	if im.cur > 0 {
+		im.lines[path] = im.cur
+	}
 	parts := strings.Split(path, ".")
 	m := im.job
 	for _, p := range parts[:len(parts)-1] {
@@ -77,13 +86,44 @@ func (im *importer) finish() (*Import, error) {
 	if err != nil {
 		return nil, fmt.Errorf("descriptor: encoding the converted job: %w", err)
 	}
-	doc, err := Parse(im.file+" (converted)", raw)
+	doc, err := Parse(im.file, raw)
 	if err != nil {
-		return nil, err
+		var list ErrorList
+		if !errors.As(err, &list) {
+			return nil, err
+		}
+		out := make(ErrorList, 0, len(list))
+		for _, e := range list {
+			c := *e
+			c.Line, c.Col = im.lineOf(e.Path), 1
+			c.Msg = e.Msg + " (in the converted job)"
+			out = append(out, &c)
+		}
+		return nil, out.sortAndDedup()
 	}
 	sort.SliceStable(im.warnings, func(i, j int) bool { return im.warnings[i].Line < im.warnings[j].Line })
 	return &Import{Document: doc, Warnings: im.warnings}, nil
 }
+
+// lineOf returns the input line that wrote the converted job's path
+// ("resources.accelerators[0].model"), or of its nearest written parent;
+// 1 when none is known.
+func (im *importer) lineOf(path string) int {
+	p := indexSuffix.ReplaceAllString(path, "")
+	for p != "" {
+		if l, ok := im.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = indexSuffix.ReplaceAllString(p[:i], "")
+	}
+	return 1
+}
+
+var indexSuffix = regexp.MustCompile(`\[\d+\]`)
 
 var nameCleaner = regexp.MustCompile(`[^a-z0-9.-]+`)
 

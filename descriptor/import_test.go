@@ -25,6 +25,12 @@ func importGolden(t *testing.T, imp *Import) []byte {
 	return []byte(b.String())
 }
 
+// importSkyPilotForTest converts as a user whose home is /home/ada would
+// from /home/ada/project.
+func importSkyPilotForTest(file string, data []byte) (*Import, error) {
+	return ImportSkyPilotWith(file, data, ImportOptions{Dir: "/home/ada/project", Home: "/home/ada"})
+}
+
 // TestImportGolden converts every script and task under testdata/import
 // (SkyPilot for .yaml, Slurm for .sh and .sbatch) and the examples, and
 // compares warnings and job with the file's .golden.
@@ -39,7 +45,7 @@ func TestImportGolden(t *testing.T) {
 		var conv func(string, []byte) (*Import, error)
 		switch filepath.Ext(file) {
 		case ".yaml":
-			conv = ImportSkyPilot
+			conv = importSkyPilotForTest
 		case ".sh", ".sbatch":
 			conv = ImportSlurm
 		default:
@@ -72,7 +78,7 @@ func TestImportErrors(t *testing.T) {
 		want string
 	}{
 		{"skypilot unknown accelerator", ImportSkyPilot, "resources:\n  accelerators: TPU-v5:8\nrun: echo\n", `unknown accelerator model "TPU-v5"`},
-		{"skypilot fractional gpu", ImportSkyPilot, "resources:\n  accelerators: T4:0.5\nrun: echo\n", "fractional GPUs"},
+		{"skypilot zero gpus", ImportSkyPilot, "resources:\n  accelerators: T4:0\nrun: echo\n", "above 0"},
 		{"skypilot no run", ImportSkyPilot, "name: x\n", "needs a run command"},
 		{"skypilot not a mapping", ImportSkyPilot, "- a\n", "must be a mapping"},
 		{"skypilot bad yaml", ImportSkyPilot, "run: [\n", "invalid YAML"},
@@ -97,6 +103,28 @@ func TestImportErrors(t *testing.T) {
 	}
 }
 
+// TestQuoteFlowColonScalars: SkyPilot's reading of flow mappings, and
+// nothing else changes.
+func TestQuoteFlowColonScalars(t *testing.T) {
+	for in, want := range map[string]string{
+		"a: {A100:4, A100-80GB:2}\n":     `a: {"A100:4", "A100-80GB:2"}` + "\n",
+		"a: {A100: 4}\n":                 "a: {A100: 4}\n",
+		"a: [L4:1, T4:1]\n":              "a: [L4:1, T4:1]\n",
+		"a: {x: \"b:c\", y: 'd:e'}\n":    "a: {x: \"b:c\", y: 'd:e'}\n",
+		"a: b:c # {x:1}\n":               "a: b:c # {x:1}\n",
+		"a: {k: [L4:1], m: {n:1}}\n":     `a: {k: [L4:1], m: {"n:1"}}` + "\n",
+		"run: echo '{a:1}'\n":            "run: echo '{a:1}'\n",
+		"run: echo {a:1}\n":              "run: echo {a:1}\n",
+		"run: |\n  {a:1}\nb: {x:1}\n":    "run: |\n  {a:1}\nb: {\"x:1\"}\n",
+		"a: {é:1, A100:8}\n":             "a: {\"é:1\", \"A100:8\"}\n",
+		"a: {\n  A100:8,\n  H100:8\n}\n": "a: {\n  \"A100:8\",\n  \"H100:8\"\n}\n",
+	} {
+		if got := string(quoteFlowColonScalars([]byte(in))); got != want {
+			t.Errorf("quoteFlowColonScalars(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseSlurmTime(t *testing.T) {
 	for in, want := range map[string]string{
 		"30": "30m", "90": "1h30m", "10:30": "10m30s", "01:00:00": "1h", "2-00": "48h",
@@ -118,8 +146,20 @@ func FuzzImportSkyPilot(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		imp, err := ImportSkyPilot("fuzz", data)
-		if err == nil && imp.Document.Job == nil {
+		if err != nil {
+			return
+		}
+		if imp.Document.Job == nil {
 			t.Fatal("a conversion without a job")
+		}
+		// A GPU job never becomes a CPU job.
+		tr, err := decodeTree(quoteFlowColonScalars(data))
+		if err != nil {
+			t.Fatalf("converted, but the tree does not decode: %v", err)
+		}
+		if r := tr.root.get("resources"); r != nil && r.kind == kindObject && firstOf(r, "accelerators", "gpus") != nil &&
+			len(imp.Document.Job.Resources.Accelerators) == 0 {
+			t.Fatalf("accelerators asked for, none in the job:\n%s", data)
 		}
 	})
 }

@@ -242,7 +242,11 @@ func newConvertCmd() *cobra.Command {
 		Long: `Convert a SkyPilot task YAML or a Slurm batch script (#SBATCH directives)
 into a v1 Job, printed as canonical YAML (or JSON with -o json). Every input
 field that has a meaning in v1 is mapped; each one that does not is named in
-a warning on standard error.`,
+a warning on standard error.
+
+SkyPilot's relative paths (workdir, file_mounts) are taken from the current
+directory, as sky launch takes them, and "~" from your home directory; the
+job names them as file:// URIs.`,
 		Example: `  cinet descriptor convert --from skypilot task.yaml > job.yaml
   cinet descriptor convert --from slurm train.sbatch -o json`,
 		Args: exactArgs(1),
@@ -254,7 +258,12 @@ a warning on standard error.`,
 			var conv func(string, []byte) (*descriptor.Import, error)
 			switch from {
 			case "skypilot":
-				conv = descriptor.ImportSkyPilot
+				var opts descriptor.ImportOptions
+				opts.Dir, _ = os.Getwd()
+				opts.Home, _ = os.UserHomeDir()
+				conv = func(file string, data []byte) (*descriptor.Import, error) {
+					return descriptor.ImportSkyPilotWith(file, data, opts)
+				}
 			case "slurm":
 				conv = descriptor.ImportSlurm
 			case "":
