@@ -436,6 +436,13 @@ func (l *Local) endLost(dir string) (*run, error) {
 // Status implements adapters.Adapter.
 func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) {
 	dir, r, live, err := l.load(id)
+	if err == nil && r == nil && !live {
+		// Provision may be starting the shim, under the lock: wait for it
+		// and look again, rather than call the placement lost.
+		l.mu.Lock()
+		l.mu.Unlock()
+		dir, r, live, err = l.load(id)
+	}
 	if err != nil {
 		return adapters.Status{}, err
 	}

@@ -4,6 +4,8 @@ package local_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +149,36 @@ func TestSurvivesTheBroker(t *testing.T) {
 	}
 	if err := second.Release(ctx, "lost"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStatusWhileProvisioning: a status asked for while Provision is still
+// starting the shim says the placement runs, never that it is lost.
+func TestStatusWhileProvisioning(t *testing.T) {
+	a := newLocal(t)
+	for i := range 5 {
+		id := fmt.Sprintf("p%d", i)
+		done := make(chan error, 1)
+		go func() {
+			done <- a.Provision(t.Context(), adapters.Placement{ID: id, Job: "j", Tasks: []descriptor.Task{{Name: "main", Command: []string{"/bin/sh", "-c", "sleep 0.2"}}}})
+		}()
+		for provisioned := false; !provisioned; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				provisioned = true
+			default:
+			}
+			st, err := a.Status(t.Context(), id)
+			if err != nil && !errors.Is(err, adapters.ErrNotFound) {
+				t.Fatal(err)
+			}
+			if err == nil && st.State.Ended() {
+				t.Fatalf("placement %s is %s while it is provisioned: %s", id, st.State, st.Detail)
+			}
+		}
+		a.Release(t.Context(), id)
 	}
 }
