@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/descriptor"
@@ -148,8 +150,22 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 	if stream == "" {
 		stream = "stdout"
 	}
+	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	if len(j.Attempts) == 0 && follow {
+		var err error
+		if j, err = s.awaitAttempt(r.Context(), j); err != nil {
+			if r.Context().Err() == nil {
+				s.internal(w, r, err)
+			}
+			return
+		}
+	}
 	if len(j.Attempts) == 0 {
-		problem(w, http.StatusNotFound, "no-logs", "Not Found", "the job has not run yet")
+		detail := "the job has not run yet"
+		if j.State.Ended() {
+			detail = "the job ended without running: " + j.Detail
+		}
+		problem(w, http.StatusNotFound, "no-logs", "Not Found", detail)
 		return
 	}
 	n := len(j.Attempts)
@@ -175,41 +191,73 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	var sent int64
-	for first := true; ; first = false {
+	for first := true; ; {
+		// The attempt's state is read before its logs, so that once it
+		// has ended, the read that follows has all it wrote.
+		st, stErr := ad.Status(r.Context(), a.ID)
+		ended := stErr != nil || st.State.Ended()
+		if errors.Is(stErr, adapters.ErrNotFound) {
+			// Placed in the job's record but not yet at the provider, or
+			// already released: the record says which.
+			if cur, err := s.cfg.Jobs.Get(r.Context(), j.ID); err == nil && len(cur.Attempts) >= n {
+				ended = cur.Attempts[n-1].Ended()
+			}
+		}
 		rc, err := ad.Logs(r.Context(), a.ID, task, stream)
-		if err != nil {
+		if err == nil {
+			if sent > 0 {
+				io.CopyN(io.Discard, rc, sent)
+			}
+			wrote, _ := io.Copy(w, rc)
+			rc.Close()
+			sent += wrote
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			first = false
+		}
+		if err != nil && (!follow || ended) {
+			// With --follow, a task that has not written yet is waited
+			// for; otherwise, or once the attempt ended, there is none.
 			if first {
 				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", task, "stream", stream, "err", err)
 				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q", a.ID, stream, task))
-				return
 			}
 			return
 		}
-		if sent > 0 {
-			io.CopyN(io.Discard, rc, sent)
-		}
-		n, _ := io.Copy(w, rc)
-		rc.Close()
-		sent += n
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		if !follow {
-			return
-		}
-		st, err := ad.Status(r.Context(), a.ID)
-		if err != nil || (st.State.Ended() && n == 0) {
+		if !follow || ended {
 			return
 		}
 		select {
 		case <-r.Context().Done():
 			return
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// awaitAttempt waits until the job has an attempt or has ended, and
+// returns it as it then is.
+func (s *Server) awaitAttempt(ctx context.Context, j *jobs.Job) (*jobs.Job, error) {
+	ch, stop := s.cfg.Runner.Subscribe(j.ID)
+	defer stop()
+	for {
+		// Read after subscribing, so no transition falls between.
+		j, err := s.cfg.Jobs.Get(ctx, j.ID)
+		if err != nil || len(j.Attempts) > 0 || j.State.Ended() {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case _, open := <-ch:
+			if !open {
+				return s.cfg.Jobs.Get(ctx, j.ID)
+			}
 		}
 	}
 }

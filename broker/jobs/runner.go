@@ -702,6 +702,11 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 	// First persist how it ended: the usage record is built from this.
 	if err := r.update(ctx, j, func(j *Job) {
 		a := j.current()
+		if j.State == Provisioning && len(st.Tasks) > 0 && !st.Tasks[0].Started.IsZero() {
+			// The task started and ended between two polls: the history
+			// still says it ran.
+			j.to(Running, now, "task "+st.Tasks[0].Name+" started at "+st.Tasks[0].Started.UTC().Format(time.RFC3339Nano))
+		}
 		a.EndedAt, a.State, a.ExitCode, a.Detail, a.Usage = now, string(st.State), st.ExitCode(), st.Detail, usage
 		if a.StartedAt.IsZero() && len(st.Tasks) > 0 {
 			a.StartedAt = st.Tasks[0].Started

@@ -53,6 +53,24 @@ type broker struct {
 	// replacements holds offers a test put in place of the first, by
 	// digest.
 	replacements sync.Map
+	// hideStarts makes the adapter report no task started until the
+	// attempt has ended, as when a task starts and ends between polls.
+	hideStarts atomic.Bool
+}
+
+// startHider reports what the adapter reports, without started tasks while
+// the attempt runs when the broker's hideStarts is set.
+type startHider struct {
+	adapters.Adapter
+	b *broker
+}
+
+func (h startHider) Status(ctx context.Context, id string) (adapters.Status, error) {
+	st, err := h.Adapter.Status(ctx, id)
+	if err == nil && h.b.hideStarts.Load() && !st.State.Ended() {
+		st.Tasks = nil
+	}
+	return st, err
 }
 
 // counted counts the runner's passes (each reads the active jobs) and its
@@ -126,7 +144,7 @@ func newBroker(t testing.TB, dir string) *broker {
 		Store: counted{b.jobs, b}, Observe: counted{b.jobs, b},
 		Book: b.book, Matcher: match.New(b.book, match.Config{HomeRegion: "cn-east-1"}), Settler: b.settler,
 		Key: HomeKey, Region: "cn-east-1", Fee: descriptor.MustDecimal("0.02"),
-		Adapters: map[identity.PrincipalID]adapters.Adapter{ProviderKey.ID(): ad},
+		Adapters: map[identity.PrincipalID]adapters.Adapter{ProviderKey.ID(): startHider{ad, b}},
 		Offers: func(ctx context.Context, digest string) (*descriptor.Document, error) {
 			if b.failOffers.Load() {
 				return nil, fmt.Errorf("database unavailable")
@@ -252,6 +270,18 @@ func TestJobRunsAndSettles(t *testing.T) {
 	// The capacity is free again.
 	if e, _ := b.book.Get(b.offer.Offer.ComputeID.Name()); e.Free != 4 {
 		t.Fatalf("free instances %d after the job", e.Free)
+	}
+}
+
+// TestHistoryHasRunningForFastTasks: a task that starts and ends between
+// two polls still has running in its job's history.
+func TestHistoryHasRunningForFastTasks(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	b.hideStarts.Store(true)
+	j := b.waitFor(b.submit(jobYAML("exit 0", "")).ID, jobs.Settled)
+	want := []jobs.State{jobs.Submitted, jobs.Matched, jobs.Reserved, jobs.Provisioning, jobs.Running, jobs.Succeeded, jobs.Settled}
+	if got := states(j); !slices.Equal(got, want) {
+		t.Fatalf("states %v, want %v: %+v", got, want, j.History)
 	}
 }
 

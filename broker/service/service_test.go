@@ -260,6 +260,31 @@ func (e *env) raw(k *identity.Key, method, path string, body []byte) (int, http.
 	return resp.StatusCode, resp.Header, b
 }
 
+// TestFollowLogsRightAfterSubmit: following a job's logs as soon as it is
+// submitted, before it has an attempt or has written anything, waits for
+// it and prints all it writes.
+func TestFollowLogsRightAfterSubmit(t *testing.T) {
+	e := start(t)
+	tenant := e.as(tenantKey)
+	for i := range 3 {
+		status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML(fmt.Sprintf("sleep 0.2; echo line %d; echo done", i))))
+		if status != 201 {
+			t.Fatalf("submit: %d %s", status, body)
+		}
+		var j jobs.Job
+		json.Unmarshal(body, &j)
+		rc, err := tenant.Logs(context.Background(), j.ID, "", "", true)
+		if err != nil {
+			t.Fatalf("follow right after submit: %v", err)
+		}
+		out, _ := io.ReadAll(rc)
+		rc.Close()
+		if want := fmt.Sprintf("line %d\ndone\n", i); string(out) != want {
+			t.Fatalf("followed %q, want %q", out, want)
+		}
+	}
+}
+
 func TestJobThroughTheAPI(t *testing.T) {
 	e := start(t)
 	sc := newSchemas(t)
