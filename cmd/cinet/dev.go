@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -63,9 +64,15 @@ verifier checks: 'cinet audit verify' for one.`,
 			if err != nil {
 				return err
 			}
+			temporary := dataDir == "" && demo
 			if dataDir == "" {
 				if dataDir, err = os.MkdirTemp("", "cinet-dev-"); err != nil {
 					return err
+				}
+				if temporary {
+					// The demo's jobs have all settled when it ends: the
+					// directory of its own making goes; --data keeps one.
+					defer os.RemoveAll(dataDir)
 				}
 			}
 			if dataDir, err = filepath.Abs(dataDir); err != nil {
@@ -95,10 +102,11 @@ verifier checks: 'cinet audit verify' for one.`,
 				stopBroker()
 				return err
 			}
+			d.temporary = temporary
 			if !demo {
 				d.printWelcome(cmd.OutOrStdout())
 				<-ctx.Done()
-				fmt.Fprintln(cmd.ErrOrStderr(), "stopping the broker")
+				fmt.Fprintf(cmd.ErrOrStderr(), "stopping the broker; its data, and the jobs still running, stay in %s\n", dataDir)
 				return stopBroker()
 			}
 			summary, err := d.runDemo(ctx, cmd.ErrOrStderr(), asJSON)
@@ -109,10 +117,11 @@ verifier checks: 'cinet audit verify' for one.`,
 			if err := stopBroker(); err != nil {
 				return err
 			}
+			summary.Kept = !temporary
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), summary)
 			}
-			printDemo(cmd.OutOrStdout(), summary)
+			printDemo(cmd.OutOrStdout(), summary, selfCommand())
 			return nil
 		},
 	}
@@ -127,6 +136,7 @@ verifier checks: 'cinet audit verify' for one.`,
 // dev is a dev broker's setup.
 type dev struct {
 	dir, examples, url string
+	temporary          bool // dir is removed when the demo ends
 	config             *service.Config
 	broker, provider   *identity.Key
 	tenant, regulator  *identity.Key
@@ -246,6 +256,7 @@ func (d *dev) registerOffers(ctx context.Context) error {
 }
 
 func (d *dev) printWelcome(w io.Writer) {
+	self := selfCommand()
 	fmt.Fprintf(w, `cinet dev: a broker in region %s with a local provider
   API        %s   (spec: %s/openapi.json)
   broker     %s
@@ -255,15 +266,37 @@ Keys in the data directory: broker.key, provider.key, tenant.key, regulator.key.
 Paste into another shell:
 
   export CINET_BROKER=%s CINET_KEY=%s
-  cinet job submit %s --wait
-  cinet job list
-  cinet ledger balance
-  cinet audit checkpoint --key %s
-  cinet provider offers --all --key %s
+  %s job submit %s --wait
+  %s job list
+  %s ledger balance
+  %s audit checkpoint --key %s
+  %s provider offers --all --key %s
 
 Press Ctrl-C to stop.
 `, devRegion, d.url, d.url, d.broker.ID(), d.dir, d.url, d.keyFiles["tenant"],
-		filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), d.keyFiles["regulator"], d.keyFiles["provider"])
+		self, filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), self, self, self, d.keyFiles["regulator"], self, d.keyFiles["provider"])
+}
+
+// selfCommand is how to run this program again from the shell it was
+// started in: as it was invoked when that works there, "go run ./cmd/cinet"
+// under go run, else its absolute path.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/cinet"
+	}
+	if strings.ContainsRune(os.Args[0], filepath.Separator) {
+		return os.Args[0]
+	}
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if same, _ := filepath.EvalSymlinks(p); same == exe || p == exe {
+			return os.Args[0]
+		}
+	}
+	return exe
 }
 
 // demoJob is one example job in the demo's summary.
@@ -286,6 +319,7 @@ type demoJob struct {
 type demoSummary struct {
 	Broker     string           `json:"broker"`
 	Data       string           `json:"data"`
+	Kept       bool             `json:"kept"` // whether Data remains after the command (--data)
 	Jobs       []demoJob        `json:"jobs"`
 	Balances   []map[string]any `json:"balances"`
 	Checkpoint demoCheckpoint   `json:"checkpoint"`
@@ -405,13 +439,21 @@ func explainWhy(x *match.Explanation, doc *descriptor.Document) string {
 	if x.Feasible > 0 {
 		return "its tasks are container images, and the local provider runs commands"
 	}
+	// Each reason once, in words with the numbers, as job explain gives it.
 	var parts []string
-	for _, r := range match.Reasons {
-		if n := x.Summary[r]; n > 0 {
-			parts = append(parts, string(r))
+	seen := map[match.Reason]bool{}
+	for _, f := range x.Fates {
+		if f.Reason == "" || seen[f.Reason] {
+			continue
 		}
+		seen[f.Reason] = true
+		part := string(f.Reason)
+		if f.Detail != "" {
+			part += " (" + f.Detail + ")"
+		}
+		parts = append(parts, part)
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, "; ")
 }
 
 // verifyAudit fetches the checkpoint and every record's proof as the
@@ -468,8 +510,8 @@ func (d *dev) verifyAudit(ctx context.Context, regulator *client.Client, s *demo
 	return nil
 }
 
-func printDemo(w io.Writer, s *demoSummary) {
-	fmt.Fprintf(w, "\ncinet dev --demo: broker %s, data in %s\n\n", s.Broker, s.Data)
+func printDemo(w io.Writer, s *demoSummary, self string) {
+	fmt.Fprintf(w, "\ncinet dev --demo: broker %s\n\n", s.Broker)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tID\tSTATE\tHOME\tRAN IN\tON\tCOST")
 	for _, j := range s.Jobs {
@@ -480,6 +522,8 @@ func printDemo(w io.Writer, s *demoSummary) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, dash(j.ID), state, j.HomeRegion, dash(j.RanRegion), dash(j.Offer), money(j.Cost))
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "  HOME: the region of the broker the job was submitted to; RAN IN: the region of the offer it ran on;")
+	fmt.Fprintln(w, "  ON: that offer's compute identifier; COST: what the tenant was charged, fees included.")
 	for _, j := range s.Jobs {
 		if j.Skipped != "" {
 			fmt.Fprintf(w, "  %s was not submitted: %s\n", j.Name, j.Skipped)
@@ -494,7 +538,15 @@ func printDemo(w io.Writer, s *demoSummary) {
 	c := s.Checkpoint
 	fmt.Fprintf(w, "\naudit log %s: %d entries, root %s\n", c.Origin, c.Size, c.Root)
 	fmt.Fprintf(w, "checkpoint verified with %s; %d record proofs verified\n", c.VerifierKey, c.Proofs)
-	fmt.Fprintf(w, "files for any C2SP verifier in %s\n", filepath.Join(s.Data, "audit"))
+	if s.Kept {
+		fmt.Fprintf(w, "files for any C2SP verifier in %s\n", filepath.Join(s.Data, "audit"))
+	} else {
+		fmt.Fprintf(w, "the data directory %s was removed; run with --data DIR to keep the checkpoint, proofs and keys\n", s.Data)
+	}
+	fmt.Fprintf(w, "\nnext:\n")
+	fmt.Fprintf(w, "  %s dev                                   # keep a broker running and submit your own jobs\n", self)
+	fmt.Fprintf(w, "  %s job explain %s --offers %s   # where a job would run, and why, with the numbers\n", self, filepath.Join("examples", "jobs", "train-llama.yaml"), filepath.Join("examples", "offers"))
+	fmt.Fprintf(w, "  %s descriptor convert --from skypilot task.yaml   # bring a SkyPilot task (or --from slurm)\n", self)
 }
 
 // prefixed writes each line with a prefix.
