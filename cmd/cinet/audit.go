@@ -47,10 +47,10 @@ error.`,
 		Example: `  cinet audit checkpoint --out today.checkpoint`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if on, err := r.on(d.keyFile); err != nil {
+			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
-				c, err := r.client(d.keyFile)
+				c, err := r.client("")
 				if err != nil {
 					return err
 				}
@@ -108,13 +108,13 @@ by its position instead.`,
 			if (record == "") == !byIndex {
 				return usageError{errors.New("give --record ID or --index N")}
 			}
-			if on, err := r.on(d.keyFile); err != nil {
+			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
 				if byIndex {
 					return usageError{errors.New("a broker proves records by ID: give --record")}
 				}
-				c, err := r.client(d.keyFile)
+				c, err := r.client("")
 				if err != nil {
 					return err
 				}
@@ -157,17 +157,17 @@ by its position instead.`,
 func newVerifyCmd() *cobra.Command {
 	var checkpoint, key, proofFile, entry string
 	cmd := &cobra.Command{
-		Use:   "verify --key VKEY --checkpoint FILE --proof FILE --entry FILE",
+		Use:   "verify --vkey VKEY --checkpoint FILE --proof FILE --entry FILE",
 		Short: "Verify an inclusion proof offline",
 		Long: `Verify checks, with nothing but its inputs, that the entry is in the log the
 verifier key signs: the checkpoint's signature, that the proof's checkpoint is
 the one given, and that the proof hashes lead from the entry to the
 checkpoint's root. It prints the entry's index and the log's size.`,
-		Example: `  cinet audit verify --key 'cinet.broker/abc...+1a2b3c4d+AQ...' --checkpoint r.checkpoint --proof r.tlog-proof --entry r.entry`,
+		Example: `  cinet audit verify --vkey 'cinet.broker/abc...+1a2b3c4d+AQ...' --checkpoint r.checkpoint --proof r.tlog-proof --entry r.entry`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if checkpoint == "" || key == "" || proofFile == "" || entry == "" {
-				return usageError{errors.New("--key, --checkpoint, --proof and --entry are all required")}
+				return usageError{errors.New("--vkey, --checkpoint, --proof and --entry are all required")}
 			}
 			var data [3][]byte
 			for i, f := range []string{checkpoint, proofFile, entry} {
@@ -185,7 +185,7 @@ checkpoint's root. It prints the entry's index and the log's size.`,
 		},
 	}
 	cmd.Flags().StringVar(&checkpoint, "checkpoint", "", "the signed checkpoint")
-	cmd.Flags().StringVar(&key, "key", "", "the log's verifier key (C2SP vkey)")
+	cmd.Flags().StringVar(&key, "vkey", "", "the log's verifier key (C2SP vkey; cinet id --key BROKER_KEY prints it)")
 	cmd.Flags().StringVar(&proofFile, "proof", "", "the .tlog-proof")
 	cmd.Flags().StringVar(&entry, "entry", "", "the log entry")
 	return cmd
@@ -287,10 +287,10 @@ the home brokers of jobs it ran. spec/usage-record.md maps every column.`,
 					return usageError{err}
 				}
 			}
-			if on, err := r.on(d.keyFile); err != nil {
+			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
-				c, err := r.client(d.keyFile)
+				c, err := r.client("")
 				if err != nil {
 					return err
 				}
@@ -352,7 +352,7 @@ func writeProofFiles(cmd *cobra.Command, dir, name string, entry, checkpoint, pr
 		fmt.Fprintln(cmd.OutOrStdout(), path)
 	}
 	base := filepath.Join(dir, name)
-	fmt.Fprintf(cmd.ErrOrStderr(), "entry %d\nverify with:\n  cinet audit verify --key %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry\n",
+	fmt.Fprintf(cmd.ErrOrStderr(), "entry %d\nverify with:\n  cinet audit verify --vkey %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry\n",
 		index, vkey, base, base, base)
 	return nil
 }

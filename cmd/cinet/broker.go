@@ -101,17 +101,17 @@ func newTokenCmd() *cobra.Command {
 	var keyFile, principal, role string
 	var ttl time.Duration
 	cmd := &cobra.Command{
-		Use:   "token --key BROKER_KEY --principal DID --role ROLE",
+		Use:   "token --broker-key BROKER_KEY --principal DID --role ROLE",
 		Short: "Issue an API token with the broker's key",
 		Long: `Token signs, with the broker's own key, a bearer token that lets a principal
 call the broker's API in a role until it expires. Whoever holds the token
 acts as that principal; it cannot be revoked before it expires, so keep the
 time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
-		Example: `  cinet broker token --key /var/lib/cinet/broker.key --principal did:key:z6Mk... --role regulator --ttl 24h`,
+		Example: `  cinet broker token --broker-key /var/lib/cinet/broker.key --principal did:key:z6Mk... --role regulator --ttl 24h`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFile == "" || principal == "" || role == "" {
-				return usageError{errors.New("--key, --principal and --role are required")}
+				return usageError{errors.New("--broker-key, --principal and --role are required")}
 			}
 			k, err := identity.LoadKeyFile(keyFile)
 			if err != nil {
@@ -134,7 +134,7 @@ time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key", "", "the broker's key file")
+	cmd.Flags().StringVar(&keyFile, "broker-key", "", "the broker's key file, which signs the token")
 	cmd.Flags().StringVar(&principal, "principal", "", "the principal's DID")
 	cmd.Flags().StringVar(&role, "role", "", "tenant, provider, regulator or operator")
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/cinet/cinet/broker/service"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 type brokerData struct {
 	dir     string   // --data
 	store   string   // --store: a SQLite path or a postgres:// / cockroachdb:// URL
-	keyFile string   // --key
+	keyFile string   // --broker-key
 	brokers []string // --broker: DIDs of brokers this one settles with
 	at      string   // --at: the time to take as now
 }
@@ -31,7 +32,7 @@ func (d *brokerData) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&d.dir, "data", "", "data directory (default $CINET_DATA, else ~/.local/share/cinet)")
 	f.StringVar(&d.store, "store", "", "ledger store: a SQLite file or a postgres:// or cockroachdb:// URL (default DATA/ledger.db)")
-	f.StringVar(&d.keyFile, "key", "", "the broker's key file, created if missing (default DATA/broker.key)")
+	f.StringVar(&d.keyFile, "broker-key", "", "the broker's key file, created if missing (default DATA/broker.key)")
 	f.StringSliceVar(&d.brokers, "peer", nil, "DID of another broker this one settles with (repeatable)")
 }
 
@@ -94,9 +95,7 @@ func (d *brokerData) key(cmd *cobra.Command) (*identity.Key, error) {
 
 // LogOrigin is the audit log's origin for a broker: its checkpoints are
 // signed under this key name.
-func LogOrigin(id identity.PrincipalID) string {
-	return "cinet.broker/" + identity.ProviderFingerprint(id)
-}
+func LogOrigin(id identity.PrincipalID) string { return service.LogOrigin(id) }
 
 // openSettler opens the broker's books. The caller closes the store.
 func (d *brokerData) openSettler(cmd *cobra.Command) (*settlement.Settler, *sqlstore.Store, error) {

@@ -48,11 +48,13 @@ func newIDCmd() *cobra.Command {
 		Use:   "id --key FILE",
 		Short: "Print the identities derived from a key",
 		Long: `Print the identities one key stands for: the principal ID (did:key), the
-libp2p peer ID, the C2SP signed-note verifier key (vkey) used to check its
-audit-log checkpoints, and the provider fingerprint that begins its
-compute identifiers (ci:<fingerprint>/<region>/<zone>/<pool>).`,
+libp2p peer ID, the C2SP signed-note verifier key (vkey) that checks the
+audit-log checkpoints a broker with this key signs — the one 'cinet audit
+verify --vkey' takes — and the provider fingerprint that begins its compute
+identifiers (ci:<fingerprint>/<region>/<zone>/<pool>). A broker's log is
+named cinet.broker/<fingerprint>; --name gives the vkey another key name.`,
 		Example: `  cinet id --key broker.key
-  cinet id --key broker.key --name cinet.example/broker-eu -o json`,
+  cinet id --key broker.key -o json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := o.json()
@@ -67,7 +69,7 @@ compute identifiers (ci:<fingerprint>/<region>/<zone>/<pool>).`,
 				return err
 			}
 			if name == "" {
-				name = k.ID().String()
+				name = LogOrigin(k.ID())
 			}
 			vkey, err := k.ID().VerifierKey(name)
 			if err != nil {
@@ -89,12 +91,13 @@ compute identifiers (ci:<fingerprint>/<region>/<zone>/<pool>).`,
 			fmt.Fprintf(tw, "did:\t%s\n", info.DID)
 			fmt.Fprintf(tw, "peer id:\t%s\n", info.PeerID)
 			fmt.Fprintf(tw, "vkey:\t%s\n", info.VKey)
+			fmt.Fprintf(tw, "\t(checks the audit-log checkpoints of a broker with this key: cinet audit verify --vkey …)\n")
 			fmt.Fprintf(tw, "fingerprint:\t%s\n", info.Fingerprint)
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key", "", "key file written by cinet keygen")
-	cmd.Flags().StringVar(&name, "name", "", "key name in the verifier key (default: the did:key)")
+	cmd.Flags().StringVar(&name, "name", "", "key name in the verifier key (default: the audit log's origin, cinet.broker/<fingerprint>)")
 	o.register(cmd)
 	return cmd
 }

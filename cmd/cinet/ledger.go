@@ -27,7 +27,8 @@ func newLedgerCmd() *cobra.Command {
 		Long: `The ledger commands work on a broker's books in its data directory (--data),
 without a running broker: ingest signed usage records, read balances and
 account statements, and clear positions with other brokers. Every command
-takes the same --data, --store, --key and --broker flags.`,
+takes the same --data, --store, --broker-key and --peer flags; with --broker URL
+(and --key, your key) it asks a running broker instead.`,
 	}
 	cmd.AddCommand(newLedgerIngestCmd(), newLedgerBalanceCmd(), newLedgerStatementCmd(), newClearingCmd())
 	return cmd
@@ -203,10 +204,10 @@ summed per currency — is zero in books that balance.`,
 					return usageError{err}
 				}
 			}
-			if on, err := r.on(d.keyFile); err != nil {
+			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
-				return remoteBalances(cmd, &r, d.keyFile, account, asJSON)
+				return remoteBalances(cmd, &r, "", account, asJSON)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -283,13 +284,13 @@ the net change per currency. -o json adds every rated item.`,
 			if err != nil {
 				return err
 			}
-			if on, err := r.on(d.keyFile); err != nil {
+			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
 				if period == "" {
 					return usageError{errors.New("--period is required")}
 				}
-				c, err := r.client(d.keyFile)
+				c, err := r.client("")
 				if err != nil {
 					return err
 				}

@@ -146,6 +146,11 @@ func TestAuditProveVerifiesWithStockVerifiers(t *testing.T) {
 		t.Fatalf("checkpoint: %d\n%s\n%s", code, cp1, errOut)
 	}
 	vkey := strings.TrimSpace(strings.SplitN(errOut, "verifier key: ", 2)[1])
+	// cinet id prints the same verifier key from the broker's key file.
+	var id map[string]string
+	if code, out, errOut := cli(t, "", "id", "--key", filepath.Join(dir, "broker.key"), "-o", "json"); code != 0 || json.Unmarshal([]byte(out), &id) != nil || id["vkey"] != vkey {
+		t.Fatalf("cinet id: %d %s %s; want vkey %s", code, out, errOut, vkey)
+	}
 
 	proofs := filepath.Join(dir, "proofs")
 	code, out, errOut := cli(t, "", "audit", "prove", data, "--record", string(ids[3]), "--out", proofs)
@@ -170,7 +175,7 @@ func TestAuditProveVerifiesWithStockVerifiers(t *testing.T) {
 		for i, b := range [][]byte{entry, checkpoint, receipt} {
 			os.WriteFile(files[i], b, 0o644)
 		}
-		code, _, errOut := cli(t, "", "audit", "verify", "--key", vkey, "--entry", files[0], "--checkpoint", files[1], "--proof", files[2])
+		code, _, errOut := cli(t, "", "audit", "verify", "--vkey", vkey, "--entry", files[0], "--checkpoint", files[1], "--proof", files[2])
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, errOut)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cinet/cinet/identity"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestKeygenAndID(t *testing.T) {
 	}
 	did := strings.TrimSpace(out)
 	code, out, _ = cli(t, "", "id", "--key", key)
-	if code != 0 || !strings.Contains(out, "did:          "+did) || !strings.Contains(out, "peer id:      12D3KooW") || !strings.Contains(out, "vkey:         "+did+"+") {
+	if code != 0 || !strings.Contains(out, "did:          "+did) || !strings.Contains(out, "peer id:      12D3KooW") || !strings.Contains(out, "vkey:         "+LogOrigin(identity.MustParsePrincipalID(did))+"+") {
 		t.Fatalf("id: %d\n%s", code, out)
 	}
 	code, out, _ = cli(t, "", "id", "--key", key, "--name", "cinet.example/eu", "-o", "json")
