@@ -37,16 +37,35 @@ func newCheckpointCmd() *cobra.Command {
 	var d brokerData
 	var r remote
 	var out string
+	var o output
 	cmd := &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Sign and print a checkpoint of the log as it stands",
 		Long: `Checkpoint signs the log's current size and root hash and prints the signed
 note; if the log has not grown since the last checkpoint, it prints that one.
 The broker's verifier key, which anyone verifying needs, goes to standard
-error.`,
+error. -o json or yaml prints the origin, size, root hash, verifier key and
+the signed note instead.`,
 		Example: `  cinet audit checkpoint --out today.checkpoint`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
+			if structured && out != "" {
+				return usageError{errors.New("--out writes the signed note; it takes no -o")}
+			}
+			show := func(note []byte, vkey string) error {
+				if !structured {
+					return writeOut(cmd, out, note)
+				}
+				cp, err := auditlog.OpenCheckpoint(note, vkey)
+				if err != nil {
+					return err
+				}
+				return o.write(cmd.OutOrStdout(), map[string]any{"origin": cp.Origin, "size": cp.Size, "root": cp.Hash.String(), "verifierKey": vkey, "note": string(note)})
+			}
 			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
@@ -58,10 +77,12 @@ error.`,
 				if err != nil {
 					return err
 				}
-				if info, err := c.Info(cmd.Context()); err == nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "verifier key: %s\n", info.VerifierKey)
+				info, err := c.Info(cmd.Context())
+				if err != nil {
+					return err
 				}
-				return writeOut(cmd, out, note)
+				fmt.Fprintf(cmd.ErrOrStderr(), "verifier key: %s\n", info.VerifierKey)
+				return show(note, info.VerifierKey)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -73,11 +94,12 @@ error.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "log %s: %d entries\nverifier key: %s\n", cp.Origin, cp.Size, s.VerifierKey())
-			return writeOut(cmd, out, cp.Note)
+			return show(cp.Note, s.VerifierKey())
 		},
 	}
 	d.register(cmd)
 	r.register(cmd)
+	o.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "write the checkpoint here (default standard output)")
 	return cmd
 }
@@ -87,6 +109,7 @@ func newProveCmd() *cobra.Command {
 	var r remote
 	var record, dir string
 	var index int64
+	var o output
 	cmd := &cobra.Command{
 		Use:   "prove --record ID",
 		Short: "Write a record's log entry, a checkpoint and the inclusion proof between them",
@@ -104,6 +127,9 @@ by its position instead.`,
 		Example: `  cinet audit prove --record sha256:6e21d537... --out proofs/`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := o.json(); err != nil {
+				return err
+			}
 			byIndex := cmd.Flags().Changed("index")
 			if (record == "") == !byIndex {
 				return usageError{errors.New("give --record ID or --index N")}
@@ -122,7 +148,7 @@ by its position instead.`,
 				if err != nil {
 					return err
 				}
-				return writeProofFiles(cmd, dir, recordFileName(record), p.Entry, []byte(p.Checkpoint), []byte(p.Proof), p.VerifierKey, p.Index)
+				return writeProofFiles(cmd, &o, dir, recordFileName(record), p.Entry, []byte(p.Checkpoint), []byte(p.Proof), p.VerifierKey, p.Index)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -143,11 +169,12 @@ by its position instead.`,
 			if err != nil {
 				return err
 			}
-			return writeProofFiles(cmd, dir, name, p.Entry, p.Checkpoint.Note, p.Receipt, s.VerifierKey(), p.Index)
+			return writeProofFiles(cmd, &o, dir, name, p.Entry, p.Checkpoint.Note, p.Receipt, s.VerifierKey(), p.Index)
 		},
 	}
 	d.register(cmd)
 	r.register(cmd)
+	o.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "the usage record's ID (sha256:...)")
 	cmd.Flags().Int64Var(&index, "index", 0, "prove the entry at this log index instead")
 	cmd.Flags().StringVar(&dir, "out", "", "directory for the files (default the current directory)")
@@ -156,6 +183,7 @@ by its position instead.`,
 
 func newVerifyCmd() *cobra.Command {
 	var checkpoint, key, proofFile, entry string
+	var o output
 	cmd := &cobra.Command{
 		Use:   "verify --vkey VKEY --checkpoint FILE --proof FILE --entry FILE",
 		Short: "Verify an inclusion proof offline",
@@ -166,6 +194,10 @@ checkpoint's root. It prints the entry's index and the log's size.`,
 		Example: `  cinet audit verify --vkey 'cinet.broker/abc...+1a2b3c4d+AQ...' --checkpoint r.checkpoint --proof r.tlog-proof --entry r.entry`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			if checkpoint == "" || key == "" || proofFile == "" || entry == "" {
 				return usageError{errors.New("--vkey, --checkpoint, --proof and --entry are all required")}
 			}
@@ -180,6 +212,9 @@ checkpoint's root. It prints the entry's index and the log's size.`,
 			if err != nil {
 				return err
 			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]any{"verified": true, "index": index, "origin": cp.Origin, "size": cp.Size, "root": cp.Hash.String()})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "verified: entry %d is in %s at size %d\n", index, cp.Origin, cp.Size)
 			return nil
 		},
@@ -188,11 +223,13 @@ checkpoint's root. It prints the entry's index and the log's size.`,
 	cmd.Flags().StringVar(&key, "vkey", "", "the log's verifier key (C2SP vkey; cinet id --key BROKER_KEY prints it)")
 	cmd.Flags().StringVar(&proofFile, "proof", "", "the .tlog-proof")
 	cmd.Flags().StringVar(&entry, "entry", "", "the log entry")
+	o.register(cmd)
 	return cmd
 }
 
 func newConsistencyCmd() *cobra.Command {
 	var d brokerData
+	var o output
 	cmd := &cobra.Command{
 		Use:   "consistency OLD NEW",
 		Short: "Prove and check that the log at NEW extends the log at OLD",
@@ -204,6 +241,10 @@ this broker's key) or log sizes; the proof hashes are printed in base64.`,
   cinet audit consistency 1000 2000`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
 				return err
@@ -226,6 +267,13 @@ this broker's key) or log sizes; the proof hashes are printed in base64.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if structured {
+				hashes := []string{}
+				for _, h := range p {
+					hashes = append(hashes, base64.StdEncoding.EncodeToString(h[:]))
+				}
+				return o.write(w, map[string]any{"consistent": true, "oldSize": cps[0].Size, "newSize": cps[1].Size, "proof": hashes})
+			}
 			fmt.Fprintf(w, "consistent: the log at %d entries is a prefix of the log at %d\n", cps[0].Size, cps[1].Size)
 			for _, h := range p {
 				fmt.Fprintln(w, base64.StdEncoding.EncodeToString(h[:]))
@@ -234,6 +282,7 @@ this broker's key) or log sizes; the proof hashes are printed in base64.`,
 		},
 	}
 	d.register(cmd)
+	o.register(cmd)
 	return cmd
 }
 
@@ -336,7 +385,11 @@ func recordFileName(record string) string {
 
 // writeProofFiles writes NAME.entry, NAME.checkpoint and NAME.tlog-proof to
 // dir and says how to verify them.
-func writeProofFiles(cmd *cobra.Command, dir, name string, entry, checkpoint, proof []byte, vkey string, index int64) error {
+func writeProofFiles(cmd *cobra.Command, o *output, dir, name string, entry, checkpoint, proof []byte, vkey string, index int64) error {
+	structured, err := o.json()
+	if err != nil {
+		return err
+	}
 	if dir == "" {
 		dir = "."
 	}
@@ -344,15 +397,22 @@ func writeProofFiles(cmd *cobra.Command, dir, name string, entry, checkpoint, pr
 		return err
 	}
 	files := map[string][]byte{".entry": entry, ".checkpoint": checkpoint, ".tlog-proof": proof}
+	var paths []string
 	for _, ext := range []string{".entry", ".checkpoint", ".tlog-proof"} {
 		path := filepath.Join(dir, name+ext)
 		if err := os.WriteFile(path, files[ext], 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), path)
+		paths = append(paths, path)
 	}
 	base := filepath.Join(dir, name)
-	fmt.Fprintf(cmd.ErrOrStderr(), "entry %d\nverify with:\n  cinet audit verify --vkey %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry\n",
-		index, vkey, base, base, base)
+	verify := fmt.Sprintf("%s audit verify --vkey %s --checkpoint %s.checkpoint --proof %s.tlog-proof --entry %s.entry", selfCommand(), vkey, base, base, base)
+	if structured {
+		return o.write(cmd.OutOrStdout(), map[string]any{"index": index, "entry": paths[0], "checkpoint": paths[1], "proof": paths[2], "verifierKey": vkey, "verify": verify})
+	}
+	for _, p := range paths {
+		fmt.Fprintln(cmd.OutOrStdout(), p)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "entry %d\nverify with:\n  %s\n", index, verify)
 	return nil
 }

@@ -100,6 +100,7 @@ The configuration (YAML; relative paths from the file's directory):
 func newTokenCmd() *cobra.Command {
 	var keyFile, principal, role string
 	var ttl time.Duration
+	var o output
 	cmd := &cobra.Command{
 		Use:   "token --broker-key BROKER_KEY --principal DID --role ROLE",
 		Short: "Issue an API token with the broker's key",
@@ -110,6 +111,10 @@ time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
 		Example: `  cinet broker token --broker-key /var/lib/cinet/broker.key --principal did:key:z6Mk... --role regulator --ttl 24h`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			if keyFile == "" || principal == "" || role == "" {
 				return usageError{errors.New("--broker-key, --principal and --role are required")}
 			}
@@ -129,6 +134,9 @@ time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
 			if err != nil {
 				return err
 			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]string{"token": tok, "principal": id.String(), "role": string(r), "expires": expires.UTC().Format(time.RFC3339)})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			fmt.Fprintf(cmd.ErrOrStderr(), "a %s token for %s, valid until %s\n", r, id, expires.Format(time.RFC3339))
 			return nil
@@ -138,6 +146,7 @@ time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
 	cmd.Flags().StringVar(&principal, "principal", "", "the principal's DID")
 	cmd.Flags().StringVar(&role, "role", "", "tenant, provider, regulator or operator")
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	o.register(cmd)
 	return cmd
 }
 

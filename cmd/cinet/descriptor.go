@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -68,9 +67,7 @@ document is valid and 1 otherwise.`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(results); err != nil {
+				if err := o.write(w, results); err != nil {
 					return err
 				}
 			} else {
@@ -170,6 +167,7 @@ Formatting never changes the digest.`,
 			if err != nil {
 				return err
 			}
+			asJSON = o.format == "json" // -o yaml is the canonical YAML, as without -o
 			if write && (asJSON || args[0] == "-") {
 				return usageError{fmt.Errorf("-w rewrites a YAML file in place; it takes neither -o json nor -")}
 			}
@@ -214,7 +212,8 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func newHashCmd() *cobra.Command {
-	return &cobra.Command{
+	var o output
+	cmd := &cobra.Command{
 		Use:   "hash FILE",
 		Short: "Print a document's digest",
 		Long: `Print sha256:<hex>, the SHA-256 of the document's canonical form (RFC 8785).
@@ -223,14 +222,23 @@ written in YAML or JSON and whatever the order of its keys.`,
 		Example: `  cinet descriptor hash examples/jobs/train-llama.yaml`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			doc, err := parseOrReport(cmd, args[0])
 			if err != nil {
 				return err
+			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]string{"file": args[0], "kind": doc.Kind, "digest": doc.Digest})
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), doc.Digest)
 			return nil
 		},
 	}
+	o.register(cmd)
+	return cmd
 }
 
 func newConvertCmd() *cobra.Command {
@@ -275,6 +283,7 @@ job names them as file:// URIs.`,
 			if err != nil {
 				return err
 			}
+			asJSON = o.format == "json" // -o yaml is the canonical YAML, as without -o
 			imp, err := conv(args[0], data)
 			if err != nil {
 				var list descriptor.ErrorList
@@ -340,9 +349,7 @@ throughput in TFLOPS (TOPS for int8); 0 where the maker publishes no figure.`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return o.write(w, rows)
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MODEL\tKIND\tVENDOR\tMEMORY\tCC\tFRAMEWORKS\tFP64\tFP32\tFP16\tINT8")

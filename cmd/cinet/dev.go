@@ -119,7 +119,7 @@ verifier checks: 'cinet audit verify' for one.`,
 			}
 			summary.Kept = !temporary
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), summary)
+				return o.write(cmd.OutOrStdout(), summary)
 			}
 			printDemo(cmd.OutOrStdout(), summary, selfCommand())
 			return nil

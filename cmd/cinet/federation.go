@@ -55,7 +55,7 @@ func federationCmd(use, short, key string, show func(cmd *cobra.Command, c *clie
 			if err != nil || !asJSON {
 				return err
 			}
-			return writeJSON(cmd.OutOrStdout(), v)
+			return o.write(cmd.OutOrStdout(), v)
 		},
 	}
 	r.register(cmd)

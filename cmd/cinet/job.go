@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +53,7 @@ against its own book.`,
 				if on, err := r.on(""); err != nil {
 					return err
 				} else if on {
-					return explainRemote(cmd, &r, args[0], asJSON)
+					return explainRemote(cmd, &r, args[0], &o)
 				}
 				return usageError{errors.New("give --offers DIR, or --broker URL to ask a broker")}
 			}
@@ -86,9 +85,7 @@ against its own book.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(x)
+				return o.write(cmd.OutOrStdout(), x)
 			}
 			return printExplanation(cmd.OutOrStdout(), x)
 		},

@@ -61,7 +61,7 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 			}
 			if !wait {
 				if asJSON {
-					return writeJSON(cmd.OutOrStdout(), j)
+					return o.write(cmd.OutOrStdout(), j)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), j.ID)
 				return nil
@@ -72,7 +72,7 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 				return err
 			}
 			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), j); err != nil {
+				if err := o.write(cmd.OutOrStdout(), j); err != nil {
 					return err
 				}
 			} else {
@@ -216,7 +216,7 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), j)
+				return o.write(cmd.OutOrStdout(), j)
 			}
 			printJob(cmd.OutOrStdout(), j)
 			return nil
@@ -251,7 +251,7 @@ func newListCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"jobs": js})
+				return o.write(cmd.OutOrStdout(), map[string]any{"jobs": js})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tOUTCOME\tCREATED\tCOST")
@@ -301,6 +301,7 @@ func newLogsCmd() *cobra.Command {
 
 func newCancelCmd() *cobra.Command {
 	var r remote
+	var o output
 	cmd := &cobra.Command{
 		Use:     "cancel ID",
 		Short:   "Cancel a job: its processes are stopped and it is billed for what ran",
@@ -311,9 +312,16 @@ func newCancelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			j, err := c.Cancel(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), j)
 			}
 			if j.State.Ended() {
 				fmt.Fprintf(cmd.OutOrStdout(), "job %s had already ended: %s\n", j.ID, j.State)
@@ -324,11 +332,13 @@ func newCancelCmd() *cobra.Command {
 		},
 	}
 	r.register(cmd)
+	o.register(cmd)
 	return cmd
 }
 
 // explainRemote asks a broker where a job would run.
-func explainRemote(cmd *cobra.Command, r *remote, file string, asJSON bool) error {
+func explainRemote(cmd *cobra.Command, r *remote, file string, o *output) error {
+	asJSON, _ := o.json()
 	data, err := readInput(cmd, file)
 	if err != nil {
 		return err
@@ -342,8 +352,7 @@ func explainRemote(cmd *cobra.Command, r *remote, file string, asJSON bool) erro
 		return err
 	}
 	if asJSON {
-		_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
-		return err
+		return o.write(cmd.OutOrStdout(), raw)
 	}
 	var x match.Explanation
 	if err := json.Unmarshal(raw, &x); err != nil {
@@ -412,7 +421,7 @@ signed with the rest of the offer, so no other broker can claim it.`,
 				return reportDocumentErrors(cmd, args[0], err)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
+				return o.write(cmd.OutOrStdout(), v)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "registered %s (%s), %d instances in %s, valid until %s\n", v.Name, v.Digest, v.Quantity, v.Region, v.ValidUntil.Format(time.RFC3339))
 			return nil
@@ -450,7 +459,7 @@ func newOffersCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"offers": list})
+				return o.write(cmd.OutOrStdout(), map[string]any{"offers": list})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "OFFER\tREGION\tFREE\tQUANTITY\tVALID UNTIL")
@@ -468,6 +477,7 @@ func newOffersCmd() *cobra.Command {
 
 func newWithdrawCmd() *cobra.Command {
 	var r remote
+	var o output
 	cmd := &cobra.Command{
 		Use:     "withdraw NAME",
 		Short:   "Withdraw an offer by its compute identifier; placements on it run on",
@@ -478,13 +488,21 @@ func newWithdrawCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			if err := c.Withdraw(cmd.Context(), args[0]); err != nil {
 				return err
+			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]any{"offer": args[0], "withdrawn": true})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "withdrew %s\n", args[0])
 			return nil
 		},
 	}
 	r.register(cmd)
+	o.register(cmd)
 	return cmd
 }

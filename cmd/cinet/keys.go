@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -13,6 +12,7 @@ import (
 
 func newKeygenCmd() *cobra.Command {
 	var out string
+	var o output
 	cmd := &cobra.Command{
 		Use:   "keygen --out FILE",
 		Short: "Create an Ed25519 key for a broker, provider, tenant or regulator",
@@ -23,6 +23,10 @@ the verifier key of the audit logs it signs. keygen never overwrites a file.`,
   cinet id --key broker.key`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			if out == "" {
 				return usageError{fmt.Errorf("--out FILE is required")}
 			}
@@ -33,11 +37,15 @@ the verifier key of the audit logs it signs. keygen never overwrites a file.`,
 			if err := identity.WriteKeyFile(out, k); err != nil {
 				return err
 			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]string{"did": k.ID().String(), "file": out})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", k.ID())
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the new key to (must not exist)")
+	o.register(cmd)
 	return cmd
 }
 
@@ -83,9 +91,7 @@ named cinet.broker/<fingerprint>; --name gives the vkey another key name.`,
 			}{k.ID().String(), k.ID().PeerID().String(), vkey, identity.ProviderFingerprint(k.ID())}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return o.write(w, info)
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "did:\t%s\n", info.DID)

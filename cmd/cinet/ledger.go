@@ -139,7 +139,7 @@ could not be written (then nothing of the failed batch was kept).`,
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				if err := writeJSON(w, results); err != nil {
+				if err := o.write(w, results); err != nil {
 					return err
 				}
 			} else {
@@ -207,7 +207,7 @@ summed per currency — is zero in books that balance.`,
 			if on, err := r.on(""); err != nil {
 				return err
 			} else if on {
-				return remoteBalances(cmd, &r, "", account, asJSON)
+				return remoteBalances(cmd, &r, "", account, &o)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -235,7 +235,7 @@ summed per currency — is zero in books that balance.`,
 				for _, b := range balances {
 					out.Balances = append(out.Balances, bal{b.Account, b.Currency, b.Amount})
 				}
-				return writeJSON(cmd.OutOrStdout(), out)
+				return o.write(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ACCOUNT\tCURRENCY\tBALANCE")
@@ -298,7 +298,7 @@ the net change per currency. -o json adds every rated item.`,
 				if err != nil {
 					return err
 				}
-				return printRemoteStatement(cmd, raw, asJSON)
+				return printRemoteStatement(cmd, raw, &o)
 			}
 			if account == "" || period == "" {
 				return usageError{errors.New("--account and --period are required")}
@@ -321,7 +321,7 @@ the net change per currency. -o json adds every rated item.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), api.NewStatementView(st))
+				return o.write(cmd.OutOrStdout(), api.NewStatementView(st))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s, %s to %s\n", acct, from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -362,12 +362,17 @@ keeps the countersignature. Anyone can verify the pair with 'verify'.`,
 func newClearingIssueCmd() *cobra.Command {
 	var d brokerData
 	var with, period, out string
+	var o output
 	cmd := &cobra.Command{
 		Use:     "issue --with DID --period PERIOD",
 		Short:   "Issue a clearing statement to another broker",
 		Example: `  cinet ledger clearing issue --with did:key:z6Mk... --peer did:key:z6Mk... --period 2026-11 --out 2026-11.statement`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			if with == "" || period == "" {
 				return usageError{errors.New("--with and --period are required")}
 			}
@@ -388,16 +393,32 @@ func newClearingIssueCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			describeStatement(cmd.ErrOrStderr(), st)
-			return writeOut(cmd, out, append(st.Envelope, '\n'))
+			return showStatement(cmd, &o, structured, out, st, st.Envelope)
 		},
 	}
 	d.register(cmd)
 	d.registerAt(cmd)
+	o.register(cmd)
 	cmd.Flags().StringVar(&with, "with", "", "the other broker's DID")
 	cmd.Flags().StringVar(&period, "period", "", "a month (2026-11), a day (2026-11-30) or START/END in RFC 3339")
 	cmd.Flags().StringVar(&out, "out", "", "write the statement here (default standard output)")
 	return cmd
+}
+
+// showStatement writes a signed statement (or countersignature) to --out or
+// standard output, describing it on standard error; with -o json or yaml,
+// standard output gets the description and the signed envelope together.
+func showStatement(cmd *cobra.Command, o *output, structured bool, out string, st *settlement.IssuedStatement, envelope []byte) error {
+	if !structured {
+		describeStatement(cmd.ErrOrStderr(), st)
+		return writeOut(cmd, out, append(envelope, '\n'))
+	}
+	if out != "" {
+		if err := writeOut(cmd, out, append(envelope, '\n')); err != nil {
+			return err
+		}
+	}
+	return o.write(cmd.OutOrStdout(), map[string]any{"digest": st.Digest, "statement": st.Statement, "envelope": string(envelope), "logIndex": st.LogIndex})
 }
 
 func describeStatement(w io.Writer, st *settlement.IssuedStatement) {
@@ -423,6 +444,7 @@ func writeOut(cmd *cobra.Command, path string, data []byte) error {
 func newClearingCountersignCmd() *cobra.Command {
 	var d brokerData
 	var out string
+	var o output
 	cmd := &cobra.Command{
 		Use:   "countersign STATEMENT",
 		Short: "Check another broker's statement against these books and countersign it",
@@ -434,6 +456,10 @@ reported.`,
 		Example: `  cinet ledger clearing countersign --peer did:key:z6Mk... 2026-11.statement --out 2026-11.countersignature`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			env, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
@@ -447,23 +473,28 @@ reported.`,
 			if err != nil {
 				return err
 			}
-			describeStatement(cmd.ErrOrStderr(), st)
-			return writeOut(cmd, out, append(st.Countersignature, '\n'))
+			return showStatement(cmd, &o, structured, out, st, st.Countersignature)
 		},
 	}
 	d.register(cmd)
+	o.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "write the countersignature here (default standard output)")
 	return cmd
 }
 
 func newClearingAcceptCmd() *cobra.Command {
 	var d brokerData
+	var o output
 	cmd := &cobra.Command{
 		Use:     "accept COUNTERSIGNATURE",
 		Short:   "Keep the countersignature of a statement this broker issued",
 		Example: `  cinet ledger clearing accept --peer did:key:z6Mk... 2026-11.countersignature`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			env, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
@@ -477,16 +508,21 @@ func newClearingAcceptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if structured {
+				return o.write(cmd.OutOrStdout(), map[string]any{"digest": st.Digest, "statement": st.Statement, "countersigned": true, "logIndex": st.LogIndex})
+			}
 			describeStatement(cmd.OutOrStdout(), st)
 			fmt.Fprintf(cmd.OutOrStdout(), "countersigned by %s; logged at %d\n", st.Statement.Counterparty, st.LogIndex)
 			return nil
 		},
 	}
 	d.register(cmd)
+	o.register(cmd)
 	return cmd
 }
 
 func newClearingVerifyCmd() *cobra.Command {
+	var o output
 	cmd := &cobra.Command{
 		Use:   "verify STATEMENT [COUNTERSIGNATURE]",
 		Short: "Verify a statement and its countersignature offline",
@@ -501,6 +537,10 @@ It needs nothing but the two files.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
 			env, err := readInput(cmd, args[0])
 			if err != nil {
 				return err
@@ -517,6 +557,9 @@ It needs nothing but the two files.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if structured {
+				return o.write(w, map[string]any{"verified": true, "countersigned": counter != nil, "statement": st})
+			}
 			fmt.Fprintf(w, "verified: signed by the issuer %s", st.Issuer)
 			if counter != nil {
 				fmt.Fprintf(w, " and countersigned by %s", st.Counterparty)
@@ -528,11 +571,13 @@ It needs nothing but the two files.`,
 			return nil
 		},
 	}
+	o.register(cmd)
 	return cmd
 }
 
 // remoteBalances prints balances a broker reports.
-func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, asJSON bool) error {
+func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, o *output) error {
+	asJSON, _ := o.json()
 	c, err := r.client(keyFile)
 	if err != nil {
 		return err
@@ -542,7 +587,7 @@ func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, asJS
 		return err
 	}
 	if asJSON {
-		return writeJSON(cmd.OutOrStdout(), b)
+		return o.write(cmd.OutOrStdout(), b)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tCURRENCY\tBALANCE")
@@ -562,10 +607,9 @@ func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, asJS
 }
 
 // printRemoteStatement prints a statement a broker returned.
-func printRemoteStatement(cmd *cobra.Command, raw json.RawMessage, asJSON bool) error {
-	if asJSON {
-		_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
-		return err
+func printRemoteStatement(cmd *cobra.Command, raw json.RawMessage, o *output) error {
+	if asJSON, _ := o.json(); asJSON {
+		return o.write(cmd.OutOrStdout(), raw)
 	}
 	var st api.StatementView
 	if err := json.Unmarshal(raw, &st); err != nil {

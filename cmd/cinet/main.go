@@ -4,8 +4,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"github.com/goccy/go-yaml"
 	"io"
 	"os"
 	"strings"
@@ -70,21 +72,42 @@ the federation and settle the usage in books regulators can verify.`,
 	return root
 }
 
-// output is the -o flag shared by commands that print results.
+// output is the -o flag shared by commands that print results: a table
+// for people (or YAML, where that is the natural form), JSON or YAML for
+// programs. The JSON and YAML carry the same value.
 type output struct{ format string }
 
 func (o *output) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
 }
 
+// json checks the format and reports whether it is a structured one (json
+// or yaml), which o.write prints.
 func (o *output) json() (bool, error) {
 	switch o.format {
 	case "table", "":
 		return false, nil
-	case "json":
+	case "json", "yaml":
 		return true, nil
 	}
-	return false, usageError{fmt.Errorf("unknown output format %q (want table or json)", o.format)}
+	return false, usageError{fmt.Errorf("unknown output format %q (want table, json or yaml)", o.format)}
+}
+
+// write prints v as JSON, or as YAML with -o yaml.
+func (o *output) write(w io.Writer, v any) error {
+	if o.format != "yaml" {
+		return writeJSON(w, v)
+	}
+	var b bytes.Buffer
+	if err := writeJSON(&b, v); err != nil {
+		return err
+	}
+	y, err := yaml.JSONToYAML(b.Bytes())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(y)
+	return err
 }
 
 // readInput reads a named file, or standard input for "-".

@@ -147,7 +147,7 @@ func TestDescriptorConvert(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"nope"}, {"descriptor", "validate", "--bogus", "x"}, {"id", "-o", "yaml", "--key", "k"}} {
+	for _, args := range [][]string{{"nope"}, {"descriptor", "validate", "--bogus", "x"}, {"id", "-o", "xml", "--key", "k"}} {
 		if code, _, _ := cli(t, "", args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
@@ -185,5 +185,43 @@ func TestDescriptorValidateHostile(t *testing.T) {
 		if code, out, errOut := cli(t, "", "descriptor", "validate", path); code != 1 || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("%s: exit %d, %.200s %.200s", name, code, out, errOut)
 		}
+	}
+}
+
+// TestEveryCommandTakesOutput: every command that prints a result takes
+// -o table|json|yaml. The exceptions print something that has one form.
+func TestEveryCommandTakesOutput(t *testing.T) {
+	exempt := map[string]string{
+		"cinet broker run":   "a server; it logs",
+		"cinet job logs":     "the task's own output, as it wrote it",
+		"cinet audit export": "a FOCUS CSV",
+		"cinet local-shim":   "internal",
+		"cinet help":         "help text",
+		"cinet completion":   "a shell script",
+	}
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		if _, ok := exempt[c.CommandPath()]; ok {
+			return
+		}
+		if c.HasSubCommands() {
+			for _, sub := range c.Commands() {
+				walk(sub)
+			}
+			return
+		}
+		if c.Hidden || !c.Runnable() {
+			return
+		}
+		n++
+		f := c.Flags().Lookup("output")
+		if f == nil || f.Shorthand != "o" || !strings.Contains(f.Usage, "table, json or yaml") {
+			t.Errorf("%s has no -o table|json|yaml", c.CommandPath())
+		}
+	}
+	walk(newRoot())
+	if n < 28 {
+		t.Fatalf("only %d commands walked", n)
 	}
 }
