@@ -433,14 +433,20 @@ func (l *Local) endLost(dir string) (*run, error) {
 	return r, nil
 }
 
+// waitForProvision returns once no Provision holds the lock: one that was
+// starting a shim has then written its record, or given up.
+func (l *Local) waitForProvision() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+}
+
 // Status implements adapters.Adapter.
 func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) {
 	dir, r, live, err := l.load(id)
 	if err == nil && r == nil && !live {
 		// Provision may be starting the shim, under the lock: wait for it
 		// and look again, rather than call the placement lost.
-		l.mu.Lock()
-		l.mu.Unlock()
+		l.waitForProvision()
 		dir, r, live, err = l.load(id)
 	}
 	if err != nil {

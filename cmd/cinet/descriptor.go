@@ -163,11 +163,10 @@ Formatting never changes the digest.`,
   cinet descriptor fmt -o json job.yaml`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
+			if _, err := o.json(); err != nil {
 				return err
 			}
-			asJSON = o.format == "json" // -o yaml is the canonical YAML, as without -o
+			asJSON := o.format == "json" // -o yaml is the canonical YAML, as without -o
 			if write && (asJSON || args[0] == "-") {
 				return usageError{fmt.Errorf("-w rewrites a YAML file in place; it takes neither -o json nor -")}
 			}
@@ -259,8 +258,7 @@ job names them as file:// URIs.`,
   cinet descriptor convert --from slurm train.sbatch -o json`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
+			if _, err := o.json(); err != nil {
 				return err
 			}
 			var conv func(string, []byte) (*descriptor.Import, error)
@@ -283,7 +281,7 @@ job names them as file:// URIs.`,
 			if err != nil {
 				return err
 			}
-			asJSON = o.format == "json" // -o yaml is the canonical YAML, as without -o
+			asJSON := o.format == "json" // -o yaml is the canonical YAML, as without -o
 			imp, err := conv(args[0], data)
 			if err != nil {
 				var list descriptor.ErrorList
