@@ -170,7 +170,15 @@ type yamlError interface {
 	GetMessage() string
 }
 
-func decodeYAML(data []byte) (n *node, err error) {
+func decodeYAML(data []byte) (*node, error) {
+	if n, ok := fastYAML(data); ok {
+		return n, nil
+	}
+	return decodeYAMLGeneral(data)
+}
+
+// decodeYAMLGeneral reads any YAML document with the general parser.
+func decodeYAMLGeneral(data []byte) (n *node, err error) {
 	// The YAML parser is third-party code run on untrusted input; a panic
 	// in it must become an error, not a crashed broker.
 	defer func() {
