@@ -388,6 +388,61 @@ var (
 	yamlNaN   = regexp.MustCompile(`^(\.nan|\.NaN|\.NAN)$`)
 )
 
+// isYAMLInt10 is yamlInt10.MatchString, by hand: [-+]?[0-9]+.
+func isYAMLInt10(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	return s != "" && digits(s) == len(s)
+}
+
+// isYAMLFloat is yamlFloat.MatchString, by hand:
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?.
+func isYAMLFloat(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	if s[0] == '.' {
+		n := digits(s[1:])
+		if n == 0 {
+			return false
+		}
+		s = s[1+n:]
+	} else {
+		n := digits(s)
+		if n == 0 {
+			return false
+		}
+		s = s[n:]
+		if s != "" && s[0] == '.' {
+			s = s[1+digits(s[1:]):]
+		}
+	}
+	if s == "" {
+		return true
+	}
+	if s[0] != 'e' && s[0] != 'E' {
+		return false
+	}
+	s = s[1:]
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	return s != "" && digits(s) == len(s)
+}
+
+// digits counts the leading ASCII digits of s.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
+
 func resolvePlain(text string, pos Pos) (*node, error) {
 	at := yamlPos(pos)
 	switch text {
@@ -398,9 +453,17 @@ func resolvePlain(text string, pos Pos) (*node, error) {
 	case "false", "False", "FALSE":
 		return &node{kind: kindBool, at: at, boolean: false}, nil
 	}
+	if c := text[0]; !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.') {
+		// Every number, infinity and NaN starts with one of these.
+		return &node{kind: kindString, at: at, str: text}, nil
+	}
 	var num string
 	switch {
-	case yamlInt10.MatchString(text):
+	case isYAMLInt10(text):
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
+			num = strconv.FormatInt(n, 10)
+			break
+		}
 		i, _ := new(big.Int).SetString(strings.TrimPrefix(text, "+"), 10)
 		num = i.String()
 	case yamlInt8.MatchString(text):
@@ -409,7 +472,7 @@ func resolvePlain(text string, pos Pos) (*node, error) {
 	case yamlInt16.MatchString(text):
 		i, _ := new(big.Int).SetString(text[2:], 16)
 		num = i.String()
-	case yamlFloat.MatchString(text):
+	case isYAMLFloat(text):
 		f, err := strconv.ParseFloat(text, 64)
 		if err != nil {
 			return nil, &syntaxError{pos, fmt.Sprintf("number %s is out of range", text)}

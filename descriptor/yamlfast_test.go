@@ -150,3 +150,26 @@ func FuzzFastYAML(f *testing.F) {
 		checkFastYAML(t, "fuzz", data)
 	})
 }
+
+// TestNumberScannersMatchTheGrammar: the hand-written scanners accept what
+// the YAML 1.2 core schema's expressions accept, and nothing else.
+func TestNumberScannersMatchTheGrammar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 9))
+	const alphabet = "0123456789+-.eEx_ab"
+	for i := range 200000 {
+		b := make([]byte, 1+rng.IntN(8))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		s := string(b)
+		if i < len(yamlLookalikes) {
+			s = yamlLookalikes[i]
+		}
+		if got, want := isYAMLInt10(s), yamlInt10.MatchString(s); got != want {
+			t.Fatalf("isYAMLInt10(%q) = %v, the expression says %v", s, got, want)
+		}
+		if got, want := isYAMLFloat(s), yamlFloat.MatchString(s); got != want {
+			t.Fatalf("isYAMLFloat(%q) = %v, the expression says %v", s, got, want)
+		}
+	}
+}
