@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -174,6 +175,9 @@ Formatting never changes the digest.`,
 			if err != nil {
 				return err
 			}
+			if strings.HasPrefix(o.format, "template=") && !write {
+				return o.write(cmd.OutOrStdout(), json.RawMessage(doc.Canonical))
+			}
 			var out []byte
 			if asJSON {
 				out = append(doc.Canonical, '\n')
@@ -293,6 +297,9 @@ job names them as file:// URIs.`,
 			}
 			for _, w := range imp.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			if strings.HasPrefix(o.format, "template=") {
+				return o.write(cmd.OutOrStdout(), json.RawMessage(imp.Document.Canonical))
 			}
 			out := append(imp.Document.Canonical, '\n')
 			if !asJSON {

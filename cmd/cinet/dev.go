@@ -104,6 +104,14 @@ verifier checks: 'cinet audit verify' for one.`,
 			}
 			d.temporary = temporary
 			if !demo {
+				// The client config says the broker is ready: it is written
+				// once offers are registered, and removed when it stops.
+				clientFile := filepath.Join(dataDir, "client.yaml")
+				if err := writeNewFile(clientFile, []byte(fmt.Sprintf("broker: %s\nkey: %s\n", d.url, d.keyFiles["tenant"]))); err != nil {
+					stopBroker()
+					return err
+				}
+				defer os.Remove(clientFile)
 				d.printWelcome(cmd.OutOrStdout())
 				<-ctx.Done()
 				fmt.Fprintf(cmd.ErrOrStderr(), "stopping the broker; its data, and the jobs still running, stay in %s\n", dataDir)
@@ -262,10 +270,11 @@ func (d *dev) printWelcome(w io.Writer) {
   broker     %s
   data       %s
 
-Keys in the data directory: broker.key, provider.key, tenant.key, regulator.key.
+Keys in the data directory: broker.key, provider.key, tenant.key, regulator.key;
+client.yaml names this broker and the tenant's key while it runs.
 Paste into another shell:
 
-  export CINET_BROKER=%s CINET_KEY=%s
+  export CINET_CONFIG=%s   # or CINET_BROKER=%s CINET_KEY=%s
   %s job submit %s --wait
   %s job list
   %s ledger balance
@@ -273,8 +282,22 @@ Paste into another shell:
   %s provider offers --all --key %s
 
 Press Ctrl-C to stop.
-`, devRegion, d.url, d.url, d.broker.ID(), d.dir, d.url, d.keyFiles["tenant"],
+`, devRegion, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
 		self, filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), self, self, self, d.keyFiles["regulator"], self, d.keyFiles["provider"])
+}
+
+// writeNewFile writes a file whole, so that whoever waits for it never
+// reads it half written.
+func writeNewFile(path string, data []byte) error {
+	tmp := path + ".cinet-tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // selfCommand is how to run this program again from the shell it was

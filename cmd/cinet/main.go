@@ -5,12 +5,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/goccy/go-yaml"
 	"io"
 	"os"
 	"strings"
+	"text/template"
 
 	"github.com/spf13/cobra"
 )
@@ -78,7 +80,7 @@ the federation and settle the usage in books regulators can verify.`,
 type output struct{ format string }
 
 func (o *output) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json, yaml, or template=TEMPLATE (a Go template over the JSON, e.g. template={{.id}})")
 }
 
 // json checks the format and reports whether it is a structured one (json
@@ -90,16 +92,45 @@ func (o *output) json() (bool, error) {
 	case "json", "yaml":
 		return true, nil
 	}
-	return false, usageError{fmt.Errorf("unknown output format %q (want table, json or yaml)", o.format)}
+	if t, ok := strings.CutPrefix(o.format, "template="); ok {
+		if _, err := template.New("o").Option("missingkey=error").Parse(t); err != nil {
+			return false, usageError{fmt.Errorf("-o template: %w", err)}
+		}
+		return true, nil
+	}
+	return false, usageError{fmt.Errorf("unknown output format %q (want table, json, yaml or template=TEMPLATE)", o.format)}
 }
 
-// write prints v as JSON, or as YAML with -o yaml.
+// write prints v as JSON, as YAML with -o yaml, or through the template
+// of -o template=..., which sees v as its JSON reads (fields by their JSON
+// names).
 func (o *output) write(w io.Writer, v any) error {
-	if o.format != "yaml" {
+	if o.format != "yaml" && !strings.HasPrefix(o.format, "template=") {
 		return writeJSON(w, v)
 	}
 	var b bytes.Buffer
 	if err := writeJSON(&b, v); err != nil {
+		return err
+	}
+	if t, ok := strings.CutPrefix(o.format, "template="); ok {
+		tmpl, err := template.New("o").Option("missingkey=error").Parse(t)
+		if err != nil {
+			return usageError{fmt.Errorf("-o template: %w", err)}
+		}
+		var data any
+		dec := json.NewDecoder(&b)
+		dec.UseNumber()
+		if err := dec.Decode(&data); err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		if err := tmpl.Execute(&out, data); err != nil {
+			return fmt.Errorf("-o template: %w", err)
+		}
+		if out.Len() == 0 || out.Bytes()[out.Len()-1] != '\n' {
+			out.WriteByte('\n')
+		}
+		_, err = w.Write(out.Bytes())
 		return err
 	}
 	y, err := yaml.JSONToYAML(b.Bytes())

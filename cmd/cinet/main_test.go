@@ -216,7 +216,7 @@ func TestEveryCommandTakesOutput(t *testing.T) {
 		}
 		n++
 		f := c.Flags().Lookup("output")
-		if f == nil || f.Shorthand != "o" || !strings.Contains(f.Usage, "table, json or yaml") {
+		if f == nil || f.Shorthand != "o" || !strings.Contains(f.Usage, "table, json, yaml") {
 			t.Errorf("%s has no -o table|json|yaml", c.CommandPath())
 		}
 	}
