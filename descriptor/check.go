@@ -131,6 +131,20 @@ func (c *checker) uniqueNames(field string, n int, name func(int) string) {
 
 func (c *checker) acceleratorRequest(r *AcceleratorRequest, loc []string) {
 	sub := func(field string) []string { return append(slices.Clone(loc), field) }
+	if len(r.AnyOf) > 0 {
+		if r.Count != 0 || r.Model != "" || r.Kind != "" || r.Vendor != "" || len(r.Frameworks) > 0 || r.Memory != 0 || !r.TFLOPS.IsZero() || !r.ComputeCapability.IsZero() {
+			c.errorf(loc, "a request with anyOf has nothing else: give each choice its own count, model or need")
+			return
+		}
+		for i := range r.AnyOf {
+			c.acceleratorRequest(&r.AnyOf[i], append(sub("anyOf"), strconv.Itoa(i)))
+		}
+		return
+	}
+	if r.Count == 0 {
+		c.errorf(loc, "missing count (or anyOf, a list of choices)")
+		return
+	}
 	if r.Model == "" && r.Kind == "" && r.Vendor == "" && len(r.Frameworks) == 0 && r.Memory == 0 && r.TFLOPS.IsZero() && r.ComputeCapability.IsZero() {
 		c.errorf(loc, "name a model, or describe the need (kind, vendor, memory, frameworks, computeCapability, tflops)")
 		return

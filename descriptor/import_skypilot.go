@@ -462,6 +462,27 @@ func (s *skypilot) choices(m member, field string) {
 		s.failAt(m.at, field, "want a list of resource choices")
 		return
 	}
+	if specs, ok := acceleratorOnlyChoices(m.val); ok {
+		known := knownSpecs(specs)
+		if len(known) == 0 {
+			s.failAt(m.at, field, "none of %s is in the vocabulary; see `cinet descriptor accelerators`", strings.Join(specs, ", "))
+			return
+		}
+		if len(known) < len(specs) {
+			var unknown []string
+			for _, sp := range specs {
+				if !slices.Contains(known, sp) {
+					unknown = append(unknown, sp)
+				}
+			}
+			s.im.warn(s.line(m.at), field, "%s skipped: not in the vocabulary", strings.Join(unknown, ", "))
+		}
+		if m.name == "ordered" && len(known) > 1 {
+			s.im.warn(s.line(m.at), field, "the order of preference is not kept: any of the choices serves, and the job's objective picks among offers")
+		}
+		s.setAccelerators(m.at, field, known)
+		return
+	}
 	kept := -1
 	var skipped, dropped []string
 	for i, c := range m.val.items {
@@ -492,6 +513,19 @@ func (s *skypilot) choices(m member, field string) {
 	if len(dropped) > 0 {
 		s.im.warn(line, field, "choices %s dropped: a v1 job names one set of resources; kept choice %d (%s)", strings.Join(dropped, "; "), kept+1, describeChoice(m.val.items[kept]))
 	}
+}
+
+// acceleratorOnlyChoices returns the accelerator specs of resource choices
+// that each set accelerators (or gpus) and nothing else.
+func acceleratorOnlyChoices(list *node) ([]string, bool) {
+	var specs []string
+	for _, c := range list.items {
+		if c.kind != kindObject || len(c.members) != 1 || (c.members[0].name != "accelerators" && c.members[0].name != "gpus") {
+			return nil, false
+		}
+		specs = append(specs, skySpecs(c.members[0].val)...)
+	}
+	return specs, len(specs) > 0
 }
 
 func firstOf(n *node, names ...string) *node {
@@ -575,36 +609,55 @@ func (s *skypilot) accelerators(at srcPos, field string, v *node) {
 		}
 		return
 	}
-	req, err := ParseAcceleratorShorthand(known[0])
-	if err != nil {
-		s.failAt(at, field, "%v", err)
-		return
-	}
 	line := s.line(at)
-	var unknown, others []string
+	var unknown []string
 	for _, sp := range specs {
-		switch {
-		case sp == known[0]:
-		case slices.Contains(known, sp):
-			others = append(others, sp)
-		default:
+		if !slices.Contains(known, sp) {
 			unknown = append(unknown, sp)
 		}
 	}
 	if len(unknown) > 0 {
 		s.im.warn(line, field, "%s skipped: not in the vocabulary", strings.Join(unknown, ", "))
 	}
-	if len(others) > 0 {
-		s.im.warn(line, field, "choices %s dropped: a v1 request names one accelerator choice; kept %s", strings.Join(others, ", "), known[0])
+	s.setAccelerators(at, field, known)
+}
+
+// setAccelerators sets the job's request from known choices: the one, or
+// anyOf them.
+func (s *skypilot) setAccelerators(at srcPos, field string, known []string) {
+	line := s.line(at)
+	var choices []any
+	seen := map[string]bool{}
+	for _, sp := range known {
+		req, err := ParseAcceleratorShorthand(sp)
+		if err != nil {
+			s.failAt(at, field, "%v", err)
+			return
+		}
+		if req.fraction != "" {
+			s.im.warn(line, field, "%s: v1 counts whole devices; the job asks for %d", req.fraction, req.Count)
+		}
+		c := map[string]any{"model": req.Model, "count": req.Count}
+		if req.Memory > 0 {
+			c["memory"] = req.Memory.String()
+		}
+		key := fmt.Sprint(req.Model, req.Count, req.Memory)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		choices = append(choices, c)
 	}
-	if req.fraction != "" {
-		s.im.warn(line, field, "%s: v1 counts whole devices; the job asks for %d", req.fraction, req.Count)
+	switch {
+	case len(choices) == 1:
+		s.im.set("resources.accelerators", []any{choices[0]})
+	case len(choices) > 8:
+		s.im.warn(line, field, "choices after the eighth dropped: a request lists at most 8")
+		choices = choices[:8]
+		fallthrough
+	default:
+		s.im.set("resources.accelerators", []any{map[string]any{"anyOf": choices}})
 	}
-	out := map[string]any{"model": req.Model, "count": req.Count}
-	if req.Memory > 0 {
-		out["memory"] = req.Memory.String()
-	}
-	s.im.set("resources.accelerators", []any{out})
 }
 
 // A shorthandRequest is an accelerator request read from "H100:8".

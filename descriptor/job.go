@@ -70,7 +70,8 @@ type Resources struct {
 }
 
 // An AcceleratorRequest asks for Count devices either by model ("H100") or
-// by need (kind, vendor, memory, frameworks, compute capability, TFLOPS).
+// by need (kind, vendor, memory, frameworks, compute capability, TFLOPS),
+// or lists choices (AnyOf), any one of which serves: 8 A100s or 4 H100s.
 // Memory and TFLOPS are per device.
 type AcceleratorRequest struct {
 	Model             string                `json:"model,omitempty"`
@@ -81,6 +82,18 @@ type AcceleratorRequest struct {
 	Frameworks        []FrameworkConstraint `json:"frameworks,omitempty"`
 	ComputeCapability VersionConstraint     `json:"computeCapability,omitzero"`
 	TFLOPS            TFLOPS                `json:"tflops,omitzero"`
+	// AnyOf holds 2 to 8 choices, each a request of its own; a request
+	// with choices has no other field.
+	AnyOf []AcceleratorRequest `json:"anyOf,omitempty"`
+}
+
+// Choices returns the requests any one of which serves r: its AnyOf, or r
+// itself.
+func (r *AcceleratorRequest) Choices() []AcceleratorRequest {
+	if len(r.AnyOf) > 0 {
+		return r.AnyOf
+	}
+	return []AcceleratorRequest{*r}
 }
 
 // A FrameworkConstraint asks for a framework at a version range.

@@ -258,6 +258,14 @@ func (a *AcceleratorModel) Supports(framework string) (Version, bool) {
 // installs suitable framework versions: model, kind, vendor, memory,
 // framework availability, compute capability and throughput.
 func (a *AcceleratorModel) Satisfies(r *AcceleratorRequest) bool {
+	if len(r.AnyOf) > 0 {
+		for i := range r.AnyOf {
+			if a.Satisfies(&r.AnyOf[i]) {
+				return true
+			}
+		}
+		return false
+	}
 	switch {
 	case r.Model != "" && r.Model != a.Name,
 		r.Kind != "" && r.Kind != a.Kind,

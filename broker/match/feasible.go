@@ -136,6 +136,21 @@ func bestReason(r *descriptor.AcceleratorRequest, groups []descriptor.Accelerato
 // groupReason checks one accelerator group against one request and returns
 // the first failure with its stage number (higher is further along).
 func groupReason(r *descriptor.AcceleratorRequest, g *descriptor.Accelerator) (Reason, int) {
+	if len(r.AnyOf) > 0 {
+		// One choice that fits is enough; otherwise the reason is that of
+		// the choice that got furthest (the first such choice on a tie).
+		best, bestStage := Reason(AcceleratorModel), -1
+		for i := range r.AnyOf {
+			reason, stage := groupReason(&r.AnyOf[i], g)
+			if reason == "" {
+				return "", stage
+			}
+			if stage > bestStage {
+				best, bestStage = reason, stage
+			}
+		}
+		return best, bestStage
+	}
 	info := g.Info()
 	switch {
 	case r.Model != "" && r.Model != g.Model:

@@ -159,6 +159,13 @@ func newPlan(doc *descriptor.Document, opts *Options, cfg *Config, now time.Time
 func staticModels(r *descriptor.AcceleratorRequest) []*descriptor.AcceleratorModel {
 	loose := *r
 	loose.Memory = 0
+	if len(r.AnyOf) > 0 {
+		loose.AnyOf = make([]descriptor.AcceleratorRequest, len(r.AnyOf))
+		for i, c := range r.AnyOf {
+			c.Memory = 0
+			loose.AnyOf[i] = c
+		}
+	}
 	return descriptor.ResolveAccelerators(&loose)
 }
 
@@ -167,6 +174,24 @@ func staticModels(r *descriptor.AcceleratorRequest) []*descriptor.AcceleratorMod
 // request's own minimum, else the named model's figure, else the slowest
 // vocabulary model that meets the request.
 func reference(r *descriptor.AcceleratorRequest) (precision, float64) {
+	if len(r.AnyOf) > 0 {
+		// The precision of the first choice that names a throughput; the
+		// slowest reference device among the choices.
+		p := fp16
+		for i := range r.AnyOf {
+			if !r.AnyOf[i].TFLOPS.IsZero() {
+				p, _ = reference(&r.AnyOf[i])
+				break
+			}
+		}
+		ref := 0.0
+		for i := range r.AnyOf {
+			if v := referenceIn(&r.AnyOf[i], p); v > 0 && (ref == 0 || v < ref) {
+				ref = v
+			}
+		}
+		return p, ref
+	}
 	p := fp16
 	switch {
 	case r.TFLOPS.FP16 > 0:
@@ -177,8 +202,14 @@ func reference(r *descriptor.AcceleratorRequest) (precision, float64) {
 	case r.TFLOPS.INT8 > 0:
 		p = int8
 	}
+	return p, referenceIn(r, p)
+}
+
+// referenceIn is a request's reference throughput in precision p: its own
+// minimum, else the slowest vocabulary model that meets it.
+func referenceIn(r *descriptor.AcceleratorRequest, p precision) float64 {
 	if v := p.of(r.TFLOPS); v > 0 {
-		return p, v
+		return v
 	}
 	ref := 0.0
 	for _, m := range descriptor.ResolveAccelerators(r) {
@@ -186,7 +217,7 @@ func reference(r *descriptor.AcceleratorRequest) (precision, float64) {
 			ref = v
 		}
 	}
-	return p, ref
+	return ref
 }
 
 // regionNarrowing returns the regions an allow list names exactly, or nil
