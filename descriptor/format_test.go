@@ -47,16 +47,23 @@ func TestFormatQuotesLookalikes(t *testing.T) {
 			}
 			t.Fatalf("generated document refused: %v\n%s", err, doc)
 		}
-		y, err := d.FormatYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, err := Parse("formatted.yaml", y)
-		if err != nil {
-			t.Fatalf("formatted YAML refused: %v\n%s", err, y)
-		}
-		if again.Digest != d.Digest {
-			t.Fatalf("formatted YAML changed the document:\nwant %s\n got %s\n%s", d.Canonical, again.Canonical, y)
-		}
+		checkFormatted(t, d)
+	}
+}
+
+// checkFormatted: the document's formatted YAML validates and has its
+// digest.
+func checkFormatted(t *testing.T, d *Document) {
+	t.Helper()
+	y, err := d.FormatYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("formatted.yaml", y)
+	if err != nil {
+		t.Fatalf("formatted YAML refused: %v\n%s", err, y)
+	}
+	if again.Digest != d.Digest {
+		t.Fatalf("formatted YAML changed the document:\nwant %s\n got %s\n%s", d.Canonical, again.Canonical, y)
 	}
 }

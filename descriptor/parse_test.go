@@ -173,17 +173,7 @@ func FuzzParse(f *testing.F) {
 		if again.Digest != d.Digest {
 			t.Fatalf("canonical form changes the digest")
 		}
-		y, err := d.FormatYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		fromYAML, err := Parse("formatted", y)
-		if err != nil {
-			t.Fatalf("formatted YAML rejected: %v\n%s", err, y)
-		}
-		if fromYAML.Digest != d.Digest {
-			t.Fatalf("formatted YAML changes the digest:\n%s\n%s\n%s", d.Canonical, fromYAML.Canonical, y)
-		}
+		checkFormatted(t, d)
 	})
 }
 
