@@ -66,10 +66,10 @@ the signed note instead.`,
 				}
 				return o.write(cmd.OutOrStdout(), map[string]any{"origin": cp.Origin, "size": cp.Size, "root": cp.Hash.String(), "verifierKey": vkey, "note": string(note)})
 			}
-			if on, err := r.on(""); err != nil {
+			if on, err := r.on(); err != nil {
 				return err
 			} else if on {
-				c, err := r.client("")
+				c, err := r.client()
 				if err != nil {
 					return err
 				}
@@ -134,13 +134,13 @@ by its position instead.`,
 			if (record == "") == !byIndex {
 				return usageError{errors.New("give --record ID or --index N")}
 			}
-			if on, err := r.on(""); err != nil {
+			if on, err := r.on(); err != nil {
 				return err
 			} else if on {
 				if byIndex {
 					return usageError{errors.New("a broker proves records by ID: give --record")}
 				}
-				c, err := r.client("")
+				c, err := r.client()
 				if err != nil {
 					return err
 				}
@@ -336,10 +336,10 @@ the home brokers of jobs it ran. spec/usage-record.md maps every column.`,
 					return usageError{err}
 				}
 			}
-			if on, err := r.on(""); err != nil {
+			if on, err := r.on(); err != nil {
 				return err
 			} else if on {
-				c, err := r.client("")
+				c, err := r.client()
 				if err != nil {
 					return err
 				}

@@ -43,7 +43,7 @@ func federationCmd(use, short, key string, show func(cmd *cobra.Command, c *clie
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}

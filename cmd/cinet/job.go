@@ -50,7 +50,7 @@ against its own book.`,
 				return err
 			}
 			if offersDir == "" {
-				if on, err := r.on(""); err != nil {
+				if on, err := r.on(); err != nil {
 					return err
 				} else if on {
 					return explainRemote(cmd, &r, args[0], &o)

@@ -47,7 +47,7 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -207,7 +207,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -242,7 +242,7 @@ func newListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -279,7 +279,7 @@ func newLogsCmd() *cobra.Command {
   cinet job logs j-abc... --task train --stream stderr`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -308,7 +308,7 @@ func newCancelCmd() *cobra.Command {
 		Example: `  cinet job cancel j-abc...`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -343,7 +343,7 @@ func explainRemote(cmd *cobra.Command, r *remote, file string, o *output) error 
 	if err != nil {
 		return err
 	}
-	c, err := r.client("")
+	c, err := r.client()
 	if err != nil {
 		return err
 	}
@@ -391,7 +391,7 @@ signed with the rest of the offer, so no other broker can claim it.`,
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -446,7 +446,7 @@ func newOffersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}
@@ -484,7 +484,7 @@ func newWithdrawCmd() *cobra.Command {
 		Example: `  cinet provider withdraw ci:4xud.../cn-east-1/a/cpu`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := r.client("")
+			c, err := r.client()
 			if err != nil {
 				return err
 			}

@@ -204,10 +204,10 @@ summed per currency — is zero in books that balance.`,
 					return usageError{err}
 				}
 			}
-			if on, err := r.on(""); err != nil {
+			if on, err := r.on(); err != nil {
 				return err
 			} else if on {
-				return remoteBalances(cmd, &r, "", account, &o)
+				return remoteBalances(cmd, &r, account, &o)
 			}
 			s, store, err := d.openSettler(cmd)
 			if err != nil {
@@ -284,13 +284,13 @@ the net change per currency. -o json adds every rated item.`,
 			if err != nil {
 				return err
 			}
-			if on, err := r.on(""); err != nil {
+			if on, err := r.on(); err != nil {
 				return err
 			} else if on {
 				if period == "" {
 					return usageError{errors.New("--period is required")}
 				}
-				c, err := r.client("")
+				c, err := r.client()
 				if err != nil {
 					return err
 				}
@@ -576,9 +576,9 @@ It needs nothing but the two files.`,
 }
 
 // remoteBalances prints balances a broker reports.
-func remoteBalances(cmd *cobra.Command, r *remote, keyFile, account string, o *output) error {
+func remoteBalances(cmd *cobra.Command, r *remote, account string, o *output) error {
 	asJSON, _ := o.json()
-	c, err := r.client(keyFile)
+	c, err := r.client()
 	if err != nil {
 		return err
 	}

@@ -49,10 +49,7 @@ func configPath() string {
 
 // resolve fills what flags left empty from the environment and the config
 // file.
-func (r *remote) resolve(keyFlag string) error {
-	if r.key == "" {
-		r.key = keyFlag
-	}
+func (r *remote) resolve() error {
 	var file clientFile
 	if p := configPath(); p != "" {
 		if data, err := os.ReadFile(p); err == nil {
@@ -76,16 +73,16 @@ func (r *remote) resolve(keyFlag string) error {
 }
 
 // on reports whether a broker is named, so that the command goes to it.
-func (r *remote) on(keyFlag string) (bool, error) {
-	if err := r.resolve(keyFlag); err != nil {
+func (r *remote) on() (bool, error) {
+	if err := r.resolve(); err != nil {
 		return false, err
 	}
 	return r.broker != "", nil
 }
 
 // client returns a client for the broker; it needs a key or a token.
-func (r *remote) client(keyFlag string) (*client.Client, error) {
-	if err := r.resolve(keyFlag); err != nil {
+func (r *remote) client() (*client.Client, error) {
+	if err := r.resolve(); err != nil {
 		return nil, err
 	}
 	if r.broker == "" {
