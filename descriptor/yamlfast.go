@@ -15,12 +15,14 @@ import (
 // positions included, that the general parser builds (TestFastYAMLAgrees
 // and FuzzFastYAML hold it to that).
 func fastYAML(data []byte) (n *node, ok bool) {
-	if len(data) == 0 || len(data) > MaxDocumentSize || bytes.ContainsAny(data, "\t\r\x00") {
+	if len(data) == 0 || len(data) > MaxDocumentSize || bytes.ContainsAny(data, "\t\r\x00") || !utf8.Valid(data) {
 		return nil, false
 	}
-	for _, c := range data {
-		if c >= utf8.RuneSelf {
-			return nil, false // columns would have to count characters
+	// Characters some YAML readers take for line breaks or spaces (NEL,
+	// LS, PS, NBSP) and a byte order mark are the general parser's.
+	for _, c := range []string{"\u0085", "\u2028", "\u2029", "\u00a0", "\ufeff"} {
+		if bytes.Contains(data, []byte(c)) {
+			return nil, false
 		}
 	}
 	p := &fastParser{src: data}
@@ -54,6 +56,7 @@ type fastLine struct {
 	text   string // the line without its newline
 	indent int    // leading spaces
 	start  int    // where content starts; moves past "- " as items are read
+	ascii  bool   // columns are byte offsets
 }
 
 type fastParser struct {
@@ -83,7 +86,14 @@ func (p *fastParser) split() {
 		for ind < len(line) && line[ind] == ' ' {
 			ind++
 		}
-		p.lines = append(p.lines, fastLine{text: line, indent: ind, start: ind})
+		ascii := true
+		for i := 0; i < len(line); i++ {
+			if line[i] >= utf8.RuneSelf {
+				ascii = false
+				break
+			}
+		}
+		p.lines = append(p.lines, fastLine{text: line, indent: ind, start: ind, ascii: ascii})
 	}
 }
 
@@ -98,12 +108,22 @@ func (p *fastParser) skipBlank() {
 	}
 }
 
-func (p *fastParser) newNode(kind nodeKind, line, col int, depth int) *node {
+// at is the position of byte off of line (both from 0): the general
+// parser counts columns in characters.
+func (p *fastParser) at(line, off int) srcPos {
+	col := off
+	if l := &p.lines[line]; !l.ascii {
+		col = utf8.RuneCountInString(l.text[:off])
+	}
+	return srcPos{line: int32(line + 1), col: int32(col + 1)}
+}
+
+func (p *fastParser) newNode(kind nodeKind, line, off int, depth int) *node {
 	p.nodes++
 	if p.nodes > maxNodes/4 || depth > maxDepth/2 {
 		p.giveUp() // near the limits, the general parser decides
 	}
-	return &node{kind: kind, at: srcPos{line: int32(line + 1), col: int32(col + 1)}}
+	return &node{kind: kind, at: p.at(line, off)}
 }
 
 // block reads the collection whose first line is the current one, with
@@ -148,7 +168,7 @@ func (p *fastParser) mapping(ind, depth int) *node {
 		if obj.get(key) != nil {
 			p.giveUp() // the general parser reports duplicates
 		}
-		keyAt := srcPos{line: int32(p.i + 1), col: int32(l.start + 1)}
+		keyAt := p.at(p.i, l.start)
 		val := p.value(l, colon+1, ind, depth+1, true)
 		obj.members = append(obj.members, member{name: key, at: keyAt, val: val})
 	}
@@ -320,13 +340,13 @@ func (p *fastParser) plain(text string, at, line, depth int) *node {
 }
 
 // resolve types a plain scalar as the general parser does.
-func (p *fastParser) resolve(s string, line, col, depth int) *node {
-	n, err := resolvePlain(s, Pos{line + 1, col + 1})
+func (p *fastParser) resolve(s string, line, off, depth int) *node {
+	n := p.newNode(kindNull, line, off, depth)
+	r, err := resolvePlain(s, Pos{int(n.at.line), int(n.at.col)})
 	if err != nil {
 		p.giveUp()
 	}
-	p.newNode(n.kind, line, col, depth) // count it
-	return n
+	return r
 }
 
 // quoted reads a quoted scalar that ends on its line; end is -1 when it
@@ -433,9 +453,9 @@ func (p *fastParser) flow(text string, at, depth int) (*node, int) {
 				p.giveUp()
 			}
 			if len(n.members) == 0 {
-				n.at = srcPos{line: int32(line + 1), col: int32(i + 1)}
+				n.at = p.at(line, i)
 			}
-			keyAt := srcPos{line: int32(line + 1), col: int32(i + 1)}
+			keyAt := p.at(line, i)
 			i = colon + 1
 			if i >= len(text) || text[i] != ' ' {
 				p.giveUp()

@@ -104,7 +104,7 @@ func TestFastYAMLAgrees(t *testing.T) {
 			v := append([]string(nil), lines...)
 			for range 1 + rng.IntN(2) {
 				i := rng.IntN(len(v))
-				switch rng.IntN(7) {
+				switch rng.IntN(9) {
 				case 0:
 					v = append(v[:i], v[i+1:]...)
 				case 1:
@@ -128,6 +128,14 @@ func TestFastYAMLAgrees(t *testing.T) {
 					}
 				case 6:
 					v = append(v[:i], append([]string{"", "#", "  # x"}[rng.IntN(3):], v[i:]...)...)
+				case 7, 8:
+					// Characters beyond ASCII: columns count characters.
+					u := []string{"é", "≥ 12", "中文", "\u00a0x", "a\u2028b", "\ufeff", "𝔘"}[rng.IntN(7)]
+					if k := strings.Index(v[i], ": "); k >= 0 && rng.IntN(2) == 0 {
+						v[i] = v[i][:k+2] + u + " " + v[i][k+2:]
+					} else {
+						v[i] += " # " + u
+					}
 				}
 				if len(v) == 0 {
 					v = []string{"a: 1"}
