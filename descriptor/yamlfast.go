@@ -238,7 +238,7 @@ func (p *fastParser) value(l *fastLine, from, ind, depth int, inMap bool) *node 
 		at++
 	}
 	line := p.i
-	if at == len(l.text) {
+	if at == len(l.text) || at > from && l.text[at] == '#' {
 		// Nothing on the line: a block on the lines below, or null.
 		p.i++
 		p.skipBlank()
@@ -252,8 +252,8 @@ func (p *fastParser) value(l *fastLine, from, ind, depth int, inMap bool) *node 
 		// follows, so it decides.
 		p.giveUp()
 	}
-	if at > from && l.text[at] == '#' || at == from && inMap {
-		p.giveUp() // a comment right after the ':', or no space after it
+	if at == from && inMap {
+		p.giveUp() // no space after the ':'
 	}
 	var n *node
 	switch c := l.text[at]; c {

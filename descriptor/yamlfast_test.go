@@ -114,7 +114,11 @@ func TestFastYAMLAgrees(t *testing.T) {
 				case 3:
 					v[i] = strings.TrimPrefix(v[i], " ")
 				case 4:
-					v[i] += " # note"
+					if strings.HasSuffix(v[i], ":") && rng.IntN(2) == 0 {
+						v[i] += "  # a block follows"
+					} else {
+						v[i] += " # note"
+					}
 				case 5:
 					if k := strings.Index(v[i], ": "); k >= 0 {
 						s := yamlLookalikes[rng.IntN(len(yamlLookalikes))]
