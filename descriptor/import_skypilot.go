@@ -86,7 +86,7 @@ func notATask(root *node) string {
 		return fmt.Sprintf("it looks like a Kubernetes manifest (kind %s)", scalarText(kind))
 	case has("services") && root.get("run") == nil:
 		return "it looks like a Docker Compose file (it has services:)"
-	case has("on", "jobs") || has("true", "jobs"):
+	case has("on", "jobs"):
 		return "it looks like a GitHub Actions workflow (it has on: and jobs:)"
 	case has("stages") || (root.get("run") == nil && root.get("image") != nil && root.get("script") != nil):
 		return "it looks like a GitLab CI file"

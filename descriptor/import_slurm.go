@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -287,7 +288,7 @@ func (s *slurm) options(args []sbatchArg) {
 			opt, ambiguous := lookupLong(name)
 			if opt.name == "" {
 				if len(ambiguous) > 1 {
-					s.warnOnce(a.line, "--"+name, "dropped: an abbreviation of several sbatch options (%s)", strings.Join(sortedStrings(ambiguous), ", "))
+					s.warnOnce(a.line, "--"+name, "dropped: an abbreviation of several sbatch options (%s)", strings.Join(slices.Sorted(slices.Values(ambiguous)), ", "))
 				} else {
 					s.warnOnce(a.line, "--"+name, "dropped: not an sbatch option")
 				}
@@ -333,18 +334,6 @@ func (s *slurm) options(args []sbatchArg) {
 		}
 		s.option(a.line, o.name, value, hasValue)
 	}
-}
-
-func sortedStrings(ss []string) []string {
-	out := append([]string(nil), ss...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // warnOnce warns about a field the first time only.
