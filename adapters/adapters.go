@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +33,8 @@ type Adapter interface {
 	// ID never provisioned.
 	Status(ctx context.Context, id string) (Status, error)
 	// Logs returns what a task has written to a stream ("stdout" or
-	// "stderr") so far.
-	Logs(ctx context.Context, id, task, stream string) (io.ReadCloser, error)
+	// "stderr") so far on one node of the placement (0 … Nodes-1).
+	Logs(ctx context.Context, id, task string, node int, stream string) (io.ReadCloser, error)
 	// Usage returns what the placement has used, as measured by the
 	// backend: so far while it runs, in full once it has ended.
 	Usage(ctx context.Context, id string) (Usage, error)
@@ -48,9 +50,11 @@ var ErrNotFound = errors.New("adapters: no such placement")
 type Placement struct {
 	// ID names the attempt; the adapter keys everything on it. It is 1 to
 	// 128 of A-Z a-z 0-9 . _ -.
-	ID        string
-	Job       string
-	Tasks     []descriptor.Task // run in order; a task starts when the one before exited 0
+	ID    string
+	Job   string
+	Tasks []descriptor.Task // run in order; a task starts when the one before exited 0
+	// Nodes run every task together, each node its own copy (the node
+	// contract, NodeEnv); 0 is 1.
 	Nodes     int
 	Resources descriptor.Resources
 	// Limits bound what each node may use: the offer's compute class.
@@ -64,6 +68,35 @@ type Placement struct {
 type Limits struct {
 	CPUs   float64 `json:"cpus,omitempty"`   // CPU time per wall second
 	Memory int64   `json:"memory,omitempty"` // bytes
+	// Accelerators is how many accelerator devices each node has.
+	Accelerators int `json:"accelerators,omitempty"`
+}
+
+// The node contract (spec/jobs.md §7): every adapter starts every task of
+// a placement once on each of its nodes, with these variables set.
+const (
+	EnvNodeRank            = "CINET_NODE_RANK"             // 0 … nodes-1
+	EnvNumNodes            = "CINET_NUM_NODES"             // the placement's nodes
+	EnvNodeAddr            = "CINET_NODE_ADDR"             // the address this node is reached at
+	EnvNodeAddrs           = "CINET_NODE_ADDRS"            // every node's address, in rank order, one per line
+	EnvRendezvousAddr      = "CINET_RENDEZVOUS_ADDR"       // node 0's address
+	EnvRendezvousPort      = "CINET_RENDEZVOUS_PORT"       // a TCP port free on node 0 for the placement's use
+	EnvAcceleratorsPerNode = "CINET_ACCELERATORS_PER_NODE" // devices on each node; 0 without
+)
+
+// NodeEnv returns the node contract's variables for the node of the given
+// rank, whose nodes are reached at addrs (in rank order) and meet at
+// port on the first.
+func NodeEnv(p Placement, rank int, addrs []string, port int) []string {
+	return []string{
+		EnvNodeRank + "=" + strconv.Itoa(rank),
+		EnvNumNodes + "=" + strconv.Itoa(len(addrs)),
+		EnvNodeAddr + "=" + addrs[rank],
+		EnvNodeAddrs + "=" + strings.Join(addrs, "\n"),
+		EnvRendezvousAddr + "=" + addrs[0],
+		EnvRendezvousPort + "=" + strconv.Itoa(port),
+		EnvAcceleratorsPerNode + "=" + strconv.Itoa(p.Limits.Accelerators),
+	}
 }
 
 // Capacity is what a backend offers at once.
@@ -120,8 +153,8 @@ func (t TaskStatus) Ended() bool { return !t.End.IsZero() }
 // the backend saw — tasks that started — counts.
 type Usage struct {
 	Start, End time.Time     // first task's start, last task's end (or now, while running)
-	CPU        time.Duration // CPU time (user + system) of all tasks and their children
-	PeakMemory int64         // the largest resident set of any task, in bytes
+	CPU        time.Duration // CPU time (user + system) of all tasks and their children, on every node
+	PeakMemory int64         // the largest resident set of any task, in bytes, summed over the nodes
 	Tasks      []TaskUsage
 }
 

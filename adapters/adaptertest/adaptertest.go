@@ -1,7 +1,8 @@
 // Package adaptertest is the conformance suite every adapter passes: it
 // provisions placements of small shell tasks and checks status, exit
-// codes, task order, logs, measured usage, timeouts, cancellation and
-// idempotence through the adapters.Adapter interface alone.
+// codes, task order, logs, measured usage, timeouts, cancellation,
+// idempotence and the node contract of multi-node placements through the
+// adapters.Adapter interface alone.
 package adaptertest
 
 import (
@@ -52,6 +53,8 @@ func Run(t *testing.T, s Suite) {
 		{"Idempotent", testIdempotent},
 		{"Unknown", testUnknown},
 		{"Many", testMany},
+		{"Nodes", testNodes},
+		{"NodeFails", testNodeFails},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -99,7 +102,12 @@ func (s Suite) provision(t testing.TB, a adapters.Adapter, p adapters.Placement)
 
 func logs(t testing.TB, a adapters.Adapter, id, task, stream string) string {
 	t.Helper()
-	rc, err := a.Logs(ctx, id, task, stream)
+	return nodeLogs(t, a, id, task, 0, stream)
+}
+
+func nodeLogs(t testing.TB, a adapters.Adapter, id, task string, node int, stream string) string {
+	t.Helper()
+	rc, err := a.Logs(ctx, id, task, node, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +174,16 @@ func testLogs(t *testing.T, s Suite) {
 	if got := logs(t, a, "logs", "main", "stderr"); got != "err\n" {
 		t.Errorf("stderr %q", got)
 	}
-	if _, err := a.Logs(ctx, "logs", "nosuch", "stdout"); err == nil {
+	if _, err := a.Logs(ctx, "logs", "nosuch", 0, "stdout"); err == nil {
 		t.Error("logs of a task that does not exist")
 	}
-	if _, err := a.Logs(ctx, "logs", "main", "stdin"); err == nil {
+	if _, err := a.Logs(ctx, "logs", "main", 0, "stdin"); err == nil {
 		t.Error("logs of a stream that does not exist")
+	}
+	for _, node := range []int{-1, 1} {
+		if _, err := a.Logs(ctx, "logs", "main", node, "stdout"); err == nil {
+			t.Errorf("logs of node %d of a one-node placement", node)
+		}
 	}
 }
 
@@ -309,6 +322,102 @@ func testMany(t *testing.T, s Suite) {
 				}
 				break
 			}
+		}
+	}
+}
+
+// contractScript prints the node contract as the task sees it, one
+// variable per line (the addresses joined by commas).
+const contractScript = `echo "rank=$CINET_NODE_RANK"; echo "nodes=$CINET_NUM_NODES"; echo "addr=$CINET_NODE_ADDR"; ` +
+	`echo "addrs=$(echo "$CINET_NODE_ADDRS" | tr '\n' ,)"; echo "rendezvous=$CINET_RENDEZVOUS_ADDR:$CINET_RENDEZVOUS_PORT"; ` +
+	`echo "accelerators=$CINET_ACCELERATORS_PER_NODE"; echo "task=$CINET_TASK"`
+
+// contract reads what contractScript printed.
+func contract(out string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// testNodes: every task runs once on every node, each node with its rank,
+// the node count, every node's address (its own among them, in rank
+// order, all different), one rendezvous at node 0's address, and the
+// devices per node; each node's output is its own; the second task starts
+// once the first has ended on every node. A one-node placement has the
+// contract too.
+func testNodes(t *testing.T, s Suite) {
+	a := s.New(t)
+	const n = 3
+	p := placement("nodes", s.task("first", contractScript), s.task("second", `echo "second on $CINET_NODE_RANK"`))
+	p.Nodes, p.Limits.Accelerators = n, 2
+	s.provision(t, a, p)
+	st := s.wait(t, a, "nodes")
+	if st.State != adapters.Succeeded || len(st.Tasks) != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	if st.Tasks[1].Started.Before(st.Tasks[0].End) {
+		t.Fatal("the second task started before the first had ended on every node")
+	}
+	var addrs []string
+	seen := map[string]bool{}
+	for rank := range n {
+		c := contract(nodeLogs(t, a, "nodes", "first", rank, "stdout"))
+		if addrs == nil {
+			addrs = strings.Split(strings.TrimSuffix(c["addrs"], ","), ",")
+		}
+		want := map[string]string{"rank": fmt.Sprint(rank), "nodes": fmt.Sprint(n), "accelerators": "2", "task": "first",
+			"addrs": strings.Join(addrs, ",") + ","}
+		for k, v := range want {
+			if c[k] != v {
+				t.Errorf("node %d: %s=%q, want %q (all: %v)", rank, k, c[k], v, c)
+			}
+		}
+		if len(addrs) != n || rank >= len(addrs) || c["addr"] != addrs[rank] || seen[c["addr"]] || c["addr"] == "" {
+			t.Errorf("node %d: address %q among %q", rank, c["addr"], addrs)
+		}
+		seen[c["addr"]] = true
+		if port, ok := strings.CutPrefix(c["rendezvous"], addrs[0]+":"); !ok || port == "" || port == "0" || strings.Trim(port, "0123456789") != "" {
+			t.Errorf("node %d: rendezvous %q", rank, c["rendezvous"])
+		}
+		if got := nodeLogs(t, a, "nodes", "second", rank, "stdout"); got != fmt.Sprintf("second on %d\n", rank) {
+			t.Errorf("node %d's output of the second task: %q", rank, got)
+		}
+	}
+	if _, err := a.Logs(ctx, "nodes", "first", n, "stdout"); err == nil {
+		t.Errorf("logs of node %d of a %d-node placement", n, n)
+	}
+	one := placement("one", s.task("main", contractScript))
+	s.provision(t, a, one)
+	s.wait(t, a, "one")
+	c := contract(logs(t, a, "one", "main", "stdout"))
+	if c["rank"] != "0" || c["nodes"] != "1" || c["accelerators"] != "0" || c["addrs"] != c["addr"]+"," || !strings.HasPrefix(c["rendezvous"], c["addr"]+":") {
+		t.Errorf("the contract of a one-node placement: %v", c)
+	}
+}
+
+// testNodeFails: when one node's task fails the others are stopped, the
+// placement fails with that node's exit code, and no later task runs.
+func testNodeFails(t *testing.T, s Suite) {
+	a := s.New(t)
+	p := placement("nodefails",
+		s.task("main", `if [ "$CINET_NODE_RANK" = 1 ]; then exit 5; fi; echo started; sleep 600; echo finished`),
+		s.task("after", "echo after"))
+	p.Nodes = 3
+	s.provision(t, a, p)
+	st := s.wait(t, a, "nodefails") // within the suite's Wait, far short of the sleep
+	if st.State != adapters.Failed || st.ExitCode() != 5 || len(st.Tasks) != 1 || !strings.Contains(st.Detail, "node 1") {
+		t.Fatalf("status %+v, want failed with node 1's exit code 5", st)
+	}
+	for _, rank := range []int{0, 2} {
+		if got := nodeLogs(t, a, "nodefails", "main", rank, "stdout"); strings.Contains(got, "finished") {
+			t.Errorf("node %d went on after node 1 failed: %q", rank, got)
+		}
+		if got := nodeLogs(t, a, "nodefails", "after", rank, "stdout"); got != "" {
+			t.Errorf("node %d ran the next task: %q", rank, got)
 		}
 	}
 }

@@ -9,6 +9,11 @@
 // files, its CPU time and peak memory measured by the cgroup and its wall
 // time by the supervisor, none of which the task can write.
 //
+// A placement of N nodes runs each task as N such sandboxes at once, one
+// per node, each with its own work directory, logs and cgroup, all in one
+// network namespace where node K is 127.0.0.(K+1): the node contract of
+// spec/jobs.md §6.
+//
 // Each placement runs under a small supervisor process, the shim (Shim),
 // started in a session of its own so that it outlives the broker: a broker
 // that restarts finds its placements running, or finds how they ended, in
@@ -248,11 +253,18 @@ type run struct {
 
 type taskRun struct {
 	adapters.TaskStatus
-	PGID       int           `json:"pgid,omitempty"`   // without a sandbox, while it runs
-	Cgroup     *groupRef     `json:"cgroup,omitempty"` // in a sandbox, while it runs
-	CPU        time.Duration `json:"cpu"`
-	PeakMemory int64         `json:"peakMemory"`
+	PGIDs   []int      `json:"pgids,omitempty"`   // without a sandbox, while it runs: a process group per node
+	Cgroups []groupRef `json:"cgroups,omitempty"` // in a sandbox, while it runs: a cgroup per node
+	// PGID and Cgroup are the single node's, in records written before
+	// placements had nodes; they are read, never written.
+	PGID       int           `json:"pgid,omitempty"`
+	Cgroup     *groupRef     `json:"cgroup,omitempty"`
+	CPU        time.Duration `json:"cpu"`        // of every node
+	PeakMemory int64         `json:"peakMemory"` // summed over the nodes
 }
+
+// maxNodes bounds the nodes of a placement on one machine.
+const maxNodes = 64
 
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
@@ -292,8 +304,8 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if len(p.Tasks) == 0 {
 		return errors.New("local: a placement has at least one task")
 	}
-	if p.Nodes > 1 {
-		return fmt.Errorf("local: the job asks for %d nodes; the local adapter runs jobs on one machine, one node", p.Nodes)
+	if p.Nodes > maxNodes {
+		return fmt.Errorf("local: the job asks for %d nodes; the local adapter runs at most %d on one machine", p.Nodes, maxNodes)
 	}
 	for _, t := range p.Tasks {
 		if !taskNameRE.MatchString(t.Name) {
@@ -314,7 +326,11 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if alive(dir) {
 		return nil
 	}
-	for _, d := range []string{dir, filepath.Join(dir, logsDir), filepath.Join(dir, workDir)} {
+	mk := []string{dir, filepath.Join(dir, logsDir)}
+	for rank := range max(p.Nodes, 1) {
+		mk = append(mk, filepath.Join(dir, nodeWork(rank)))
+	}
+	for _, d := range mk {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("local: %w", err)
 		}
@@ -406,17 +422,25 @@ func (l *Local) endLost(dir string) (*run, error) {
 	}
 	if n := len(r.Tasks); n > 0 && !r.Tasks[n-1].Ended() {
 		t := &r.Tasks[n-1]
-		switch {
-		case t.Cgroup != nil:
-			a, err := lostAccounting(*t.Cgroup)
+		if t.Cgroup != nil {
+			t.Cgroups = append(t.Cgroups, *t.Cgroup)
+		}
+		if t.PGID > 0 {
+			t.PGIDs = append(t.PGIDs, t.PGID)
+		}
+		for _, g := range t.Cgroups {
+			a, err := lostAccounting(g)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("local: the accounting of lost placement %s: %w", filepath.Base(dir), err)
 			}
-			t.CPU, t.PeakMemory = a.CPU, a.PeakMemory
-		case t.PGID > 0:
-			syscall.Kill(-t.PGID, syscall.SIGKILL)
+			t.CPU += a.CPU
+			t.PeakMemory += a.PeakMemory
 		}
-		t.End, t.ExitCode, t.Signal, t.Cgroup, t.PGID = r.Seen, -1, "killed", nil, 0
+		for _, pgid := range t.PGIDs {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		t.End, t.ExitCode, t.Signal = r.Seen, -1, "killed"
+		t.Cgroup, t.PGID, t.Cgroups, t.PGIDs = nil, 0, nil, nil
 		if t.End.Before(t.Started) {
 			t.End = t.Started
 		}
@@ -495,7 +519,7 @@ func readSpec(dir string) (*spec, error) {
 }
 
 // Logs implements adapters.Adapter.
-func (l *Local) Logs(ctx context.Context, id, task, stream string) (io.ReadCloser, error) {
+func (l *Local) Logs(ctx context.Context, id, task string, node int, stream string) (io.ReadCloser, error) {
 	dir, _, _, err := l.load(id)
 	if err != nil {
 		return nil, err
@@ -514,7 +538,10 @@ func (l *Local) Logs(ctx context.Context, id, task, stream string) (io.ReadClose
 	if !known {
 		return nil, fmt.Errorf("local: placement %s has no task %q", id, task)
 	}
-	f, err := os.Open(filepath.Join(dir, logsDir, task+"."+stream))
+	if n := max(s.Placement.Nodes, 1); node < 0 || node >= n {
+		return nil, fmt.Errorf("local: placement %s has no node %d: its nodes are 0 to %d", id, node, n-1)
+	}
+	f, err := os.Open(logPath(dir, task, node, stream))
 	if errors.Is(err, os.ErrNotExist) {
 		return io.NopCloser(strings.NewReader("")), nil // not started yet
 	}

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +26,9 @@ import (
 // The test binary is its own shim: started with CINET_LOCAL_SHIM=1 and a
 // placement directory, it supervises that placement.
 func TestMain(m *testing.M) {
+	if os.Getenv("CINET_LOCAL_TEST_HELPER") == "mesh" {
+		os.Exit(mesh())
+	}
 	if local.IsShim() {
 		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
 	}
@@ -37,15 +44,177 @@ func newLocal(t testing.TB) adapters.Adapter {
 	return a
 }
 
-func TestConformance(t *testing.T) {
-	adaptertest.Run(t, adaptertest.Suite{New: newLocal, Shell: []string{"/bin/sh", "-c"}})
+// configs are the ways the adapter runs tasks: in the sandbox, in the
+// sandbox on the host's network, and unisolated.
+var configs = []struct{ name, extra string }{
+	{"sandbox", ``},
+	{"hostnet", `, "network": "host"`},
+	{"none", `, "isolation": "none"`},
 }
 
-func TestOneNode(t *testing.T) {
+func newLocalWith(t testing.TB, extra string) adapters.Adapter {
+	t.Helper()
+	a, err := adapters.New("local", []byte(`{"workdir": "`+t.TempDir()+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]`+extra+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestConformance(t *testing.T) {
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			adaptertest.Run(t, adaptertest.Suite{New: func(t testing.TB) adapters.Adapter { return newLocalWith(t, c.extra) }, Shell: []string{"/bin/sh", "-c"}})
+		})
+	}
+}
+
+// TestNodesMeet: the nodes of a placement reach one another at the
+// addresses the node contract gives them. Each node listens on its own
+// address at the rendezvous port, dials every other node's and sends its
+// rank, and prints the ranks it heard from.
+func TestNodesMeet(t *testing.T) {
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 4
+			workdir := t.TempDir()
+			a, err := adapters.New("local", []byte(`{"workdir": "`+workdir+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]`+c.extra+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each node runs this test binary, from its own work directory.
+			for rank := range n {
+				dir := filepath.Join(workdir, "mesh", "work")
+				if rank > 0 {
+					dir += fmt.Sprintf("-%d", rank)
+				}
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "mesh"), exe, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := adapters.Placement{ID: "mesh", Job: "j", Nodes: n, Timeout: 2 * time.Minute, Tasks: []descriptor.Task{{
+				Name: "main", Command: []string{"/bin/sh", "-c", `exec "$HOME/mesh"`}, Env: map[string]string{"CINET_LOCAL_TEST_HELPER": "mesh"}}}}
+			if err := a.Provision(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+			st := waitEnd(t, a, "mesh")
+			for rank := range n {
+				out := readLogs(t, a, "mesh", "main", rank, "stdout")
+				var want []string
+				for k := range n {
+					if k != rank {
+						want = append(want, fmt.Sprint(k))
+					}
+				}
+				if out != "heard from "+strings.Join(want, ",")+"\n" {
+					t.Errorf("node %d: %q (stderr %q)", rank, out, readLogs(t, a, "mesh", "main", rank, "stderr"))
+				}
+			}
+			if st.State != adapters.Succeeded {
+				t.Fatalf("status %+v", st)
+			}
+		})
+	}
+}
+
+// mesh is what each node of TestNodesMeet runs.
+func mesh() int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+		return 1
+	}
+	rank, err1 := strconv.Atoi(os.Getenv("CINET_NODE_RANK"))
+	n, err2 := strconv.Atoi(os.Getenv("CINET_NUM_NODES"))
+	addrs := strings.Split(os.Getenv("CINET_NODE_ADDRS"), "\n")
+	port := os.Getenv("CINET_RENDEZVOUS_PORT")
+	if err1 != nil || err2 != nil || len(addrs) != n || addrs[rank] != os.Getenv("CINET_NODE_ADDR") || addrs[0] != os.Getenv("CINET_RENDEZVOUS_ADDR") {
+		return fail("a broken contract: rank %q, nodes %q, addrs %q", os.Getenv("CINET_NODE_RANK"), os.Getenv("CINET_NUM_NODES"), addrs)
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(addrs[rank], port))
+	if err != nil {
+		return fail("listening: %v", err)
+	}
+	heard := make(chan string, n)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(io.LimitReader(c, 16))
+				heard <- string(b)
+			}()
+		}
+	}()
+	for k, addr := range addrs {
+		if k == rank {
+			continue
+		}
+		for {
+			// The peer may not listen yet; the placement's timeout bounds
+			// the wait.
+			c, err := net.Dial("tcp", net.JoinHostPort(addr, port))
+			if err == nil {
+				fmt.Fprint(c, rank)
+				c.Close()
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var got []string
+	for range n - 1 {
+		got = append(got, <-heard)
+	}
+	slices.Sort(got)
+	// Every peer has dialed this node by now, so it may leave: no dial
+	// of theirs is still to come.
+	fmt.Printf("heard from %s\n", strings.Join(got, ","))
+	return 0
+}
+
+func waitEnd(t *testing.T, a adapters.Adapter, id string) adapters.Status {
+	t.Helper()
+	for {
+		st, err := a.Status(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Ended() {
+			return st
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readLogs(t *testing.T, a adapters.Adapter, id, task string, node int, stream string) string {
+	t.Helper()
+	rc, err := a.Logs(t.Context(), id, task, node, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestTooManyNodes(t *testing.T) {
 	a := newLocal(t)
-	err := a.Provision(t.Context(), adapters.Placement{ID: "multi", Job: "j", Nodes: 2, Tasks: []descriptor.Task{{Name: "main", Command: []string{"true"}}}})
-	if err == nil || !strings.Contains(err.Error(), "2 nodes") {
-		t.Fatalf("a two-node placement: %v", err)
+	err := a.Provision(t.Context(), adapters.Placement{ID: "multi", Job: "j", Nodes: 65, Tasks: []descriptor.Task{{Name: "main", Command: []string{"true"}}}})
+	if err == nil || !strings.Contains(err.Error(), "65 nodes") {
+		t.Fatalf("a 65-node placement: %v", err)
 	}
 }
 
@@ -181,4 +350,108 @@ func TestStatusWhileProvisioning(t *testing.T) {
 		}
 		a.Release(t.Context(), id)
 	}
+}
+
+// TestSkyPilotNodeVariables: a SkyPilot task that reads SkyPilot's node
+// variables, converted, sees them filled from the node contract on every
+// node.
+func TestSkyPilotNodeVariables(t *testing.T) {
+	const sky = `num_nodes: 3
+run: |
+  echo "$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES, head $(echo "$SKYPILOT_NODE_IPS" | head -n1), $(echo "$SKYPILOT_NODE_IPS" | wc -l) addresses, $SKYPILOT_NUM_GPUS_PER_NODE GPUs"
+`
+	im, err := descriptor.ImportSkyPilot("multi.yaml", []byte(sky))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := im.Document.Job
+	a := newLocal(t)
+	p := adapters.Placement{ID: "sky", Job: "j", Tasks: job.Tasks, Nodes: job.Nodes, Limits: adapters.Limits{Accelerators: 4}}
+	if err := a.Provision(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitEnd(t, a, "sky"); st.State != adapters.Succeeded {
+		t.Fatalf("status %+v", st)
+	}
+	for rank := range 3 {
+		want := fmt.Sprintf("%d of 3, head 127.0.0.1, 3 addresses, 4 GPUs\n", rank)
+		if got := readLogs(t, a, "sky", job.Tasks[0].Name, rank, "stdout"); got != want {
+			t.Errorf("node %d: %q, want %q", rank, got, want)
+		}
+	}
+}
+
+// TestLostNodes: when the shim of a multi-node placement dies, the
+// placement is lost and every node's processes are killed, not only the
+// first node's.
+func TestLostNodes(t *testing.T) {
+	dir := t.TempDir()
+	a, err := local.New(local.Config{Workdir: dir, Shim: []string{os.Args[0]}, Isolation: local.IsolationNone, KillGrace: descriptor.Duration(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	p := adapters.Placement{ID: "lostnodes", Job: "j", Nodes: n, Tasks: []descriptor.Task{
+		{Name: "main", Command: []string{"/bin/sh", "-c", `echo $$ > "$HOME/pid"; exec sleep 600`}},
+	}}
+	if err := a.Provision(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	pids := make([]int, n)
+	for rank := range n {
+		path := filepath.Join(dir, "lostnodes", "work")
+		if rank > 0 {
+			path += fmt.Sprintf("-%d", rank)
+		}
+		for deadline := time.Now().Add(30 * time.Second); pids[rank] == 0; time.Sleep(10 * time.Millisecond) {
+			data, _ := os.ReadFile(filepath.Join(path, "pid"))
+			pids[rank], _ = strconv.Atoi(strings.TrimSpace(string(data)))
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d never started", rank)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	var r struct{ ShimPID int }
+	data, _ := os.ReadFile(filepath.Join(dir, "lostnodes", "run.json"))
+	if err := json.Unmarshal(data, &r); err != nil || r.ShimPID == 0 {
+		t.Fatalf("run.json %s: %v", data, err)
+	}
+	syscall.Kill(r.ShimPID, syscall.SIGKILL)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err := a.Status(t.Context(), "lostnodes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == adapters.Lost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after the shim died: %+v", st)
+		}
+	}
+	for rank, pid := range pids {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) || isZombie(pid) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d's task (pid %d) outlived its lost placement", rank, pid)
+			}
+		}
+	}
+}
+
+// isZombie reports whether a process has exited and waits to be reaped.
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(data), ") ")
+	return strings.HasPrefix(after, "Z")
 }

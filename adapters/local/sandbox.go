@@ -53,6 +53,7 @@ type sandboxEnd struct {
 	ExitCode int    `json:"exitCode"`
 	Signal   string `json:"signal,omitempty"`
 	Error    string `json:"error,omitempty"` // the sandbox or the task could not start
+	Node     int    `json:"-"`               // which node, of a multi-node task
 }
 
 // Where the job's work directory is inside the sandbox.
@@ -79,8 +80,9 @@ type sandboxedTask struct {
 
 // startSandboxed starts init for a task: init's stdout and stderr are the
 // task's logs. The task's group is created with the limits and holds init
-// before init starts the task.
-func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr *os.File) (*sandboxedTask, error) {
+// before init starts the task. Given a network namespace, init joins it
+// rather than make one.
+func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, netns *os.File) (*sandboxedTask, error) {
 	g, ref, err := newTaskGroup(group, l)
 	if err != nil {
 		return nil, err
@@ -103,8 +105,12 @@ func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr *os
 	cmd.Env = []string{shimEnv + "=init", "PATH=/usr/local/bin:/usr/bin:/bin"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = []*os.File{ctlR, endW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: sandboxCloneFlags(spec.Network), Setpgid: true}
-	err = cmd.Start()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: sandboxCloneFlags(spec.Network && netns == nil), Setpgid: true}
+	if netns != nil {
+		err = startInNetns(cmd, netns)
+	} else {
+		err = cmd.Start()
+	}
 	ctlR.Close()
 	endW.Close()
 	if err != nil {
@@ -167,8 +173,35 @@ func (t *sandboxedTask) wait() (sandboxEnd, accounting, error) {
 }
 
 func (t *sandboxedTask) exited() <-chan struct{} { return t.exit }
-func (t *sandboxedTask) pgid() int               { return 0 }
-func (t *sandboxedTask) group() *groupRef        { return &t.ref }
+func (t *sandboxedTask) pgids() []int            { return nil }
+func (t *sandboxedTask) groups() []groupRef      { return []groupRef{t.ref} }
+
+// netns opens init's network namespace, for other nodes to join.
+func (t *sandboxedTask) netns() (*os.File, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", t.cmd.Process.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("local: opening the placement's network namespace: %w", err)
+	}
+	return f, nil
+}
+
+// startInNetns starts cmd in the network namespace netns. A new process
+// is made in the namespaces of the thread that makes it, so a thread of
+// its own enters the namespace and starts it; that thread is never given
+// back to the runtime (it exits with its goroutine), so nothing else runs
+// in the namespace.
+func startInNetns(cmd *exec.Cmd, netns *os.File) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("entering the placement's network namespace: %w", err)
+			return
+		}
+		done <- cmd.Start()
+	}()
+	return <-done
+}
 
 // destroy kills a sandbox that could not be set up.
 func (t *sandboxedTask) destroy() {

@@ -24,6 +24,7 @@ type sandboxEnd struct {
 	ExitCode int
 	Signal   string
 	Error    string
+	Node     int
 }
 
 type accounting struct {
@@ -44,13 +45,14 @@ type sandboxedTask struct{ ref groupRef }
 
 const sandboxWork = "/work"
 
-func startSandboxed(sandboxSpec, string, limits, *os.File, *os.File) (*sandboxedTask, error) {
+func startSandboxed(sandboxSpec, string, limits, *os.File, *os.File, *os.File) (*sandboxedTask, error) {
 	return nil, errNoSandbox
 }
-func (*sandboxedTask) terminate(time.Duration) {}
-func (*sandboxedTask) exited() <-chan struct{} { return nil }
-func (*sandboxedTask) pgid() int               { return 0 }
-func (t *sandboxedTask) group() *groupRef      { return &t.ref }
+func (*sandboxedTask) terminate(time.Duration)  {}
+func (*sandboxedTask) exited() <-chan struct{}  { return nil }
+func (*sandboxedTask) pgids() []int             { return nil }
+func (t *sandboxedTask) groups() []groupRef     { return []groupRef{t.ref} }
+func (*sandboxedTask) netns() (*os.File, error) { return nil, errNoSandbox }
 func (*sandboxedTask) wait() (sandboxEnd, accounting, error) {
 	return sandboxEnd{}, accounting{}, errNoSandbox
 }

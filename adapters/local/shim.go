@@ -3,16 +3,21 @@
 package local
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/descriptor"
 )
 
@@ -84,8 +89,10 @@ func shim(dir string) error {
 		}
 		defer held.Close()
 		r.UID = uid
-		if err := os.Chown(filepath.Join(dir, workDir), int(uid), int(uid)); err != nil {
-			return err
+		for rank := range max(s.Placement.Nodes, 1) {
+			if err := os.Chown(filepath.Join(dir, nodeWork(rank)), int(uid), int(uid)); err != nil {
+				return err
+			}
 		}
 	}
 	save := func() error {
@@ -108,28 +115,18 @@ func shim(dir string) error {
 	}
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
+	nodes := max(p.Nodes, 1)
 	for i, t := range p.Tasks {
-		stdout, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		stderr, err := os.OpenFile(filepath.Join(dir, logsDir, t.Name+".stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
 		tr := taskRun{}
 		tr.Name, tr.Started = t.Name, time.Now().UTC()
-		rt, err := s.start(dir, r.UID, i, t, stdout, stderr)
+		rt, err := s.startNodes(dir, r.UID, i, t)
 		if err != nil {
 			tr.End, tr.ExitCode = time.Now().UTC(), 127
-			fmt.Fprintf(stderr, "cinet: cannot start task %s: %v\n", t.Name, err)
 			r.Tasks = append(r.Tasks, tr)
 			r.Detail = fmt.Sprintf("task %s could not start: %v", t.Name, err)
-			stdout.Close()
-			stderr.Close()
 			break
 		}
-		tr.PGID, tr.Cgroup = rt.pgid(), rt.group()
+		tr.PGIDs, tr.Cgroups = rt.pgids(), rt.groups()
 		r.Tasks = append(r.Tasks, tr)
 		if err := save(); err != nil {
 			rt.terminate(0)
@@ -157,19 +154,23 @@ func shim(dir string) error {
 			}
 		}
 		end, acct, err := rt.wait()
-		stdout.Close()
-		stderr.Close()
 		last.End = time.Now().UTC()
 		r.Seen = last.End
 		last.ExitCode, last.Signal = end.ExitCode, end.Signal
-		last.CPU, last.PeakMemory, last.PGID, last.Cgroup = acct.CPU, acct.PeakMemory, 0, nil
+		last.CPU, last.PeakMemory, last.PGIDs, last.Cgroups = acct.CPU, acct.PeakMemory, nil, nil
+		on := ""
+		if nodes > 1 {
+			on = fmt.Sprintf(" on node %d of %d", end.Node, nodes)
+		}
 		switch {
 		case err != nil:
-			r.Detail = fmt.Sprintf("task %s: %v", t.Name, err)
+			r.Detail = fmt.Sprintf("task %s%s: %v", t.Name, on, err)
 		case end.Error != "":
-			r.Detail = fmt.Sprintf("task %s: %s", t.Name, end.Error)
+			r.Detail = fmt.Sprintf("task %s%s: %s", t.Name, on, end.Error)
 		case acct.OOMKills > 0:
-			r.Detail = fmt.Sprintf("task %s was killed for using more memory than its limit of %s", t.Name, descriptor.Quantity(s.Limits.Memory))
+			r.Detail = fmt.Sprintf("task %s%s was killed for using more memory than its limit of %s", t.Name, on, descriptor.Quantity(s.Limits.Memory))
+		case nodes > 1 && end.failed() && !r.Cancelled && !last.TimedOut:
+			r.Detail = fmt.Sprintf("task %s failed%s (%s); the other nodes were stopped", t.Name, on, end.describe())
 		}
 		if err := save(); err != nil {
 			return err
@@ -191,46 +192,270 @@ type runningTask interface {
 	// wait waits for the task and everything it started to have exited,
 	// and returns how it ended and what it used.
 	wait() (sandboxEnd, accounting, error)
-	pgid() int        // the process group to kill, without a sandbox
-	group() *groupRef // the cgroup, in a sandbox
+	pgids() []int       // the process groups to kill, without a sandbox
+	groups() []groupRef // the cgroups, in a sandbox
 }
 
-// start starts task i of the placement.
-func (s *spec) start(dir string, uid uint32, i int, t descriptor.Task, stdout, stderr *os.File) (runningTask, error) {
+// startNodes starts task i of the placement on every node: each node a
+// process of its own (in a sandbox of its own, all of a placement's
+// sandboxes in one network namespace), with the node contract in its
+// environment, its own work directory and its own logs.
+func (s *spec) startNodes(dir string, uid uint32, i int, t descriptor.Task) (runningTask, error) {
 	p := s.Placement
-	env := []string{
-		"LANG=C.UTF-8", "CINET_JOB=" + p.Job, "CINET_PLACEMENT=" + p.ID, "CINET_TASK=" + t.Name,
+	n := max(p.Nodes, 1)
+	addrs := nodeAddrs(n)
+	port, err := s.rendezvousPort()
+	if err != nil {
+		return nil, err
 	}
+	g := &nodeGroup{exit: make(chan struct{}), grace: s.Grace}
+	var netns *os.File
+	defer func() {
+		if netns != nil {
+			netns.Close()
+		}
+	}()
+	for rank := range n {
+		nt, err := s.startNode(dir, uid, i, t, rank, adapters.NodeEnv(p, rank, addrs, port), netns)
+		if err != nil {
+			g.abort()
+			return nil, fmt.Errorf("node %d: %w", rank, err)
+		}
+		g.nodes = append(g.nodes, nt)
+		if rank == 0 && n > 1 && s.Sandbox != nil && !s.Sandbox.HostNetwork {
+			// The other nodes join the first one's network namespace.
+			if netns, err = nt.netns(); err != nil {
+				g.abort()
+				return nil, err
+			}
+		}
+	}
+	g.watch()
+	return g, nil
+}
+
+// nodeAddrs are the loopback addresses the nodes of a placement are
+// reached at: 127.0.0.1 for the first, 127.0.0.2 for the second, and so on.
+func nodeAddrs(n int) []string {
+	addrs := make([]string, n)
+	for k := range addrs {
+		addrs[k] = fmt.Sprintf("127.0.%d.%d", (k+1)>>8, (k+1)&0xff)
+	}
+	return addrs
+}
+
+// rendezvousPort is the node contract's port: in a private network
+// namespace every port is free, so it is the conventional 29500; on the
+// host's network it is one the kernel finds free.
+func (s *spec) rendezvousPort() (int, error) {
+	if s.Sandbox != nil && !s.Sandbox.HostNetwork {
+		return defaultRendezvousPort, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port for the rendezvous: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+const defaultRendezvousPort = 29500
+
+// nodeWork is a node's work directory, below the placement's: node 0's is
+// work/, node k's work-k/.
+func nodeWork(rank int) string {
+	if rank == 0 {
+		return workDir
+	}
+	return fmt.Sprintf("%s-%d", workDir, rank)
+}
+
+// logPath is where a node's output of a task goes: logs/TASK.STREAM for
+// node 0, logs/node-K/TASK.STREAM for node K.
+func logPath(dir, task string, node int, stream string) string {
+	if node == 0 {
+		return filepath.Join(dir, logsDir, task+"."+stream)
+	}
+	return filepath.Join(dir, logsDir, fmt.Sprintf("node-%d", node), task+"."+stream)
+}
+
+// A node is one node's run of a task.
+type node interface {
+	runningTask
+	netns() (*os.File, error) // its network namespace, in a sandbox
+}
+
+// startNode starts task i on one node, in netns when it is given.
+func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, rank int, nodeEnv []string, netns *os.File) (node, error) {
+	p := s.Placement
+	var out [2]*os.File
+	for k, stream := range []string{"stdout", "stderr"} {
+		path := logPath(dir, t.Name, rank, stream)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the task has its own copy
+		out[k] = f
+	}
+	env := append([]string{
+		"LANG=C.UTF-8", "CINET_JOB=" + p.Job, "CINET_PLACEMENT=" + p.ID, "CINET_TASK=" + t.Name,
+	}, nodeEnv...)
 	argv := append(append([]string{}, t.Command...), t.Args...)
 	sb := s.Sandbox
+	work := filepath.Join(dir, nodeWork(rank))
 	// Without a sandbox the task sees the host: the broker's PATH, its
 	// work directory where it lies. In one, the sandbox's own.
 	if sb == nil {
-		env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+filepath.Join(dir, workDir))
+		env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+work)
 	} else {
 		env = append(env, "PATH=/usr/local/bin:/usr/bin:/bin", "HOME="+sandboxWork)
 	}
 	for k, v := range t.Env {
 		env = append(env, k+"="+v)
 	}
-	if sb == nil {
-		return startPlain(argv, env, filepath.Join(dir, workDir, t.Workdir), stdout, stderr)
-	}
-	root := filepath.Join(dir, rootDir)
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, err
-	}
-	ss := sandboxSpec{
-		Root: root, Work: filepath.Join(dir, workDir), Expose: sb.Expose, Hide: sb.Hide, UID: uid,
-		Network: !sb.HostNetwork, Argv: argv, Env: env, Dir: filepath.Join(sandboxWork, t.Workdir),
-		Hostname: "cinet",
-	}
-	l := limits{CPUs: s.Limits.CPUs, Memory: s.Limits.Memory, PIDs: sb.PIDs}
-	st, err := startSandboxed(ss, fmt.Sprintf("%s.%d", p.ID, i), l, stdout, stderr)
+	nt, err := func() (node, error) {
+		if sb == nil {
+			return startPlain(argv, env, filepath.Join(work, t.Workdir), out[0], out[1])
+		}
+		root := filepath.Join(dir, rootDir)
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, err
+		}
+		hostname := "cinet"
+		if p.Nodes > 1 {
+			hostname = fmt.Sprintf("cinet-%d", rank)
+		}
+		ss := sandboxSpec{
+			Root: root, Work: work, Expose: sb.Expose, Hide: sb.Hide, UID: uid,
+			Network: !sb.HostNetwork, Argv: argv, Env: env, Dir: filepath.Join(sandboxWork, t.Workdir),
+			Hostname: hostname,
+		}
+		l := limits{CPUs: s.Limits.CPUs, Memory: s.Limits.Memory, PIDs: sb.PIDs}
+		return startSandboxed(ss, fmt.Sprintf("%s.%d.%d", p.ID, i, rank), l, out[0], out[1], netns)
+	}()
 	if err != nil {
+		fmt.Fprintf(out[1], "cinet: cannot start task %s: %v\n", t.Name, err)
 		return nil, err
 	}
-	return st, nil
+	return nt, nil
+}
+
+func (e sandboxEnd) failed() bool { return e.ExitCode != 0 || e.Signal != "" || e.Error != "" }
+
+// describe says how a task ended, in words.
+func (e sandboxEnd) describe() string {
+	if e.Signal != "" {
+		return "killed by " + e.Signal
+	}
+	return fmt.Sprintf("exit code %d", e.ExitCode)
+}
+
+// A nodeGroup is a task's run on all of a placement's nodes. It has
+// exited when every node has; the first node to fail stops the others.
+type nodeGroup struct {
+	nodes []node
+	grace time.Duration
+	exit  chan struct{} // closed when every node has exited and been waited for
+
+	mu       sync.Mutex
+	ended    []bool
+	ends     []nodeEnd
+	first    int  // the first node to fail by itself, or -1
+	stopping bool // terminate was called: nodes that fail now were stopped
+}
+
+type nodeEnd struct {
+	end  sandboxEnd
+	acct accounting
+	err  error
+}
+
+func (e nodeEnd) failed() bool { return e.err != nil || e.end.failed() }
+
+func (g *nodeGroup) watch() {
+	g.ended, g.ends, g.first = make([]bool, len(g.nodes)), make([]nodeEnd, len(g.nodes)), -1
+	var wg sync.WaitGroup
+	for k, n := range g.nodes {
+		wg.Go(func() {
+			<-n.exited()
+			e, a, err := n.wait()
+			g.mu.Lock()
+			g.ended[k], g.ends[k] = true, nodeEnd{e, a, err}
+			stop := g.first < 0 && !g.stopping && g.ends[k].failed()
+			if stop {
+				g.first = k
+			}
+			g.mu.Unlock()
+			if stop {
+				g.terminate(g.grace)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(g.exit) }()
+}
+
+// abort kills the nodes started so far, of a group that could not start.
+func (g *nodeGroup) abort() {
+	for _, n := range g.nodes {
+		n.terminate(0)
+		n.wait()
+	}
+}
+
+func (g *nodeGroup) exited() <-chan struct{} { return g.exit }
+
+// terminate stops every node that still runs, all at once.
+func (g *nodeGroup) terminate(grace time.Duration) {
+	g.mu.Lock()
+	g.stopping = true
+	ended := slices.Clone(g.ended)
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for k, n := range g.nodes {
+		if !ended[k] {
+			wg.Go(func() { n.terminate(grace) })
+		}
+	}
+	wg.Wait()
+}
+
+// wait returns how the task ended — as the first node to fail by itself
+// ended, else as node 0 did — and what all the nodes used: their
+// CPU time and their peak memory, summed.
+func (g *nodeGroup) wait() (sandboxEnd, accounting, error) {
+	<-g.exit
+	var a accounting
+	var err error
+	for _, e := range g.ends {
+		a.CPU += e.acct.CPU
+		a.PeakMemory += e.acct.PeakMemory
+		a.OOMKills += e.acct.OOMKills
+		err = cmp.Or(err, e.err)
+	}
+	k := max(g.first, 0)
+	e := g.ends[k].end
+	e.Node = k
+	return e, a, err
+}
+
+func (g *nodeGroup) pgids() []int {
+	var out []int
+	for _, n := range g.nodes {
+		out = append(out, n.pgids()...)
+	}
+	return out
+}
+
+func (g *nodeGroup) groups() []groupRef {
+	var out []groupRef
+	for _, n := range g.nodes {
+		out = append(out, n.groups()...)
+	}
+	return out
 }
 
 // plainTask is a task run without isolation, in a process group of its
@@ -258,9 +483,10 @@ func startPlain(argv, env []string, wd string, stdout, stderr *os.File) (*plainT
 	return t, nil
 }
 
-func (t *plainTask) exited() <-chan struct{} { return t.exit }
-func (t *plainTask) pgid() int               { return t.cmd.Process.Pid }
-func (t *plainTask) group() *groupRef        { return nil }
+func (t *plainTask) exited() <-chan struct{}  { return t.exit }
+func (t *plainTask) pgids() []int             { return []int{t.cmd.Process.Pid} }
+func (t *plainTask) groups() []groupRef       { return nil }
+func (t *plainTask) netns() (*os.File, error) { return nil, nil }
 
 func (t *plainTask) terminate(grace time.Duration) {
 	pgid := t.cmd.Process.Pid

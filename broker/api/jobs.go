@@ -177,6 +177,14 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		}
 	}
 	a := j.Attempts[n-1]
+	node := 0
+	if v := q.Get("node"); v != "" {
+		var err error
+		if node, err = strconv.Atoi(v); err != nil || node < 0 || node >= j.Nodes() {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("node: want 0 to %d", j.Nodes()-1))
+			return
+		}
+	}
 	task := q.Get("task")
 	if task == "" {
 		doc, err := descriptor.Parse(j.ID+".json", j.Document)
@@ -207,7 +215,7 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 				ended = cur.Attempts[n-1].Ended()
 			}
 		}
-		rc, err := ad.Logs(r.Context(), a.ID, task, stream)
+		rc, err := ad.Logs(r.Context(), a.ID, task, node, stream)
 		if err == nil {
 			if sent > 0 {
 				io.CopyN(io.Discard, rc, sent)
@@ -224,8 +232,8 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 			// With --follow, a task that has not written yet is waited
 			// for; otherwise, or once the attempt ended, there is none.
 			if first {
-				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", task, "stream", stream, "err", err)
-				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q", a.ID, stream, task))
+				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", task, "node", node, "stream", stream, "err", err)
+				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q on node %d", a.ID, stream, task, node))
 			}
 			return
 		}

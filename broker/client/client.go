@@ -172,12 +172,15 @@ func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
 	return &j, c.JSON(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, "", &j)
 }
 
-// Logs returns a task's output; with follow, a stream that ends with the
-// attempt.
-func (c *Client) Logs(ctx context.Context, id, task, stream string, follow bool) (io.ReadCloser, error) {
+// Logs returns a task's output on one node of the job (0 for a one-node
+// job); with follow, a stream that ends with the attempt.
+func (c *Client) Logs(ctx context.Context, id, task string, node int, stream string, follow bool) (io.ReadCloser, error) {
 	q := url.Values{}
 	if task != "" {
 		q.Set("task", task)
+	}
+	if node != 0 {
+		q.Set("node", strconv.Itoa(node))
 	}
 	if stream != "" {
 		q.Set("stream", stream)

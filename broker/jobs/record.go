@@ -21,8 +21,8 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 //     last one's end, times the nodes;
 //   - vcpu-seconds: the CPU time the tasks used, as measured, at most the
 //     class's vCPUs for the wall time on every node;
-//   - gib-seconds: the peak resident memory for the wall time, at most the
-//     class's memory.
+//   - gib-seconds: the peak resident memory, summed over the nodes, for the
+//     wall time, at most the class's memory on every node.
 //
 // It returns false when there is nothing to bill: no task was seen to run.
 func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.PrincipalID, fee descriptor.Decimal) (*settlement.UsageRecord, bool, error) {
@@ -35,7 +35,7 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 	if err != nil {
 		return nil, false, err
 	}
-	nodes := int64(j.nodes())
+	nodes := int64(j.Nodes())
 	end := u.End
 	if !a.BudgetEnd.IsZero() && end.After(a.BudgetEnd) {
 		end = a.BudgetEnd // never billed past the budget
@@ -54,7 +54,7 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 		meters = append(meters, settlement.Meter{Meter: settlement.VCPUSeconds, Quantity: seconds(min(u.CPU, bound))})
 	}
 	if rates.GiBHour.IsSet() {
-		mem := min(u.PeakMemory, int64(o.Class.Memory))
+		mem := min(u.PeakMemory, int64(o.Class.Memory)*nodes)
 		meters = append(meters, settlement.Meter{Meter: settlement.GiBSeconds, Quantity: gibSeconds(mem, wall)})
 	}
 	if len(meters) == 0 {

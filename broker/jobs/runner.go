@@ -224,7 +224,7 @@ func (r *Runner) recover(ctx context.Context) error {
 		if a == nil || a.Reservation == "" {
 			continue
 		}
-		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
+		res, err := r.cfg.Book.Reserve(a.Offer, j.Nodes(), j.ID, reservationTTL)
 		if err != nil {
 			r.cfg.Log.Warn("re-reserving after restart", "job", j.ID, "offer", a.Offer, "err", err)
 			continue
@@ -307,7 +307,8 @@ func (j *Job) doc() (*descriptor.Document, error) {
 	return descriptor.Parse(j.ID+".json", j.Document)
 }
 
-func (j *Job) nodes() int {
+// Nodes is how many nodes the job runs on.
+func (j *Job) Nodes() int {
 	var doc struct {
 		Nodes int `json:"nodes"`
 	}
@@ -475,7 +476,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 		case r.cfg.Adapters[provider] == nil:
 			refusal = "no adapter runs this provider's placements here"
 		default:
-			res, err = r.cfg.Book.Reserve(c.Offer, j.nodes(), j.ID, reservationTTL)
+			res, err = r.cfg.Book.Reserve(c.Offer, j.Nodes(), j.ID, reservationTTL)
 			if errors.Is(err, book.ErrInsufficient) {
 				busy++ // not a refusal: it may free up
 				continue
@@ -499,7 +500,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 				ID: fmt.Sprintf("%s-%d", j.ID, n), Offer: c.Offer, OfferDigest: c.Digest, Broker: c.Broker,
 				Provider: c.Provider, Region: c.Region, Reservation: res.ID,
 			})
-			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.nodes(), c.Offer))
+			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.Nodes(), c.Offer))
 		})
 		if err != nil {
 			r.cfg.Book.Release(res.ID)
@@ -608,6 +609,9 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 	}
 	if class != nil {
 		p.Limits = adapters.Limits{CPUs: float64(class.CPU.Count), Memory: int64(class.Memory)}
+		for _, acc := range class.Accelerators {
+			p.Limits.Accelerators += acc.Count
+		}
 	}
 	if err := ad.Provision(ctx, p); err != nil {
 		// The backend cannot run this job: it fails, and frees what it held.
@@ -753,7 +757,7 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
-		res, err := r.cfg.Book.Reserve(a.Offer, j.nodes(), j.ID, reservationTTL)
+		res, err := r.cfg.Book.Reserve(a.Offer, j.Nodes(), j.ID, reservationTTL)
 		if errors.Is(err, book.ErrInsufficient) {
 			// Another job took the instances this attempt freed: the offer
 			// is busy, not refused. Match again, waiting if need be.
@@ -948,7 +952,7 @@ func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.T
 	// all its memory resident, on every node.
 	cost := func(d time.Duration) (descriptor.Nanos, error) {
 		trial := &Attempt{ID: a.ID, Usage: &Usage{Start: start, End: start.Add(d),
-			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.nodes())), PeakMemory: int64(o.Class.Memory)}}
+			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.Nodes())), PeakMemory: int64(o.Class.Memory) * int64(j.Nodes())}}
 		rec, ok, err := usageRecord(j, trial, offer, r.cfg.Key.ID(), r.cfg.Fee)
 		if err != nil || !ok {
 			return 0, err

@@ -273,7 +273,7 @@ func TestFollowLogsRightAfterSubmit(t *testing.T) {
 		}
 		var j jobs.Job
 		json.Unmarshal(body, &j)
-		rc, err := tenant.Logs(context.Background(), j.ID, "", "", true)
+		rc, err := tenant.Logs(context.Background(), j.ID, "", 0, "", true)
 		if err != nil {
 			t.Fatalf("follow right after submit: %v", err)
 		}
@@ -313,7 +313,7 @@ func TestJobThroughTheAPI(t *testing.T) {
 	_, _, body = e.raw(tenantKey, "GET", "/v1/jobs/"+j.ID, nil)
 	sc.check(t, "/v1/jobs/{id}", "GET", 200, "application/json", body)
 
-	rc, err := tenant.Logs(ctx, j.ID, "", "", false)
+	rc, err := tenant.Logs(ctx, j.ID, "", 0, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestJobThroughTheAPI(t *testing.T) {
 	if string(out) != "hello from the job\n" {
 		t.Fatalf("stdout %q", out)
 	}
-	rc, _ = tenant.Logs(ctx, j.ID, "main", "stderr", true)
+	rc, _ = tenant.Logs(ctx, j.ID, "main", 0, "stderr", true)
 	out, _ = io.ReadAll(rc)
 	if string(out) != "oops\n" {
 		t.Fatalf("stderr %q", out)
@@ -578,5 +578,41 @@ func TestEventsAreJSON(t *testing.T) {
 	done := e.waitSettled(e.as(tenantKey), j.ID)
 	if last.State != jobs.Settled || !strings.Contains(done.Detail, "\a") {
 		t.Fatalf("last event %+v; the job's detail %q should hold the bell", last, done.Detail)
+	}
+}
+
+// TestMultiNodeJob: a two-node job runs its task on both nodes, each with
+// its rank; each node's output is read on its own, and a node the job
+// does not have is a bad request.
+func TestMultiNodeJob(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	tenant := e.as(tenantKey)
+	doc := strings.Replace(jobYAML(`echo "node $CINET_NODE_RANK of $CINET_NUM_NODES"`), "resources:", "nodes: 2\nresources:", 1)
+	status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(doc))
+	if status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	var j jobs.Job
+	json.Unmarshal(body, &j)
+	done := e.waitSettled(tenant, j.ID)
+	if done.Outcome != jobs.Succeeded {
+		t.Fatalf("job %+v", done)
+	}
+	for node := range 2 {
+		rc, err := tenant.Logs(ctx, j.ID, "", node, "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(rc)
+		rc.Close()
+		if want := fmt.Sprintf("node %d of 2\n", node); string(out) != want {
+			t.Errorf("node %d's output %q, want %q", node, out, want)
+		}
+	}
+	for _, q := range []string{"node=2", "node=-1", "node=x"} {
+		if status, _, body := e.raw(tenantKey, "GET", "/v1/jobs/"+j.ID+"/logs?"+q, nil); status != 400 || !strings.Contains(string(body), "node: want 0 to 1") {
+			t.Errorf("logs?%s: %d %s", q, status, body)
+		}
 	}
 }

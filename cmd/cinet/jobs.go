@@ -271,19 +271,21 @@ func newListCmd() *cobra.Command {
 func newLogsCmd() *cobra.Command {
 	var r remote
 	var task, stream string
+	var node int
 	var followFlag bool
 	cmd := &cobra.Command{
 		Use:   "logs ID",
 		Short: "Print a job's output",
 		Example: `  cinet job logs j-abc... --follow
-  cinet job logs j-abc... --task train --stream stderr`,
+  cinet job logs j-abc... --task train --stream stderr
+  cinet job logs j-abc... --node 1`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := r.client()
 			if err != nil {
 				return err
 			}
-			rc, err := c.Logs(cmd.Context(), args[0], task, stream, followFlag)
+			rc, err := c.Logs(cmd.Context(), args[0], task, node, stream, followFlag)
 			if err != nil {
 				return err
 			}
@@ -295,6 +297,7 @@ func newLogsCmd() *cobra.Command {
 	r.register(cmd)
 	cmd.Flags().StringVar(&task, "task", "", "the task (default the first)")
 	cmd.Flags().StringVar(&stream, "stream", "stdout", "stdout or stderr")
+	cmd.Flags().IntVar(&node, "node", 0, "which node of a multi-node job, from 0")
 	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "keep printing until the job's attempt ends")
 	return cmd
 }
