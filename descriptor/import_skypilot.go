@@ -213,6 +213,34 @@ func (s *skypilot) failAt(at srcPos, field, format string, args ...any) {
 // skyNodeVars are SkyPilot's environment variables for multi-node tasks.
 var skyNodeVars = regexp.MustCompile(`SKYPILOT_(NODE_RANK|NODE_IPS|NUM_NODES|NUM_GPUS_PER_NODE|SETUP_NODE_RANK|SETUP_NODE_IPS)`)
 
+// skyNodeContract gives each of SkyPilot's node variables from the node
+// contract (spec/jobs.md §6).
+var skyNodeContract = map[string]string{
+	"SKYPILOT_NODE_RANK":         "CINET_NODE_RANK",
+	"SKYPILOT_SETUP_NODE_RANK":   "CINET_NODE_RANK",
+	"SKYPILOT_NODE_IPS":          "CINET_NODE_ADDRS",
+	"SKYPILOT_SETUP_NODE_IPS":    "CINET_NODE_ADDRS",
+	"SKYPILOT_NUM_NODES":         "CINET_NUM_NODES",
+	"SKYPILOT_NUM_GPUS_PER_NODE": "CINET_ACCELERATORS_PER_NODE",
+}
+
+// withNodeVars returns a script that sets the SkyPilot node variables it
+// reads from the node contract, in a line put before it, and the
+// variables it set.
+func withNodeVars(script string) (string, []string) {
+	used := slices.Compact(slices.Sorted(slices.Values(skyNodeVars.FindAllString(script, -1))))
+	if len(used) == 0 {
+		return script, nil
+	}
+	var b strings.Builder
+	b.WriteString("export")
+	for _, v := range used {
+		fmt.Fprintf(&b, " %s=\"$%s\"", v, skyNodeContract[v])
+	}
+	b.WriteString(" # SkyPilot's node variables, from cinet's node contract\n")
+	return b.String() + script, used
+}
+
 func (s *skypilot) task(root *node) {
 	name := ""
 	runLine := 0
@@ -267,8 +295,18 @@ func (s *skypilot) task(root *node) {
 	}
 	s.im.cur = 0
 	s.im.setName(s.line(root.at), "name", name, "skypilot-task")
-	if used := slices.Compact(slices.Sorted(slices.Values(skyNodeVars.FindAllString(s.setup+"\n"+s.run, -1)))); len(used) > 0 {
-		s.im.warn(runLine, "run", "uses %s: cinet does not yet give a task its node rank, node count, peer addresses or GPUs per node, so these are empty", strings.Join(used, ", "))
+	var mapped []string
+	for _, script := range []*string{&s.setup, &s.run} {
+		var used []string
+		*script, used = withNodeVars(*script)
+		mapped = append(mapped, used...)
+	}
+	if mapped = slices.Compact(slices.Sorted(slices.Values(mapped))); len(mapped) > 0 {
+		var pairs []string
+		for _, v := range mapped {
+			pairs = append(pairs, v+" from "+skyNodeContract[v])
+		}
+		s.im.warn(runLine, "run", "SkyPilot's node variables are set from cinet's node contract (spec/jobs.md §6) by a line added at the top of the script: %s", strings.Join(pairs, ", "))
 	}
 
 	var tasks []any
