@@ -117,6 +117,32 @@ func (c *checker) job(j *Job, exprs *exprCompiler) {
 	}
 	c.uniqueNames("inputs", len(j.Inputs), func(i int) string { return j.Inputs[i].Name })
 	c.uniqueNames("outputs", len(j.Outputs), func(i int) string { return j.Outputs[i].Name })
+	if sv := j.Service; sv != nil {
+		c.service(j, sv)
+	}
+}
+
+func (c *checker) service(j *Job, sv *Service) {
+	ports := map[int]int{}
+	for i, p := range sv.Ports {
+		if prev, dup := ports[p.Port]; dup {
+			c.errorf(at("service", "ports", i, "port"), "port %d is also ports[%d]", p.Port, prev)
+		}
+		ports[p.Port] = i
+	}
+	names := map[string]int{}
+	for i, p := range sv.Ports {
+		if prev, dup := names[p.Name]; dup {
+			c.errorf(at("service", "ports", i, "name"), "duplicate name %q (also ports[%d])", p.Name, prev)
+		}
+		names[p.Name] = i
+	}
+	if r := sv.Readiness; r != nil && r.Port != "" && !slices.ContainsFunc(sv.Ports, func(p ServicePort) bool { return p.Name == r.Port }) {
+		c.errorf(at("service", "readiness", "port"), "names no port of service.ports")
+	}
+	if n := max(j.Nodes, 1) * max(sv.Replicas, 1); n > 10000 {
+		c.errorf(at("service", "replicas"), "%d replicas of %d nodes are %d instances; a job takes at most 10000", sv.Replicas, j.Nodes, n)
+	}
 }
 
 func (c *checker) uniqueNames(field string, n int, name func(int) string) {

@@ -193,14 +193,17 @@ func quoteFlowColonScalars(data []byte) []byte {
 }
 
 type skypilot struct {
-	im    *importer
-	t     *tree
-	opts  ImportOptions
-	setup string
-	run   string
-	image string
-	env   map[string]any
-	nodes int
+	im      *importer
+	t       *tree
+	opts    ImportOptions
+	setup   string
+	run     string
+	service *member // the task's service:, mapped once the ports are known
+	ports   []int   // resources.ports, in order
+	portsAt int     // the line they were given on
+	image   string
+	env     map[string]any
+	nodes   int
 }
 
 func (s *skypilot) line(at srcPos) int { return s.t.pos(at).Line }
@@ -288,10 +291,15 @@ func (s *skypilot) task(root *node) {
 		case "secrets":
 			s.im.warn(line, m.name, "dropped: secrets are not carried into job documents; supply them to the provider out of band")
 		case "service":
-			s.im.warn(line, m.name, "dropped: a SkyPilot service (replicas, readiness probe, endpoint) has no v1 counterpart yet; the job runs once as a batch job and no endpoint is reported")
+			s.service = &m
 		default:
 			s.im.warn(line, m.name, "dropped: no v1 counterpart")
 		}
+	}
+	if s.service != nil {
+		s.mapService(*s.service)
+	} else if len(s.ports) > 0 {
+		s.im.warn(s.portsAt, "resources.ports", "dropped: ports are a service's (service:), and this task has none")
 	}
 	s.im.cur = 0
 	s.im.setName(s.line(root.at), "name", name, "skypilot-task")
@@ -484,9 +492,148 @@ func (s *skypilot) resources(v *node, prefix string) {
 			s.im.set("metadata.labels", labels)
 		case "cloud":
 			s.im.warn(line, field, "dropped: cinet routes across providers; pin them with placement.providers")
+		case "ports":
+			s.ports, s.portsAt = s.portList(m.at, field, val), line
 		default:
 			s.im.warn(line, field, "dropped: no v1 counterpart")
 		}
+	}
+}
+
+// portList reads SkyPilot's ports: a port, a range ("8000-8010", of
+// which a v1 service takes the first, with a warning) or a list of them.
+func (s *skypilot) portList(at srcPos, field string, v *node) []int {
+	items := []*node{v}
+	if v.kind == kindArray {
+		items = v.items
+	}
+	var ports []int
+	for _, it := range items {
+		text := strings.TrimSpace(scalarText(it))
+		first, _, isRange := strings.Cut(text, "-")
+		p, err := strconv.Atoi(strings.TrimSpace(first))
+		if err != nil || p < 1 || p > 65535 {
+			s.failAt(at, field, "want a port (1 to 65535), a range such as \"8000-8010\" or a list of them, got %s", describeValue(it))
+			return nil
+		}
+		if isRange {
+			s.im.warn(s.line(at), field, "range %s: a v1 service declares single ports; port %d is kept, the rest of the range dropped", text, p)
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) > 16 {
+		s.im.warn(s.line(at), field, "%d ports: a v1 service declares at most 16; the first 16 are kept", len(ports))
+		ports = ports[:16]
+	}
+	return ports
+}
+
+// mapService maps a SkyPilot service: (descriptor-v1.md §4.8) to the
+// job's service (§4.9).
+func (s *skypilot) mapService(m member) {
+	v, line := m.val, s.line(m.at)
+	s.im.cur = line
+	if v.kind != kindObject {
+		s.failAt(m.at, "service", "must be a mapping")
+		return
+	}
+	if s.run == "" {
+		s.failAt(m.at, "service", "a service needs a run command: the last task is the server")
+		return
+	}
+	svc := map[string]any{}
+	readiness := map[string]any{}
+	ports := s.ports
+	for _, f := range v.members {
+		field, val, fline := "service."+f.name, f.val, s.line(f.at)
+		s.im.cur = fline
+		switch f.name {
+		case "readiness_probe":
+			if val.kind != kindObject {
+				readiness["path"] = scalarText(val)
+				continue
+			}
+			for _, r := range val.members {
+				rfield := field + "." + r.name
+				switch r.name {
+				case "path":
+					readiness["path"] = scalarText(r.val)
+				case "initial_delay_seconds", "timeout_seconds":
+					n, ok := nonNegativeInt(r.val)
+					if !ok {
+						s.failAt(r.at, rfield, "want a whole number of seconds, got %s", describeValue(r.val))
+						continue
+					}
+					key := "initialDelay"
+					if r.name == "timeout_seconds" {
+						key = "timeout"
+						n = max(n, 1)
+					}
+					readiness[key] = fmt.Sprintf("%ds", n)
+				case "post_data", "headers":
+					s.im.warn(s.line(r.at), rfield, "dropped: the v1 probe is a plain GET")
+				default:
+					s.im.warn(s.line(r.at), rfield, "dropped: no v1 counterpart")
+				}
+			}
+		case "replicas":
+			s.replicas(f, field, svc)
+		case "replica_policy":
+			if val.kind != kindObject {
+				s.failAt(f.at, field, "must be a mapping")
+				continue
+			}
+			var dropped []string
+			for _, r := range val.members {
+				if r.name == "min_replicas" {
+					s.replicas(r, field+"."+r.name, svc)
+					continue
+				}
+				dropped = append(dropped, r.name)
+			}
+			if len(dropped) > 0 {
+				s.im.warn(fline, field, "autoscaling (%s) dropped: a v1 service runs a fixed number of replicas, min_replicas", strings.Join(dropped, ", "))
+			}
+		case "ports":
+			ports = s.portList(f.at, field, val)
+			s.portsAt = fline
+		default:
+			s.im.warn(fline, field, "dropped: no v1 counterpart")
+		}
+	}
+	s.im.cur = line
+	if len(ports) == 0 {
+		ports = []int{8080}
+		s.im.warn(line, "service", "no ports given (resources.ports): the service is taken to listen on 8080")
+	} else if s.portsAt > 0 {
+		s.im.lines["service.ports"] = s.portsAt
+	}
+	var list []any
+	for i, p := range ports {
+		name := "http"
+		if i > 0 {
+			name = fmt.Sprintf("port-%d", p)
+		}
+		list = append(list, map[string]any{"name": name, "port": p, "protocol": "http"})
+	}
+	svc["ports"] = list
+	if len(readiness) > 0 {
+		svc["readiness"] = readiness
+	}
+	s.im.set("service", svc)
+}
+
+func (s *skypilot) replicas(m member, field string, svc map[string]any) {
+	n, ok := positiveInt(m.val)
+	switch {
+	case !ok:
+		s.failAt(m.at, field, "want a positive number of replicas, got %s", describeValue(m.val))
+	case n > 64:
+		s.failAt(m.at, field, "%d replicas: a v1 service runs at most 64", n)
+	default:
+		svc["replicas"] = n
 	}
 }
 

@@ -48,7 +48,54 @@ type Job struct {
 	Recovery         Recovery  `json:"recovery,omitzero"`
 	Inputs           []Input   `json:"inputs,omitempty"`
 	Outputs          []Output  `json:"outputs,omitempty"`
+	// Service makes the job a long-running service; nil for a batch job.
+	Service *Service `json:"service,omitempty"`
 }
+
+// Instances is how many instances of an offer the job takes: its nodes,
+// for every replica of a service.
+func (j *Job) Instances() int {
+	n := max(j.Nodes, 1)
+	if j.Service != nil {
+		n *= max(j.Service.Replicas, 1)
+	}
+	return n
+}
+
+// A Service is a job that serves until it is cancelled: its last task
+// listens on Ports on every node of every replica, and the broker reports
+// an endpoint for each port of each replica once Readiness passes there.
+// Parse fills Replicas, each port's Protocol and the probe's defaults.
+type Service struct {
+	Replicas  int           `json:"replicas,omitempty"`
+	Ports     []ServicePort `json:"ports"`
+	Readiness *Readiness    `json:"readiness,omitempty"`
+}
+
+// A ServicePort is a port the service listens on.
+type ServicePort struct {
+	Name     string `json:"name"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol,omitempty"` // "tcp" (the default) or "http"
+}
+
+// Readiness is how the broker tells that a replica serves: an HTTP GET of
+// Path that answers 2xx or 3xx, or without a path a TCP connection, to
+// Port, every Period from InitialDelay after the service starts, each
+// given Timeout.
+type Readiness struct {
+	Port         string   `json:"port,omitempty"` // a port's name; the first port by default
+	Path         string   `json:"path,omitempty"`
+	InitialDelay Duration `json:"initialDelay,omitempty"`
+	Period       Duration `json:"period,omitempty"`
+	Timeout      Duration `json:"timeout,omitempty"`
+}
+
+// Service defaults.
+const (
+	DefaultReadinessPeriod  = Duration(5 * time.Second)
+	DefaultReadinessTimeout = Duration(2 * time.Second)
+)
 
 // A Task is one step of a job. Tasks run in order on every node; a task
 // starts when the one before it has exited 0.
@@ -221,6 +268,29 @@ func (j *Job) applyDefaults() {
 	}
 	if j.Objective.Type == "" {
 		j.Objective.Type = DefaultObjective
+	}
+	if sv := j.Service; sv != nil {
+		if sv.Replicas == 0 {
+			sv.Replicas = 1
+		}
+		for i := range sv.Ports {
+			if sv.Ports[i].Protocol == "" {
+				sv.Ports[i].Protocol = "tcp"
+			}
+		}
+		if sv.Readiness == nil {
+			sv.Readiness = &Readiness{}
+		}
+		r := sv.Readiness
+		if r.Port == "" && len(sv.Ports) > 0 {
+			r.Port = sv.Ports[0].Name
+		}
+		if r.Period == 0 {
+			r.Period = DefaultReadinessPeriod
+		}
+		if r.Timeout == 0 {
+			r.Timeout = DefaultReadinessTimeout
+		}
 	}
 	if j.EstimatedRuntime == 0 {
 		j.EstimatedRuntime = DefaultEstimatedRuntime
