@@ -33,7 +33,8 @@ type Adapter interface {
 	// ID never provisioned.
 	Status(ctx context.Context, id string) (Status, error)
 	// Logs returns what a task has written to a stream ("stdout" or
-	// "stderr") so far on one node of the placement (0 … Nodes-1).
+	// "stderr") so far on one node of the placement (0 … Instances()-1;
+	// a service's replicas one after another).
 	Logs(ctx context.Context, id, task string, node int, stream string) (io.ReadCloser, error)
 	// Usage returns what the placement has used, as measured by the
 	// backend: so far while it runs, in full once it has ended.
@@ -55,7 +56,12 @@ type Placement struct {
 	Tasks []descriptor.Task // run in order; a task starts when the one before exited 0
 	// Nodes run every task together, each node its own copy (the node
 	// contract, NodeEnv); 0 is 1.
-	Nodes     int
+	Nodes int
+	// Service, when set, makes the placement a service of
+	// Service.Replicas groups of Nodes nodes (spec/jobs.md §7): the last
+	// task serves on Service.Ports, which the adapter exposes and probes,
+	// reporting them as Status.Endpoints.
+	Service   *descriptor.Service
 	Resources descriptor.Resources
 	// Limits bound what each node may use: the offer's compute class.
 	// The backend enforces them; zero is no bound.
@@ -120,11 +126,34 @@ const (
 // Ended reports whether the state is final.
 func (s State) Ended() bool { return s != Running }
 
+// Instances is how many nodes the placement runs on in all: Nodes for
+// each replica.
+func (p Placement) Instances() int {
+	n := max(p.Nodes, 1)
+	if p.Service != nil {
+		n *= max(p.Service.Replicas, 1)
+	}
+	return n
+}
+
 // Status is how a placement is doing.
 type Status struct {
 	State  State
 	Tasks  []TaskStatus // the tasks that have started, in order
 	Detail string       // why it failed or was lost, in words
+	// Endpoints are a service's ports, one per port and replica, while its
+	// last task runs.
+	Endpoints []Endpoint
+}
+
+// An Endpoint is where a replica of a service serves one of its ports.
+type Endpoint struct {
+	Name     string `json:"name"`
+	Replica  int    `json:"replica"`
+	Protocol string `json:"protocol"`
+	Address  string `json:"address"`       // host:port
+	URL      string `json:"url,omitempty"` // http://host:port, for http ports
+	Ready    bool   `json:"ready"`
 }
 
 // ExitCode is the exit code of the last task that ran, or -1 when it was

@@ -93,7 +93,14 @@ func TestREADME(t *testing.T) {
 	}
 	script.WriteString("echo '::done' >&2\n")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	// Bounded well inside the test binary's own deadline, so that on a
+	// hang the process group is killed and the failure reported, rather
+	// than the binary panicking and leaving the group running.
+	limit := 10 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		limit = min(limit, time.Until(d)-30*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
@@ -118,7 +125,7 @@ func TestREADME(t *testing.T) {
 		t.Fatalf("the block at %s failed: %v\n%s", at, err, log)
 	}
 	// What the README says the commands do, they did.
-	for _, want := range []string{"hello from cinet", "settled (succeeded)", "verified: entry", "trial balance", "consistent:"} {
+	for _, want := range []string{"hello from cinet", "hello from 127.0.0.1", "settled (succeeded)", "verified: entry", "trial balance", "consistent:"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the README's commands never printed %q:\n%s", want, log)
 		}

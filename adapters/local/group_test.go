@@ -39,9 +39,9 @@ func (n *fakeNode) wait() (sandboxEnd, accounting, error) {
 	defer n.mu.Unlock()
 	return n.end, n.acct, nil
 }
-func (n *fakeNode) pgids() []int             { return nil }
-func (n *fakeNode) groups() []groupRef       { return nil }
-func (n *fakeNode) netns() (*os.File, error) { return nil, nil }
+func (n *fakeNode) pgids() []int       { return nil }
+func (n *fakeNode) groups() []groupRef { return nil }
+func (n *fakeNode) netns() *os.File    { return nil }
 
 // finish ends the node by itself, as its task exiting would.
 func (n *fakeNode) finish() {

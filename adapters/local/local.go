@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,10 @@ type Config struct {
 	// holds them: the broker's data directory and key belong here. Workdir
 	// is always hidden.
 	Hide []string `json:"hide,omitempty"`
+	// ServiceListen is the IP address a service's ports are exposed on,
+	// each at a port the kernel picks (default 127.0.0.1: this machine
+	// only).
+	ServiceListen string `json:"serviceListen,omitempty"`
 }
 
 // Isolation modes.
@@ -126,6 +131,9 @@ func (c *Config) Validate() error {
 		if _, err := parseUIDRange(c.UIDs); err != nil {
 			return fmt.Errorf("local: %w", err)
 		}
+	}
+	if c.ServiceListen != "" && net.ParseIP(c.ServiceListen) == nil {
+		return fmt.Errorf("local: serviceListen %q: want an IP address", c.ServiceListen)
 	}
 	if c.PIDs < 0 {
 		return fmt.Errorf("local: pids %d: want a positive bound", c.PIDs)
@@ -225,6 +233,8 @@ type spec struct {
 	Grace     time.Duration      `json:"grace"`
 	Sandbox   *sandboxConf       `json:"sandbox,omitempty"`
 	Limits    adapters.Limits    `json:"limits"`
+	// ServiceListen is the host address a service's ports are exposed on.
+	ServiceListen string `json:"serviceListen,omitempty"`
 }
 
 // sandboxConf is the adapter's sandbox configuration, as the shim needs it.
@@ -249,6 +259,8 @@ type run struct {
 	Lost      bool   `json:"lost,omitempty"`
 	Cancelled bool   `json:"cancelled,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Endpoints are a service's, while its last task runs.
+	Endpoints []adapters.Endpoint `json:"endpoints,omitempty"`
 }
 
 type taskRun struct {
@@ -304,8 +316,8 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if len(p.Tasks) == 0 {
 		return errors.New("local: a placement has at least one task")
 	}
-	if p.Nodes > maxNodes {
-		return fmt.Errorf("local: the job asks for %d nodes; the local adapter runs at most %d on one machine", p.Nodes, maxNodes)
+	if n := p.Instances(); n > maxNodes {
+		return fmt.Errorf("local: the job asks for %d nodes; the local adapter runs at most %d on one machine", n, maxNodes)
 	}
 	for _, t := range p.Tasks {
 		if !taskNameRE.MatchString(t.Name) {
@@ -327,15 +339,15 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 		return nil
 	}
 	mk := []string{dir, filepath.Join(dir, logsDir)}
-	for rank := range max(p.Nodes, 1) {
-		mk = append(mk, filepath.Join(dir, nodeWork(rank)))
+	for inst := range p.Instances() {
+		mk = append(mk, filepath.Join(dir, nodeWork(inst)))
 	}
 	for _, d := range mk {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("local: %w", err)
 		}
 	}
-	data, err := json.Marshal(spec{Placement: p, Grace: l.grace, Sandbox: l.sandbox, Limits: p.Limits})
+	data, err := json.Marshal(spec{Placement: p, Grace: l.grace, Sandbox: l.sandbox, Limits: p.Limits, ServiceListen: cmp.Or(l.cfg.ServiceListen, "127.0.0.1")})
 	if err != nil {
 		return err
 	}
@@ -483,6 +495,9 @@ func (l *Local) Status(ctx context.Context, id string) (adapters.Status, error) 
 		return adapters.Status{State: adapters.Lost, Detail: "the shim never started; see " + filepath.Join(dir, shimLog)}, nil
 	}
 	st := adapters.Status{Detail: r.Detail}
+	if !r.Done {
+		st.Endpoints = r.Endpoints
+	}
 	for _, t := range r.Tasks {
 		st.Tasks = append(st.Tasks, t.TaskStatus)
 	}
@@ -538,7 +553,7 @@ func (l *Local) Logs(ctx context.Context, id, task string, node int, stream stri
 	if !known {
 		return nil, fmt.Errorf("local: placement %s has no task %q", id, task)
 	}
-	if n := max(s.Placement.Nodes, 1); node < 0 || node >= n {
+	if n := s.Placement.Instances(); node < 0 || node >= n {
 		return nil, fmt.Errorf("local: placement %s has no node %d: its nodes are 0 to %d", id, node, n-1)
 	}
 	f, err := os.Open(logPath(dir, task, node, stream))

@@ -3,11 +3,14 @@
 package local_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,8 +29,11 @@ import (
 // The test binary is its own shim: started with CINET_LOCAL_SHIM=1 and a
 // placement directory, it supervises that placement.
 func TestMain(m *testing.M) {
-	if os.Getenv("CINET_LOCAL_TEST_HELPER") == "mesh" {
+	switch os.Getenv("CINET_LOCAL_TEST_HELPER") {
+	case "mesh":
 		os.Exit(mesh())
+	case "serve":
+		os.Exit(serve())
 	}
 	if local.IsShim() {
 		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
@@ -454,4 +460,202 @@ func isZombie(pid int) bool {
 	}
 	_, after, _ := strings.Cut(string(data), ") ")
 	return strings.HasPrefix(after, "Z")
+}
+
+// TestService: a service's ports are exposed for every replica while its
+// last task runs, reach that replica, and are ready only once its
+// readiness probe passes; when the placement ends they are gone.
+func TestService(t *testing.T) {
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			workdir := t.TempDir()
+			a, err := adapters.New("local", []byte(`{"workdir": "`+workdir+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]`+c.extra+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const replicas = 2
+			works := make([]string, replicas)
+			for r := range replicas {
+				works[r] = filepath.Join(workdir, "svc", "work")
+				if r > 0 {
+					works[r] += fmt.Sprintf("-%d", r)
+				}
+				if err := os.MkdirAll(works[r], 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(works[r], "serve"), exe, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Free ports on this machine, for the configurations that share
+			// its network.
+			httpPort, echoPort := freePort(t), freePort(t)
+			p := adapters.Placement{ID: "svc", Job: "j", Tasks: []descriptor.Task{
+				{Name: "setup", Command: []string{"/bin/sh", "-c", "true"}},
+				{Name: "serve", Command: []string{"/bin/sh", "-c", `exec "$HOME/serve"`}, Env: map[string]string{
+					"CINET_LOCAL_TEST_HELPER": "serve", "HTTP_PORT": fmt.Sprint(httpPort), "ECHO_PORT": fmt.Sprint(echoPort)}},
+			}, Service: &descriptor.Service{Replicas: replicas,
+				Ports:     []descriptor.ServicePort{{Name: "http", Port: httpPort, Protocol: "http"}, {Name: "echo", Port: echoPort, Protocol: "tcp"}},
+				Readiness: &descriptor.Readiness{Port: "http", Path: "/health", Period: descriptor.Duration(20 * time.Millisecond), Timeout: descriptor.Duration(time.Second)}}}
+			if err := a.Provision(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Release(context.Background(), "svc") })
+			// The endpoints appear, and none is ready while no replica is.
+			var eps []adapters.Endpoint
+			for deadline := time.Now().Add(30 * time.Second); len(eps) < 2*replicas; time.Sleep(20 * time.Millisecond) {
+				st, err := a.Status(t.Context(), "svc")
+				if err != nil || st.State.Ended() || time.Now().After(deadline) {
+					t.Fatalf("status %+v %v", st, err)
+				}
+				eps = st.Endpoints
+			}
+			for _, ep := range eps {
+				if ep.Ready {
+					t.Fatalf("endpoint %+v ready before its replica passed the probe", ep)
+				}
+			}
+			for _, ep := range eps {
+				want := fmt.Sprintf("127.0.0.%d", ep.Replica+1)
+				switch ep.Name {
+				case "http":
+					if ep.URL != "http://"+ep.Address || ep.Protocol != "http" {
+						t.Errorf("endpoint %+v", ep)
+					}
+					// The server may not listen yet: the forwarder then
+					// closes the connection, and the request is tried again.
+					var body []byte
+					retry(t, func() error {
+						resp, err := http.Get(ep.URL + "/")
+						if err != nil {
+							return err
+						}
+						defer resp.Body.Close()
+						body, err = io.ReadAll(resp.Body)
+						return err
+					})
+					if string(body) != "served by "+want+"\n" {
+						t.Errorf("replica %d answered %q, want it served by %s", ep.Replica, body, want)
+					}
+				case "echo":
+					var line string
+					retry(t, func() error {
+						conn, err := net.Dial("tcp", ep.Address)
+						if err != nil {
+							return err
+						}
+						defer conn.Close()
+						fmt.Fprintln(conn, "ping")
+						line, err = bufio.NewReader(conn).ReadString('\n')
+						return err
+					})
+					if line != want+" ping\n" {
+						t.Errorf("echo of replica %d: %q", ep.Replica, line)
+					}
+				default:
+					t.Errorf("endpoint %+v", ep)
+				}
+			}
+			// Replica 1 becomes ready; then replica 0.
+			for _, r := range []int{1, 0} {
+				if err := os.WriteFile(filepath.Join(works[r], "ready"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					st, err := a.Status(t.Context(), "svc")
+					if err != nil || st.State.Ended() || time.Now().After(deadline) {
+						t.Fatalf("waiting for replica %d to be ready: %+v %v", r, st, err)
+					}
+					ready := map[int]int{}
+					for _, ep := range st.Endpoints {
+						if ep.Ready {
+							ready[ep.Replica]++
+						}
+					}
+					if r == 1 && ready[0] > 0 {
+						t.Fatalf("replica 0 ready before its probe could pass: %+v", st.Endpoints)
+					}
+					if ready[r] == 2 {
+						break
+					}
+				}
+			}
+			if err := a.Release(t.Context(), "svc"); err != nil {
+				t.Fatal(err)
+			}
+			st := waitEnd(t, a, "svc")
+			if st.State != adapters.Cancelled || len(st.Endpoints) != 0 {
+				t.Fatalf("after Release: %+v", st)
+			}
+			for _, ep := range eps {
+				if c, err := net.Dial("tcp", ep.Address); err == nil {
+					c.Close()
+					t.Errorf("endpoint %s still accepts after the service ended", ep.Address)
+				}
+			}
+		})
+	}
+}
+
+// retry calls f until it succeeds, for up to a minute.
+func retry(t *testing.T, f func() error) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// serve is the server each replica of TestService runs: HTTP on
+// $HTTP_PORT, whose /health answers 200 once $HOME/ready exists, and a
+// line echo on $ECHO_PORT, both at the node's address.
+func serve() int {
+	addr := os.Getenv("CINET_NODE_ADDR")
+	echo, err := net.Listen("tcp", net.JoinHostPort(addr, os.Getenv("ECHO_PORT")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				fmt.Fprintf(c, "%s %s", addr, line)
+			}()
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(filepath.Join(os.Getenv("HOME"), "ready")); err != nil {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "served by %s\n", addr) })
+	err = http.ListenAndServe(net.JoinHostPort(addr, os.Getenv("HTTP_PORT")), mux)
+	fmt.Fprintln(os.Stderr, err)
+	return 1
 }

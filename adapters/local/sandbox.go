@@ -76,13 +76,15 @@ type sandboxedTask struct {
 	exit  chan struct{} // closed when init has exited
 	ended chan sandboxEnd
 	ctl   *os.File // the write end of init's control pipe; closing it kills the task
+	ns    *os.File // its network namespace, when kept
 }
 
 // startSandboxed starts init for a task: init's stdout and stderr are the
 // task's logs. The task's group is created with the limits and holds init
 // before init starts the task. Given a network namespace, init joins it
-// rather than make one.
-func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, netns *os.File) (*sandboxedTask, error) {
+// rather than make one; keepNetns keeps the one it makes open, for
+// netns, before the task can end and take it with it.
+func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, netns *os.File, keepNetns bool) (*sandboxedTask, error) {
 	g, ref, err := newTaskGroup(group, l)
 	if err != nil {
 		return nil, err
@@ -134,7 +136,17 @@ func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, ne
 		t.destroy()
 		return nil, fmt.Errorf("local: putting the task in its cgroup: %w", err)
 	}
+	if keepNetns && netns == nil {
+		// Init waits for its spec, so it and its namespace are there.
+		if t.ns, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)); err != nil {
+			t.destroy()
+			return nil, fmt.Errorf("local: opening the sandbox's network namespace: %w", err)
+		}
+	}
 	if err := json.NewEncoder(ctlW).Encode(spec); err != nil {
+		if t.ns != nil {
+			t.ns.Close()
+		}
 		t.destroy()
 		return nil, fmt.Errorf("local: configuring the sandbox: %w", err)
 	}
@@ -176,13 +188,16 @@ func (t *sandboxedTask) exited() <-chan struct{} { return t.exit }
 func (t *sandboxedTask) pgids() []int            { return nil }
 func (t *sandboxedTask) groups() []groupRef      { return []groupRef{t.ref} }
 
-// netns opens init's network namespace, for other nodes to join.
-func (t *sandboxedTask) netns() (*os.File, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", t.cmd.Process.Pid))
-	if err != nil {
-		return nil, fmt.Errorf("local: opening the placement's network namespace: %w", err)
-	}
-	return f, nil
+// netns hands over the network namespace kept at the start.
+func (t *sandboxedTask) netns() *os.File {
+	ns := t.ns
+	t.ns = nil
+	return ns
+}
+
+// enterNetns moves the calling thread into the network namespace netns.
+func enterNetns(netns *os.File) error {
+	return unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET)
 }
 
 // startInNetns starts cmd in the network namespace netns. A new process
@@ -194,7 +209,7 @@ func startInNetns(cmd *exec.Cmd, netns *os.File) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := enterNetns(netns); err != nil {
 			done <- fmt.Errorf("entering the placement's network namespace: %w", err)
 			return
 		}

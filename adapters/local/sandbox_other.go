@@ -45,14 +45,14 @@ type sandboxedTask struct{ ref groupRef }
 
 const sandboxWork = "/work"
 
-func startSandboxed(sandboxSpec, string, limits, *os.File, *os.File, *os.File) (*sandboxedTask, error) {
+func startSandboxed(sandboxSpec, string, limits, *os.File, *os.File, *os.File, bool) (*sandboxedTask, error) {
 	return nil, errNoSandbox
 }
-func (*sandboxedTask) terminate(time.Duration)  {}
-func (*sandboxedTask) exited() <-chan struct{}  { return nil }
-func (*sandboxedTask) pgids() []int             { return nil }
-func (t *sandboxedTask) groups() []groupRef     { return []groupRef{t.ref} }
-func (*sandboxedTask) netns() (*os.File, error) { return nil, errNoSandbox }
+func (*sandboxedTask) terminate(time.Duration) {}
+func (*sandboxedTask) exited() <-chan struct{} { return nil }
+func (*sandboxedTask) pgids() []int            { return nil }
+func (t *sandboxedTask) groups() []groupRef    { return []groupRef{t.ref} }
+func (*sandboxedTask) netns() *os.File         { return nil }
 func (*sandboxedTask) wait() (sandboxEnd, accounting, error) {
 	return sandboxEnd{}, accounting{}, errNoSandbox
 }
@@ -62,3 +62,5 @@ func sandboxProbe(string) int                     { return 1 }
 func lostAccounting(groupRef) (accounting, error) { return accounting{}, errNoSandbox }
 
 func CanIsolate([]string) error { return errNoSandbox }
+
+func enterNetns(*os.File) error { return errNoSandbox }

@@ -89,8 +89,8 @@ func shim(dir string) error {
 		}
 		defer held.Close()
 		r.UID = uid
-		for rank := range max(s.Placement.Nodes, 1) {
-			if err := os.Chown(filepath.Join(dir, nodeWork(rank)), int(uid), int(uid)); err != nil {
+		for inst := range s.Placement.Instances() {
+			if err := os.Chown(filepath.Join(dir, nodeWork(inst)), int(uid), int(uid)); err != nil {
 				return err
 			}
 		}
@@ -115,11 +115,11 @@ func shim(dir string) error {
 	}
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
-	nodes := max(p.Nodes, 1)
+	nodes := p.Instances()
 	for i, t := range p.Tasks {
 		tr := taskRun{}
 		tr.Name, tr.Started = t.Name, time.Now().UTC()
-		rt, err := s.startNodes(dir, r.UID, i, t)
+		rt, nets, err := s.startNodes(dir, r.UID, i, t)
 		if err != nil {
 			tr.End, tr.ExitCode = time.Now().UTC(), 127
 			r.Tasks = append(r.Tasks, tr)
@@ -128,9 +128,25 @@ func shim(dir string) error {
 		}
 		tr.PGIDs, tr.Cgroups = rt.pgids(), rt.groups()
 		r.Tasks = append(r.Tasks, tr)
+		// The last task of a service serves: its ports are exposed and
+		// probed while it runs.
+		var svc *service
+		var svcErr error
+		if p.Service != nil && i == len(p.Tasks)-1 {
+			if svc, svcErr = startService(p.Service, s.ServiceListen, nets); svcErr != nil {
+				fmt.Fprintf(os.Stderr, "exposing the service: %v\n", svcErr)
+				rt.terminate(0)
+			} else {
+				r.Endpoints = svc.endpoints()
+			}
+		}
+		for _, rn := range nets {
+			rn.close() // the service holds what it needs
+		}
 		if err := save(); err != nil {
 			rt.terminate(0)
 			rt.wait()
+			svc.close()
 			return err
 		}
 		last := &r.Tasks[len(r.Tasks)-1]
@@ -139,6 +155,9 @@ func shim(dir string) error {
 			select {
 			case <-rt.exited():
 				break wait
+			case <-svc.changed():
+				r.Endpoints = svc.endpoints()
+				save()
 			case <-beat.C:
 				r.Seen = time.Now().UTC()
 				save()
@@ -154,6 +173,8 @@ func shim(dir string) error {
 			}
 		}
 		end, acct, err := rt.wait()
+		svc.close()
+		r.Endpoints = nil
 		last.End = time.Now().UTC()
 		r.Seen = last.End
 		last.ExitCode, last.Signal = end.ExitCode, end.Signal
@@ -163,6 +184,9 @@ func shim(dir string) error {
 			on = fmt.Sprintf(" on node %d of %d", end.Node, nodes)
 		}
 		switch {
+		case svcErr != nil:
+			r.Detail = fmt.Sprintf("the service's ports could not be exposed: %v", svcErr)
+			last.ExitCode = cmp.Or(last.ExitCode, 127)
 		case err != nil:
 			r.Detail = fmt.Sprintf("task %s%s: %v", t.Name, on, err)
 		case end.Error != "":
@@ -196,50 +220,79 @@ type runningTask interface {
 	groups() []groupRef // the cgroups, in a sandbox
 }
 
-// startNodes starts task i of the placement on every node: each node a
-// process of its own (in a sandbox of its own, all of a placement's
-// sandboxes in one network namespace), with the node contract in its
-// environment, its own work directory and its own logs.
-func (s *spec) startNodes(dir string, uid uint32, i int, t descriptor.Task) (runningTask, error) {
+// startNodes starts task i of the placement on every node of every
+// replica: each node a process of its own (in a sandbox of its own, all of
+// a replica's sandboxes in one network namespace), with the node contract
+// in its environment, its own work directory and its own logs. It returns
+// the run and, for each replica, where its node 0 is reached: the
+// network namespace to dial in (nil for the host's) and the address.
+func (s *spec) startNodes(dir string, uid uint32, i int, t descriptor.Task) (runningTask, []replicaNet, error) {
 	p := s.Placement
-	n := max(p.Nodes, 1)
-	addrs := nodeAddrs(n)
-	port, err := s.rendezvousPort()
-	if err != nil {
-		return nil, err
-	}
-	g := &nodeGroup{exit: make(chan struct{}), grace: s.Grace}
-	var netns *os.File
-	defer func() {
+	n, replicas := max(p.Nodes, 1), p.Instances()/max(p.Nodes, 1)
+	all := &nodeGroup{exit: make(chan struct{}), grace: s.Grace}
+	var nets []replicaNet
+	// fail stops what started: the replica being started (cur, not yet
+	// watched) and the replicas before it.
+	fail := func(cur *nodeGroup, netns *os.File, err error) (runningTask, []replicaNet, error) {
+		cur.abort()
+		all.abort()
 		if netns != nil {
 			netns.Close()
 		}
-	}()
-	for rank := range n {
-		nt, err := s.startNode(dir, uid, i, t, rank, adapters.NodeEnv(p, rank, addrs, port), netns)
-		if err != nil {
-			g.abort()
-			return nil, fmt.Errorf("node %d: %w", rank, err)
+		for _, rn := range nets {
+			rn.close()
 		}
-		g.nodes = append(g.nodes, nt)
-		if rank == 0 && n > 1 && s.Sandbox != nil && !s.Sandbox.HostNetwork {
-			// The other nodes join the first one's network namespace.
-			if netns, err = nt.netns(); err != nil {
-				g.abort()
-				return nil, err
+		return nil, nil, err
+	}
+	// A replica's network namespace is needed for its other nodes to join
+	// and for its service to be reached.
+	shareNet := (n > 1 || p.Service != nil) && s.Sandbox != nil && !s.Sandbox.HostNetwork
+	for r := range replicas {
+		g := &nodeGroup{exit: make(chan struct{}), grace: s.Grace}
+		addrs := nodeAddrs(r*n, n)
+		port, err := s.rendezvousPort()
+		if err != nil {
+			return fail(g, nil, err)
+		}
+		var netns *os.File
+		for rank := range n {
+			nt, err := s.startNode(dir, uid, i, t, r*n+rank, adapters.NodeEnv(p, rank, addrs, port), netns, rank == 0 && shareNet)
+			if err != nil {
+				return fail(g, netns, fmt.Errorf("node %d: %w", r*n+rank, err))
+			}
+			g.nodes = append(g.nodes, nt)
+			if rank == 0 && shareNet {
+				netns = nt.netns()
 			}
 		}
+		nets = append(nets, replicaNet{netns: netns, addr: addrs[0]})
+		g.watch()
+		all.nodes, all.bases = append(all.nodes, g), append(all.bases, r*n)
 	}
-	g.watch()
-	return g, nil
+	all.watch()
+	return all, nets, nil
 }
 
-// nodeAddrs are the loopback addresses the nodes of a placement are
-// reached at: 127.0.0.1 for the first, 127.0.0.2 for the second, and so on.
-func nodeAddrs(n int) []string {
+// A replicaNet is where node 0 of a replica is reached.
+type replicaNet struct {
+	netns *os.File // its network namespace; nil for the host's
+	addr  string
+}
+
+func (rn replicaNet) close() {
+	if rn.netns != nil {
+		rn.netns.Close()
+	}
+}
+
+// nodeAddrs are the loopback addresses n nodes are reached at, the first
+// being the placement's instance first: instance 0 is 127.0.0.1, instance
+// 1 127.0.0.2, and so on.
+func nodeAddrs(first, n int) []string {
 	addrs := make([]string, n)
 	for k := range addrs {
-		addrs[k] = fmt.Sprintf("127.0.%d.%d", (k+1)>>8, (k+1)&0xff)
+		i := first + k + 1
+		addrs[k] = fmt.Sprintf("127.0.%d.%d", i>>8, i&0xff)
 	}
 	return addrs
 }
@@ -282,15 +335,18 @@ func logPath(dir, task string, node int, stream string) string {
 // A node is one node's run of a task.
 type node interface {
 	runningTask
-	netns() (*os.File, error) // its network namespace, in a sandbox
+	// netns is its network namespace, when it was started in a sandbox
+	// of its own and asked to keep it; the caller closes it.
+	netns() *os.File
 }
 
-// startNode starts task i on one node, in netns when it is given.
-func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, rank int, nodeEnv []string, netns *os.File) (node, error) {
+// startNode starts task i on one node, the placement's instance inst, in
+// netns when it is given; keepNetns keeps the namespace the node makes.
+func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, inst int, nodeEnv []string, netns *os.File, keepNetns bool) (node, error) {
 	p := s.Placement
 	var out [2]*os.File
 	for k, stream := range []string{"stdout", "stderr"} {
-		path := logPath(dir, t.Name, rank, stream)
+		path := logPath(dir, t.Name, inst, stream)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
@@ -306,7 +362,7 @@ func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, rank 
 	}, nodeEnv...)
 	argv := append(append([]string{}, t.Command...), t.Args...)
 	sb := s.Sandbox
-	work := filepath.Join(dir, nodeWork(rank))
+	work := filepath.Join(dir, nodeWork(inst))
 	// Without a sandbox the task sees the host: the broker's PATH, its
 	// work directory where it lies. In one, the sandbox's own.
 	if sb == nil {
@@ -326,8 +382,8 @@ func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, rank 
 			return nil, err
 		}
 		hostname := "cinet"
-		if p.Nodes > 1 {
-			hostname = fmt.Sprintf("cinet-%d", rank)
+		if p.Instances() > 1 {
+			hostname = fmt.Sprintf("cinet-%d", inst)
 		}
 		ss := sandboxSpec{
 			Root: root, Work: work, Expose: sb.Expose, Hide: sb.Hide, UID: uid,
@@ -335,7 +391,7 @@ func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, rank 
 			Hostname: hostname,
 		}
 		l := limits{CPUs: s.Limits.CPUs, Memory: s.Limits.Memory, PIDs: sb.PIDs}
-		return startSandboxed(ss, fmt.Sprintf("%s.%d.%d", p.ID, i, rank), l, out[0], out[1], netns)
+		return startSandboxed(ss, fmt.Sprintf("%s.%d.%d", p.ID, i, inst), l, out[0], out[1], netns, keepNetns)
 	}()
 	if err != nil {
 		fmt.Fprintf(out[1], "cinet: cannot start task %s: %v\n", t.Name, err)
@@ -357,9 +413,13 @@ func (e sandboxEnd) describe() string {
 // A nodeGroup is a task's run on all of a placement's nodes. It has
 // exited when every node has; the first node to fail stops the others.
 type nodeGroup struct {
-	nodes []node
+	nodes []runningTask
 	grace time.Duration
 	exit  chan struct{} // closed when every node has exited and been waited for
+
+	// bases are the instance index of each member's first node, for a
+	// group of groups; nil when each member is one node.
+	bases []int
 
 	mu       sync.Mutex
 	ended    []bool
@@ -438,7 +498,11 @@ func (g *nodeGroup) wait() (sandboxEnd, accounting, error) {
 	}
 	k := max(g.first, 0)
 	e := g.ends[k].end
-	e.Node = k
+	if g.bases != nil {
+		e.Node += g.bases[k]
+	} else {
+		e.Node = k
+	}
 	return e, a, err
 }
 
@@ -483,10 +547,10 @@ func startPlain(argv, env []string, wd string, stdout, stderr *os.File) (*plainT
 	return t, nil
 }
 
-func (t *plainTask) exited() <-chan struct{}  { return t.exit }
-func (t *plainTask) pgids() []int             { return []int{t.cmd.Process.Pid} }
-func (t *plainTask) groups() []groupRef       { return nil }
-func (t *plainTask) netns() (*os.File, error) { return nil, nil }
+func (t *plainTask) exited() <-chan struct{} { return t.exit }
+func (t *plainTask) pgids() []int            { return []int{t.cmd.Process.Pid} }
+func (t *plainTask) groups() []groupRef      { return nil }
+func (t *plainTask) netns() *os.File         { return nil }
 
 func (t *plainTask) terminate(grace time.Duration) {
 	pgid := t.cmd.Process.Pid

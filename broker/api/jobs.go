@@ -180,8 +180,8 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 	node := 0
 	if v := q.Get("node"); v != "" {
 		var err error
-		if node, err = strconv.Atoi(v); err != nil || node < 0 || node >= j.Nodes() {
-			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("node: want 0 to %d", j.Nodes()-1))
+		if node, err = strconv.Atoi(v); err != nil || node < 0 || node >= j.Instances() {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("node: want 0 to %d", j.Instances()-1))
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"github.com/cinet/cinet/adapters"
 	"slices"
 	"strings"
 	"time"
@@ -117,6 +118,9 @@ type Attempt struct {
 	BudgetEnd time.Time `json:"budgetEnd,omitzero"`
 	// BudgetStopped: the broker stopped the attempt at its budget.
 	BudgetStopped bool `json:"budgetStopped,omitempty"`
+
+	// Endpoints are a service's, while the attempt runs (spec/jobs.md §7).
+	Endpoints []adapters.Endpoint `json:"endpoints,omitempty"`
 
 	Usage   *Usage `json:"usage,omitempty"`  // measured, once the attempt ended
 	Record  string `json:"record,omitempty"` // the usage record's ID

@@ -35,7 +35,7 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 	if err != nil {
 		return nil, false, err
 	}
-	nodes := int64(j.Nodes())
+	nodes := int64(j.Instances())
 	end := u.End
 	if !a.BudgetEnd.IsZero() && end.After(a.BudgetEnd) {
 		end = a.BudgetEnd // never billed past the budget

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -224,7 +225,7 @@ func (r *Runner) recover(ctx context.Context) error {
 		if a == nil || a.Reservation == "" {
 			continue
 		}
-		res, err := r.cfg.Book.Reserve(a.Offer, j.Nodes(), j.ID, reservationTTL)
+		res, err := r.cfg.Book.Reserve(a.Offer, j.Instances(), j.ID, reservationTTL)
 		if err != nil {
 			r.cfg.Log.Warn("re-reserving after restart", "job", j.ID, "offer", a.Offer, "err", err)
 			continue
@@ -307,15 +308,23 @@ func (j *Job) doc() (*descriptor.Document, error) {
 	return descriptor.Parse(j.ID+".json", j.Document)
 }
 
-// Nodes is how many nodes the job runs on.
-func (j *Job) Nodes() int {
+// Instances is how many instances of an offer the job takes: its nodes,
+// for each replica of a service (descriptor.Job.Instances).
+func (j *Job) Instances() int {
 	var doc struct {
-		Nodes int `json:"nodes"`
+		Nodes   int `json:"nodes"`
+		Service *struct {
+			Replicas int `json:"replicas"`
+		} `json:"service"`
 	}
-	if err := jsonUnmarshal(j.Document, &doc); err != nil || doc.Nodes < 1 {
+	if err := jsonUnmarshal(j.Document, &doc); err != nil {
 		return 1
 	}
-	return doc.Nodes
+	n := max(doc.Nodes, 1)
+	if doc.Service != nil {
+		n *= max(doc.Service.Replicas, 1)
+	}
+	return n
 }
 
 // reservationTTL bounds how long a reservation outlives a broker that
@@ -476,7 +485,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 		case r.cfg.Adapters[provider] == nil:
 			refusal = "no adapter runs this provider's placements here"
 		default:
-			res, err = r.cfg.Book.Reserve(c.Offer, j.Nodes(), j.ID, reservationTTL)
+			res, err = r.cfg.Book.Reserve(c.Offer, j.Instances(), j.ID, reservationTTL)
 			if errors.Is(err, book.ErrInsufficient) {
 				busy++ // not a refusal: it may free up
 				continue
@@ -500,7 +509,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 				ID: fmt.Sprintf("%s-%d", j.ID, n), Offer: c.Offer, OfferDigest: c.Digest, Broker: c.Broker,
 				Provider: c.Provider, Region: c.Region, Reservation: res.ID,
 			})
-			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.Nodes(), c.Offer))
+			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.Instances(), c.Offer))
 		})
 		if err != nil {
 			r.cfg.Book.Release(res.ID)
@@ -550,7 +559,7 @@ func (j *Job) placement(a *Attempt) (adapters.Placement, error) {
 	}
 	job := doc.Job
 	return adapters.Placement{
-		ID: a.ID, Job: j.ID, Tasks: job.Tasks, Nodes: max(job.Nodes, 1), Resources: job.Resources,
+		ID: a.ID, Job: j.ID, Tasks: job.Tasks, Nodes: max(job.Nodes, 1), Service: job.Service, Resources: job.Resources,
 		Timeout: job.Timeouts.Run.Std(),
 	}, nil
 }
@@ -673,6 +682,17 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 				j.to(Running, r.now(), "task "+st.Tasks[0].Name+" started")
 			})
 		}
+		if !slices.Equal(a.Endpoints, st.Endpoints) {
+			if err := r.update(ctx, j, func(j *Job) {
+				a := j.current()
+				for _, note := range readyNotes(a.Endpoints, st.Endpoints) {
+					j.History = append(j.History, Transition{State: j.State, At: r.now(), Detail: note})
+				}
+				a.Endpoints = st.Endpoints
+			}); err != nil {
+				return err
+			}
+		}
 		// Stop in time: the check comes every poll, and the stop takes a
 		// moment; what runs past BudgetEnd is not billed anyway.
 		if !a.BudgetEnd.IsZero() && !a.BudgetStopped && !r.now().Add(2*r.cfg.Poll).Before(a.BudgetEnd) {
@@ -690,6 +710,30 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 		return nil
 	}
 	return r.finish(ctx, j, a, ad, st)
+}
+
+// readyNotes says which replicas of a service became ready between two
+// readings of its endpoints, for the job's history.
+func readyNotes(before, now []adapters.Endpoint) []string {
+	was := map[int]bool{}
+	for _, ep := range before {
+		was[ep.Replica] = was[ep.Replica] || ep.Ready
+	}
+	var notes []string
+	noted := map[int]bool{}
+	for _, ep := range now {
+		if ep.Ready && !was[ep.Replica] && !noted[ep.Replica] {
+			noted[ep.Replica] = true
+			var at []string
+			for _, e := range now {
+				if e.Replica == ep.Replica {
+					at = append(at, cmp.Or(e.URL, e.Address))
+				}
+			}
+			notes = append(notes, fmt.Sprintf("replica %d ready at %s", ep.Replica, strings.Join(at, ", ")))
+		}
+	}
+	return notes
 }
 
 // finish records how an attempt ended and what it used, then concludes it.
@@ -712,6 +756,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 			j.to(Running, now, "task "+st.Tasks[0].Name+" started at "+st.Tasks[0].Started.UTC().Format(time.RFC3339Nano))
 		}
 		a.EndedAt, a.State, a.ExitCode, a.Detail, a.Usage = now, string(st.State), st.ExitCode(), st.Detail, usage
+		a.Endpoints = nil
 		if a.StartedAt.IsZero() && len(st.Tasks) > 0 {
 			a.StartedAt = st.Tasks[0].Started
 		}
@@ -757,7 +802,7 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
-		res, err := r.cfg.Book.Reserve(a.Offer, j.Nodes(), j.ID, reservationTTL)
+		res, err := r.cfg.Book.Reserve(a.Offer, j.Instances(), j.ID, reservationTTL)
 		if errors.Is(err, book.ErrInsufficient) {
 			// Another job took the instances this attempt freed: the offer
 			// is busy, not refused. Match again, waiting if need be.
@@ -952,7 +997,7 @@ func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.T
 	// all its memory resident, on every node.
 	cost := func(d time.Duration) (descriptor.Nanos, error) {
 		trial := &Attempt{ID: a.ID, Usage: &Usage{Start: start, End: start.Add(d),
-			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.Nodes())), PeakMemory: int64(o.Class.Memory) * int64(j.Nodes())}}
+			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.Instances())), PeakMemory: int64(o.Class.Memory) * int64(j.Instances())}}
 		rec, ok, err := usageRecord(j, trial, offer, r.cfg.Key.ID(), r.cfg.Fee)
 		if err != nil || !ok {
 			return 0, err

@@ -108,7 +108,7 @@ func newPlan(doc *descriptor.Document, opts *Options, cfg *Config, now time.Time
 	p := &plan{
 		job:      j,
 		digest:   doc.Digest,
-		nodes:    j.Nodes,
+		nodes:    j.Instances(),
 		cpus:     j.Resources.CPUs,
 		memory:   int64(j.Resources.Memory),
 		disk:     int64(j.Resources.Disk),

@@ -17,6 +17,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/client"
@@ -614,5 +615,94 @@ func TestMultiNodeJob(t *testing.T) {
 		if status, _, body := e.raw(tenantKey, "GET", "/v1/jobs/"+j.ID+"/logs?"+q, nil); status != 400 || !strings.Contains(string(body), "node: want 0 to 1") {
 			t.Errorf("logs?%s: %d %s", q, status, body)
 		}
+	}
+}
+
+// TestServiceJob: a service job of two replicas serves through the
+// endpoints its attempt lists, each replica its own, once they are ready;
+// cancelling it ends the service and bills both instances.
+func TestServiceJob(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	tenant := e.as(tenantKey)
+	const server = `exec perl -MIO::Socket::INET -e '
+$s = IO::Socket::INET->new(LocalAddr => "$ENV{CINET_NODE_ADDR}:8000", Listen => 5, ReuseAddr => 1) or die "listen: $!";
+while ($c = $s->accept) { while (<$c>) { last if /^\r?$/ } print $c "HTTP/1.0 200 OK\r\n\r\nserved by $ENV{CINET_NODE_ADDR}\n"; close $c }'`
+	doc := fmt.Sprintf(`apiVersion: cinet/v1
+kind: Job
+metadata: {name: server}
+tasks:
+  - name: serve
+    command: ["/bin/sh", "-c", %q]
+resources: {cpus: 1, memory: 64Mi}
+estimatedRuntime: 10s
+service:
+  replicas: 2
+  ports: [{name: http, port: 8000, protocol: http}]
+  readiness: {path: /health, period: 50ms}
+`, server)
+	status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(doc))
+	if status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	var j *jobs.Job
+	json.Unmarshal(body, &j)
+	id := j.ID
+	var eps []adapters.Endpoint
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		j, err := tenant.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(j.Attempts); n > 0 {
+			eps = j.Attempts[n-1].Endpoints
+		}
+		if len(eps) == 2 && eps[0].Ready && eps[1].Ready {
+			break
+		}
+		if j.State.Ended() || time.Now().After(deadline) {
+			t.Fatalf("job %s: %s, endpoints %+v, history %+v", id, j.State, eps, j.History)
+		}
+	}
+	for r, ep := range eps {
+		if ep.Replica != r || ep.Name != "http" || ep.URL == "" {
+			t.Fatalf("endpoints %+v", eps)
+		}
+		resp, err := http.Get(ep.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("served by 127.0.0.%d\n", r+1); string(got) != want {
+			t.Errorf("replica %d: %q, want %q", r, got, want)
+		}
+	}
+	// The job as the API shows it, endpoints and all, is what the OpenAPI
+	// description says.
+	_, _, body = e.raw(tenantKey, "GET", "/v1/jobs/"+id, nil)
+	if !strings.Contains(string(body), `"endpoints"`) {
+		t.Fatalf("the job shows no endpoints: %s", body)
+	}
+	newSchemas(t).check(t, "/v1/jobs/{id}", "GET", 200, "application/json", body)
+	j, _ = tenant.Job(ctx, id)
+	var notes int
+	for _, tr := range j.History {
+		if strings.HasPrefix(tr.Detail, "replica ") && strings.Contains(tr.Detail, " ready at http://") {
+			notes++
+		}
+	}
+	if notes != 2 {
+		t.Errorf("history notes %d replicas ready: %+v", notes, j.History)
+	}
+	if _, err := tenant.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	done := e.waitSettled(tenant, id)
+	if done.Outcome != jobs.Cancelled || len(done.Attempts[0].Endpoints) != 0 || done.Attempts[0].Record == "" {
+		t.Fatalf("after cancelling: %+v", done)
+	}
+	if _, err := http.Get(eps[0].URL + "/"); err == nil {
+		t.Error("the endpoint still serves after the job ended")
 	}
 }

@@ -9,10 +9,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -22,6 +25,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
@@ -336,6 +340,9 @@ type demoJob struct {
 	Cost       *jobs.Money `json:"cost,omitempty"`
 	Records    []string    `json:"records,omitempty"`
 	Skipped    string      `json:"skipped,omitempty"` // why the job was not submitted
+	// Served is what each replica of a service answered at its endpoint,
+	// before the demo cancelled it.
+	Served []string `json:"served,omitempty"`
 }
 
 // demoSummary is what 'cinet dev --demo' reports.
@@ -374,6 +381,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 	}
 	s := &demoSummary{Broker: d.broker.ID().String(), Data: d.dir}
 	var submitted []int
+	services := map[string]bool{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -405,12 +413,24 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 			return nil, err
 		}
 		dj.ID = j.ID
+		services[j.ID] = doc.Job.Service != nil
 		fmt.Fprintf(progress, "%s: submitted as %s\n", dj.Name, j.ID)
 		submitted = append(submitted, len(s.Jobs))
 		s.Jobs = append(s.Jobs, dj)
 	}
 	for _, i := range submitted {
 		dj := &s.Jobs[i]
+		service := services[dj.ID]
+		if service {
+			// A service serves until it is cancelled: once every replica
+			// is ready, ask each, then cancel it.
+			if dj.Served, err = tryService(ctx, tenant, dj.ID, progress); err != nil {
+				return s, fmt.Errorf("example service %s: %w", dj.Name, err)
+			}
+			if _, err := tenant.Cancel(ctx, dj.ID); err != nil {
+				return nil, err
+			}
+		}
 		j, err := follow(ctx, tenant, dj.ID, prefixed(progress, "  "+dj.Name+" "))
 		if err != nil {
 			return nil, err
@@ -425,7 +445,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 				dj.Records = append(dj.Records, a.Record)
 			}
 		}
-		if j.Outcome != jobs.Succeeded {
+		if want := map[bool]jobs.State{false: jobs.Succeeded, true: jobs.Cancelled}[service]; j.Outcome != want {
 			return s, fmt.Errorf("example job %s ended %s: %s", dj.Name, j.Outcome, j.Detail)
 		}
 	}
@@ -445,6 +465,58 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		return nil, err
 	}
 	return s, nil
+}
+
+// tryService waits until every replica of a service job is ready, then
+// asks each of its endpoints (a GET of /, or a TCP connection), and says
+// what they answered.
+func tryService(ctx context.Context, c *client.Client, id string, progress io.Writer) ([]string, error) {
+	var eps []adapters.Endpoint
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		eps = currentEndpoints(j)
+		if len(eps) > 0 && !slices.ContainsFunc(eps, func(ep adapters.Endpoint) bool { return !ep.Ready }) {
+			break
+		}
+		if j.State.Ended() {
+			return nil, fmt.Errorf("it ended (%s) before it was ready: %s", j.State, j.Detail)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	var served []string
+	for _, ep := range eps {
+		var answer string
+		if ep.URL != "" {
+			resp, err := hc.Get(ep.URL + "/")
+			if err != nil {
+				return nil, err
+			}
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 200))
+			resp.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			answer = fmt.Sprintf("%s: %s %q", ep.URL, resp.Status, strings.TrimSpace(string(body)))
+		} else {
+			conn, err := net.DialTimeout("tcp", ep.Address, 10*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			conn.Close()
+			answer = ep.Address + ": accepts connections"
+		}
+		fmt.Fprintf(progress, "  replica %d %s\n", ep.Replica, answer)
+		served = append(served, answer)
+	}
+	return served, nil
 }
 
 // runsLocally reports whether every task is a command (the local adapter
@@ -550,6 +622,12 @@ func printDemo(w io.Writer, s *demoSummary, self string) {
 	for _, j := range s.Jobs {
 		if j.Skipped != "" {
 			fmt.Fprintf(w, "  %s was not submitted: %s\n", j.Name, j.Skipped)
+		}
+		if len(j.Served) > 0 {
+			fmt.Fprintf(w, "  %s is a service; it was cancelled once each replica had answered:\n", j.Name)
+			for _, a := range j.Served {
+				fmt.Fprintf(w, "    %s\n", a)
+			}
 		}
 	}
 	fmt.Fprintln(w, "\nledger balances (credit-positive: owed by the broker to the holder)")

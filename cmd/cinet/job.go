@@ -22,7 +22,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with jobs: submit, follow, read logs, cancel, explain",
 	}
-	cmd.AddCommand(newSubmitCmd(), newStatusCmd(), newListCmd(), newLogsCmd(), newCancelCmd(), newExplainCmd())
+	cmd.AddCommand(newSubmitCmd(), newStatusCmd(), newListCmd(), newLogsCmd(), newEndpointsCmd(), newCancelCmd(), newExplainCmd())
 	return cmd
 }
 

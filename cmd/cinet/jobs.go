@@ -1,16 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
@@ -174,6 +177,10 @@ func printJob(w io.Writer, j *jobs.Job) {
 		fmt.Fprintf(w, "restarts   %d\n", j.Restarts)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if eps := currentEndpoints(j); len(eps) > 0 {
+		fmt.Fprintln(w)
+		printEndpoints(tw, eps)
+	}
 	if len(j.Attempts) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "ATTEMPT\tSTATE\tEXIT\tWALL\tCPU\tCHARGE\tRECORD")
@@ -192,6 +199,87 @@ func printJob(w io.Writer, j *jobs.Job) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.At.Format("15:04:05.000"), t.State, t.Detail)
 	}
 	tw.Flush()
+}
+
+// currentEndpoints are the endpoints of the job's attempt under way.
+func currentEndpoints(j *jobs.Job) []adapters.Endpoint {
+	if n := len(j.Attempts); n > 0 && !j.Attempts[n-1].Ended() {
+		return j.Attempts[n-1].Endpoints
+	}
+	return nil
+}
+
+func printEndpoints(tw *tabwriter.Writer, eps []adapters.Endpoint) {
+	fmt.Fprintln(tw, "ENDPOINT\tREPLICA\tREADY\tADDRESS")
+	for _, ep := range eps {
+		ready := "no"
+		if ep.Ready {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", ep.Name, ep.Replica, ready, cmp.Or(ep.URL, ep.Address))
+	}
+	tw.Flush()
+}
+
+func newEndpointsCmd() *cobra.Command {
+	var r remote
+	var o output
+	var readyOnly, wait bool
+	cmd := &cobra.Command{
+		Use:   "endpoints ID",
+		Short: "List where a service job serves: an endpoint per port and replica",
+		Long: `List the endpoints of a service job's running attempt (spec/jobs.md §7):
+each port of each replica, where to connect, and whether the replica passed
+its readiness probe. A job that is not a service, or not running, has none.`,
+		Example: `  cinet job endpoints j-abc...
+  cinet job endpoints j-abc... --wait --ready -o template='{{range .}}{{.url}}{{"\n"}}{{end}}'`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := o.json()
+			if err != nil {
+				return err
+			}
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			var eps []adapters.Endpoint
+			for {
+				j, err := c.Job(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				eps = currentEndpoints(j)
+				if readyOnly {
+					eps = slices.DeleteFunc(eps, func(ep adapters.Endpoint) bool { return !ep.Ready })
+				}
+				if !wait || slices.ContainsFunc(eps, func(ep adapters.Endpoint) bool { return ep.Ready }) {
+					break
+				}
+				if j.State.Ended() {
+					return fmt.Errorf("job %s ended (%s) without a ready endpoint", j.ID, j.State)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+			if eps == nil {
+				eps = []adapters.Endpoint{}
+			}
+			if asJSON {
+				return o.write(cmd.OutOrStdout(), eps)
+			}
+			printEndpoints(tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0), eps)
+			return nil
+		},
+	}
+	r.register(cmd)
+	o.register(cmd)
+	cmd.Flags().BoolVar(&readyOnly, "ready", false, "only the endpoints of ready replicas")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until a replica is ready; fail if the job ends first")
+	return cmd
 }
 
 func newStatusCmd() *cobra.Command {
