@@ -4,8 +4,10 @@ package local_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -351,9 +353,73 @@ func TestLockHeld(t *testing.T) {
 func TestIsolationConfig(t *testing.T) {
 	for _, raw := range []string{`{"workdir": "x", "isolation": "chroot"}`, `{"workdir": "x", "network": "bridge"}`,
 		`{"workdir": "x", "uids": "10-5"}`, `{"workdir": "x", "uids": "0-5"}`, `{"workdir": "x", "hide": ["relative"]}`,
-		`{"workdir": "x", "expose": ["/"]}`} {
+		`{"workdir": "x", "expose": ["/"]}`, `{"workdir": "x", "serviceListen": "localhost"}`,
+		`{"workdir": "x", "network": "host", "serviceListen": "0.0.0.0"}`, `{"workdir": "x", "isolation": "none", "serviceListen": "192.0.2.1"}`} {
 		if _, err := adapters.New("local", []byte(raw)); err == nil {
 			t.Errorf("config %s accepted", raw)
 		}
+	}
+}
+
+// TestServiceCannotReachTheHost: a tenant declares as its service's port
+// one that a service of the provider's machine listens on. In the sandbox
+// the port is the tenant's own network's: its endpoint never reaches the
+// machine's service.
+func TestServiceCannotReachTheHost(t *testing.T) {
+	host, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := host.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := host.Addr().(*net.TCPAddr).Port
+	b := newBroker(t, local.Config{})
+	p := adapters.Placement{ID: "snoop", Job: "snoop", Tasks: []descriptor.Task{{Name: "main", Command: []string{"/bin/sleep", "600"}}},
+		Service: &descriptor.Service{Replicas: 1, Ports: []descriptor.ServicePort{{Name: "db", Port: port, Protocol: "tcp"}},
+			Readiness: &descriptor.Readiness{Port: "db", Period: descriptor.Duration(20 * time.Millisecond), Timeout: descriptor.Duration(time.Second)}}}
+	if err := b.a.Provision(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	defer b.a.Release(context.Background(), "snoop")
+	var ep adapters.Endpoint
+	for deadline := time.Now().Add(30 * time.Second); ep.Address == ""; time.Sleep(10 * time.Millisecond) {
+		st, err := b.a.Status(t.Context(), "snoop")
+		if err != nil || st.State.Ended() || time.Now().After(deadline) {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		if len(st.Endpoints) > 0 {
+			ep = st.Endpoints[0]
+		}
+	}
+	for range 5 {
+		c, err := net.Dial("tcp", ep.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The forwarder closes the connection when the dial in the
+		// sandbox's network is refused: a read ends.
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("the endpoint answered")
+		}
+		c.Close()
+	}
+	if st, _ := b.a.Status(t.Context(), "snoop"); len(st.Endpoints) != 1 || st.Endpoints[0].Ready {
+		t.Errorf("a service nothing serves is ready: %+v", st.Endpoints)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("the tenant's endpoint reached the machine's own service")
+	default:
 	}
 }

@@ -99,7 +99,10 @@ type Config struct {
 	Hide []string `json:"hide,omitempty"`
 	// ServiceListen is the IP address a service's ports are exposed on,
 	// each at a port the kernel picks (default 127.0.0.1: this machine
-	// only).
+	// only). Only with the sandbox's own network may it be other than a
+	// loopback address: on the host's network a service's port is the
+	// host's, and exposing it would let a job publish any service of
+	// this machine's loopback.
 	ServiceListen string `json:"serviceListen,omitempty"`
 }
 
@@ -132,8 +135,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("local: %w", err)
 		}
 	}
-	if c.ServiceListen != "" && net.ParseIP(c.ServiceListen) == nil {
-		return fmt.Errorf("local: serviceListen %q: want an IP address", c.ServiceListen)
+	if c.ServiceListen != "" {
+		ip := net.ParseIP(c.ServiceListen)
+		switch {
+		case ip == nil:
+			return fmt.Errorf("local: serviceListen %q: want an IP address", c.ServiceListen)
+		case !ip.IsLoopback() && (c.Network == "host" || c.Isolation == IsolationNone):
+			return fmt.Errorf("local: serviceListen %s: tasks on the host's network (network: host or isolation: none) may only be exposed on loopback, or a job could publish this machine's own loopback services", c.ServiceListen)
+		}
 	}
 	if c.PIDs < 0 {
 		return fmt.Errorf("local: pids %d: want a positive bound", c.PIDs)

@@ -107,15 +107,24 @@ func (s *service) close() {
 
 // forward serves a listener: each connection is joined to one dialled to
 // target in the replica's network.
+// At most maxConns connections per port are forwarded at once; more wait
+// to be accepted.
 func (s *service) forward(l net.Listener, d *dialer, target string) {
 	var conns sync.WaitGroup
 	defer conns.Wait()
+	slots := make(chan struct{}, maxConns)
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-s.stop:
+			return
+		}
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
 		conns.Go(func() {
+			defer func() { <-slots }()
 			defer c.Close()
 			up, err := d.dial(target)
 			if err != nil {
@@ -137,6 +146,8 @@ func (s *service) forward(l net.Listener, d *dialer, target string) {
 		})
 	}
 }
+
+const maxConns = 256
 
 func closeWrite(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
