@@ -74,6 +74,7 @@ type Config struct {
 	// cannot be replayed to another broker. Compared without case.
 	Authorities []string
 	OpenAPI     []byte       // served at /openapi.json
+	Console     http.Handler // the console's pages, served at /ui/; nil for none
 	Metrics     http.Handler // served at /metrics
 	// Ready reports whether the broker can serve (its stores answer).
 	Ready func(ctx context.Context) error
@@ -86,8 +87,9 @@ const MaxBody = 1 << 20
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg      Config
+	mux      *http.ServeMux
+	sessions *sessions
 }
 
 // New returns the API server.
@@ -98,7 +100,7 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessions()}
 	s.routes()
 	return s
 }
@@ -155,6 +157,13 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
 
 		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},
+
+		// The console: its pages, and its sign-in by one-time code.
+		{pattern: "GET /ui/", public: true, handle: s.console},
+		{pattern: "POST /v1/console/codes", roles: all, handle: s.consoleCode},
+		{pattern: "POST /v1/console/session", public: true, handle: s.openSession},
+		{pattern: "GET /v1/console/session", roles: all, handle: s.getSession},
+		{pattern: "DELETE /v1/console/session", roles: all, handle: s.closeSession},
 	}
 }
 
@@ -179,7 +188,8 @@ func (s *Server) routes() {
 			if !ok {
 				return
 			}
-			if c.Role == Regulator && r.Method != http.MethodGet {
+			// Signing in and out of the console is not writing.
+			if c.Role == Regulator && r.Method != http.MethodGet && !strings.HasPrefix(r.URL.Path, "/v1/console/") {
 				problem(w, http.StatusForbidden, "read-only", "Forbidden", "a regulator reads settlement and audit data and writes nothing")
 				return
 			}
@@ -236,6 +246,7 @@ type Caller struct {
 	Principal identity.PrincipalID
 	Role      Role
 	body      []byte
+	session   string // the console session it came by, if any
 }
 
 // authenticate reads the body, checks the request's signature or token and
@@ -254,6 +265,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, 
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	now := s.cfg.Now()
+	if r.Header.Get("Authorization") == "" && r.Header.Get("Signature") == "" {
+		if c, found := s.sessionCaller(w, r, body); found {
+			return c, c != nil
+		}
+	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		c, err := s.verifyToken(tok, now)
 		if err != nil {

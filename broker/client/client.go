@@ -314,3 +314,16 @@ func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (m
 	var out map[string]any
 	return out, c.JSON(ctx, "POST", "/v1/tokens", body, "application/json", &out)
 }
+
+// A ConsoleCode signs a browser in to the broker's console, once.
+type ConsoleCode struct {
+	Code    string    `json:"code"`
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+// ConsoleCode asks for a one-time console sign-in code for the caller.
+func (c *Client) ConsoleCode(ctx context.Context) (*ConsoleCode, error) {
+	var cc ConsoleCode
+	return &cc, c.JSON(ctx, "POST", "/v1/console/codes", nil, "", &cc)
+}

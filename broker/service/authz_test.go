@@ -60,7 +60,11 @@ func TestAuthorization(t *testing.T) {
 			if path == "/tile/" {
 				target = "/tile/0/000.p/1"
 			}
-			if status, _, b := e.raw(nil, method, target, nil); status != 200 {
+			want := 200
+			if rt.Pattern() == "POST /v1/console/session" {
+				want = 400 // without a code (TestConsoleSignIn signs in)
+			}
+			if status, _, b := e.raw(nil, method, target, nil); status != want {
 				t.Errorf("public %s: %d %s", rt.Pattern(), status, b)
 			}
 			continue
@@ -75,7 +79,7 @@ func TestAuthorization(t *testing.T) {
 		}
 		for role, k := range roles {
 			allowed := role == api.Operator || slices.Contains(rt.Roles(), role)
-			if role == api.Regulator && method != "GET" {
+			if role == api.Regulator && method != "GET" && !strings.HasPrefix(path, "/v1/console/") {
 				allowed = false
 			}
 			status, _, b := e.raw(k, method, target, body[rt.Pattern()])

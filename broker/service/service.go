@@ -24,6 +24,7 @@ import (
 	"github.com/cinet/cinet/adapters/local" // registers "local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/console"
 	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
@@ -308,7 +309,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Federation: s.Federation,
 		Key:        key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
 		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
-		OpenAPI: spec.OpenAPI, Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
+		OpenAPI: spec.OpenAPI, Console: console.Handler(), Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
 	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil

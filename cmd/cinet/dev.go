@@ -116,7 +116,12 @@ verifier checks: 'cinet audit verify' for one.`,
 					return err
 				}
 				defer os.Remove(clientFile)
-				d.printWelcome(cmd.OutOrStdout())
+				code, err := d.as(d.tenant).ConsoleCode(ctx)
+				if err != nil {
+					stopBroker()
+					return err
+				}
+				d.printWelcome(cmd.OutOrStdout(), code.URL)
 				<-ctx.Done()
 				fmt.Fprintf(cmd.ErrOrStderr(), "stopping the broker; its data, and the jobs still running, stay in %s\n", dataDir)
 				return stopBroker()
@@ -267,9 +272,11 @@ func (d *dev) registerOffers(ctx context.Context) error {
 	return err
 }
 
-func (d *dev) printWelcome(w io.Writer) {
+func (d *dev) printWelcome(w io.Writer, console string) {
 	self := selfCommand()
 	fmt.Fprintf(w, `cinet dev: a broker in region %s with a local provider
+  console    %s
+             (signs you in as the tenant, once, within 2 minutes; '%s console login' makes another link)
   API        %s   (spec: %s/openapi.json)
   broker     %s
   data       %s
@@ -286,7 +293,7 @@ Paste into another shell:
   %s provider offers --all --key %s
 
 Press Ctrl-C to stop.
-`, devRegion, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
+`, devRegion, console, self, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
 		self, filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), self, self, self, d.keyFiles["regulator"], self, d.keyFiles["provider"])
 }
 
@@ -380,8 +387,14 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		progress = io.Discard
 	}
 	s := &demoSummary{Broker: d.broker.ID().String(), Data: d.dir}
-	var submitted []int
-	services := map[string]bool{}
+	// Every example is explained before any is submitted, so that why one
+	// is skipped never depends on what the others hold at that moment.
+	type example struct {
+		data []byte
+		doc  *descriptor.Document
+	}
+	var runnable []example
+	var runnableAt []int
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -404,19 +417,24 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		if x.Feasible == 0 || !runsLocally(doc) {
 			dj.State = "skipped"
 			dj.Skipped = "the local provider cannot run it: " + explainWhy(&x, doc)
-			s.Jobs = append(s.Jobs, dj)
 			fmt.Fprintf(progress, "%s: skipped — %s\n", dj.Name, dj.Skipped)
-			continue
+		} else {
+			runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
 		}
-		j, err := tenant.SubmitJob(ctx, data, f)
+		s.Jobs = append(s.Jobs, dj)
+	}
+	var submitted []int
+	services := map[string]bool{}
+	for k, ex := range runnable {
+		dj := &s.Jobs[runnableAt[k]]
+		j, err := tenant.SubmitJob(ctx, ex.data, dj.File)
 		if err != nil {
 			return nil, err
 		}
 		dj.ID = j.ID
-		services[j.ID] = doc.Job.Service != nil
+		services[j.ID] = ex.doc.Job.Service != nil
 		fmt.Fprintf(progress, "%s: submitted as %s\n", dj.Name, j.ID)
-		submitted = append(submitted, len(s.Jobs))
-		s.Jobs = append(s.Jobs, dj)
+		submitted = append(submitted, runnableAt[k])
 	}
 	for _, i := range submitted {
 		dj := &s.Jobs[i]

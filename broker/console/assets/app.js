@@ -1,0 +1,252 @@
+// The cinet console. It speaks only to this broker's API, with the session
+// cookie its sign-in code bought; every request that changes something
+// carries the session's CSRF token. Text from the broker is put in the page
+// as text, never as markup.
+"use strict";
+
+const state = { session: null, timer: null, follow: null };
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// api calls the broker; it returns the decoded JSON, or throws the
+// problem the broker answered with.
+async function api(method, path, body, contentType) {
+  const headers = {};
+  if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf;
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
+  const resp = await fetch(path, { method, headers, body, credentials: "same-origin" });
+  if (resp.status === 204) return null;
+  const type = resp.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await resp.json() : await resp.text();
+  if (!resp.ok) {
+    const err = new Error((data && data.detail) || resp.statusText);
+    err.problem = data;
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function money(m) { return m ? `${m.amount} ${m.currency}` : "–"; }
+function when(t) { return t ? new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–"; }
+
+function problemView(err) {
+  const box = el("div", { role: "alert", class: "error" }, el("p", {}, err.message));
+  const list = err.problem && err.problem.errors;
+  if (list && list.length) {
+    box.append(el("ul", { class: "errors" }, list.map((e) => el("li", {}, `line ${e.line}, column ${e.column}: ${e.path}: ${e.message}`))));
+  }
+  return box;
+}
+
+function show(title, ...content) {
+  clearInterval(state.timer);
+  if (state.follow) { state.follow.abort(); state.follow = null; }
+  const main = document.getElementById("main");
+  main.replaceChildren(el("h1", {}, title), ...content.flat().filter((c) => c !== null && c !== undefined));
+  document.title = `${title} · cinet console`;
+  main.focus();
+}
+
+const views = {
+  tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["offers", "Offers"]],
+  provider: [["offers", "Offers"], ["balance", "Earnings"]],
+  regulator: [["balance", "Books"], ["audit", "Audit log"]],
+  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["audit", "Audit log"]],
+};
+
+function renderChrome(current) {
+  const nav = document.getElementById("nav");
+  const who = document.getElementById("who");
+  if (!state.session) { nav.replaceChildren(); who.replaceChildren(); return; }
+  nav.replaceChildren(...(views[state.session.role] || []).map(([id, label]) =>
+    el("a", { href: `#/${id}`, "aria-current": id === current ? "page" : false }, label)));
+  who.replaceChildren(`${state.session.role} ${state.session.principal.slice(0, 20)}… `,
+    el("button", { class: "secondary", type: "button", onclick: signOut }, "Sign out"));
+}
+
+async function signOut() {
+  try { await api("DELETE", "/v1/console/session"); } catch (e) { /* signed out either way */ }
+  state.session = null;
+  location.hash = "#/";
+  route();
+}
+
+function signInView(message) {
+  const input = el("input", { type: "text", id: "code", name: "code", autocomplete: "off", required: true });
+  const out = el("div", { "aria-live": "polite" }, message ? el("p", { class: "error", role: "alert" }, message) : null);
+  const form = el("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    await redeem(input.value.trim(), out);
+  } }, el("label", { for: "code" }, "Sign-in code"), input, " ", el("button", { type: "submit" }, "Sign in"));
+  show("Sign in", el("p", {}, "Sign in with a one-time code: run ",
+    el("code", {}, "cinet console login"), " with your key, or open the link ", el("code", {}, "cinet dev"),
+    " prints. Your key never enters the browser."), form, out);
+}
+
+async function redeem(code, out) {
+  try {
+    state.session = await api("POST", "/v1/console/session", JSON.stringify({ code }));
+    history.replaceState(null, "", "#/");
+    route();
+  } catch (err) {
+    if (out) out.replaceChildren(problemView(err)); else signInView(err.message);
+  }
+}
+
+async function jobsView() {
+  const body = el("tbody");
+  const table = el("div", { class: "scroll" }, el("table", {}, el("caption", { class: "hint" }, "Your jobs, newest first; refreshed every 2 seconds."),
+    el("thead", {}, el("tr", {}, ["Job", "Name", "State", "Home", "Ran in", "Cost"].map((h, i) => el("th", { scope: "col", class: i === 3 ? "wide" : null }, h)))), body));
+  show("Jobs", table);
+  const load = async () => {
+    try {
+      const list = await api("GET", "/v1/jobs?limit=100");
+      body.replaceChildren(...list.jobs.map((j) => {
+        const a = j.attempts && j.attempts.length ? j.attempts[j.attempts.length - 1] : null;
+        return el("tr", {},
+          el("td", {}, el("a", { href: `#/job/${encodeURIComponent(j.id)}`, class: "mono" }, j.id)),
+          el("td", {}, j.name),
+          el("td", { class: "state" }, j.outcome && j.outcome !== j.state ? `${j.state} (${j.outcome})` : j.state),
+          el("td", { class: "wide" }, j.homeRegion || "–"),
+          el("td", {}, a ? a.region : "–"),
+          el("td", {}, money(j.cost)));
+      }));
+      if (!list.jobs.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, "No jobs yet. ", el("a", { href: "#/submit" }, "Submit one."))));
+    } catch (err) { body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, problemView(err)))); }
+  };
+  await load();
+  state.timer = setInterval(load, 2000);
+}
+
+async function jobView(id) {
+  let j;
+  try { j = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`); } catch (err) { show("Job", problemView(err)); return; }
+  const summary = el("dl", {});
+  const timeline = el("tbody");
+  const attempts = el("tbody");
+  const endpoints = el("div");
+  const logs = el("pre", { class: "logs", "aria-label": "Output of the job's first task", tabindex: "0" });
+  const cancel = el("button", { type: "button", class: "secondary", onclick: async () => {
+    try { await api("POST", `/v1/jobs/${encodeURIComponent(id)}/cancel`); await fill(); } catch (err) { summary.after(problemView(err)); }
+  } }, "Cancel");
+  const fill = async () => {
+    j = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
+    const a = j.attempts && j.attempts.length ? j.attempts[j.attempts.length - 1] : null;
+    const row = (k, v) => [el("dt", {}, k), el("dd", {}, v)];
+    summary.replaceChildren(...row("State", j.outcome && j.outcome !== j.state ? `${j.state} (${j.outcome})` : j.state),
+      ...row("Home region", j.homeRegion), ...row("Ran in", a ? a.region : "–"),
+      ...row("Offer", a ? el("span", { class: "mono" }, a.offer) : "–"), ...row("Provider", a ? el("span", { class: "mono" }, a.provider) : "–"),
+      ...row("Cost", money(j.cost)), ...(j.detail ? row("Detail", j.detail) : []));
+    timeline.replaceChildren(...j.history.map((t) => el("tr", {},
+      el("td", { class: "time" }, el("time", { datetime: t.at, title: when(t.at) }, when(t.at).slice(11, 19))),
+      el("td", { class: "state" }, t.state), el("td", {}, t.detail || ""))));
+    attempts.replaceChildren(...(j.attempts || []).map((x) => el("tr", {}, el("td", { class: "mono" }, x.id), el("td", {}, x.state || "–"),
+      el("td", {}, String(x.exitCode)), el("td", {}, money(x.charge)), el("td", { class: "mono wide" }, x.record || "–"))));
+    const eps = a && !a.endedAt ? a.endpoints || [] : [];
+    endpoints.replaceChildren(...(eps.length ? [el("h2", {}, "Endpoints"), el("ul", {}, eps.map((e) =>
+      el("li", {}, `${e.name}, replica ${e.replica}: `, e.url ? el("a", { href: e.url, rel: "noreferrer" }, e.url) : el("code", {}, e.address), e.ready ? " (ready)" : " (not ready)")))] : []));
+    cancel.hidden = ["settled", "succeeded", "failed", "cancelled"].includes(j.state) || j.cancelRequested;
+    if (j.state === "settled") clearInterval(state.timer);
+  };
+  show(`Job ${j.name}`, el("p", { class: "mono" }, id), summary, cancel, endpoints,
+    el("h2", {}, "Attempts"), el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Attempt", "State", "Exit", "Charge", "Usage record"].map((h, i) => el("th", { scope: "col", class: i === 4 ? "wide" : null }, h)))), attempts)),
+    el("h2", {}, "Timeline"), el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["At", "State", "Detail"].map((h) => el("th", { scope: "col" }, h)))), timeline)),
+    el("h2", {}, "Output"), logs);
+  await fill();
+  state.timer = setInterval(() => fill().catch(() => {}), 1000);
+  followLogs(id, logs);
+}
+
+// followLogs streams the first task's output into the page until the
+// attempt ends.
+async function followLogs(id, pre) {
+  const ctl = new AbortController();
+  state.follow = ctl;
+  try {
+    const resp = await fetch(`/v1/jobs/${encodeURIComponent(id)}/logs?follow=true`, { credentials: "same-origin", signal: ctl.signal });
+    if (!resp.ok) { pre.textContent = (await resp.json()).detail; return; }
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pre.textContent += dec.decode(value, { stream: true });
+    }
+  } catch (err) { if (err.name !== "AbortError") pre.textContent += `\n[${err.message}]`; }
+}
+
+function submitView() {
+  const text = el("textarea", { id: "doc", name: "doc", spellcheck: "false", "aria-describedby": "doc-hint" });
+  const file = el("input", { type: "file", id: "file", accept: ".yaml,.yml,.json" });
+  const out = el("div", { "aria-live": "polite" });
+  file.addEventListener("change", async () => { if (file.files[0]) text.value = await file.files[0].text(); });
+  const form = el("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    const isJSON = text.value.trim().startsWith("{");
+    try {
+      const j = await api("POST", `/v1/jobs?filename=${isJSON ? "job.json" : "job.yaml"}`, text.value, isJSON ? "application/json" : "application/yaml");
+      location.hash = `#/job/${encodeURIComponent(j.id)}`;
+    } catch (err) { out.replaceChildren(problemView(err)); }
+  } },
+  el("label", { for: "file" }, "Job file (YAML or JSON)"), file,
+  el("label", { for: "doc" }, "Job document"), el("p", { id: "doc-hint", class: "hint" }, "A cinet/v1 Job, as in spec/descriptor-v1.md; errors are shown with their line."),
+  text, el("p", {}, el("button", { type: "submit" }, "Submit")));
+  show("Submit a job", form, out);
+}
+
+async function balanceView() {
+  try {
+    const b = await api("GET", "/v1/ledger/balances");
+    const rows = b.balances.map((x) => el("tr", {}, el("td", { class: "mono" }, x.account), el("td", {}, x.currency), el("td", {}, x.amount)));
+    const trial = Object.entries(b.trialBalance || {}).map(([c, n]) => el("li", { class: n === "0" ? "ok" : "error" }, `${c}: ${n}`));
+    show({ provider: "Earnings", tenant: "Balance" }[state.session.role] || "Books",
+      el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Account", "Currency", "Amount"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows))),
+      trial.length ? [el("h2", {}, "Trial balance"), el("ul", {}, trial)] : []);
+  } catch (err) { show("Balances", problemView(err)); }
+}
+
+async function offersView() {
+  try {
+    const o = await api("GET", "/v1/offers");
+    show("Offers", el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Offer", "Region", "Free", "Valid until"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, o.offers.map((x) => el("tr", {}, el("td", { class: "mono" }, x.computeId), el("td", {}, x.region), el("td", {}, `${x.free} of ${x.quantity}`), el("td", {}, when(x.validUntil))))))));
+  } catch (err) { show("Offers", problemView(err)); }
+}
+
+async function auditView() {
+  try {
+    const c = await api("GET", "/v1/audit/checkpoint");
+    show("Audit log", el("pre", { class: "logs", tabindex: "0" }, typeof c === "string" ? c : JSON.stringify(c, null, 2)));
+  } catch (err) { show("Audit log", problemView(err)); }
+}
+
+async function route() {
+  const hash = location.hash || "#/";
+  const code = /^#code=([A-Za-z0-9_-]+)$/.exec(hash);
+  if (code) { await redeem(code[1]); return; }
+  if (!state.session) {
+    try { state.session = await api("GET", "/v1/console/session"); } catch (err) { renderChrome(); signInView(); return; }
+  }
+  const [, page, arg] = /^#\/([a-z]*)\/?(.*)$/.exec(hash) || [];
+  const allowed = (views[state.session.role] || []).map(([id]) => id);
+  const current = page === "job" ? "jobs" : allowed.includes(page) ? page : allowed[0];
+  renderChrome(current);
+  if (page === "job" && arg) return jobView(decodeURIComponent(arg));
+  return { jobs: jobsView, submit: submitView, balance: balanceView, offers: offersView, audit: auditView }[current]();
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,190 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/identity"
+)
+
+// screenshotDir is where the browser tests leave the console's views, at
+// laptop and phone widths, for a reviewer (README.md names it).
+var screenshotDir = filepath.Join("..", "..", ".screenshots", "console")
+
+// newBrowser starts headless Chromium for a test; without it the test is
+// skipped, unless CINET_TEST_BROWSER_REQUIRED is set (.ci/run sets it and
+// installs Chromium).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CINET_TEST_BROWSER_REQUIRED") != "" {
+			t.Fatal("chromium is not installed: apt-get install chromium")
+		}
+		t.Skip("chromium is not installed")
+	}
+	// The profile directory is removed once the browser has gone; its
+	// helper processes may still be writing for a moment after.
+	profile, err := os.MkdirTemp("", "cinet-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("headless", "new"), chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(func() {
+		cancel()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing the browser's profile: %v", err)
+				return
+			}
+		}
+	})
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(cancelCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancelTimeout)
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// shoot writes the page as it is at laptop and at phone width.
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []struct {
+		label string
+		w, h  int64
+	}{{"laptop", 1280, 800}, {"phone", 390, 844}} {
+		var png []byte
+		if err := chromedp.Run(ctx, chromedp.EmulateViewport(size.w, size.h), chromedp.FullScreenshot(&png, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(screenshotDir, name+"-"+size.label+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signInAs opens the sign-in link a principal's code makes and waits for
+// the console to show its first view.
+func (e *env) signInAs(t *testing.T, ctx context.Context, k *identity.Key, firstView string) {
+	t.Helper()
+	status, _, body := e.raw(k, "POST", "/v1/console/codes", nil)
+	var c struct{ URL string }
+	if err := json.Unmarshal(body, &c); status != 201 || err != nil {
+		t.Fatalf("a sign-in code: %d %s", status, body)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(c.URL),
+		chromedp.WaitVisible(fmt.Sprintf(`//nav//a[@aria-current="page" and normalize-space()=%q]`, firstView))); err != nil {
+		t.Fatalf("signing in: %v", err)
+	}
+}
+
+// waitText waits until the element at sel holds text containing want.
+func waitText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q); })()`, sel, want)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Run(wctx, chromedp.Poll(js, nil, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		var text string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("main").innerText`, &text))
+		t.Fatalf("waiting for %q in %s: %v; the page shows:\n%s", want, sel, err, text)
+	}
+}
+
+// TestConsoleInABrowser drives the console in headless Chromium: a tenant
+// signs in by link, submits a job from the form and watches it settle,
+// sees its located errors for a bad document, and cannot open another
+// tenant's job by its URL; a regulator sees the books balance; a provider
+// its offers. Each view is photographed at laptop and phone widths.
+func TestConsoleInABrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	e := start(t)
+
+	e.signInAs(t, ctx, tenantKey, "Jobs")
+	waitText(t, ctx, "main", "No jobs yet")
+	shoot(t, ctx, "tenant-jobs-empty")
+
+	// Submit from the form and follow it to settled.
+	doc := jobYAML("echo hello from the console")
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
+		chromedp.SetValue("#doc", doc), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main dl", "settled")
+	waitText(t, ctx, "pre.logs", "hello from the console")
+	var loc string
+	if err := chromedp.Run(ctx, chromedp.Location(&loc)); err != nil || !strings.Contains(loc, "#/job/j-") {
+		t.Fatalf("after submitting, the page is %s (%v)", loc, err)
+	}
+	shoot(t, ctx, "tenant-job")
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/jobs")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main tbody", "settled (succeeded)")
+	shoot(t, ctx, "tenant-jobs")
+
+	// A bad document: its errors, at their lines, and no job.
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
+		chromedp.SetValue("#doc", strings.Replace(doc, "cpus: 1", "cpus: -1", 1)), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [role=alert]", "line 7, column")
+	shoot(t, ctx, "tenant-submit-errors")
+
+	// Another tenant's job, by its URL: not found.
+	status, _, body := e.raw(otherTenant, "POST", "/v1/jobs", []byte(jobYAML("true")))
+	var theirs jobs.Job
+	if json.Unmarshal(body, &theirs); status != 201 {
+		t.Fatalf("another tenant's job: %d %s", status, body)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/job/"+theirs.ID)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [role=alert]", "no job "+theirs.ID)
+	var text string
+	if err := chromedp.Run(ctx, chromedp.Text("main", &text)); err != nil || strings.Contains(text, otherTenant.ID().String()) {
+		t.Fatalf("another tenant's job shows: %q %v", text, err)
+	}
+
+	// Signing out: back to the sign-in page, and the old session is gone.
+	if err := chromedp.Run(ctx, chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitVisible("#code")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/jobs"), chromedp.WaitVisible("#code")); err != nil {
+		t.Fatalf("after signing out the jobs page opened: %v", err)
+	}
+	shoot(t, ctx, "sign-in")
+
+	e.signInAs(t, ctx, regulatorKey, "Books")
+	waitText(t, ctx, "main", "Trial balance")
+	shoot(t, ctx, "regulator-books")
+
+	e.signInAs(t, ctx, providerKey, "Offers")
+	waitText(t, ctx, "main tbody", "local-cpu")
+	shoot(t, ctx, "provider-offers")
+}

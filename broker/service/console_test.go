@@ -1,0 +1,177 @@
+package service_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/jobs"
+)
+
+// browser is a console client: it carries the session cookie, and the
+// CSRF token when told to.
+type browser struct {
+	t      *testing.T
+	base   string
+	cookie *http.Cookie
+	csrf   string
+}
+
+func (b *browser) do(method, path string, body []byte, withCSRF bool) (int, []byte) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.base+path, bytes.NewReader(body))
+	if b.cookie != nil {
+		req.AddCookie(b.cookie)
+	}
+	if withCSRF {
+		req.Header.Set(api.CSRFHeader, b.csrf)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	for _, c := range resp.Cookies() {
+		if c.Name == api.SessionCookie {
+			b.cookie = c
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// consoleCode asks, signed with the tenant's key, for a sign-in code.
+func (e *env) consoleCode(t *testing.T) string {
+	t.Helper()
+	status, _, body := e.raw(tenantKey, "POST", "/v1/console/codes", nil)
+	var c struct{ Code, URL string }
+	if err := json.Unmarshal(body, &c); status != 201 || err != nil || c.Code == "" || !strings.HasSuffix(c.URL, "/ui/#code="+c.Code) {
+		t.Fatalf("a sign-in code: %d %s", status, body)
+	}
+	return c.Code
+}
+
+// TestConsoleSignIn: a code, issued to a signed request, buys one session
+// once; the session reads what its principal may and no more; a request
+// that changes something without the session's CSRF token is refused and
+// changes nothing; signing out ends the session.
+func TestConsoleSignIn(t *testing.T) {
+	e := start(t)
+	code := e.consoleCode(t)
+	b := &browser{t: t, base: e.url}
+	status, body := b.do("POST", "/v1/console/session", []byte(`{"code": "`+code+`"}`), false)
+	var s struct {
+		Principal, CSRF string
+		Role            api.Role
+	}
+	if err := json.Unmarshal(body, &s); status != 201 || err != nil || s.Role != api.Tenant || s.Principal != tenantKey.ID().String() || s.CSRF == "" {
+		t.Fatalf("signing in: %d %s", status, body)
+	}
+	if b.cookie == nil || !b.cookie.HttpOnly || b.cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v", b.cookie)
+	}
+	b.csrf = s.CSRF
+
+	// The code is good once.
+	other := &browser{t: t, base: e.url}
+	if status, body := other.do("POST", "/v1/console/session", []byte(`{"code": "`+code+`"}`), false); status != 401 || !strings.Contains(string(body), "used already") {
+		t.Errorf("a used code: %d %s", status, body)
+	}
+	for _, bad := range []string{`{"code": "forged"}`, `{}`, `not json`, `{"code": "x", "role": "operator"}`} {
+		if status, _ := other.do("POST", "/v1/console/session", []byte(bad), false); status != 400 && status != 401 {
+			t.Errorf("sign-in with %s: %d", bad, status)
+		}
+	}
+	if other.cookie != nil {
+		t.Fatal("a refused sign-in set a cookie")
+	}
+
+	// The session reads the tenant's jobs, and nothing else of anyone's.
+	if status, body := b.do("GET", "/v1/jobs", nil, false); status != 200 {
+		t.Fatalf("listing jobs: %d %s", status, body)
+	}
+	status, _, body = e.raw(otherTenant, "POST", "/v1/jobs", []byte(jobYAML("true")))
+	var j jobs.Job
+	json.Unmarshal(body, &j)
+	if status != 201 {
+		t.Fatalf("another tenant's submission: %d %s", status, body)
+	}
+	if status, body := b.do("GET", "/v1/jobs/"+j.ID, nil, false); status != 404 {
+		t.Errorf("another tenant's job by URL: %d %s", status, body)
+	}
+	if status, body := b.do("GET", "/v1/offers", nil, false); status != 200 {
+		t.Errorf("offers: %d %s", status, body)
+	}
+
+	// No CSRF token: refused, and no job was made.
+	before := countJobs(t, b)
+	if status, body := b.do("POST", "/v1/jobs", []byte(jobYAML("true")), false); status != 403 || !strings.Contains(string(body), "X-CSRF-Token") {
+		t.Errorf("a submission without the CSRF token: %d %s", status, body)
+	}
+	saved := b.csrf
+	b.csrf = "forged"
+	if status, _ := b.do("POST", "/v1/jobs", []byte(jobYAML("true")), true); status != 403 {
+		t.Errorf("a submission with a forged CSRF token: %d", status)
+	}
+	b.csrf = saved
+	if after := countJobs(t, b); after != before {
+		t.Fatalf("refused submissions made %d jobs", after-before)
+	}
+	if status, body := b.do("POST", "/v1/jobs", []byte(jobYAML("true")), true); status != 201 {
+		t.Fatalf("a submission with the CSRF token: %d %s", status, body)
+	}
+	// A session cannot mint codes for more sessions.
+	if status, _ := b.do("POST", "/v1/console/codes", nil, true); status != 403 {
+		t.Errorf("a code for a session: %d", status)
+	}
+	// The session says who it is.
+	if status, body := b.do("GET", "/v1/console/session", nil, false); status != 200 || !strings.Contains(string(body), s.CSRF) {
+		t.Errorf("the session: %d %s", status, body)
+	}
+
+	// Signing out ends it; the old cookie is refused.
+	old := *b.cookie
+	if status, _ := b.do("DELETE", "/v1/console/session", nil, true); status != 204 {
+		t.Fatalf("signing out: %d", status)
+	}
+	b.cookie = &old
+	if status, body := b.do("GET", "/v1/jobs", nil, false); status != 401 {
+		t.Errorf("after signing out: %d %s", status, body)
+	}
+}
+
+func countJobs(t *testing.T, b *browser) int {
+	t.Helper()
+	status, body := b.do("GET", "/v1/jobs", nil, false)
+	var l struct{ Jobs []json.RawMessage }
+	if err := json.Unmarshal(body, &l); status != 200 || err != nil {
+		t.Fatalf("listing jobs: %d %s", status, body)
+	}
+	return len(l.Jobs)
+}
+
+// TestConsolePages: the console is served from the binary under a strict
+// Content-Security-Policy, and loads nothing from elsewhere.
+func TestConsolePages(t *testing.T) {
+	e := start(t)
+	for _, p := range []string{"/ui/", "/ui/app.js", "/ui/app.css"} {
+		req, _ := http.NewRequest("GET", e.url+p, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if resp.StatusCode != 200 || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("%s: %d, CSP %q", p, resp.StatusCode, csp)
+		}
+		if bytes.Contains(body, []byte("http://")) || bytes.Contains(body, []byte("https://")) || bytes.Contains(body, []byte("//cdn")) {
+			t.Errorf("%s refers to another origin", p)
+		}
+	}
+}
