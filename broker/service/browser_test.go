@@ -1,7 +1,9 @@
 package service_test
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
@@ -183,6 +186,56 @@ func TestConsoleInABrowser(t *testing.T) {
 	e.signInAs(t, ctx, regulatorKey, "Books")
 	waitText(t, ctx, "main", "Trial balance")
 	shoot(t, ctx, "regulator-books")
+
+	// The regulator verifies the tenant's usage record in the page, and
+	// the page refuses it tampered with.
+	js, err := e.as(tenantKey).Jobs(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var record string
+	for _, j := range js {
+		for _, a := range j.Attempts {
+			record = cmp.Or(record, a.Record)
+		}
+	}
+	if record == "" {
+		t.Fatal("the tenant's job has no usage record")
+	}
+	verify := func(tamper string) string {
+		t.Helper()
+		var verdict string
+		// Away and back: the view is made anew, nothing tampered kept.
+		if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/balance"), chromedp.WaitVisible("main table"),
+			chromedp.Navigate(e.url+"/ui/#/verify/"+record),
+			chromedp.Poll(`document.querySelector("#receipt") && document.querySelector("#receipt").value.startsWith("c2sp.org/tlog-proof@v1")`, nil),
+			chromedp.Evaluate(tamper, nil),
+			chromedp.Click(`//button[normalize-space()="Verify in this browser"]`),
+			chromedp.Poll(`document.querySelector("#verdict").textContent.length > 0`, nil),
+			chromedp.Text("#verdict", &verdict)); err != nil {
+			t.Fatal(err)
+		}
+		return verdict
+	}
+	if v := verify(`0`); !strings.HasPrefix(v, "Verified in this browser") {
+		t.Fatalf("the untouched receipt: %q", v)
+	}
+	shoot(t, ctx, "regulator-verify")
+	_, otherVkey, err := note.GenerateKey(rand.Reader, "cinet.broker/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, tamper, want string }{
+		{"another log's key", fmt.Sprintf(`document.querySelector("#vkey").value = %q`, otherVkey), "no valid signature"},
+		{"the entry", `document.querySelector("#entry").value += " "`, "inclusion proof"},
+		{"the checkpoint's root", `(() => { const r = document.querySelector("#receipt"); const lines = r.value.split("\n"); const at = lines.indexOf("") + 3; lines[at] = (lines[at][0] === "A" ? "B" : "A") + lines[at].slice(1); r.value = lines.join("\n"); })()`, "no valid signature"},
+		{"the verifier key", `document.querySelector("#vkey").value = "cinet.broker/other+00000000+AQ" + "A".repeat(42)`, "verifier key"},
+	} {
+		if v := verify(tc.tamper); !strings.HasPrefix(v, "Refused") || !strings.Contains(v, tc.want) {
+			t.Errorf("a receipt with %s tampered: %q", tc.name, v)
+		}
+	}
+	shoot(t, ctx, "regulator-verify-refused")
 
 	e.signInAs(t, ctx, providerKey, "Offers")
 	waitText(t, ctx, "main tbody", "local-cpu")

@@ -2,7 +2,7 @@
 // cookie its sign-in code bought; every request that changes something
 // carries the session's CSRF token. Text from the broker is put in the page
 // as text, never as markup.
-"use strict";
+import { verifyReceipt } from "./verify.js";
 
 const state = { session: null, timer: null, follow: null };
 
@@ -61,10 +61,10 @@ function show(title, ...content) {
 }
 
 const views = {
-  tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["offers", "Offers"]],
-  provider: [["offers", "Offers"], ["balance", "Earnings"]],
-  regulator: [["balance", "Books"], ["audit", "Audit log"]],
-  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["audit", "Audit log"]],
+  tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["offers", "Offers"], ["verify", "Verify"]],
+  provider: [["offers", "Offers"], ["balance", "Earnings"], ["verify", "Verify"]],
+  regulator: [["balance", "Books"], ["audit", "Audit log"], ["verify", "Verify"]],
+  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["audit", "Audit log"], ["verify", "Verify"]],
 };
 
 function renderChrome(current) {
@@ -154,7 +154,8 @@ async function jobView(id) {
       el("td", { class: "time" }, el("time", { datetime: t.at, title: when(t.at) }, when(t.at).slice(11, 19))),
       el("td", { class: "state" }, t.state), el("td", {}, t.detail || ""))));
     attempts.replaceChildren(...(j.attempts || []).map((x) => el("tr", {}, el("td", { class: "mono" }, x.id), el("td", {}, x.state || "–"),
-      el("td", {}, String(x.exitCode)), el("td", {}, money(x.charge)), el("td", { class: "mono wide" }, x.record || "–"))));
+      el("td", {}, String(x.exitCode)), el("td", {}, money(x.charge)),
+      el("td", { class: "mono wide" }, x.record ? el("a", { href: `#/verify/${encodeURIComponent(x.record)}`, title: "Verify it in this browser" }, x.record) : "–"))));
     const eps = a && !a.endedAt ? a.endpoints || [] : [];
     endpoints.replaceChildren(...(eps.length ? [el("h2", {}, "Endpoints"), el("ul", {}, eps.map((e) =>
       el("li", {}, `${e.name}, replica ${e.replica}: `, e.url ? el("a", { href: e.url, rel: "noreferrer" }, e.url) : el("code", {}, e.address), e.ready ? " (ready)" : " (not ready)")))] : []));
@@ -233,6 +234,44 @@ async function auditView() {
   } catch (err) { show("Audit log", problemView(err)); }
 }
 
+// verifyView fetches a record's receipt and checks it here, in the
+// browser, under a verifier key the reader supplies: the broker is trusted
+// for nothing but the bytes.
+async function verifyView(record) {
+  const rec = el("input", { type: "text", id: "record", value: record || "", autocomplete: "off" });
+  const vkey = el("input", { type: "text", id: "vkey", autocomplete: "off", "aria-describedby": "vkey-hint" });
+  const entry = el("textarea", { id: "entry", spellcheck: "false", rows: "6" });
+  const receipt = el("textarea", { id: "receipt", spellcheck: "false", rows: "12" });
+  const out = el("div", { id: "verdict", role: "status", "aria-live": "polite" });
+  const fetchIt = async () => {
+    out.replaceChildren();
+    try {
+      const p = await api("GET", `/v1/audit/proof?record=${encodeURIComponent(rec.value.trim())}`);
+      entry.value = new TextDecoder().decode(Uint8Array.from(atob(p.entry), (ch) => ch.charCodeAt(0)));
+      receipt.value = p.proof;
+      if (!vkey.value) vkey.value = p.verifierKey;
+    } catch (err) { out.replaceChildren(problemView(err)); }
+  };
+  const check = async () => {
+    try {
+      const v = await verifyReceipt(receipt.value, entry.value, vkey.value);
+      out.replaceChildren(el("p", { class: "ok" }, `Verified in this browser: the entry is number ${v.index} of the ${v.size} in log ${v.origin}, whose checkpoint is signed by the key above.`));
+    } catch (err) {
+      out.replaceChildren(el("p", { class: "error" }, `Refused: ${err.message}`));
+    }
+  };
+  show("Verify a usage record",
+    el("p", {}, "A record's receipt is checked here, in your browser, with the log's verifier key: compare the key with the one you hold (",
+      el("code", {}, "cinet id"), " prints it for a broker's key). The broker is not trusted for the result."),
+    el("form", { onsubmit: async (ev) => { ev.preventDefault(); await fetchIt(); } },
+      el("label", { for: "record" }, "Record"), rec, " ", el("button", { type: "submit", class: "secondary" }, "Fetch its receipt")),
+    el("label", { for: "vkey" }, "Verifier key"), vkey, el("p", { id: "vkey-hint", class: "hint" }, "NAME+HASH+KEY, as in a C2SP signed note."),
+    el("label", { for: "entry" }, "Log entry"), entry,
+    el("label", { for: "receipt" }, "Receipt (c2sp.org/tlog-proof)"), receipt,
+    el("p", {}, el("button", { type: "button", onclick: check }, "Verify in this browser")), out);
+  if (record) await fetchIt();
+}
+
 async function route() {
   const hash = location.hash || "#/";
   const code = /^#code=([A-Za-z0-9_-]+)$/.exec(hash);
@@ -245,6 +284,7 @@ async function route() {
   const current = page === "job" ? "jobs" : allowed.includes(page) ? page : allowed[0];
   renderChrome(current);
   if (page === "job" && arg) return jobView(decodeURIComponent(arg));
+  if (current === "verify") return verifyView(decodeURIComponent(arg || ""));
   return { jobs: jobsView, submit: submitView, balance: balanceView, offers: offersView, audit: auditView }[current]();
 }
 
