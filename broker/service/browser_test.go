@@ -151,6 +151,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "main tbody", "settled (succeeded)")
 	shoot(t, ctx, "tenant-jobs")
 
+	// A job no offer can serve: its page says why, offer by offer.
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
+		chromedp.SetValue("#doc", strings.Replace(doc, "cpus: 1", "cpus: 64", 1)), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main", "0 could serve it")
+	waitText(t, ctx, "main details summary", "insufficient_cpu")
+	shoot(t, ctx, "tenant-job-unplaceable")
+
 	// A bad document: its errors, at their lines, and no job.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
 		chromedp.SetValue("#doc", strings.Replace(doc, "cpus: 1", "cpus: -1", 1)), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
@@ -239,5 +248,36 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	e.signInAs(t, ctx, providerKey, "Offers")
 	waitText(t, ctx, "main tbody", "local-cpu")
+	// A signed offer, uploaded from a file, registers; withdrawn, it goes.
+	dir := t.TempDir()
+	upload := func(name string, data []byte) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Run(ctx, chromedp.SetUploadFiles("#offer-file", []string{path}, chromedp.ByQuery),
+			chromedp.Click(`//button[normalize-space()="Register"]`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload("offer.signed.json", signedOffer(t, providerKey, "console-pool", 2))
+	waitText(t, ctx, "main tbody", "console-pool")
+	waitText(t, ctx, "main [aria-live]", "Registered")
 	shoot(t, ctx, "provider-offers")
+	// Another provider's signed offer, uploaded by this one: refused.
+	upload("theirs.signed.json", signedOffer(t, otherProvider, "not-mine", 1))
+	waitText(t, ctx, "main [role=alert]", "a provider registers its own offers")
+	var listed bool
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("main tbody").textContent.includes("not-mine")`, &listed)); err != nil || listed {
+		t.Fatalf("another provider's offer was registered by this one (%v)", err)
+	}
+	shoot(t, ctx, "provider-offer-refused")
+	if err := chromedp.Run(ctx, chromedp.Click(`//button[contains(@aria-label, "console-pool")]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [aria-live]", "Withdrew")
+	if err := chromedp.Run(ctx, chromedp.Poll(`!document.querySelector("main tbody").textContent.includes("console-pool")`, nil)); err != nil {
+		t.Fatal(err)
+	}
 }

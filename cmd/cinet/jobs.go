@@ -464,6 +464,7 @@ func newProviderCmd() *cobra.Command {
 func newRegisterCmd() *cobra.Command {
 	var r remote
 	var o output
+	var out string
 	cmd := &cobra.Command{
 		Use:   "register FILE",
 		Short: "Sign an offer with your key and register it at a broker",
@@ -475,8 +476,9 @@ refuses an offer that fails validation and says why.
 The offer's broker field names the broker that owns the capacity: the one
 you register at, which alone reserves it and runs its placements. It is
 signed with the rest of the offer, so no other broker can claim it.`,
-		Example: `  cinet provider register offer.yaml --broker http://127.0.0.1:8420 --key provider.key`,
-		Args:    exactArgs(1),
+		Example: `  cinet provider register offer.yaml --broker http://127.0.0.1:8420 --key provider.key
+  cinet provider register offer.yaml --key provider.key --out offer.signed.json   # sign only: upload it in the console`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := o.json()
 			if err != nil {
@@ -507,6 +509,13 @@ signed with the rest of the offer, so no other broker can claim it.`,
 			if err != nil {
 				return err
 			}
+			if out != "" {
+				if err := writeNewFile(out, env.Encode()); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "signed %s into %s; register it with the console's Offers page or without --out\n", args[0], out)
+				return nil
+			}
 			v, err := c.RegisterOffer(cmd.Context(), env.Encode())
 			if err != nil {
 				return reportDocumentErrors(cmd, args[0], err)
@@ -520,6 +529,7 @@ signed with the rest of the offer, so no other broker can claim it.`,
 	}
 	r.register(cmd)
 	o.register(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "sign the offer into this file, and do not register it")
 	return cmd
 }
 

@@ -39,6 +39,11 @@ async function api(method, path, body, contentType) {
   return data;
 }
 
+// put replaces a node's children, flattening lists and leaving out nulls.
+function put(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
+}
+
 function money(m) { return m ? `${m.amount} ${m.currency}` : "–"; }
 function when(t) { return t ? new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "–"; }
 
@@ -55,7 +60,7 @@ function show(title, ...content) {
   clearInterval(state.timer);
   if (state.follow) { state.follow.abort(); state.follow = null; }
   const main = document.getElementById("main");
-  main.replaceChildren(el("h1", {}, title), ...content.flat().filter((c) => c !== null && c !== undefined));
+  put(main, el("h1", {}, title), content);
   document.title = `${title} · cinet console`;
   main.focus();
 }
@@ -162,13 +167,36 @@ async function jobView(id) {
     cancel.hidden = ["settled", "succeeded", "failed", "cancelled"].includes(j.state) || j.cancelRequested;
     if (j.state === "settled") clearInterval(state.timer);
   };
-  show(`Job ${j.name}`, el("p", { class: "mono" }, id), summary, cancel, endpoints,
+  const why = el("section", { "aria-labelledby": "why" });
+  show(`Job ${j.name}`, el("p", { class: "mono" }, id), summary, cancel, endpoints, why,
     el("h2", {}, "Attempts"), el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Attempt", "State", "Exit", "Charge", "Usage record"].map((h, i) => el("th", { scope: "col", class: i === 4 ? "wide" : null }, h)))), attempts)),
     el("h2", {}, "Timeline"), el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["At", "State", "Detail"].map((h) => el("th", { scope: "col" }, h)))), timeline)),
     el("h2", {}, "Output"), logs);
   await fill();
   state.timer = setInterval(() => fill().catch(() => {}), 1000);
+  explainInto(why, JSON.stringify(j.document));
   followLogs(id, logs);
+}
+
+// explainInto shows where a job could run among the offers now in the
+// book: the ranked ones, then the rest grouped by the reason they fail.
+async function explainInto(box, doc) {
+  let x;
+  try { x = await api("POST", "/v1/explain?filename=job.json", doc, "application/json"); } catch (err) { box.replaceChildren(problemView(err)); return; }
+  const ranked = x.fates.filter((f) => f.status !== "rejected");
+  const byReason = new Map();
+  for (const f of x.fates.filter((f) => f.status === "rejected")) {
+    if (!byReason.has(f.reason)) byReason.set(f.reason, []);
+    byReason.get(f.reason).push(f);
+  }
+  put(box, el("h2", { id: "why" }, "Where it could run"),
+    el("p", {}, `Against the ${x.total} offers in the book now: ${x.feasible} could serve it.`),
+    ranked.length ? el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Rank", "Offer", "Region", "Estimated cost"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ranked.map((f) => el("tr", {}, el("td", {}, String(f.rank)), el("td", { class: "mono" }, f.offer), el("td", {}, f.region),
+        el("td", {}, f.parts ? `${f.parts.cost} ${f.parts.currency}` : "–")))))) : null,
+    [...byReason].map(([reason, fates]) => el("details", {},
+      el("summary", {}, `${fates.length} × ${reason}: ${fates[0].detail}`),
+      el("ul", {}, fates.map((f) => el("li", {}, el("span", { class: "mono" }, f.offer), ` (${f.region}): ${f.detail}`))))));
 }
 
 // followLogs streams the first task's output into the page until the
@@ -220,11 +248,37 @@ async function balanceView() {
 }
 
 async function offersView() {
-  try {
-    const o = await api("GET", "/v1/offers");
-    show("Offers", el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Offer", "Region", "Free", "Valid until"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, o.offers.map((x) => el("tr", {}, el("td", { class: "mono" }, x.computeId), el("td", {}, x.region), el("td", {}, `${x.free} of ${x.quantity}`), el("td", {}, when(x.validUntil))))))));
-  } catch (err) { show("Offers", problemView(err)); }
+  const provider = state.session.role === "provider";
+  const out = el("div", { "aria-live": "polite" });
+  const body = el("tbody");
+  const load = async () => {
+    const o = await api("GET", provider ? `/v1/offers?provider=${encodeURIComponent(state.session.principal)}` : "/v1/offers");
+    body.replaceChildren(...o.offers.map((x) => el("tr", {},
+      el("td", { class: "mono" }, x.computeId), el("td", {}, x.region), el("td", {}, `${x.free} of ${x.quantity}`), el("td", { class: "wide" }, when(x.validUntil)),
+      el("td", {}, provider || state.session.role === "operator" ? el("button", { type: "button", class: "secondary", "aria-label": `Withdraw ${x.name}`, onclick: async () => {
+        try { await api("DELETE", `/v1/offers/${x.name.split("/").map(encodeURIComponent).join("/")}`); out.replaceChildren(el("p", { class: "ok" }, `Withdrew ${x.name}.`)); await load(); } catch (err) { out.replaceChildren(problemView(err)); }
+      } }, "Withdraw") : null))));
+    if (!o.offers.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 5 }, provider ? "You have no offers here yet." : "No offers.")));
+  };
+  const file = el("input", { type: "file", id: "offer-file", accept: ".json" });
+  const register = el("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    const f = file.files[0];
+    if (!f) { out.replaceChildren(el("p", { class: "error", role: "alert" }, "Choose a signed offer file first.")); return; }
+    if (f.size > 1 << 20) { out.replaceChildren(el("p", { class: "error", role: "alert" }, "That file is over 1 MiB; a signed offer is a few kilobytes.")); return; }
+    try {
+      const v = await api("POST", "/v1/offers", await f.text(), "application/json");
+      out.replaceChildren(el("p", { class: "ok" }, `Registered ${v.name}: ${v.quantity} instances in ${v.region}.`));
+      await load();
+    } catch (err) { out.replaceChildren(problemView(err)); }
+  } }, el("h2", {}, "Register an offer"),
+  el("p", {}, "An offer is signed with your key, which never enters the browser: sign it with ",
+    el("code", {}, "cinet provider register offer.yaml --key provider.key --out offer.signed.json"), " and upload the file here (or leave out ", el("code", {}, "--out"), " to register it from the command line)."),
+  el("label", { for: "offer-file" }, "Signed offer"), file, " ", el("button", { type: "submit" }, "Register"));
+  show(provider ? "Your offers" : "Offers", el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
+    ["Offer", "Region", "Free", "Valid until", ""].map((h, i) => el("th", { scope: "col", class: i === 3 ? "wide" : null }, h)))), body)),
+  out, provider ? register : null);
+  try { await load(); } catch (err) { out.replaceChildren(problemView(err)); }
 }
 
 async function auditView() {
