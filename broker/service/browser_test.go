@@ -160,6 +160,18 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "main details summary", "insufficient_cpu")
 	shoot(t, ctx, "tenant-job-unplaceable")
 
+	// The statement: spend by day and by region, and the records. (The
+	// period is wide, so that a month's end between the job and the page
+	// changes nothing.)
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/statement"), chromedp.WaitVisible("#period"),
+		chromedp.SetValue("#period", "2000-01-01T00:00:00Z/2100-01-01T00:00:00Z"), chromedp.Click(`//button[normalize-space()="Show"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main figure", "By day")
+	waitText(t, ctx, "main .charts", "By region")
+	waitText(t, ctx, "main tbody", "sha256:")
+	shoot(t, ctx, "tenant-statement")
+
 	// A bad document: its errors, at their lines, and no job.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
 		chromedp.SetValue("#doc", strings.Replace(doc, "cpus: 1", "cpus: -1", 1)), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
@@ -245,6 +257,28 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 	shoot(t, ctx, "regulator-verify-refused")
+
+	// The regulator reads a tenant's statement and can download the FOCUS
+	// export.
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/statement"), chromedp.WaitVisible("#account"),
+		chromedp.SetValue("#account", "tenant/"+tenantKey.ID().String()), chromedp.SetValue("#period", "2000-01-01T00:00:00Z/2100-01-01T00:00:00Z"),
+		chromedp.Click(`//button[normalize-space()="Show"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main tbody", "sha256:")
+	waitText(t, ctx, "main", "FOCUS export")
+	shoot(t, ctx, "regulator-statement")
+
+	// The operator: health, metrics, and a token issued from the page.
+	e.signInAs(t, ctx, operatorKey, "Jobs")
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/operate"), chromedp.WaitVisible("#principal"),
+		chromedp.SetValue("#principal", regulatorKey.ID().String()), chromedp.SetValue("#role", "regulator"),
+		chromedp.Click(`//button[normalize-space()="Issue"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [aria-live]", "A regulator token for")
+	waitText(t, ctx, "main", "cinet_")
+	shoot(t, ctx, "operator")
 
 	e.signInAs(t, ctx, providerKey, "Offers")
 	waitText(t, ctx, "main tbody", "local-cpu")

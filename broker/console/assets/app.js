@@ -66,10 +66,10 @@ function show(title, ...content) {
 }
 
 const views = {
-  tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["offers", "Offers"], ["verify", "Verify"]],
-  provider: [["offers", "Offers"], ["balance", "Earnings"], ["verify", "Verify"]],
-  regulator: [["balance", "Books"], ["audit", "Audit log"], ["verify", "Verify"]],
-  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["audit", "Audit log"], ["verify", "Verify"]],
+  tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["statement", "Statement"], ["offers", "Offers"], ["verify", "Verify"]],
+  provider: [["offers", "Offers"], ["balance", "Earnings"], ["statement", "Statement"], ["verify", "Verify"]],
+  regulator: [["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"]],
+  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"], ["operate", "Operate"]],
 };
 
 function renderChrome(current) {
@@ -281,6 +281,111 @@ async function offersView() {
   try { await load(); } catch (err) { out.replaceChildren(problemView(err)); }
 }
 
+// barChart draws labelled horizontal bars, as SVG made in the page (no
+// library); the numbers are also in the table beside it.
+function barChart(title, rows, unit) {
+  const NS = "http://www.w3.org/2000/svg";
+  const max = Math.max(...rows.map(([, v]) => v), 0) || 1;
+  const rowH = 22, labelW = 110, width = 560;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${rows.length * rowH + 4}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${title}: ${rows.map(([k, v]) => `${k} ${v} ${unit}`).join(", ")}`);
+  svg.setAttribute("class", "chart");
+  rows.forEach(([label, v], i) => {
+    const y = i * rowH + 2;
+    const t = document.createElementNS(NS, "text");
+    t.setAttribute("x", "0"); t.setAttribute("y", String(y + 15)); t.textContent = label;
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("x", String(labelW)); r.setAttribute("y", String(y + 3));
+    r.setAttribute("height", "14"); r.setAttribute("width", String(Math.max(1, (width - labelW - 150) * v / max)));
+    const n = document.createElementNS(NS, "text");
+    n.setAttribute("x", String(labelW + Math.max(1, (width - labelW - 150) * v / max) + 6)); n.setAttribute("y", String(y + 15));
+    n.textContent = `${v.toPrecision(3)} ${unit}`;
+    svg.append(t, r, n);
+  });
+  return el("figure", {}, el("figcaption", {}, title), svg);
+}
+
+async function statementView() {
+  const role = state.session.role;
+  const month = new Date().toISOString().slice(0, 7);
+  const period = el("input", { type: "text", id: "period", value: month, "aria-describedby": "period-hint" });
+  const account = el("input", { type: "text", id: "account", autocomplete: "off" });
+  const out = el("div", { "aria-live": "polite" });
+  const own = role === "tenant" || role === "provider";
+  let latest = 0;
+  const load = async () => {
+    const seq = ++latest;
+    const q = new URLSearchParams({ period: period.value.trim() });
+    if (!own && account.value.trim()) q.set("account", account.value.trim());
+    let st;
+    try { st = await api("GET", `/v1/ledger/statement?${q}`); } catch (err) { put(out, problemView(err)); return; }
+    // Spend by day, and by the region each job ran in.
+    let regionOf = new Map();
+    if (role === "tenant") {
+      try {
+        const list = await api("GET", "/v1/jobs?limit=1000");
+        regionOf = new Map(list.jobs.map((j) => [j.id, (j.attempts || []).map((a) => a.region).pop() || "–"]));
+      } catch (err) { /* the chart by region is left out */ }
+    }
+    if (seq !== latest) return; // a later request has the page
+    const byDay = new Map(), byRegion = new Map();
+    let currency = "";
+    for (const tx of st.transactions) {
+      const v = Math.abs(Number(tx.amount));
+      currency = tx.currency;
+      const day = tx.periodStart.slice(0, 10);
+      byDay.set(day, (byDay.get(day) || 0) + v);
+      if (regionOf.size) { const r = regionOf.get(tx.job) || "–"; byRegion.set(r, (byRegion.get(r) || 0) + v); }
+    }
+    put(out,
+      el("p", {}, `Account ${st.account}, ${when(st.from)} to ${when(st.to)}. Net: `,
+        Object.entries(st.net).map(([c, n]) => `${n} ${c}`).join(", ") || "nothing"),
+      st.transactions.length ? [
+        el("div", { class: "charts" }, barChart("By day", [...byDay].sort(), currency),
+          byRegion.size ? barChart("By region", [...byRegion].sort((a, b) => b[1] - a[1]), currency) : null),
+        el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Start", "Job", "Amount", "Record"].map((h, i) => el("th", { scope: "col", class: i === 3 ? "wide" : null }, h)))),
+          el("tbody", {}, st.transactions.map((tx) => el("tr", {}, el("td", { class: "time" }, when(tx.periodStart)), el("td", { class: "mono" }, tx.job),
+            el("td", {}, `${tx.amount} ${tx.currency}`),
+            el("td", { class: "mono wide" }, el("a", { href: `#/verify/${encodeURIComponent(tx.record)}` }, tx.record)))))))] : el("p", {}, "No transactions in this period."),
+      role === "regulator" || role === "operator" ?
+        el("p", {}, el("a", { href: `/v1/ledger/export?${new URLSearchParams({ period: period.value.trim(), format: "focus" })}`, download: `focus-${period.value.trim()}.csv` }, "Download the period's FOCUS export (CSV)")) : null);
+  };
+  show(own ? "Statement" : "Statements",
+    el("form", { onsubmit: async (ev) => { ev.preventDefault(); await load(); } },
+      el("label", { for: "period" }, "Period"), period, el("p", { id: "period-hint", class: "hint" }, "A month (2026-11), a day (2026-11-30) or START/END in RFC 3339, in UTC."),
+      own ? null : [el("label", { for: "account" }, "Account"), account, el("p", { class: "hint" }, "Such as tenant/did:key:… or provider/did:key:…; the Books page lists them.")],
+      el("p", {}, el("button", { type: "submit" }, "Show"))), out);
+  if (own) await load();
+}
+
+async function operateView() {
+  const out = el("div", { "aria-live": "polite" });
+  let info = {}, ready = "", metrics = "";
+  try { info = await api("GET", "/v1/info"); } catch (err) { info = { error: err.message }; }
+  try { ready = JSON.stringify(await api("GET", "/readyz")); } catch (err) { ready = `not ready: ${err.message}`; }
+  try { metrics = await api("GET", "/metrics"); } catch (err) { metrics = `# ${err.message}`; }
+  const lines = String(metrics).split("\n").filter((l) => l.startsWith("cinet_"));
+  const principal = el("input", { type: "text", id: "principal", autocomplete: "off" });
+  const role = el("select", { id: "role" }, ["tenant", "provider", "regulator", "operator"].map((r) => el("option", { value: r }, r)));
+  const ttl = el("input", { type: "text", id: "ttl", value: "24h" });
+  show("Operate",
+    el("dl", {}, el("dt", {}, "Broker"), el("dd", { class: "mono" }, info.broker || info.error), el("dt", {}, "Region"), el("dd", {}, info.region || "–"),
+      el("dt", {}, "Audit log"), el("dd", { class: "mono" }, info.logOrigin || "–"), el("dt", {}, "Verifier key"), el("dd", { class: "mono" }, info.verifierKey || "–"),
+      el("dt", {}, "Ready"), el("dd", {}, ready)),
+    el("h2", {}, "Metrics"), el("pre", { class: "logs", tabindex: "0" }, lines.join("\n") || "none"),
+    el("h2", {}, "Issue a token"),
+    el("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const t = await api("POST", "/v1/tokens", JSON.stringify({ principal: principal.value.trim(), role: role.value, ttl: ttl.value.trim() }));
+        put(out, el("p", { class: "ok" }, `A ${role.value} token for ${principal.value.trim()}, until ${when(t.expires)}:`), el("pre", { class: "logs", tabindex: "0" }, t.token));
+      } catch (err) { put(out, problemView(err)); }
+    } }, el("label", { for: "principal" }, "Principal (did:key:…)"), principal, el("label", { for: "role" }, "Role"), role,
+    el("label", { for: "ttl" }, "Good for"), ttl, el("p", {}, el("button", { type: "submit" }, "Issue"))), out);
+}
+
 async function auditView() {
   try {
     const c = await api("GET", "/v1/audit/checkpoint");
@@ -339,7 +444,7 @@ async function route() {
   renderChrome(current);
   if (page === "job" && arg) return jobView(decodeURIComponent(arg));
   if (current === "verify") return verifyView(decodeURIComponent(arg || ""));
-  return { jobs: jobsView, submit: submitView, balance: balanceView, offers: offersView, audit: auditView }[current]();
+  return { jobs: jobsView, submit: submitView, balance: balanceView, statement: statementView, offers: offersView, audit: auditView, operate: operateView }[current]();
 }
 
 window.addEventListener("hashchange", route);
