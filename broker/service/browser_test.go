@@ -258,6 +258,41 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	shoot(t, ctx, "regulator-verify-refused")
 
+	// The regulator checks the log in the page: the latest checkpoint, and
+	// after the log grows, that it only grew since the one this browser
+	// remembers; an older checkpoint tampered with is refused.
+	auditCheck := func(tamper string) string {
+		t.Helper()
+		var verdict string
+		if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/balance"), chromedp.WaitVisible("main table"),
+			chromedp.Navigate(e.url+"/ui/#/audit"), chromedp.WaitVisible("#older"),
+			chromedp.Poll(`document.querySelector("#audit-vkey").value.length > 0`, nil),
+			chromedp.Evaluate(tamper, nil),
+			chromedp.Click(`//button[normalize-space()="Verify in this browser"]`),
+			chromedp.Poll(`document.querySelector("#audit-verdict").textContent.length > 0`, nil),
+			chromedp.Text("#audit-verdict", &verdict)); err != nil {
+			t.Fatal(err)
+		}
+		return verdict
+	}
+	if v := auditCheck(`0`); !strings.Contains(v, "The latest checkpoint is signed") || strings.Contains(v, "Consistent") {
+		t.Fatalf("the first audit: %q", v)
+	}
+	status, _, body = e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML("true")))
+	var more jobs.Job
+	if json.Unmarshal(body, &more); status != 201 {
+		t.Fatalf("another job: %d %s", status, body)
+	}
+	e.waitSettled(e.as(tenantKey), more.ID)
+	if v := auditCheck(`0`); !strings.Contains(v, "Consistent: the log only grew, from") {
+		t.Fatalf("the audit after the log grew: %q", v)
+	}
+	shoot(t, ctx, "regulator-audit")
+	tamperRoot := `(() => { const o = document.querySelector("#older"); const l = o.value.split("\n"); l[2] = (l[2][0] === "A" ? "B" : "A") + l[2].slice(1); o.value = l.join("\n"); })()`
+	if v := auditCheck(tamperRoot); !strings.HasPrefix(v, "Refused") {
+		t.Fatalf("an older checkpoint tampered with: %q", v)
+	}
+
 	// The regulator reads a tenant's statement and can download the FOCUS
 	// export.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/statement"), chromedp.WaitVisible("#account"),

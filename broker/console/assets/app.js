@@ -2,7 +2,7 @@
 // cookie its sign-in code bought; every request that changes something
 // carries the session's CSRF token. Text from the broker is put in the page
 // as text, never as markup.
-import { verifyReceipt } from "./verify.js";
+import { verifyReceipt, checkCheckpoint, checkConsistency } from "./verify.js";
 
 const state = { session: null, timer: null, follow: null };
 
@@ -386,11 +386,48 @@ async function operateView() {
     el("label", { for: "ttl" }, "Good for"), ttl, el("p", {}, el("button", { type: "submit" }, "Issue"))), out);
 }
 
+// auditView verifies the log's latest checkpoint in the browser and that
+// the log only grew since an older checkpoint: by default the last one this
+// browser verified, which it remembers, with the sizes it has seen.
 async function auditView() {
+  const vkey = el("input", { type: "text", id: "audit-vkey", autocomplete: "off" });
+  const older = el("textarea", { id: "older", spellcheck: "false", rows: "6" });
+  const latest = el("pre", { class: "logs", id: "latest", tabindex: "0" });
+  const out = el("div", { id: "audit-verdict", role: "status", "aria-live": "polite" });
+  const seen = JSON.parse(localStorage.getItem("cinet.audit.seen") || "[]");
+  const history = el("ul", {}, seen.slice(-10).map((h) => el("li", {}, `${h.at}: ${h.size} entries`)));
+  let note = "";
   try {
-    const c = await api("GET", "/v1/audit/checkpoint");
-    show("Audit log", el("pre", { class: "logs", tabindex: "0" }, typeof c === "string" ? c : JSON.stringify(c, null, 2)));
-  } catch (err) { show("Audit log", problemView(err)); }
+    note = await api("GET", "/v1/audit/checkpoint");
+    vkey.value = (await api("GET", "/v1/info")).verifierKey;
+  } catch (err) { show("Audit log", problemView(err)); return; }
+  latest.textContent = note;
+  older.value = localStorage.getItem("cinet.audit.checkpoint") || "";
+  const check = async () => {
+    try {
+      const c = await checkCheckpoint(note, vkey.value);
+      const lines = [el("p", { class: "ok" }, `The latest checkpoint is signed by the key above: ${c.size} entries in ${c.origin}.`)];
+      if (older.value.trim()) {
+        const old = await checkCheckpoint(older.value, vkey.value);
+        const p = await api("GET", `/v1/audit/consistency?old=${old.size}&new=${c.size}`);
+        const v = await checkConsistency(older.value, note, p.proof, vkey.value);
+        lines.push(el("p", { class: "ok" }, `Consistent: the log only grew, from ${v.from} to ${v.to} entries.`));
+      }
+      localStorage.setItem("cinet.audit.checkpoint", note);
+      seen.push({ at: new Date().toISOString().slice(0, 19) + "Z", size: String(c.size) });
+      localStorage.setItem("cinet.audit.seen", JSON.stringify(seen.slice(-100)));
+      put(out, lines);
+    } catch (err) {
+      put(out, el("p", { class: "error" }, `Refused: ${err.message}`));
+    }
+  };
+  show("Audit log",
+    el("p", {}, "Checked here, in your browser, with the log's verifier key: compare it with the one you hold."),
+    el("label", { for: "audit-vkey" }, "Verifier key"), vkey,
+    el("h2", {}, "Latest checkpoint"), latest,
+    el("label", { for: "older" }, "An older checkpoint you hold (this browser keeps the last it verified)"), older,
+    el("p", {}, el("button", { type: "button", onclick: check }, "Verify in this browser")), out,
+    seen.length ? [el("h2", {}, "Sizes this browser has seen"), history] : null);
 }
 
 // verifyView fetches a record's receipt and checks it here, in the

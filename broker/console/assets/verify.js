@@ -112,3 +112,49 @@ export async function verifyReceipt(receipt, entry, vkey) {
   await verifyInclusion(p.index, c.size, leaf, p.hashes, c.root);
   return { origin: c.origin, size: c.size, index: p.index };
 }
+
+// verifyConsistency follows RFC 9162 §2.1.4.2: the tree of size `second`
+// with root `secondRoot` extends the one of size `first` with `firstRoot`.
+async function verifyConsistency(first, second, proof, firstRoot, secondRoot) {
+  if (first > second) throw new Error(`the log went backwards, from ${first} to ${second} entries`);
+  if (first === second) {
+    if (proof.length !== 0 || !equal(firstRoot, secondRoot)) throw new Error("two checkpoints of one size with different roots");
+    return;
+  }
+  if (first === 0n) { if (proof.length !== 0) throw new Error("a proof from the empty log must be empty"); return; }
+  let p = proof;
+  if ((first & (first - 1n)) === 0n) p = [firstRoot, ...proof];
+  if (p.length === 0) throw new Error("the consistency proof is empty");
+  let fn = first - 1n, sn = second - 1n;
+  while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+  let fr = p[0], sr = p[0];
+  for (const c of p.slice(1)) {
+    if (sn === 0n) throw new Error("the consistency proof is too long");
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = await sha256(concat(new Uint8Array([1]), c, fr));
+      sr = await sha256(concat(new Uint8Array([1]), c, sr));
+      while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      sr = await sha256(concat(new Uint8Array([1]), sr, c));
+    }
+    fn >>= 1n; sn >>= 1n;
+  }
+  if (sn !== 0n || !equal(fr, firstRoot) || !equal(sr, secondRoot)) throw new Error("the consistency proof does not join the two checkpoints: the log was rewritten");
+}
+
+// checkCheckpoint verifies a signed checkpoint under vkey.
+export async function checkCheckpoint(note, vkey) {
+  return openCheckpoint(note, await parseVerifierKey(vkey));
+}
+
+// checkConsistency verifies both checkpoints under vkey and that the newer
+// extends the older by the proof (base64 hashes).
+export async function checkConsistency(oldNote, newNote, proof, vkey) {
+  const vk = await parseVerifierKey(vkey);
+  const a = await openCheckpoint(oldNote, vk);
+  const b = await openCheckpoint(newNote, vk);
+  if (a.origin !== b.origin) throw new Error(`checkpoints of two logs: ${a.origin} and ${b.origin}`);
+  const hashes = proof.map((h) => { const x = b64(h); if (x.length !== 32) throw new Error("a proof hash is not 32 bytes"); return x; });
+  await verifyConsistency(a.size, b.size, hashes, a.root, b.root);
+  return { origin: b.origin, from: a.size, to: b.size };
+}
