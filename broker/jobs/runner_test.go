@@ -503,7 +503,12 @@ func TestWaitingJobsMatchOnChange(t *testing.T) {
 		t.Fatalf("the waiting job, once capacity freed: %+v", j)
 	}
 	for _, id := range busy[1:] {
-		b.runner.Cancel(context.Background(), id)
+		if _, err := b.runner.Cancel(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range busy[1:] {
+		b.waitFor(id, jobs.Settled)
 	}
 }
 
