@@ -157,6 +157,7 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
 
 		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},
+		{pattern: "GET /v1/principals", roles: []Role{Operator}, handle: s.principals},
 
 		// The console: its pages, and its sign-in by one-time code.
 		{pattern: "GET /ui/", public: true, handle: s.console},

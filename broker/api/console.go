@@ -1,12 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -236,4 +238,23 @@ func (s *Server) console(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	http.StripPrefix("/ui", s.cfg.Console).ServeHTTP(w, r)
+}
+
+// PrincipalView is a principal the operator named, with its role.
+type PrincipalView struct {
+	Principal identity.PrincipalID `json:"principal"`
+	Role      Role                 `json:"role"`
+}
+
+// principals lists the callers the operator named, and whether any other
+// signer is let in as a tenant.
+func (s *Server) principals(w http.ResponseWriter, r *http.Request, c *Caller) {
+	out := []PrincipalView{}
+	for id, role := range s.cfg.Principals {
+		out = append(out, PrincipalView{Principal: id, Role: role})
+	}
+	slices.SortFunc(out, func(a, b PrincipalView) int {
+		return cmp.Or(cmp.Compare(a.Role, b.Role), cmp.Compare(a.Principal.String(), b.Principal.String()))
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"principals": out, "openTenancy": s.cfg.OpenTenancy})
 }

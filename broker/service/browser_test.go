@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/mod/sumdb/note"
 
@@ -172,6 +173,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "main tbody", "sha256:")
 	shoot(t, ctx, "tenant-statement")
 
+	for _, view := range []string{"balance", "offers"} {
+		if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/"+view), chromedp.WaitVisible("main table")); err != nil {
+			t.Fatal(err)
+		}
+		shoot(t, ctx, "tenant-"+view)
+	}
+
+	// A request from the page that changes something but lacks the
+	// session's CSRF token is refused, and makes no job.
+	var csrfStatus int
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`fetch("/v1/jobs", {method: "POST", body: "x", credentials: "same-origin"}).then((r) => r.status)`, &csrfStatus,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })); err != nil || csrfStatus != 403 {
+		t.Fatalf("a POST without the CSRF token: %d %v", csrfStatus, err)
+	}
+
 	// A bad document: its errors, at their lines, and no job.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
 		chromedp.SetValue("#doc", strings.Replace(doc, "cpus: 1", "cpus: -1", 1)), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
@@ -312,6 +328,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "main [aria-live]", "A regulator token for")
+	waitText(t, ctx, "main tbody", tenantKey.ID().String())
 	waitText(t, ctx, "main", "cinet_")
 	shoot(t, ctx, "operator")
 

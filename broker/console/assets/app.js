@@ -154,7 +154,8 @@ async function jobView(id) {
     summary.replaceChildren(...row("State", j.outcome && j.outcome !== j.state ? `${j.state} (${j.outcome})` : j.state),
       ...row("Home region", j.homeRegion), ...row("Ran in", a ? a.region : "–"),
       ...row("Offer", a ? el("span", { class: "mono" }, a.offer) : "–"), ...row("Provider", a ? el("span", { class: "mono" }, a.provider) : "–"),
-      ...row("Cost", money(j.cost)), ...(j.detail ? row("Detail", j.detail) : []));
+      ...row("Cost", money(j.cost)), ...(j.hold && j.state !== "settled" ? row("Held", money(j.hold)) : []),
+      ...(j.detail ? row("Detail", j.detail) : []));
     timeline.replaceChildren(...j.history.map((t) => el("tr", {},
       el("td", { class: "time" }, el("time", { datetime: t.at, title: when(t.at) }, when(t.at).slice(11, 19))),
       el("td", { class: "state" }, t.state), el("td", {}, t.detail || ""))));
@@ -241,7 +242,16 @@ async function balanceView() {
     const b = await api("GET", "/v1/ledger/balances");
     const rows = b.balances.map((x) => el("tr", {}, el("td", { class: "mono" }, x.account), el("td", {}, x.currency), el("td", {}, x.amount)));
     const trial = Object.entries(b.trialBalance || {}).map(([c, n]) => el("li", { class: n === "0" ? "ok" : "error" }, `${c}: ${n}`));
+    let holds = [];
+    if (state.session.role === "tenant") {
+      try {
+        const list = await api("GET", "/v1/jobs?limit=1000");
+        holds = list.jobs.filter((j) => j.hold && j.state !== "settled");
+      } catch (err) { /* holds are left out */ }
+    }
     show({ provider: "Earnings", tenant: "Balance" }[state.session.role] || "Books",
+      holds.length ? [el("h2", {}, "Held for jobs under way"), el("ul", {}, holds.map((j) => el("li", {},
+        el("a", { href: `#/job/${encodeURIComponent(j.id)}`, class: "mono" }, j.id), `: ${money(j.hold)} held while it ${j.state === "running" ? "runs" : "waits"}`)))] : null,
       el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Account", "Currency", "Amount"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows))),
       trial.length ? [el("h2", {}, "Trial balance"), el("ul", {}, trial)] : []);
   } catch (err) { show("Balances", problemView(err)); }
@@ -360,6 +370,13 @@ async function statementView() {
   if (own) await load();
 }
 
+function principalsTable(p) {
+  if (p.error) return el("p", { class: "error" }, p.error);
+  return [el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Principal", "Role"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, p.principals.map((x) => el("tr", {}, el("td", { class: "mono" }, x.principal), el("td", {}, x.role)))))),
+  el("p", { class: "hint" }, p.openTenancy ? "Any other signer is let in as a tenant (open tenancy)." : "No one else is let in.")];
+}
+
 async function operateView() {
   const out = el("div", { "aria-live": "polite" });
   let info = {}, ready = "", metrics = "";
@@ -367,6 +384,8 @@ async function operateView() {
   try { ready = JSON.stringify(await api("GET", "/readyz")); } catch (err) { ready = `not ready: ${err.message}`; }
   try { metrics = await api("GET", "/metrics"); } catch (err) { metrics = `# ${err.message}`; }
   const lines = String(metrics).split("\n").filter((l) => l.startsWith("cinet_"));
+  let principals = null;
+  try { principals = await api("GET", "/v1/principals"); } catch (err) { principals = { error: err.message }; }
   const principal = el("input", { type: "text", id: "principal", autocomplete: "off" });
   const role = el("select", { id: "role" }, ["tenant", "provider", "regulator", "operator"].map((r) => el("option", { value: r }, r)));
   const ttl = el("input", { type: "text", id: "ttl", value: "24h" });
@@ -374,6 +393,7 @@ async function operateView() {
     el("dl", {}, el("dt", {}, "Broker"), el("dd", { class: "mono" }, info.broker || info.error), el("dt", {}, "Region"), el("dd", {}, info.region || "–"),
       el("dt", {}, "Audit log"), el("dd", { class: "mono" }, info.logOrigin || "–"), el("dt", {}, "Verifier key"), el("dd", { class: "mono" }, info.verifierKey || "–"),
       el("dt", {}, "Ready"), el("dd", {}, ready)),
+    el("h2", {}, "Principals"), principalsTable(principals),
     el("h2", {}, "Metrics"), el("pre", { class: "logs", tabindex: "0" }, lines.join("\n") || "none"),
     el("h2", {}, "Issue a token"),
     el("form", { onsubmit: async (ev) => {
