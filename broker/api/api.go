@@ -137,6 +137,7 @@ func (s *Server) Routes() []Route {
 		{pattern: "POST /v1/explain", roles: []Role{Tenant, Operator}, handle: s.explain},
 
 		{pattern: "POST /v1/offers", roles: []Role{Provider}, handle: s.registerOffer},
+		{pattern: "GET /v1/placements", roles: []Role{Provider, Operator}, handle: s.placements},
 		{pattern: "GET /v1/offers", roles: all, handle: s.listOffers},
 		{pattern: "DELETE /v1/offers/{name...}", roles: []Role{Provider, Operator}, handle: s.withdrawOffer},
 

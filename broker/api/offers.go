@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -166,4 +167,43 @@ func cutPlus(vkey string) (string, string, bool) {
 		}
 	}
 	return vkey, "", false
+}
+
+// PlacementView is a job running on a provider's capacity, as the provider
+// sees it: where and since when, and nothing of the tenant's or of what
+// the job is.
+type PlacementView struct {
+	Placement     string               `json:"placement"` // the attempt's ID
+	Offer         string               `json:"offer"`
+	Provider      identity.PrincipalID `json:"provider"`
+	Region        string               `json:"region"`
+	State         string               `json:"state"`
+	ProvisionedAt time.Time            `json:"provisionedAt,omitzero"`
+	StartedAt     time.Time            `json:"startedAt,omitzero"`
+}
+
+// placements lists the attempts under way on the caller's capacity (every
+// provider's, for the operator).
+func (s *Server) placements(w http.ResponseWriter, r *http.Request, c *Caller) {
+	active, err := s.cfg.Jobs.Active(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := []PlacementView{}
+	for _, j := range active {
+		n := len(j.Attempts)
+		if n == 0 || j.Attempts[n-1].Ended() {
+			continue
+		}
+		a := j.Attempts[n-1]
+		provider, err := identity.ParsePrincipalID(a.Provider)
+		if err != nil || (c.Role != Operator && provider != c.Principal) {
+			continue
+		}
+		state := cmp.Or(a.State, string(j.State))
+		out = append(out, PlacementView{Placement: a.ID, Offer: a.Offer, Provider: provider, Region: a.Region, State: state,
+			ProvisionedAt: a.ProvisionedAt, StartedAt: a.StartedAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"placements": out})
 }

@@ -332,8 +332,31 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "main", "cinet_")
 	shoot(t, ctx, "operator")
 
+	// A job running on the provider's capacity shows on its page.
+	status, _, body = e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML("sleep 600")))
+	var long jobs.Job
+	if json.Unmarshal(body, &long); status != 201 {
+		t.Fatalf("a long job: %d %s", status, body)
+	}
+	defer func() {
+		e.as(tenantKey).Cancel(context.Background(), long.ID)
+		e.waitSettled(e.as(tenantKey), long.ID)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		j, err := e.as(tenantKey).Job(context.Background(), long.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State == jobs.Running {
+			break
+		}
+		if j.State.Ended() || time.Now().After(deadline) {
+			t.Fatalf("the long job never ran: %+v", j)
+		}
+	}
 	e.signInAs(t, ctx, providerKey, "Offers")
 	waitText(t, ctx, "main tbody", "local-cpu")
+	waitText(t, ctx, "#placements", long.ID+"-1")
 	// A signed offer, uploaded from a file, registers; withdrawn, it goes.
 	dir := t.TempDir()
 	upload := func(name string, data []byte) {

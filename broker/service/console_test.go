@@ -2,12 +2,14 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/jobs"
@@ -177,5 +179,50 @@ func TestConsolePages(t *testing.T) {
 		if m := external.Find(body); m != nil {
 			t.Errorf("%s loads from another origin: %s", p, m)
 		}
+	}
+}
+
+// TestPlacements: a provider sees the jobs running on its capacity — where
+// and since when — and nothing of the tenant's; another provider sees none
+// of them.
+func TestPlacements(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML("echo started; sleep 600")))
+	var j jobs.Job
+	if json.Unmarshal(body, &j); status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	defer func() {
+		e.as(tenantKey).Cancel(ctx, j.ID)
+		e.waitSettled(e.as(tenantKey), j.ID)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := e.as(tenantKey).Job(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == jobs.Running {
+			break
+		}
+		if got.State.Ended() || time.Now().After(deadline) {
+			t.Fatalf("the job never ran: %+v", got)
+		}
+	}
+	status, _, body = e.raw(providerKey, "GET", "/v1/placements", nil)
+	var p struct{ Placements []api.PlacementView }
+	if err := json.Unmarshal(body, &p); status != 200 || err != nil || len(p.Placements) != 1 || p.Placements[0].Placement != j.ID+"-1" || p.Placements[0].Provider != providerKey.ID() {
+		t.Fatalf("the provider's placements: %d %s", status, body)
+	}
+	for _, secret := range []string{tenantKey.ID().String(), "api-test", "sleep 600"} {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("the provider sees %q of the tenant's", secret)
+		}
+	}
+	if status, _, body := e.raw(otherProvider, "GET", "/v1/placements", nil); status != 200 || strings.Contains(string(body), j.ID) {
+		t.Errorf("another provider's placements: %d %s", status, body)
+	}
+	if status, _, _ := e.raw(tenantKey, "GET", "/v1/placements", nil); status != 403 {
+		t.Errorf("a tenant reading placements: %d", status)
 	}
 }

@@ -285,10 +285,20 @@ async function offersView() {
   el("p", {}, "An offer is signed with your key, which never enters the browser: sign it with ",
     el("code", {}, "cinet provider register offer.yaml --key provider.key --out offer.signed.json"), " and upload the file here (or leave out ", el("code", {}, "--out"), " to register it from the command line)."),
   el("label", { for: "offer-file" }, "Signed offer"), file, " ", el("button", { type: "submit" }, "Register"));
+  const running = el("div");
   show(provider ? "Your offers" : "Offers", el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
     ["Offer", "Region", "Free", "Valid until", ""].map((h, i) => el("th", { scope: "col", class: i === 3 ? "wide" : null }, h)))), body)),
-  out, provider ? register : null);
+  out, running, provider ? register : null);
   try { await load(); } catch (err) { out.replaceChildren(problemView(err)); }
+  if (provider || state.session.role === "operator") {
+    try {
+      const p = await api("GET", "/v1/placements");
+      put(running, el("h2", {}, "Running on this capacity"), p.placements.length ? el("div", { class: "scroll" }, el("table", {},
+        el("thead", {}, el("tr", {}, ["Placement", "Offer", "State", "Since"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", { id: "placements" }, p.placements.map((x) => el("tr", {}, el("td", { class: "mono" }, x.placement), el("td", { class: "mono" }, x.offer),
+          el("td", {}, x.state), el("td", { class: "time" }, when(x.startedAt || x.provisionedAt))))))) : el("p", {}, "Nothing runs on your offers now."));
+    } catch (err) { put(running, problemView(err)); }
+  }
 }
 
 // barChart draws labelled horizontal bars, as SVG made in the page (no
