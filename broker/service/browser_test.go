@@ -69,7 +69,34 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// shoot writes the page as it is at laptop and at phone width.
+// a11yCheck lists what on the page a screen reader or a keyboard could
+// not use: form controls without a label, buttons and links without a
+// name, images without a text, tables without header cells, content wider
+// than the window, and text below 4.5:1 contrast with its background.
+const a11yCheck = `(() => {
+  const out = [];
+  const named = (e) => (e.getAttribute("aria-label") || e.textContent || "").trim() !== "";
+  for (const c of document.querySelectorAll("input, textarea, select")) {
+    if (!(c.id && document.querySelector('label[for="' + c.id + '"]')) && !c.getAttribute("aria-label")) out.push("unlabelled " + c.tagName + "#" + c.id);
+  }
+  for (const b of document.querySelectorAll("button, a[href]")) if (!named(b)) out.push("nameless " + b.tagName);
+  for (const i of document.querySelectorAll("svg[role=img], img")) if (!(i.getAttribute("aria-label") || i.getAttribute("alt"))) out.push("image without text");
+  for (const t of document.querySelectorAll("table")) if (!t.querySelector("th")) out.push("table without headers");
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) out.push("wider than the window: " + document.documentElement.scrollWidth + "px");
+  const lum = (rgb) => { const v = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map((x) => { x = x / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const bg = (e) => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (!/rgba\(.*, 0\)$/.test(c) && c !== "transparent") return c; } return "rgb(255, 255, 255)"; };
+  for (const e of document.querySelectorAll("body *")) {
+    if (!e.childNodes.length || ![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(getComputedStyle(e).color), b = lum(bg(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push("contrast " + ratio.toFixed(2) + " for " + e.tagName + ": " + e.textContent.trim().slice(0, 30));
+  }
+  if (!document.documentElement.lang) out.push("no lang");
+  return out;
+})()`
+
+// shoot writes the page as it is at laptop and at phone width, after
+// checking it for what would keep someone from using it.
 func shoot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
@@ -80,8 +107,12 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 		w, h  int64
 	}{{"laptop", 1280, 800}, {"phone", 390, 844}} {
 		var png []byte
-		if err := chromedp.Run(ctx, chromedp.EmulateViewport(size.w, size.h), chromedp.FullScreenshot(&png, 100)); err != nil {
+		var problems []string
+		if err := chromedp.Run(ctx, chromedp.EmulateViewport(size.w, size.h), chromedp.Evaluate(a11yCheck, &problems), chromedp.FullScreenshot(&png, 100)); err != nil {
 			t.Fatal(err)
+		}
+		if len(problems) > 0 {
+			t.Errorf("%s at %s width: %s", name, size.label, strings.Join(problems, "; "))
 		}
 		if err := os.WriteFile(filepath.Join(screenshotDir, name+"-"+size.label+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
