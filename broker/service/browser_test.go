@@ -226,6 +226,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	waitText(t, ctx, "main [role=alert]", "line 7, column")
 	shoot(t, ctx, "tenant-submit-errors")
+	// An oversized document: refused, and said so.
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#doc").value = "# " + "x".repeat(2 << 20)`, nil),
+		chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [role=alert]", "over 1048576 bytes")
 
 	// Another tenant's job, by its URL: not found.
 	status, _, body := e.raw(otherTenant, "POST", "/v1/jobs", []byte(jobYAML("true")))
