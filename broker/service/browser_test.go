@@ -37,19 +37,26 @@ func newBrowser(t *testing.T) context.Context {
 		}
 		t.Skip("chromium is not installed")
 	}
-	// The profile directory is removed once the browser has gone; its
-	// helper processes may still be writing for a moment after.
-	profile, err := os.MkdirTemp("", "cinet-chromium-")
+	// The browser's profile and its temporary files go in one directory,
+	// removed once the browser has gone (its helper processes may still be
+	// writing for a moment after).
+	base, err := os.MkdirTemp("", "cinet-chromium-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	profile, tmp := filepath.Join(base, "profile"), filepath.Join(base, "tmp")
+	for _, d := range []string{profile, tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("headless", "new"), chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 800))
+		chromedp.Flag("headless", "new"), chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 800), chromedp.Env("TMPDIR="+tmp))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(func() {
 		cancel()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			err := os.RemoveAll(profile)
+			err := os.RemoveAll(base)
 			if err == nil {
 				return
 			}
