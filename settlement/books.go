@@ -48,7 +48,7 @@ func (s *Settler) Checkpoint(ctx context.Context) (*auditlog.Checkpoint, error) 
 		if out, err = auditlog.Sign(s.signer, s.cfg.Origin, size, root); err != nil {
 			return err
 		}
-		return tx.PutCheckpoint(size, out.Note)
+		return tx.PutCheckpoint(size, out.Note, s.cfg.Now().UTC())
 	})
 	return out, err
 }
@@ -75,6 +75,27 @@ func (s *Settler) CheckpointAt(ctx context.Context, n int64) (*auditlog.Checkpoi
 		return nil, err
 	}
 	return auditlog.Sign(s.signer, s.cfg.Origin, n, root)
+}
+
+// KeptCheckpoint is a checkpoint the broker issued, and when.
+type KeptCheckpoint struct {
+	Size     int64
+	SignedAt time.Time // zero for those kept before the time was recorded
+	Note     []byte
+}
+
+// Checkpoints returns up to limit of the checkpoints issued, newest first:
+// the log's size over time.
+func (s *Settler) Checkpoints(ctx context.Context, limit int) ([]KeptCheckpoint, error) {
+	var out []KeptCheckpoint
+	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		rows, err := tx.Checkpoints(limit)
+		for _, r := range rows {
+			out = append(out, KeptCheckpoint{Size: r.Size, SignedAt: r.SignedAt, Note: r.Note})
+		}
+		return err
+	})
+	return out, err
 }
 
 // LatestCheckpoint returns the newest checkpoint issued, or ErrNotFound.

@@ -58,6 +58,8 @@ type ReadTx interface {
 	ReadEntries(start, count int64) ([][]byte, error)
 	// LatestCheckpoint returns the newest checkpoint note and its size.
 	LatestCheckpoint() ([]byte, int64, error)
+	// Checkpoints returns up to limit kept checkpoints, newest first.
+	Checkpoints(limit int) ([]*CheckpointRow, error)
 	// Statements returns stored statements with a counterparty.
 	Statements(counterparty string) ([]*StatementRow, error)
 }
@@ -78,9 +80,18 @@ type Tx interface {
 	// AppendLog adds entries at indexes start, start+1, … with their
 	// stored hashes; start must be the current size.
 	AppendLog(start int64, entries [][]byte, hashes []auditlog.StoredHash) error
-	// PutCheckpoint keeps a checkpoint; sizes never decrease.
-	PutCheckpoint(size int64, note []byte) error
+	// PutCheckpoint keeps a checkpoint signed at a time; sizes never
+	// decrease.
+	PutCheckpoint(size int64, note []byte, signedAt time.Time) error
 	PutStatement(s *StatementRow) error
+}
+
+// A CheckpointRow is a kept checkpoint. SignedAt is zero for checkpoints
+// kept before the store recorded it.
+type CheckpointRow struct {
+	Size     int64
+	Note     []byte
+	SignedAt time.Time
 }
 
 // A RecordRow is a settled usage record.

@@ -155,6 +155,7 @@ func (s *Server) Routes() []Route {
 		// A checkpoint of the log as it stands now, signed on request.
 		{pattern: "GET /v1/audit/checkpoint", roles: all, handle: s.checkpoint},
 		{pattern: "GET /v1/audit/consistency", roles: all, handle: s.consistency},
+		{pattern: "GET /v1/audit/checkpoints", roles: all, handle: s.checkpoints},
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
 
 		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},

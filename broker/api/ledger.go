@@ -246,6 +246,37 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, c *Caller) {
 	w.Write(cp.Note)
 }
 
+// CheckpointView is a checkpoint the broker issued, and when.
+type CheckpointView struct {
+	Size       int64     `json:"size"`
+	SignedAt   time.Time `json:"signedAt,omitzero"`
+	Checkpoint string    `json:"checkpoint"` // the signed note
+}
+
+// checkpoints lists the checkpoints issued, newest first: the log's size
+// over time.
+func (s *Server) checkpoints(w http.ResponseWriter, r *http.Request, c *Caller) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "limit: want 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	kept, err := s.cfg.Settler.Checkpoints(r.Context(), limit)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := []CheckpointView{}
+	for _, k := range kept {
+		out = append(out, CheckpointView{Size: k.Size, SignedAt: k.SignedAt, Checkpoint: string(k.Note)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"checkpoints": out})
+}
+
 func (s *Server) consistency(w http.ResponseWriter, r *http.Request, c *Caller) {
 	q := r.URL.Query()
 	old, err1 := strconv.ParseInt(q.Get("old"), 10, 64)

@@ -347,6 +347,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if v := auditCheck(`0`); !strings.Contains(v, "Consistent: the log only grew, from") {
 		t.Fatalf("the audit after the log grew: %q", v)
 	}
+	waitText(t, ctx, "main figure", "Entries, by the last checkpoint of each day")
 	shoot(t, ctx, "regulator-audit")
 	tamperRoot := `(() => { const o = document.querySelector("#older"); const l = o.value.split("\n"); l[2] = (l[2][0] === "A" ? "B" : "A") + l[2].slice(1); o.value = l.join("\n"); })()`
 	if v := auditCheck(tamperRoot); !strings.HasPrefix(v, "Refused") {

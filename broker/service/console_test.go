@@ -226,3 +226,40 @@ func TestPlacements(t *testing.T) {
 		t.Errorf("a tenant reading placements: %d", status)
 	}
 }
+
+// TestCheckpointHistory: the checkpoints the broker issued, newest first,
+// each with when it was signed — the log's size over time.
+func TestCheckpointHistory(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	regulator := e.as(regulatorKey)
+	if _, err := regulator.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(jobYAML("true")))
+	var j jobs.Job
+	if json.Unmarshal(body, &j); status != 201 {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	e.waitSettled(e.as(tenantKey), j.ID)
+	if _, err := regulator.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status, _, body = e.raw(regulatorKey, "GET", "/v1/audit/checkpoints", nil)
+	var h struct{ Checkpoints []api.CheckpointView }
+	if err := json.Unmarshal(body, &h); status != 200 || err != nil || len(h.Checkpoints) < 2 {
+		t.Fatalf("history: %d %s", status, body)
+	}
+	newest, older := h.Checkpoints[0], h.Checkpoints[len(h.Checkpoints)-1]
+	if newest.Size <= older.Size || newest.SignedAt.Before(older.SignedAt) || newest.SignedAt.IsZero() || !strings.Contains(newest.Checkpoint, "\n\n— ") {
+		t.Errorf("history %+v", h.Checkpoints)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x"} {
+		if status, _, _ := e.raw(regulatorKey, "GET", "/v1/audit/checkpoints?"+q, nil); status != 400 {
+			t.Errorf("checkpoints?%s: %d", q, status)
+		}
+	}
+	if status, _, body := e.raw(regulatorKey, "GET", "/v1/audit/checkpoints?limit=1", nil); status != 200 || strings.Count(string(body), `"size"`) != 1 {
+		t.Errorf("limit=1: %d %s", status, body)
+	}
+}

@@ -116,4 +116,8 @@ CREATE TABLE statements (
 );
 CREATE INDEX statements_counterparty ON statements (counterparty);
 `,
+	// 2: when each checkpoint was signed (0 for those kept before).
+	`
+ALTER TABLE checkpoints ADD COLUMN signed_at {{INT}} NOT NULL DEFAULT 0;
+`,
 }

@@ -527,7 +527,28 @@ func (t *txn) LatestCheckpoint() ([]byte, int64, error) {
 	return note, size, err
 }
 
-func (t *txn) PutCheckpoint(size int64, note []byte) error {
+func (t *txn) Checkpoints(limit int) ([]*settlement.CheckpointRow, error) {
+	rows, err := t.query(`SELECT size, note, signed_at FROM checkpoints ORDER BY size DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*settlement.CheckpointRow
+	for rows.Next() {
+		var r settlement.CheckpointRow
+		var at int64
+		if err := rows.Scan(&r.Size, &r.Note, &at); err != nil {
+			return nil, err
+		}
+		if at != 0 {
+			r.SignedAt = time.Unix(0, at).UTC()
+		}
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) PutCheckpoint(size int64, note []byte, signedAt time.Time) error {
 	_, latest, err := t.LatestCheckpoint()
 	if err != nil && !errors.Is(err, settlement.ErrNotFound) {
 		return err
@@ -542,7 +563,7 @@ func (t *txn) PutCheckpoint(size int64, note []byte) error {
 	if size > logSize {
 		return fmt.Errorf("sqlstore: a checkpoint of %d entries for a log of %d", size, logSize)
 	}
-	return t.insertRows("checkpoints", []string{"size", "note"}, [][]any{{size, note}}, "ON CONFLICT (size) DO NOTHING")
+	return t.insertRows("checkpoints", []string{"size", "note", "signed_at"}, [][]any{{size, note, signedAt.UnixNano()}}, "ON CONFLICT (size) DO NOTHING")
 }
 
 func (t *txn) PutStatement(s *settlement.StatementRow) error {

@@ -444,14 +444,26 @@ func testCheckpoints(t *testing.T, open Opener) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, s, func(tx settlement.Tx) error { return tx.PutCheckpoint(2, []byte("two")) })
-	mustUpdate(t, s, func(tx settlement.Tx) error { return tx.PutCheckpoint(3, []byte("three")) })
-	if err := s.Update(ctx, func(tx settlement.Tx) error { return tx.PutCheckpoint(1, []byte("one")) }); err == nil {
+	t2, t3 := time.Date(2026, 11, 30, 10, 0, 0, 1, time.UTC), time.Date(2026, 11, 30, 11, 0, 0, 2, time.UTC)
+	mustUpdate(t, s, func(tx settlement.Tx) error { return tx.PutCheckpoint(2, []byte("two"), t2) })
+	mustUpdate(t, s, func(tx settlement.Tx) error { return tx.PutCheckpoint(3, []byte("three"), t3) })
+	if err := s.Update(ctx, func(tx settlement.Tx) error { return tx.PutCheckpoint(1, []byte("one"), t3) }); err == nil {
 		t.Fatal("a checkpoint went backwards")
 	}
-	if err := s.Update(ctx, func(tx settlement.Tx) error { return tx.PutCheckpoint(4, []byte("four")) }); err == nil {
+	if err := s.Update(ctx, func(tx settlement.Tx) error { return tx.PutCheckpoint(4, []byte("four"), t3) }); err == nil {
 		t.Fatal("a checkpoint beyond the log was kept")
 	}
+	s.View(ctx, func(tx settlement.ReadTx) error {
+		rows, err := tx.Checkpoints(10)
+		if err != nil || len(rows) != 2 || rows[0].Size != 3 || !rows[0].SignedAt.Equal(t3) || string(rows[0].Note) != "three" ||
+			rows[1].Size != 2 || !rows[1].SignedAt.Equal(t2) {
+			t.Errorf("checkpoints %+v %v", rows, err)
+		}
+		if rows, err := tx.Checkpoints(1); err != nil || len(rows) != 1 || rows[0].Size != 3 {
+			t.Errorf("the newest checkpoint %+v %v", rows, err)
+		}
+		return nil
+	})
 	s.View(ctx, func(tx settlement.ReadTx) error {
 		note, size, err := tx.LatestCheckpoint()
 		if err != nil || size != 3 || string(note) != "three" {

@@ -417,15 +417,22 @@ async function operateView() {
 }
 
 // auditView verifies the log's latest checkpoint in the browser and that
-// the log only grew since an older checkpoint: by default the last one this
-// browser verified, which it remembers, with the sizes it has seen.
+// the log only grew since an older checkpoint (by default the last one
+// this browser verified, which it remembers), and charts the log's size
+// over time from the checkpoints the broker issued.
 async function auditView() {
   const vkey = el("input", { type: "text", id: "audit-vkey", autocomplete: "off" });
   const older = el("textarea", { id: "older", spellcheck: "false", rows: "6" });
   const latest = el("pre", { class: "logs", id: "latest", tabindex: "0" });
   const out = el("div", { id: "audit-verdict", role: "status", "aria-live": "polite" });
-  const seen = JSON.parse(localStorage.getItem("cinet.audit.seen") || "[]");
-  const history = el("ul", {}, seen.slice(-10).map((h) => el("li", {}, `${h.at}: ${h.size} entries`)));
+  let kept = [];
+  try { kept = (await api("GET", "/v1/audit/checkpoints?limit=1000")).checkpoints; } catch (err) { /* the chart is left out */ }
+  // The log's size over time, by day: the largest checkpoint signed on each.
+  const byDay = new Map();
+  for (const k of kept.filter((k) => k.signedAt)) {
+    const day = k.signedAt.slice(0, 10);
+    byDay.set(day, Math.max(byDay.get(day) || 0, k.size));
+  }
   let note = "";
   try {
     note = await api("GET", "/v1/audit/checkpoint");
@@ -444,8 +451,6 @@ async function auditView() {
         lines.push(el("p", { class: "ok" }, `Consistent: the log only grew, from ${v.from} to ${v.to} entries.`));
       }
       localStorage.setItem("cinet.audit.checkpoint", note);
-      seen.push({ at: new Date().toISOString().slice(0, 19) + "Z", size: String(c.size) });
-      localStorage.setItem("cinet.audit.seen", JSON.stringify(seen.slice(-100)));
       put(out, lines);
     } catch (err) {
       put(out, el("p", { class: "error" }, `Refused: ${err.message}`));
@@ -457,7 +462,8 @@ async function auditView() {
     el("h2", {}, "Latest checkpoint"), latest,
     el("label", { for: "older" }, "An older checkpoint you hold (this browser keeps the last it verified)"), older,
     el("p", {}, el("button", { type: "button", onclick: check }, "Verify in this browser")), out,
-    seen.length ? [el("h2", {}, "Sizes this browser has seen"), history] : null);
+    byDay.size ? [el("h2", {}, "The log's size over time"), barChart("Entries, by the last checkpoint of each day", [...byDay].sort(), "entries"),
+      el("p", { class: "hint" }, `From the ${kept.length} checkpoints the broker has issued; each can be checked above against the one you hold.`)] : null);
 }
 
 // verifyView fetches a record's receipt and checks it here, in the
