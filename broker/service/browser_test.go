@@ -172,13 +172,19 @@ func TestConsoleInABrowser(t *testing.T) {
 	shoot(t, ctx, "tenant-jobs-empty")
 
 	// Submit from the form and follow it to settled.
-	doc := jobYAML("echo hello from the console")
+	doc := jobYAML(`echo hello from the console; echo '<img src=x onerror="document.body.dataset.pwned=1">'`)
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/submit"), chromedp.WaitVisible("#doc"),
 		chromedp.SetValue("#doc", doc), chromedp.Click(`//button[normalize-space()="Submit"]`)); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "main dl", "settled")
 	waitText(t, ctx, "pre.logs", "hello from the console")
+	// What a job writes is shown as text: markup in it is not run.
+	waitText(t, ctx, "pre.logs", "<img src=x")
+	var markupRan bool
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("pre.logs").children.length > 0 || !!document.body.dataset.pwned`, &markupRan)); err != nil || markupRan {
+		t.Fatalf("a job's output ran as markup (%v)", err)
+	}
 	var loc string
 	if err := chromedp.Run(ctx, chromedp.Location(&loc)); err != nil || !strings.Contains(loc, "#/job/j-") {
 		t.Fatalf("after submitting, the page is %s (%v)", loc, err)

@@ -164,7 +164,8 @@ async function jobView(id) {
       el("td", { class: "mono wide" }, x.record ? el("a", { href: `#/verify/${encodeURIComponent(x.record)}`, title: "Verify it in this browser" }, x.record) : "–"))));
     const eps = a && !a.endedAt ? a.endpoints || [] : [];
     endpoints.replaceChildren(...(eps.length ? [el("h2", {}, "Endpoints"), el("ul", {}, eps.map((e) =>
-      el("li", {}, `${e.name}, replica ${e.replica}: `, e.url ? el("a", { href: e.url, rel: "noreferrer" }, e.url) : el("code", {}, e.address), e.ready ? " (ready)" : " (not ready)")))] : []));
+      el("li", {}, `${e.name}, replica ${e.replica}: `, /^https?:\/\//.test(e.url || "") ? el("a", { href: e.url, rel: "noreferrer" }, e.url) : el("code", {}, e.url || e.address),
+        e.ready ? " (ready)" : " (not ready)")))] : []));
     cancel.hidden = ["settled", "succeeded", "failed", "cancelled"].includes(j.state) || j.cancelRequested;
     if (j.state === "settled") clearInterval(state.timer);
   };
