@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -414,9 +415,9 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		if err := json.Unmarshal(raw, &x); err != nil {
 			return nil, err
 		}
-		if x.Feasible == 0 || !runsLocally(doc) {
+		if why := localObstacle(doc); x.Feasible == 0 || why != "" {
 			dj.State = "skipped"
-			dj.Skipped = "the local provider cannot run it: " + explainWhy(&x, doc)
+			dj.Skipped = "the local provider cannot run it: " + cmp.Or(why, explainWhy(&x, doc))
 			fmt.Fprintf(progress, "%s: skipped — %s\n", dj.Name, dj.Skipped)
 		} else {
 			runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
@@ -537,21 +538,24 @@ func tryService(ctx context.Context, c *client.Client, id string, progress io.Wr
 	return served, nil
 }
 
-// runsLocally reports whether every task is a command (the local adapter
-// runs processes, not images).
-func runsLocally(doc *descriptor.Document) bool {
+// localObstacle says why the local provider cannot run a job that an
+// offer could serve, or "" when it can: it runs commands, not images, and
+// only programs this machine has.
+func localObstacle(doc *descriptor.Document) string {
 	for _, t := range doc.Job.Tasks {
 		if len(t.Command) == 0 {
-			return false
+			return "its tasks are container images, and the local provider runs commands"
+		}
+		if prog := t.Command[0]; filepath.IsAbs(prog) {
+			if _, err := os.Stat(prog); err != nil {
+				return fmt.Sprintf("task %s runs %s, which this machine does not have", t.Name, prog)
+			}
 		}
 	}
-	return true
+	return ""
 }
 
 func explainWhy(x *match.Explanation, doc *descriptor.Document) string {
-	if x.Feasible > 0 {
-		return "its tasks are container images, and the local provider runs commands"
-	}
 	// Each reason once, in words with the numbers, as job explain gives it.
 	var parts []string
 	seen := map[match.Reason]bool{}

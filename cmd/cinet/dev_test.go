@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/descriptor"
 )
 
 func TestMain(m *testing.M) {
@@ -43,5 +44,29 @@ func TestDevDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "audit", "checkpoint")); err != nil {
 		t.Errorf("--data: the checkpoint is not kept: %v", err)
+	}
+}
+
+// TestLocalObstacle: the demo submits only what this machine can run:
+// commands, whose programs, named by path, exist here.
+func TestLocalObstacle(t *testing.T) {
+	for _, tc := range []struct {
+		name, tasks, want string
+	}{
+		{"a shell command", `[{name: main, command: ["/bin/sh", "-c", "true"]}]`, ""},
+		{"a program on the PATH", `[{name: main, command: ["true"]}]`, ""},
+		{"an image", `[{name: main, image: "example/app:1"}]`, "container images"},
+		{"a program this machine lacks", `[{name: main, command: ["/bin/sh", "-c", "true"]}, {name: serve, command: ["/nonexistent/cinet-test-server"]}]`,
+			"task serve runs /nonexistent/cinet-test-server, which this machine does not have"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := descriptor.ParseJob("job.yaml", []byte("apiVersion: cinet/v1\nkind: Job\nmetadata: {name: j}\ntasks: "+tc.tasks+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := localObstacle(doc); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
