@@ -102,10 +102,12 @@ func (s Suite) provision(t testing.TB, a adapters.Adapter, p adapters.Placement)
 
 func logs(t testing.TB, a adapters.Adapter, id, task, stream string) string {
 	t.Helper()
-	return nodeLogs(t, a, id, task, 0, stream)
+	return Logs(t, a, id, task, 0, stream)
 }
 
-func nodeLogs(t testing.TB, a adapters.Adapter, id, task string, node int, stream string) string {
+// Logs returns all a task has written to a stream on one node so far,
+// failing the test if the adapter cannot say.
+func Logs(t testing.TB, a adapters.Adapter, id, task string, node int, stream string) string {
 	t.Helper()
 	rc, err := a.Logs(ctx, id, task, node, stream)
 	if err != nil {
@@ -365,7 +367,7 @@ func testNodes(t *testing.T, s Suite) {
 	var addrs []string
 	seen := map[string]bool{}
 	for rank := range n {
-		c := contract(nodeLogs(t, a, "nodes", "first", rank, "stdout"))
+		c := contract(Logs(t, a, "nodes", "first", rank, "stdout"))
 		if addrs == nil {
 			addrs = strings.Split(strings.TrimSuffix(c["addrs"], ","), ",")
 		}
@@ -383,7 +385,7 @@ func testNodes(t *testing.T, s Suite) {
 		if port, ok := strings.CutPrefix(c["rendezvous"], addrs[0]+":"); !ok || port == "" || port == "0" || strings.Trim(port, "0123456789") != "" {
 			t.Errorf("node %d: rendezvous %q", rank, c["rendezvous"])
 		}
-		if got := nodeLogs(t, a, "nodes", "second", rank, "stdout"); got != fmt.Sprintf("second on %d\n", rank) {
+		if got := Logs(t, a, "nodes", "second", rank, "stdout"); got != fmt.Sprintf("second on %d\n", rank) {
 			t.Errorf("node %d's output of the second task: %q", rank, got)
 		}
 	}
@@ -413,10 +415,10 @@ func testNodeFails(t *testing.T, s Suite) {
 		t.Fatalf("status %+v, want failed with node 1's exit code 5", st)
 	}
 	for _, rank := range []int{0, 2} {
-		if got := nodeLogs(t, a, "nodefails", "main", rank, "stdout"); strings.Contains(got, "finished") {
+		if got := Logs(t, a, "nodefails", "main", rank, "stdout"); strings.Contains(got, "finished") {
 			t.Errorf("node %d went on after node 1 failed: %q", rank, got)
 		}
-		if got := nodeLogs(t, a, "nodefails", "after", rank, "stdout"); got != "" {
+		if got := Logs(t, a, "nodefails", "after", rank, "stdout"); got != "" {
 			t.Errorf("node %d ran the next task: %q", rank, got)
 		}
 	}

@@ -112,7 +112,7 @@ func TestNodesMeet(t *testing.T) {
 			}
 			st := waitEnd(t, a, "mesh")
 			for rank := range n {
-				out := readLogs(t, a, "mesh", "main", rank, "stdout")
+				out := adaptertest.Logs(t, a, "mesh", "main", rank, "stdout")
 				var want []string
 				for k := range n {
 					if k != rank {
@@ -120,7 +120,7 @@ func TestNodesMeet(t *testing.T) {
 					}
 				}
 				if out != "heard from "+strings.Join(want, ",")+"\n" {
-					t.Errorf("node %d: %q (stderr %q)", rank, out, readLogs(t, a, "mesh", "main", rank, "stderr"))
+					t.Errorf("node %d: %q (stderr %q)", rank, out, adaptertest.Logs(t, a, "mesh", "main", rank, "stderr"))
 				}
 			}
 			if st.State != adapters.Succeeded {
@@ -200,20 +200,6 @@ func waitEnd(t *testing.T, a adapters.Adapter, id string) adapters.Status {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func readLogs(t *testing.T, a adapters.Adapter, id, task string, node int, stream string) string {
-	t.Helper()
-	rc, err := a.Logs(t.Context(), id, task, node, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestTooManyNodes(t *testing.T) {
@@ -381,7 +367,7 @@ run: |
 	}
 	for rank := range 3 {
 		want := fmt.Sprintf("%d of 3, head 127.0.0.1, 3 addresses, 4 GPUs\n", rank)
-		if got := readLogs(t, a, "sky", job.Tasks[0].Name, rank, "stdout"); got != want {
+		if got := adaptertest.Logs(t, a, "sky", job.Tasks[0].Name, rank, "stdout"); got != want {
 			t.Errorf("node %d: %q, want %q", rank, got, want)
 		}
 	}

@@ -393,18 +393,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		e.as(tenantKey).Cancel(context.Background(), long.ID)
 		e.waitSettled(e.as(tenantKey), long.ID)
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		j, err := e.as(tenantKey).Job(context.Background(), long.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.State == jobs.Running {
-			break
-		}
-		if j.State.Ended() || time.Now().After(deadline) {
-			t.Fatalf("the long job never ran: %+v", j)
-		}
-	}
+	e.waitRunning(e.as(tenantKey), long.ID)
 	e.signInAs(t, ctx, providerKey, "Offers")
 	waitText(t, ctx, "main tbody", "local-cpu")
 	waitText(t, ctx, "#placements", long.ID+"-1")

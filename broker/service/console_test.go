@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/jobs"
@@ -197,18 +196,7 @@ func TestPlacements(t *testing.T) {
 		e.as(tenantKey).Cancel(ctx, j.ID)
 		e.waitSettled(e.as(tenantKey), j.ID)
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got, err := e.as(tenantKey).Job(ctx, j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.State == jobs.Running {
-			break
-		}
-		if got.State.Ended() || time.Now().After(deadline) {
-			t.Fatalf("the job never ran: %+v", got)
-		}
-	}
+	e.waitRunning(e.as(tenantKey), j.ID)
 	status, _, body = e.raw(providerKey, "GET", "/v1/placements", nil)
 	var p struct{ Placements []api.PlacementView }
 	if err := json.Unmarshal(body, &p); status != 200 || err != nil || len(p.Placements) != 1 || p.Placements[0].Placement != j.ID+"-1" || p.Placements[0].Provider != providerKey.ID() {

@@ -189,6 +189,23 @@ estimatedRuntime: 10s
 `, script)
 }
 
+// waitRunning polls the job until it runs, and fails if it ends first.
+func (e *env) waitRunning(c *client.Client, id string) {
+	e.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		j, err := c.Job(context.Background(), id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if j.State == jobs.Running {
+			return
+		}
+		if j.State.Ended() || time.Now().After(deadline) {
+			e.t.Fatalf("job %s never ran: %+v", id, j)
+		}
+	}
+}
+
 func (e *env) waitSettled(c *client.Client, id string) *jobs.Job {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
