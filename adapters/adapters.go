@@ -6,11 +6,13 @@
 package adapters
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +70,10 @@ type Placement struct {
 	Limits Limits
 	// Timeout bounds the whole run; 0 is none.
 	Timeout time.Duration
+	// Offer is the offer the placement runs under, when the broker knows
+	// it: backends that create infrastructure read the compute class,
+	// region and zone from it.
+	Offer *descriptor.Offer
 }
 
 // Limits bound one node of a placement.
@@ -258,4 +264,42 @@ func ValidID(s string) bool {
 		}
 	}
 	return s[0] != '.'
+}
+
+// Helpers for backends.
+
+// DecodeConfig decodes a backend's JSON configuration into v strictly:
+// unknown fields are errors. An empty configuration leaves v as it is.
+func DecodeConfig(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data, synced, so that a reader (or
+// a restart) sees the old file or the new one, never part of it.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -23,7 +23,6 @@
 package local
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -49,12 +48,8 @@ import (
 func init() {
 	adapters.Register("local", func(raw json.RawMessage) (adapters.Adapter, error) {
 		var c Config
-		if len(raw) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&c); err != nil {
-				return nil, fmt.Errorf("config: %w", err)
-			}
+		if err := adapters.DecodeConfig(raw, &c); err != nil {
+			return nil, err
 		}
 		return New(c)
 	})
@@ -360,7 +355,7 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, placementFile), data); err != nil {
+	if err := adapters.WriteFileAtomic(filepath.Join(dir, placementFile), data); err != nil {
 		return fmt.Errorf("local: %w", err)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -472,7 +467,7 @@ func (l *Local) endLost(dir string) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(dir, runFile), data); err != nil {
+	if err := adapters.WriteFileAtomic(filepath.Join(dir, runFile), data); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -634,38 +629,7 @@ func (l *Local) Release(ctx context.Context, id string) error {
 }
 
 // alive reports whether a shim holds the placement's lock.
-func alive(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, lockFile))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		return true // held
-	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func alive(dir string) bool { return adapters.LockHeld(filepath.Join(dir, lockFile)) }
 
 // machineMemory reads MemTotal from /proc/meminfo.
 func machineMemory() (int64, error) {

@@ -100,7 +100,7 @@ func shim(dir string) error {
 		if err != nil {
 			return err
 		}
-		return writeAtomic(filepath.Join(dir, runFile), data)
+		return adapters.WriteFileAtomic(filepath.Join(dir, runFile), data)
 	}
 	if err := save(); err != nil {
 		return err

@@ -607,6 +607,7 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 	var class *descriptor.ComputeClass
 	if e, ok := r.cfg.Book.Get(a.Offer); ok {
 		class = &e.Offer.Class
+		p.Offer = e.Offer
 	} else {
 		offer, err := r.cfg.Offers(ctx, a.OfferDigest)
 		if err != nil {
@@ -614,6 +615,7 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 		}
 		if offer.Offer != nil {
 			class = &offer.Offer.Class
+			p.Offer = offer.Offer
 		}
 	}
 	if class != nil {

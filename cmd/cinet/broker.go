@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/adapters/terraform"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/service"
 	"github.com/cinet/cinet/identity"
@@ -148,6 +149,23 @@ time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
 	o.register(cmd)
 	return cmd
+}
+
+// newTerraformAgentCmd is the terraform adapter's node agent: what a
+// module's infrastructure starts on each node (spec/adapters.md §3.4).
+func newTerraformAgentCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "terraform-agent run|stop DIR RANK",
+		Short:  "Run or stop one node of a terraform adapter's placement (started by its infrastructure)",
+		Hidden: true,
+		Args:   exactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := terraform.Agent(args); code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
 }
 
 // newShimCmd is the local adapter's supervisor of one placement; the

@@ -42,8 +42,9 @@ import (
 const devRegion = "local"
 
 func newDevCmd() *cobra.Command {
-	var dataDir, examples, listen string
+	var dataDir, examples, listen, tofuBin string
 	var demo bool
+	var with []string
 	var o output
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -59,10 +60,18 @@ them, prints where each ran and what it cost, the ledger's balances and a
 verified audit checkpoint, and exits 0. It leaves in DATA/audit the
 checkpoint, the log's verifier key, and for each usage record its log entry
 (NAME.entry) beside its inclusion proof (NAME.tlog-proof), which any C2SP
-verifier checks: 'cinet audit verify' for one.`,
+verifier checks: 'cinet audit verify' for one.
+
+With --with terraform the broker has a second provider, whose jobs run
+through OpenTofu (or Terraform): each placement is a configuration of the
+terraform adapter's built-in module, applied, run by node agents and
+destroyed when it ends. The demo then also runs the hello example on it.
+The tool is --tofu, else tofu or terraform in PATH, else the binary
+.ci/build-tofu caches.`,
 		Example: `  cinet dev
   cinet dev --demo
-  cinet dev --demo -o json --data /tmp/cinet-demo`,
+  cinet dev --demo -o json --data /tmp/cinet-demo
+  cinet dev --demo --with terraform`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := o.json()
@@ -83,7 +92,16 @@ verifier checks: 'cinet audit verify' for one.`,
 			if dataDir, err = filepath.Abs(dataDir); err != nil {
 				return err
 			}
-			d, err := setUpDev(dataDir, examples, listen)
+			var tf string
+			for _, w := range with {
+				if w != "terraform" {
+					return fmt.Errorf("--with %s: the providers a dev broker can add are: terraform", w)
+				}
+				if tf, err = findTofu(tofuBin); err != nil {
+					return err
+				}
+			}
+			d, err := setUpDev(dataDir, examples, listen, tf)
 			if err != nil {
 				return err
 			}
@@ -147,6 +165,8 @@ verifier checks: 'cinet audit verify' for one.`,
 	cmd.Flags().StringVar(&examples, "examples", "examples", "the examples directory: offers/local-cpu.yaml prices the local offer; --demo runs jobs/")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the API's address (default: a free port on loopback)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "submit the example jobs, follow them, print the results and exit")
+	cmd.Flags().StringSliceVar(&with, "with", nil, "more providers: terraform (jobs run through OpenTofu's apply)")
+	cmd.Flags().StringVar(&tofuBin, "tofu", "", "the OpenTofu or Terraform binary --with terraform uses")
 	o.register(cmd)
 	return cmd
 }
@@ -157,9 +177,13 @@ type dev struct {
 	temporary          bool // dir is removed when the demo ends
 	config             *service.Config
 	broker, provider   *identity.Key
-	tenant, regulator  *identity.Key
-	keyFiles           map[string]string
-	offerDoc           *descriptor.Document
+	// tfProvider, when set, runs its jobs through the terraform adapter,
+	// under tfOfferDoc.
+	tfProvider        *identity.Key
+	tfOfferDoc        *descriptor.Document
+	tenant, regulator *identity.Key
+	keyFiles          map[string]string
+	offerDoc          *descriptor.Document
 }
 
 // devKey loads DIR/NAME.key, creating it on first use.
@@ -175,7 +199,7 @@ func devKey(dir, name string) (*identity.Key, string, error) {
 	return k, path, err
 }
 
-func setUpDev(dir, examples, listen string) (*dev, error) {
+func setUpDev(dir, examples, listen, tofu string) (*dev, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -189,6 +213,13 @@ func setUpDev(dir, examples, listen string) (*dev, error) {
 			return nil, err
 		}
 		*who.k, d.keyFiles[who.name] = k, path
+	}
+	if tofu != "" {
+		k, path, err := devKey(dir, "terraform-provider")
+		if err != nil {
+			return nil, err
+		}
+		d.tfProvider, d.keyFiles["terraform-provider"] = k, path
 	}
 	if err := d.makeOffer(); err != nil {
 		return nil, err
@@ -211,6 +242,12 @@ func setUpDev(dir, examples, listen string) (*dev, error) {
 			"provider": d.provider.ID().String(), "adapter": "local",
 			"config": localConf,
 		}},
+	}
+	if d.tfProvider != nil {
+		cfg["providers"] = append(cfg["providers"].([]map[string]any), map[string]any{
+			"provider": d.tfProvider.ID().String(), "adapter": "terraform",
+			"config": map[string]any{"binary": tofu, "dataDir": filepath.Join(dir, "terraform"), "cpus": 4, "memory": "4Gi"},
+		})
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -240,37 +277,77 @@ func (d *dev) makeOffer() error {
 	if err != nil {
 		return err
 	}
-	o := example.Offer
-	cid, err := identity.NewComputeID(d.provider.ID(), devRegion, "z0", "cpu")
-	if err != nil {
+	if d.offerDoc, err = d.offer(example.Offer, d.provider, "dev-local-cpu", "z0"); err != nil {
 		return err
+	}
+	if d.tfProvider != nil {
+		d.tfOfferDoc, err = d.offer(example.Offer, d.tfProvider, "dev-terraform-cpu", "z1")
+	}
+	return err
+}
+
+// offer is the example's class and prices offered by a provider of the
+// dev broker in one zone.
+func (d *dev) offer(o *descriptor.Offer, provider *identity.Key, name, zone string) (*descriptor.Document, error) {
+	cid, err := identity.NewComputeID(provider.ID(), devRegion, zone, "cpu")
+	if err != nil {
+		return nil, err
 	}
 	price, err := json.Marshal(o.Price)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	class, err := json.Marshal(o.Class)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	doc := fmt.Sprintf(`{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": {"name": "dev-local-cpu"},
-		"computeId": %q, "provider": %q, "broker": %q, "region": %q, "zone": "z0", "jurisdiction": %q,
+	doc := fmt.Sprintf(`{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": {"name": %q},
+		"computeId": %q, "provider": %q, "broker": %q, "region": %q, "zone": %q, "jurisdiction": %q,
 		"class": %s, "quantity": %d, "price": %s, "validUntil": %q, "sequence": %d}`,
-		cid, d.provider.ID(), d.broker.ID(), devRegion, o.Jurisdiction, class, max(o.Quantity, 4), price,
+		name, cid, provider.ID(), d.broker.ID(), devRegion, zone, o.Jurisdiction, class, max(o.Quantity, 4), price,
 		time.Now().UTC().Add(24*time.Hour).Truncate(time.Second).Format(time.RFC3339), time.Now().Unix())
-	d.offerDoc, err = descriptor.ParseOffer("dev-offer.json", []byte(doc))
-	return err
+	return descriptor.ParseOffer(name+".json", []byte(doc))
 }
 
 func (d *dev) as(k *identity.Key) *client.Client { return &client.Client{Base: d.url, Key: k} }
 
 func (d *dev) registerOffers(ctx context.Context) error {
-	env, err := offers.Seal(d.provider, d.offerDoc)
-	if err != nil {
-		return err
+	for _, o := range []struct {
+		k   *identity.Key
+		doc *descriptor.Document
+	}{{d.provider, d.offerDoc}, {d.tfProvider, d.tfOfferDoc}} {
+		if o.k == nil {
+			continue
+		}
+		env, err := offers.Seal(o.k, o.doc)
+		if err != nil {
+			return err
+		}
+		if _, err := d.as(o.k).RegisterOffer(ctx, env.Encode()); err != nil {
+			return err
+		}
 	}
-	_, err = d.as(d.provider).RegisterOffer(ctx, env.Encode())
-	return err
+	return nil
+}
+
+// findTofu finds the tool for --with terraform: the one named, else tofu
+// or terraform in PATH, else the one .ci/build-tofu caches.
+func findTofu(named string) (string, error) {
+	if named != "" {
+		return named, nil
+	}
+	for _, n := range []string{"tofu", "terraform"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		p := filepath.Join(cache, "cinet-ci", "tofu-v1.10.6")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("--with terraform needs OpenTofu or Terraform: none in PATH, nor cached by .ci/build-tofu; run .ci/build-tofu, or give --tofu PATH")
 }
 
 func (d *dev) printWelcome(w io.Writer, console string) {
@@ -424,6 +501,32 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		}
 		s.Jobs = append(s.Jobs, dj)
 	}
+	if d.tfProvider != nil {
+		// The terraform adapter runs batch jobs, not services: services
+		// keep off its provider. The hello example runs on it, named so.
+		tfDID := d.tfProvider.ID().String()
+		for k, ex := range runnable {
+			if ex.doc.Job.Service != nil {
+				if runnable[k].data, err = withProviders(ex.data, nil, []string{tfDID}); err != nil {
+					return nil, err
+				}
+			}
+		}
+		f := filepath.Join(d.examples, "jobs", "hello.json")
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--with terraform runs the hello example on the terraform provider: %w", err)
+		}
+		doc, err := descriptor.ParseJob(f, data)
+		if err != nil {
+			return nil, err
+		}
+		if data, err = withProviders(data, []string{tfDID}, nil); err != nil {
+			return nil, err
+		}
+		runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
+		s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + " (on the terraform provider)", HomeRegion: devRegion})
+	}
 	var submitted []int
 	services := map[string]bool{}
 	for k, ex := range runnable {
@@ -484,6 +587,35 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		return nil, err
 	}
 	return s, nil
+}
+
+// withProviders returns a job file (YAML or JSON) as JSON, with the
+// providers it may and may not be placed on added to its placement.
+func withProviders(data []byte, allow, deny []string) ([]byte, error) {
+	var job map[string]any
+	if err := yaml.Unmarshal(data, &job); err != nil {
+		return nil, err
+	}
+	placement, _ := job["placement"].(map[string]any)
+	if placement == nil {
+		placement = map[string]any{}
+	}
+	providers, _ := placement["providers"].(map[string]any)
+	if providers == nil {
+		providers = map[string]any{}
+	}
+	for key, add := range map[string][]string{"allow": allow, "deny": deny} {
+		if len(add) == 0 {
+			continue
+		}
+		list, _ := providers[key].([]any)
+		for _, a := range add {
+			list = append(list, a)
+		}
+		providers[key] = list
+	}
+	placement["providers"], job["placement"] = providers, placement
+	return json.Marshal(job)
 }
 
 // tryService waits until every replica of a service job is ready, then

@@ -1,19 +1,27 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/adapters/terraform"
 	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
 )
 
 func TestMain(m *testing.M) {
 	// The local provider runs each placement under this binary as its shim.
 	if local.IsShim() {
 		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
+	}
+	// The terraform provider's nodes run this binary as their agent.
+	if len(os.Args) > 1 && os.Args[1] == "terraform-agent" {
+		os.Exit(terraform.Agent(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
@@ -44,6 +52,65 @@ func TestDevDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "audit", "checkpoint")); err != nil {
 		t.Errorf("--data: the checkpoint is not kept: %v", err)
+	}
+}
+
+// TestDevDemoWithTerraform: with --with terraform the broker has a
+// provider whose jobs run through OpenTofu's apply: the hello example runs
+// on it and settles like the others, its placement applied from a kept
+// plan and destroyed when it ended.
+func TestDevDemoWithTerraform(t *testing.T) {
+	tofu := os.Getenv("CINET_TEST_TOFU")
+	if tofu == "" {
+		cache, _ := os.UserCacheDir()
+		tofu = filepath.Join(cache, "cinet-ci", "tofu-v1.10.6")
+	}
+	if _, err := os.Stat(tofu); err != nil {
+		if os.Getenv("CINET_TEST_TOFU_REQUIRED") != "" {
+			t.Fatalf("no OpenTofu binary at %q: run .ci/build-tofu", tofu)
+		}
+		t.Skipf("no OpenTofu binary at %q (run .ci/build-tofu, or set CINET_TEST_TOFU)", tofu)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	code, out, errOut := cli(t, "", "dev", "--demo", "--with", "terraform", "--tofu", tofu, "--examples", filepath.Join(repo, "examples"), "--data", data, "-o", "json")
+	if code != 0 {
+		t.Fatalf("demo: %d\n%s\n%s", code, out, errOut)
+	}
+	var s demoSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	key, err := identity.LoadKeyFile(filepath.Join(data, "terraform-provider.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onTerraform []demoJob
+	for _, j := range s.Jobs {
+		if j.Provider == key.ID().String() {
+			onTerraform = append(onTerraform, j)
+			if j.Outcome != "succeeded" || j.Cost == nil || len(j.Records) == 0 {
+				t.Errorf("a job on the terraform provider: %+v", j)
+			}
+		}
+		if j.Served != nil && j.Provider == key.ID().String() {
+			t.Errorf("the service %s was placed on the terraform provider", j.Name)
+		}
+	}
+	if !slices.ContainsFunc(onTerraform, func(j demoJob) bool { return j.Name == "hello (on the terraform provider)" }) {
+		t.Fatalf("the hello example did not run on the terraform provider: %s", out)
+	}
+	placements, _ := filepath.Glob(filepath.Join(data, "terraform", "placements", "*"))
+	if len(placements) != len(onTerraform) {
+		t.Fatalf("%d placements for %d jobs on the terraform provider", len(placements), len(onTerraform))
+	}
+	for _, p := range placements {
+		lc, err := os.ReadFile(filepath.Join(p, "lifecycle.json"))
+		if err != nil || !strings.Contains(string(lc), `"phase":"destroyed"`) || !strings.Contains(string(lc), `"result":"succeeded"`) {
+			t.Errorf("placement %s: %s %v", filepath.Base(p), lc, err)
+		}
+		if _, err := os.Stat(filepath.Join(p, "plan.tfplan")); err != nil {
+			t.Errorf("placement %s kept no plan: %v", filepath.Base(p), err)
+		}
 	}
 }
 

@@ -1,0 +1,315 @@
+//go:build unix
+
+package terraform
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+)
+
+// The node agent runs one node's share of a placement: the infrastructure
+// a module creates starts it on each node (spec/adapters.md §3.4), with
+// the placement's directory and the node's rank. It runs each task when
+// the executor says so, records each start and end with the task's CPU
+// time and peak memory, and stops the task when the placement is stopped.
+// `cinet terraform-agent` is its command.
+
+// agentPoll is how often the agent looks for the executor's word.
+const agentPoll = 10 * time.Millisecond
+
+// agentGrace is how long a stopped task has between SIGTERM and SIGKILL.
+const agentGrace = 5 * time.Second
+
+// Agent runs the agent's command line: "run DIR RANK" runs node RANK of
+// the placement in DIR; "stop DIR RANK" stops it and waits until it has
+// ended. It returns the process's exit status.
+func Agent(args []string) int {
+	if len(args) != 3 || (args[0] != "run" && args[0] != "stop") {
+		fmt.Fprintln(os.Stderr, "usage: terraform-agent run|stop DIR RANK")
+		return 2
+	}
+	rank, err := strconv.Atoi(args[2])
+	if err != nil || rank < 0 || rank >= maxNodes {
+		fmt.Fprintf(os.Stderr, "terraform-agent: rank %q: want 0 to %d\n", args[2], maxNodes-1)
+		return 2
+	}
+	if args[0] == "run" {
+		err = runAgent(args[1], rank)
+	} else {
+		err = stopAgent(args[1], rank, 2*agentGrace)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terraform-agent:", err)
+		return 1
+	}
+	return 0
+}
+
+func runAgent(dir string, rank int) error {
+	// Out of the session of whatever started it (tofu's provisioner), so
+	// that its end does not end the node.
+	syscall.Setsid()
+	signal.Ignore(syscall.SIGHUP)
+	nd := nodeDir(dir, rank)
+	if err := os.MkdirAll(filepath.Join(nd, "logs"), 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(nd, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // another agent runs this node
+	}
+	var p adapters.Placement
+	if err := readJSON(filepath.Join(dir, placementFile), &p); err != nil {
+		return err
+	}
+	rec, err := readNode(dir, rank, len(p.Tasks))
+	if err != nil {
+		return err
+	}
+	if rec.up {
+		return nil // a node runs once; an agent started again has nothing to do
+	}
+	if rank >= p.Instances() {
+		return fmt.Errorf("placement %s has %d nodes, not %d", p.ID, p.Instances(), rank+1)
+	}
+	a := &agent{dir: dir, rank: rank, p: p, term: make(chan os.Signal, 1)}
+	signal.Notify(a.term, syscall.SIGTERM, syscall.SIGINT)
+	if err := a.record(event{Kind: "up", PID: os.Getpid()}); err != nil {
+		return err
+	}
+	var st start
+	ok := a.await(func() bool { return readJSON(filepath.Join(dir, controlDir, startFile), &st) == nil })
+	if !ok {
+		return nil
+	}
+	if len(st.Addresses) != p.Instances() {
+		return fmt.Errorf("start.json has %d addresses for %d nodes", len(st.Addresses), p.Instances())
+	}
+	work := filepath.Join(nd, "work")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
+	}
+	nodeEnv := adapters.NodeEnv(p, rank, st.Addresses, st.Port)
+	for i := range p.Tasks {
+		if i > 0 && !a.await(func() bool { _, err := os.Stat(goFile(dir, i)); return err == nil }) {
+			return nil
+		}
+		code, err := a.runTask(i, work, nodeEnv)
+		if err != nil || code != 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+type agent struct {
+	dir     string
+	rank    int
+	p       adapters.Placement
+	term    chan os.Signal
+	stopped string // why the placement was stopped, once it was
+}
+
+// await waits until cond holds (true) or the placement is stopped
+// (false).
+func (a *agent) await(cond func() bool) bool {
+	t := time.NewTicker(agentPoll)
+	defer t.Stop()
+	for {
+		if a.stopping() {
+			return false
+		}
+		if cond() {
+			return true
+		}
+		select {
+		case <-a.term:
+			a.stopped = stopCancel
+		case <-t.C:
+		}
+	}
+}
+
+func (a *agent) stopping() bool {
+	if a.stopped == "" {
+		a.stopped = readStop(a.dir)
+	}
+	return a.stopped != ""
+}
+
+func (a *agent) record(e event) error {
+	e.Time = time.Now().UTC()
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(nodeDir(a.dir, a.rank), eventsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	return errors.Join(err, f.Close())
+}
+
+// runTask runs task i on this node and returns its exit code (-1 when a
+// signal ended it).
+func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
+	t := a.p.Tasks[i]
+	var out [2]*os.File
+	for k, stream := range []string{"stdout", "stderr"} {
+		f, err := os.OpenFile(logPath(a.dir, a.rank, t.Name, stream), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		out[k] = f
+	}
+	env := append([]string{
+		"LANG=C.UTF-8", "CINET_JOB=" + a.p.Job, "CINET_PLACEMENT=" + a.p.ID, "CINET_TASK=" + t.Name,
+		"PATH=" + os.Getenv("PATH"), "HOME=" + work,
+	}, nodeEnv...)
+	for k, v := range t.Env {
+		env = append(env, k+"="+v)
+	}
+	argv := append(append([]string{}, t.Command...), t.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, filepath.Join(work, t.Workdir), out[0], out[1]
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(out[1], "cinet: starting task %s: %v\n", t.Name, err)
+		if err := a.record(event{Kind: "started", Task: i}); err != nil {
+			return 0, err
+		}
+		return 127, a.record(event{Kind: "ended", Task: i, ExitCode: 127})
+	}
+	// The task's process group is recorded, so that the node's stop can
+	// end it should this agent die.
+	if err := a.record(event{Kind: "started", Task: i, PID: cmd.Process.Pid}); err != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return 0, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	var stoppedBy string
+	var kill <-chan time.Time
+	tick := time.NewTicker(agentPoll)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-a.term:
+			a.stopped = stopCancel
+		case <-tick.C:
+		case <-kill:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if stoppedBy == "" && a.stopping() {
+			stoppedBy = a.stopped
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			kill = time.After(agentGrace)
+		}
+	}
+	// Nothing of the task outlives it: what it left in its process group
+	// goes too.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	e := event{Kind: "ended", Task: i, Stopped: stoppedBy}
+	ps := cmd.ProcessState
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.ExitCode, e.Signal = -1, ws.Signal().String()
+	} else {
+		e.ExitCode = ps.ExitCode()
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		e.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		e.PeakMemory = ru.Maxrss << 10
+	}
+	if err := a.record(e); err != nil {
+		return 0, err
+	}
+	if stoppedBy != "" && e.ExitCode == 0 {
+		return -1, nil // stopped: no later task runs
+	}
+	return e.ExitCode, nil
+}
+
+// stopAgent stops node rank's agent, if it runs, and waits up to wait for
+// it to end.
+func stopAgent(dir string, rank int, wait time.Duration) error {
+	if !agentAlive(dir, rank) {
+		// An agent that died leaves its task's process group: it goes.
+		if pg := orphanGroup(dir, rank); pg > 0 {
+			syscall.Kill(-pg, syscall.SIGKILL)
+		}
+		return nil
+	}
+	pid, err := agentPID(dir, rank)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signalling node %d's agent (pid %d): %w", rank, pid, err)
+	}
+	deadline := time.Now().Add(wait)
+	for agentAlive(dir, rank) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return fmt.Errorf("node %d's agent (pid %d) did not stop within %s; killed it", rank, pid, wait)
+		}
+		time.Sleep(agentPoll)
+	}
+	return nil
+}
+
+// agentPID reads the pid node rank's agent recorded when it came up.
+func agentPID(dir string, rank int) (int, error) {
+	data, err := os.ReadFile(filepath.Join(nodeDir(dir, rank), eventsFile))
+	if err != nil {
+		return 0, err
+	}
+	var e event
+	line, _, _ := bytes.Cut(data, []byte{'\n'})
+	if err := json.Unmarshal(line, &e); err != nil || e.Kind != "up" || e.PID <= 0 {
+		return 0, fmt.Errorf("node %d's record does not start with its agent's pid", rank)
+	}
+	return e.PID, nil
+}
+
+// orphanGroup is the process group of a task node rank's agent started
+// and did not see end, or 0.
+func orphanGroup(dir string, rank int) int {
+	data, err := os.ReadFile(filepath.Join(nodeDir(dir, rank), eventsFile))
+	if err != nil {
+		return 0
+	}
+	pg := 0
+	for _, line := range bytes.Split(data, []byte{'\n'}) {
+		var e event
+		if json.Unmarshal(line, &e) != nil {
+			continue
+		}
+		switch e.Kind {
+		case "started":
+			pg = e.PID
+		case "ended":
+			pg = 0
+		}
+	}
+	return pg
+}
