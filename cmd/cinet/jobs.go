@@ -457,7 +457,7 @@ func newProviderCmd() *cobra.Command {
 		Use:   "provider",
 		Short: "Offer capacity through a broker: register, list and withdraw offers",
 	}
-	cmd.AddCommand(newRegisterCmd(), newOffersCmd(), newWithdrawCmd())
+	cmd.AddCommand(newRegisterCmd(), newOffersCmd(), newWithdrawCmd(), newDiscoverCmd())
 	return cmd
 }
 

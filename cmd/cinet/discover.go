@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/adapters/aws"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+)
+
+func newDiscoverCmd() *cobra.Command {
+	var r remote
+	var o output
+	var adapter, configFile, owner, out string
+	cmd := &cobra.Command{
+		Use:   "discover --adapter aws --config FILE",
+		Short: "Turn a cloud account's capacity and prices into offers, ready to register",
+		Long: `Discover asks a provider's infrastructure what it can run and at what price,
+and prints the offers it would register: compute classes in the standard
+vocabulary, prices as the cloud publishes them, one offer per instance type,
+zone and market. Nothing is registered: review them, then register each
+with 'cinet provider register'.
+
+--adapter aws reads the configuration file's region and instance types
+(spec/adapters.md §4 lists its fields) and calls EC2's
+DescribeInstanceTypes, DescribeInstanceTypeOfferings and
+DescribeSpotPriceHistory and the Pricing API's GetProducts, with the
+credentials the AWS SDK finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+AWS_PROFILE, an instance role).
+
+The offers name you (your --key) as their provider and the broker they are
+for as their owner: --owner DID, else the broker at --broker is asked.`,
+		Example: `  cinet provider discover --adapter aws --config aws.yaml --key provider.key --broker http://127.0.0.1:8420
+  cinet provider discover --adapter aws --config aws.yaml --key provider.key --owner did:key:z6Mk… --out offers/
+  for f in offers/*.yaml; do cinet provider register "$f" --key provider.key; done`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			structured, err := o.json()
+			if err != nil {
+				return err
+			}
+			if adapter != "aws" {
+				return usageError{fmt.Errorf("--adapter %q: discovery speaks to aws; alibaba and slurm are not built yet", adapter)}
+			}
+			if configFile == "" {
+				return usageError{errors.New("give --config: the adapter's configuration (YAML or JSON)")}
+			}
+			raw, err := os.ReadFile(configFile)
+			if err != nil {
+				return err
+			}
+			var v any
+			if err := yaml.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("%s: %w", configFile, err)
+			}
+			js, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			cfg, err := aws.ParseConfig(js)
+			if err != nil {
+				return fmt.Errorf("%s: %w", configFile, err)
+			}
+			if err := r.resolve(); err != nil {
+				return err
+			}
+			if r.key == "" {
+				return usageError{errors.New("give --key: the provider's key, whose identity the offers carry")}
+			}
+			key, err := identity.LoadKeyFile(r.key)
+			if err != nil {
+				return err
+			}
+			ownerID, err := discoverOwner(cmd.Context(), &r, owner)
+			if err != nil {
+				return err
+			}
+			cl, err := aws.NewClients(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			d, err := aws.Discover(cmd.Context(), cl, cfg, key.ID(), ownerID, time.Now().UTC())
+			if err != nil {
+				return err
+			}
+			for _, s := range d.Skipped {
+				fmt.Fprintln(cmd.ErrOrStderr(), "not offered:", s)
+			}
+			if out != "" {
+				return writeOffers(cmd, d.Offers, out)
+			}
+			if structured {
+				var offers []*descriptor.Offer
+				for _, doc := range d.Offers {
+					offers = append(offers, doc.Offer)
+				}
+				if o.format == "yaml" {
+					return writeYAMLStream(cmd, offers)
+				}
+				return o.write(cmd.OutOrStdout(), offers)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "COMPUTE ID\tTYPE\tMARKET\tCLASS\tPRICE")
+			for _, doc := range d.Offers {
+				of := doc.Offer
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s/h\n", of.ComputeID, of.Metadata.Labels["aws.instance-type"], of.Price.Market,
+					classSummary(&of.Class), of.Price.Rates.InstanceHour, of.Price.Currency)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&adapter, "adapter", "aws", "where the capacity is: aws")
+	cmd.Flags().StringVar(&configFile, "config", "", "the adapter's configuration file (YAML or JSON)")
+	cmd.Flags().StringVar(&owner, "owner", "", "the DID of the broker the offers are for (default: the one at --broker)")
+	cmd.Flags().StringVar(&out, "out", "", "write each offer to DIR/NAME.yaml, for 'cinet provider register'")
+	r.register(cmd)
+	o.register(cmd)
+	return cmd
+}
+
+// discoverOwner is the broker the offers are for: --owner, else the
+// broker --broker names.
+func discoverOwner(ctx context.Context, r *remote, owner string) (identity.PrincipalID, error) {
+	if owner != "" {
+		return identity.ParsePrincipalID(owner)
+	}
+	if r.broker == "" {
+		return identity.PrincipalID{}, usageError{errors.New("give --owner DID or --broker URL: an offer names the broker it is registered at")}
+	}
+	c, err := r.client()
+	if err != nil {
+		return identity.PrincipalID{}, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return identity.PrincipalID{}, err
+	}
+	return info.Broker, nil
+}
+
+func classSummary(c *descriptor.ComputeClass) string {
+	s := fmt.Sprintf("%d vCPU %s, %s", c.CPU.Count, c.CPU.Arch, c.Memory)
+	for _, a := range c.Accelerators {
+		s += fmt.Sprintf(", %s:%d", a.Model, a.Count)
+	}
+	return s
+}
+
+// writeYAMLStream prints the offers as YAML documents.
+func writeYAMLStream(cmd *cobra.Command, offers []*descriptor.Offer) error {
+	for i, of := range offers {
+		data, err := offerYAML(of)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(cmd.OutOrStdout(), "---")
+		}
+		cmd.OutOrStdout().Write(data)
+	}
+	return nil
+}
+
+// offerYAML is an offer as YAML, through its JSON form.
+func offerYAML(of *descriptor.Offer) ([]byte, error) {
+	js, err := json.Marshal(of)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(js)
+}
+
+func writeOffers(cmd *cobra.Command, docs []*descriptor.Document, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	for _, doc := range docs {
+		data, err := offerYAML(doc.Offer)
+		if err != nil {
+			return err
+		}
+		name := filepath.Join(dir, strings.ReplaceAll(doc.Offer.Metadata.Name, "/", "-")+".yaml")
+		if err := writeNewFile(name, data); err != nil {
+			return err
+		}
+		fmt.Fprintln(&b, name)
+	}
+	_, err := cmd.OutOrStdout().Write(b.Bytes())
+	return err
+}
