@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/adapters/local"
+	"github.com/cinet/cinet/adapters/slurm"
 	"github.com/cinet/cinet/adapters/terraform"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/service"
@@ -161,6 +162,23 @@ func newTerraformAgentCmd() *cobra.Command {
 		Args:   exactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if code := terraform.Agent(args); code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+}
+
+// newSlurmNodeCmd is the slurm adapter's node wrapper: what each job step
+// runs on each node (spec/adapters.md §5).
+func newSlurmNodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "slurm-node DIR TASK",
+		Short:  "Run one task of a slurm adapter's placement on this node (started by srun)",
+		Hidden: true,
+		Args:   exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := slurm.Node(args); code != 0 {
 				return exitError{code}
 			}
 			return nil

@@ -1,0 +1,180 @@
+//go:build unix
+
+package slurm
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+)
+
+// nodeRecord is what the node wrapper records of one task on one node,
+// in nodes/K/task-I.json: written when the task starts, and again when it
+// ends.
+type nodeRecord struct {
+	Started    time.Time     `json:"started"`
+	Ended      time.Time     `json:"ended,omitzero"`
+	ExitCode   int           `json:"exitCode"` // -1: a signal ended it
+	Signal     string        `json:"signal,omitempty"`
+	CPU        time.Duration `json:"cpu,omitempty"`
+	PeakMemory int64         `json:"peakMemory,omitempty"`
+}
+
+func (r nodeRecord) done() bool { return !r.Ended.IsZero() }
+
+func recordPath(dir string, rank, task int) string {
+	return filepath.Join(dir, "nodes", strconv.Itoa(rank), fmt.Sprintf("task-%d.json", task))
+}
+
+// Node runs one task of a placement on the node srun started it on: the
+// batch script runs `cinet slurm-node DIR I` as each task's step, on
+// every node. It sets the node contract from Slurm's variables and the
+// addresses the batch script wrote, runs the task in a process group of
+// its own, passes SIGTERM and SIGINT on to it, records its start and end
+// with the CPU time and peak memory wait4 reports, and exits as the task
+// did. It returns the process's exit status.
+func Node(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: slurm-node DIR TASK")
+		return 2
+	}
+	code, err := node(args[0], args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cinet slurm-node:", err)
+		return 127
+	}
+	return code
+}
+
+func node(dir, taskArg string) (int, error) {
+	i, err := strconv.Atoi(taskArg)
+	if err != nil {
+		return 0, fmt.Errorf("task %q is not a number", taskArg)
+	}
+	var p adapters.Placement
+	if err := readJSON(filepath.Join(dir, placementFile), &p); err != nil {
+		return 0, err
+	}
+	if i < 0 || i >= len(p.Tasks) {
+		return 0, fmt.Errorf("placement %s has no task %d", p.ID, i)
+	}
+	rank, err := strconv.Atoi(os.Getenv("SLURM_PROCID"))
+	if err != nil || rank < 0 || rank >= p.Instances() {
+		return 0, fmt.Errorf("SLURM_PROCID %q: not a node of placement %s's %d", os.Getenv("SLURM_PROCID"), p.ID, p.Instances())
+	}
+	addrs, err := readLines(filepath.Join(dir, addrsFile))
+	if err != nil || len(addrs) != p.Instances() {
+		return 0, fmt.Errorf("the batch script's node addresses (%s): %d for %d nodes: %v", addrsFile, len(addrs), p.Instances(), err)
+	}
+	portLine, err := readLines(filepath.Join(dir, portFile))
+	if err != nil || len(portLine) != 1 {
+		return 0, fmt.Errorf("the batch script's rendezvous port (%s): %v", portFile, err)
+	}
+	port, err := strconv.Atoi(portLine[0])
+	if err != nil {
+		return 0, err
+	}
+	t := p.Tasks[i]
+	work := filepath.Join(dir, "work", strconv.Itoa(rank))
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(recordPath(dir, rank, i)), 0o700); err != nil {
+		return 0, err
+	}
+	env := append([]string{
+		"LANG=C.UTF-8", "CINET_JOB=" + p.Job, "CINET_PLACEMENT=" + p.ID, "CINET_TASK=" + t.Name,
+		"PATH=" + os.Getenv("PATH"), "HOME=" + work,
+	}, adapters.NodeEnv(p, rank, addrs, port)...)
+	for k, v := range t.Env {
+		env = append(env, k+"="+v)
+	}
+	argv := append(append([]string{}, t.Command...), t.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, filepath.Join(work, t.Workdir), os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	rec := nodeRecord{Started: time.Now().UTC()}
+	if err := writeJSON(recordPath(dir, rank, i), rec); err != nil {
+		return 0, err
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "cinet: starting task %s: %v\n", t.Name, err)
+		rec.Ended, rec.ExitCode = time.Now().UTC(), 127
+		return 127, writeJSON(recordPath(dir, rank, i), rec)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sig:
+				syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	cmd.Wait()
+	close(done)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // nothing of the task outlives it
+	rec.Ended = time.Now().UTC()
+	ps := cmd.ProcessState
+	code := ps.ExitCode()
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		rec.ExitCode, rec.Signal = -1, ws.Signal().String()
+		code = 128 + int(ws.Signal())
+	} else {
+		rec.ExitCode = code
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		rec.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		rec.PeakMemory = ru.Maxrss << 10
+	}
+	return code, writeJSON(recordPath(dir, rank, i), rec)
+}
+
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("slurm: %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return adapters.WriteFileAtomic(path, data)
+}

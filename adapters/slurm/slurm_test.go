@@ -1,0 +1,192 @@
+//go:build unix
+
+package slurm_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/adaptertest"
+	"github.com/cinet/cinet/adapters/slurm"
+	"github.com/cinet/cinet/adapters/slurm/slurmtest"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// cluster is the package's Slurm cluster, started once by TestMain; nil,
+// with why, where it cannot run.
+var (
+	cluster *slurmtest.Cluster
+	why     string
+)
+
+// The test binary is the node wrapper the steps run (CINET_SLURM_NODE=1).
+func TestMain(m *testing.M) {
+	if os.Getenv("CINET_SLURM_NODE") == "1" {
+		os.Exit(slurm.Node(os.Args[1:]))
+	}
+	var err error
+	if cluster, err = slurmtest.Start("", 3); err != nil {
+		why = err.Error()
+	}
+	code := m.Run()
+	if cluster != nil {
+		cluster.Stop()
+	}
+	os.Exit(code)
+}
+
+// need skips a test without a cluster, saying why, unless
+// CINET_TEST_SLURM_REQUIRED is set (as .ci/run sets it).
+func need(t testing.TB) *slurmtest.Cluster {
+	t.Helper()
+	if cluster == nil {
+		if os.Getenv("CINET_TEST_SLURM_REQUIRED") != "" {
+			t.Fatalf("no Slurm cluster: %s", why)
+		}
+		t.Skipf("no Slurm cluster: %s", why)
+	}
+	return cluster
+}
+
+func newAdapter(t testing.TB) adapters.Adapter {
+	c := need(t)
+	raw, _ := json.Marshal(map[string]any{
+		"dataDir": t.TempDir(), "partition": c.Partition, "slurmConf": c.Conf,
+		"node": []string{"env", "CINET_SLURM_NODE=1", os.Args[0]},
+	})
+	a, err := adapters.New("slurm", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestConformance(t *testing.T) {
+	need(t)
+	adaptertest.Run(t, adaptertest.Suite{New: newAdapter, Shell: []string{"/bin/sh", "-c"}, Poll: 50 * time.Millisecond, Wait: 2 * time.Minute})
+}
+
+var ctx = context.Background()
+
+func wait(t *testing.T, a adapters.Adapter, id string) adapters.Status {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := a.Status(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Ended() {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("placement %s still %s", id, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUsageIsSlurms: a task's CPU time is what Slurm's accounting says
+// its step used.
+func TestUsageIsSlurms(t *testing.T) {
+	c := need(t)
+	a := newAdapter(t)
+	p := adapters.Placement{ID: "busy", Job: "j", Nodes: 2, Tasks: []descriptor.Task{{Name: "main", Command: []string{"/bin/sh", "-c",
+		`end=$(($(date +%s) + 2)); while [ $(date +%s) -lt $end ]; do :; done`}}}}
+	if err := a.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, a, "busy"); st.State != adapters.Succeeded {
+		t.Fatalf("status %+v", st)
+	}
+	dir := a.(*slurm.Slurm).PlacementDir("busy")
+	job, err := os.ReadFile(filepath.Join(dir, "jobid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The accounting may take a moment to have the step.
+	var total string
+	for deadline := time.Now().Add(time.Minute); total == ""; time.Sleep(100 * time.Millisecond) {
+		out, err := c.Command(ctx, "sacct", "-j", strings.TrimSpace(string(job))+".0", "-n", "-P", "-o", "TotalCPU").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.TrimSpace(string(out)); s != "" && s != "00:00:00" {
+			total = s
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sacct never recorded the step")
+		}
+	}
+	u, err := a.Usage(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slurm.ParseDuration(total); u.Tasks[0].CPU != got || got < time.Second {
+		t.Fatalf("usage CPU %s; sacct says %s (%s)", u.Tasks[0].CPU, got, total)
+	}
+}
+
+// TestHostileTask: a task whose command holds shell syntax runs it as
+// data: nothing of it is evaluated by the batch script.
+func TestHostileTask(t *testing.T) {
+	need(t)
+	a := newAdapter(t)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	hostile := `$(touch ` + marker + `) ';touch ` + marker + `;' "` + "`touch " + marker + "`"
+	p := adapters.Placement{ID: "hostile", Job: "j", Tasks: []descriptor.Task{{Name: "main", Command: []string{"/bin/echo", hostile}}}}
+	if err := a.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, a, "hostile"); st.State != adapters.Succeeded {
+		t.Fatalf("status %+v", st)
+	}
+	if got := adaptertest.Logs(t, a, "hostile", "main", 0, "stdout"); got != hostile+"\n" {
+		t.Errorf("the task printed %q", got)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the task's command was evaluated by a shell")
+	}
+	if err := a.Provision(ctx, adapters.Placement{ID: "badname", Job: "j", Tasks: []descriptor.Task{{Name: "a;b", Command: []string{"true"}}}}); err == nil {
+		t.Error("a task name with shell syntax was accepted")
+	}
+}
+
+// TestControllerDown: an adapter for a cluster whose controller does not
+// answer is refused, saying so.
+func TestControllerDown(t *testing.T) {
+	c := need(t)
+	conf, err := os.ReadFile(c.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	down := filepath.Join(t.TempDir(), "slurm.conf")
+	lines := strings.Split(string(conf), "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, "SlurmctldPort=") {
+			lines[i] = fmt.Sprintf("SlurmctldPort=%d\nMessageTimeout=2", port)
+		}
+	}
+	if err := os.WriteFile(down, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{"dataDir": t.TempDir(), "slurmConf": down})
+	_, err = adapters.New("slurm", raw)
+	if err == nil || !strings.Contains(err.Error(), "controller does not answer") {
+		t.Fatalf("error %v", err)
+	}
+}
