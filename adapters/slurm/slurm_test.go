@@ -4,6 +4,7 @@ package slurm_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/cinet/cinet/adapters/slurm"
 	"github.com/cinet/cinet/adapters/slurm/slurmtest"
 	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
 )
 
 // cluster is the package's Slurm cluster, started once by TestMain; nil,
@@ -188,5 +190,46 @@ func TestControllerDown(t *testing.T) {
 	_, err = adapters.New("slurm", raw)
 	if err == nil || !strings.Contains(err.Error(), "controller does not answer") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestDiscoverOffers: the partition's nodes become one offer per shape,
+// for as many nodes as can run jobs, their GPUs named through models; a
+// drained node is left out, saying why.
+func TestDiscoverOffers(t *testing.T) {
+	c := need(t)
+	provider := identity.NewKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))).ID()
+	conf, err := slurm.ParseOfferConfig([]byte(`{"slurmConf": "` + c.Conf + `", "partition": "` + c.Partition + `", "region": "cn-north-1", "zone": "hpc1",
+		"jurisdiction": "CN", "models": {"gpu": "T4"}, "price": {"currency": "CNY", "rates": {"vcpuHour": "0.04", "acceleratorHour": "2.5"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := slurm.DiscoverOffers(ctx, conf, provider, provider, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Offers) != 1 {
+		t.Fatalf("offers %d, skipped %v", len(d.Offers), d.Skipped)
+	}
+	o := d.Offers[0].Offer
+	if o.Quantity != c.Nodes || o.Class.CPU.Count != 2 || o.Class.Memory != 4000<<20 || len(o.Class.Accelerators) != 1 ||
+		o.Class.Accelerators[0].Model != "T4" || o.Class.Accelerators[0].Count != 2 || o.ComputeID.Pool != "cinet-2cpu-4000mib-t4-2" || o.Price.Currency != "CNY" {
+		t.Fatalf("offer %+v", o)
+	}
+	if out, err := c.Command(ctx, "scontrol", "update", "nodename=n2", "state=drain", "reason=cinet-test").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer c.Command(ctx, "scontrol", "update", "nodename=n2", "state=resume").Run()
+	d, err = slurm.DiscoverOffers(ctx, conf, provider, provider, time.Now())
+	if err != nil || len(d.Offers) != 1 || d.Offers[0].Offer.Quantity != c.Nodes-1 || len(d.Skipped) != 1 || !strings.Contains(d.Skipped[0], "node n2: IDLE+DRAIN") {
+		t.Fatalf("with n2 drained: %v, %+v", err, d)
+	}
+	conf.Models = nil
+	if d, err = slurm.DiscoverOffers(ctx, conf, provider, provider, time.Now()); err != nil || len(d.Offers) != 0 || !strings.Contains(strings.Join(d.Skipped, "\n"), `name it in models ("gpu": MODEL)`) {
+		t.Fatalf("GPUs no model names: %v, %+v", err, d)
+	}
+	conf.Partition = "nosuch"
+	if _, err := slurm.DiscoverOffers(ctx, conf, provider, provider, time.Now()); err == nil || !strings.Contains(err.Error(), "partition nosuch has no nodes") {
+		t.Fatalf("an unknown partition: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/adapters/aws"
+	"github.com/cinet/cinet/adapters/slurm"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 )
@@ -25,7 +26,7 @@ func newDiscoverCmd() *cobra.Command {
 	var o output
 	var adapter, configFile, owner, out string
 	cmd := &cobra.Command{
-		Use:   "discover --adapter aws --config FILE",
+		Use:   "discover --adapter aws|slurm --config FILE",
 		Short: "Turn a cloud account's capacity and prices into offers, ready to register",
 		Long: `Discover asks a provider's infrastructure what it can run and at what price,
 and prints the offers it would register: compute classes in the standard
@@ -40,6 +41,11 @@ DescribeSpotPriceHistory and the Pricing API's GetProducts, with the
 credentials the AWS SDK finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
 AWS_PROFILE, an instance role).
 
+--adapter slurm reads the partition, where the cluster is, its price
+schedule and the accelerator of each GPU GRES (spec/adapters.md §5.4), and
+offers each shape of node in the partition that can run jobs, as many as
+there are (scontrol show node).
+
 The offers name you (your --key) as their provider and the broker they are
 for as their owner: --owner DID, else the broker at --broker is asked.`,
 		Example: `  cinet provider discover --adapter aws --config aws.yaml --key provider.key --broker http://127.0.0.1:8420
@@ -51,8 +57,8 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 			if err != nil {
 				return err
 			}
-			if adapter != "aws" {
-				return usageError{fmt.Errorf("--adapter %q: discovery speaks to aws; alibaba and slurm are not built yet", adapter)}
+			if adapter != "aws" && adapter != "slurm" {
+				return usageError{fmt.Errorf("--adapter %q: discovery speaks to aws and slurm; alibaba is not built yet", adapter)}
 			}
 			if configFile == "" {
 				return usageError{errors.New("give --config: the adapter's configuration (YAML or JSON)")}
@@ -69,10 +75,6 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := aws.ParseConfig(js)
-			if err != nil {
-				return fmt.Errorf("%s: %w", configFile, err)
-			}
 			if err := r.resolve(); err != nil {
 				return err
 			}
@@ -87,13 +89,35 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 			if err != nil {
 				return err
 			}
-			cl, err := aws.NewClients(cmd.Context(), cfg)
-			if err != nil {
-				return err
+			var d struct {
+				Offers  []*descriptor.Document
+				Skipped []string
 			}
-			d, err := aws.Discover(cmd.Context(), cl, cfg, key.ID(), ownerID, time.Now().UTC())
-			if err != nil {
-				return err
+			switch adapter {
+			case "aws":
+				cfg, err := aws.ParseConfig(js)
+				if err != nil {
+					return fmt.Errorf("%s: %w", configFile, err)
+				}
+				cl, err := aws.NewClients(cmd.Context(), cfg)
+				if err != nil {
+					return err
+				}
+				found, err := aws.Discover(cmd.Context(), cl, cfg, key.ID(), ownerID, time.Now().UTC())
+				if err != nil {
+					return err
+				}
+				d.Offers, d.Skipped = found.Offers, found.Skipped
+			case "slurm":
+				cfg, err := slurm.ParseOfferConfig(js)
+				if err != nil {
+					return fmt.Errorf("%s: %w", configFile, err)
+				}
+				found, err := slurm.DiscoverOffers(cmd.Context(), cfg, key.ID(), ownerID, time.Now().UTC())
+				if err != nil {
+					return err
+				}
+				d.Offers, d.Skipped = found.Offers, found.Skipped
 			}
 			for _, s := range d.Skipped {
 				fmt.Fprintln(cmd.ErrOrStderr(), "not offered:", s)
@@ -112,16 +136,15 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 				return o.write(cmd.OutOrStdout(), offers)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "COMPUTE ID\tTYPE\tMARKET\tCLASS\tPRICE")
+			fmt.Fprintln(tw, "COMPUTE ID\tQUANTITY\tMARKET\tCLASS\tPRICE")
 			for _, doc := range d.Offers {
 				of := doc.Offer
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s/h\n", of.ComputeID, of.Metadata.Labels["aws.instance-type"], of.Price.Market,
-					classSummary(&of.Class), of.Price.Rates.InstanceHour, of.Price.Currency)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", of.ComputeID, of.Quantity, of.Price.Market, classSummary(&of.Class), rateSummary(&of.Price))
 			}
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&adapter, "adapter", "aws", "where the capacity is: aws")
+	cmd.Flags().StringVar(&adapter, "adapter", "aws", "where the capacity is: aws or slurm")
 	cmd.Flags().StringVar(&configFile, "config", "", "the adapter's configuration file (YAML or JSON)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the DID of the broker the offers are for (default: the one at --broker)")
 	cmd.Flags().StringVar(&out, "out", "", "write each offer to DIR/NAME.yaml, for 'cinet provider register'")
@@ -148,6 +171,20 @@ func discoverOwner(ctx context.Context, r *remote, owner string) (identity.Princ
 		return identity.PrincipalID{}, err
 	}
 	return info.Broker, nil
+}
+
+// rateSummary lists a price schedule's rates: "98.32 USD/instance-hour".
+func rateSummary(p *descriptor.PriceSchedule) string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		v    descriptor.Decimal
+	}{{"instance-hour", p.Rates.InstanceHour}, {"vCPU-hour", p.Rates.VCPUHour}, {"GiB-hour", p.Rates.GiBHour}, {"accelerator-hour", p.Rates.AcceleratorHour}} {
+		if !r.v.IsZero() {
+			parts = append(parts, fmt.Sprintf("%s %s/%s", r.v, p.Currency, r.name))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func classSummary(c *descriptor.ComputeClass) string {

@@ -36,7 +36,7 @@ func TestProviderDiscover(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("%d\n%s\n%s", code, out, errOut)
 	}
-	for _, want := range []string{"COMPUTE ID", "/us-east-1/b/p5-48xlarge", "192 vCPU x86_64, 2Ti, H100:8", "98.32 USD/h", "/us-east-1/a/c7i-large "} {
+	for _, want := range []string{"COMPUTE ID", "/us-east-1/b/p5-48xlarge", "192 vCPU x86_64, 2Ti, H100:8", "98.32 USD/instance-hour", "/us-east-1/a/c7i-large "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
 		}
@@ -74,7 +74,7 @@ func TestProviderDiscover(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--adapter", "alibaba", "--config", conf, "--key", key, "--owner", owner}, "not built yet"},
+		{[]string{"--adapter", "alibaba", "--config", conf, "--key", key, "--owner", owner}, "alibaba is not built yet"},
 		{[]string{"--key", key, "--owner", owner}, "give --config"},
 		{[]string{"--config", conf, "--owner", owner}, "give --key"},
 		{[]string{"--config", conf, "--key", key}, "give --owner DID or --broker URL"},
