@@ -22,7 +22,7 @@ import (
 )
 
 // OfferConfig says how a cluster's partition is offered (spec/adapters.md
-// §5.4): where it is, what it costs, and which accelerator each GRES is.
+// §6.4): where it is, what it costs, and which accelerator each GRES is.
 type OfferConfig struct {
 	SlurmConf string `json:"slurmConf,omitempty"`
 	// Partition whose nodes are offered. Required.

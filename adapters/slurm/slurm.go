@@ -1,6 +1,6 @@
 //go:build unix
 
-// Package slurm is the adapter for a Slurm cluster (spec/adapters.md §5):
+// Package slurm is the adapter for a Slurm cluster (spec/adapters.md §6):
 // a placement is a batch job of as many nodes, whose script runs each
 // task as a job step on every node (srun) through the node wrapper
 // (Node); status comes from Slurm (squeue, then sacct) and the wrapper's
@@ -273,7 +273,7 @@ func Script(p adapters.Placement, dir, node string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `#!/bin/sh
 # cinet placement %s of job %s: each task runs as a job step on every
-# node, the next once it has exited 0 on all of them (spec/adapters.md §5).
+# node, the next once it has exited 0 on all of them (spec/adapters.md §6).
 dir=%s
 cd "$dir" || exit 1
 # The node contract: each node's address, in rank order, and a port.

@@ -170,7 +170,7 @@ func newTerraformAgentCmd() *cobra.Command {
 }
 
 // newSlurmNodeCmd is the slurm adapter's node wrapper: what each job step
-// runs on each node (spec/adapters.md §5).
+// runs on each node (spec/adapters.md §6).
 func newSlurmNodeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "slurm-node DIR TASK",

@@ -15,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
+	"github.com/cinet/cinet/adapters/alibaba"
 	"github.com/cinet/cinet/adapters/aws"
 	"github.com/cinet/cinet/adapters/slurm"
 	"github.com/cinet/cinet/descriptor"
@@ -26,7 +27,7 @@ func newDiscoverCmd() *cobra.Command {
 	var o output
 	var adapter, configFile, owner, out string
 	cmd := &cobra.Command{
-		Use:   "discover --adapter aws|slurm --config FILE",
+		Use:   "discover --adapter aws|alibaba|slurm --config FILE",
 		Short: "Turn a cloud account's capacity and prices into offers, ready to register",
 		Long: `Discover asks a provider's infrastructure what it can run and at what price,
 and prints the offers it would register: compute classes in the standard
@@ -41,8 +42,13 @@ DescribeSpotPriceHistory and the Pricing API's GetProducts, with the
 credentials the AWS SDK finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
 AWS_PROFILE, an instance role).
 
+--adapter alibaba does the same with ECS's DescribeInstanceTypes,
+DescribeAvailableResource, DescribePrice and DescribeSpotPriceHistory (§5),
+with the AccessKey in ALIBABA_CLOUD_ACCESS_KEY_ID and
+ALIBABA_CLOUD_ACCESS_KEY_SECRET.
+
 --adapter slurm reads the partition, where the cluster is, its price
-schedule and the accelerator of each GPU GRES (spec/adapters.md §5.4), and
+schedule and the accelerator of each GPU GRES (spec/adapters.md §6.4), and
 offers each shape of node in the partition that can run jobs, as many as
 there are (scontrol show node).
 
@@ -57,8 +63,8 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 			if err != nil {
 				return err
 			}
-			if adapter != "aws" && adapter != "slurm" {
-				return usageError{fmt.Errorf("--adapter %q: discovery speaks to aws and slurm; alibaba is not built yet", adapter)}
+			if adapter != "aws" && adapter != "alibaba" && adapter != "slurm" {
+				return usageError{fmt.Errorf("--adapter %q: want aws, alibaba or slurm", adapter)}
 			}
 			if configFile == "" {
 				return usageError{errors.New("give --config: the adapter's configuration (YAML or JSON)")}
@@ -108,6 +114,20 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 					return err
 				}
 				d.Offers, d.Skipped = found.Offers, found.Skipped
+			case "alibaba":
+				cfg, err := alibaba.ParseConfig(js)
+				if err != nil {
+					return fmt.Errorf("%s: %w", configFile, err)
+				}
+				cl, err := alibaba.NewClient(cfg, os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+				if err != nil {
+					return err
+				}
+				found, err := alibaba.Discover(cl, cfg, key.ID(), ownerID, time.Now().UTC())
+				if err != nil {
+					return err
+				}
+				d.Offers, d.Skipped = found.Offers, found.Skipped
 			case "slurm":
 				cfg, err := slurm.ParseOfferConfig(js)
 				if err != nil {
@@ -144,7 +164,7 @@ for as their owner: --owner DID, else the broker at --broker is asked.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&adapter, "adapter", "aws", "where the capacity is: aws or slurm")
+	cmd.Flags().StringVar(&adapter, "adapter", "aws", "where the capacity is: aws, alibaba or slurm")
 	cmd.Flags().StringVar(&configFile, "config", "", "the adapter's configuration file (YAML or JSON)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the DID of the broker the offers are for (default: the one at --broker)")
 	cmd.Flags().StringVar(&out, "out", "", "write each offer to DIR/NAME.yaml, for 'cinet provider register'")

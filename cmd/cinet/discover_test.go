@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cinet/cinet/adapters/alibaba/alibabatest"
 	"github.com/cinet/cinet/adapters/aws/awstest"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
@@ -74,7 +75,7 @@ func TestProviderDiscover(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--adapter", "alibaba", "--config", conf, "--key", key, "--owner", owner}, "alibaba is not built yet"},
+		{[]string{"--adapter", "gcp", "--config", conf, "--key", key, "--owner", owner}, "want aws, alibaba or slurm"},
 		{[]string{"--key", key, "--owner", owner}, "give --config"},
 		{[]string{"--config", conf, "--owner", owner}, "give --key"},
 		{[]string{"--config", conf, "--key", key}, "give --owner DID or --broker URL"},
@@ -82,5 +83,38 @@ func TestProviderDiscover(t *testing.T) {
 		if code, _, errOut := cli(t, "", append([]string{"provider", "discover"}, bad.args...)...); code == 0 || !strings.Contains(errOut, bad.want) {
 			t.Errorf("%v: %d %q, want %q", bad.args, code, errOut, bad.want)
 		}
+	}
+}
+
+// TestProviderDiscoverAlibaba: the same from an Alibaba Cloud account,
+// with its AccessKey from the environment.
+func TestProviderDiscoverAlibaba(t *testing.T) {
+	host := (&alibabatest.Fake{T: t}).Serve()
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", alibabatest.AccessKeyID)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", alibabatest.AccessKeySecret)
+	t.Setenv("CINET_CONFIG", filepath.Join(t.TempDir(), "none.yaml"))
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "alibaba.yaml")
+	if err := os.WriteFile(conf, []byte("region: cn-hangzhou\ninstanceTypes: [ecs.gn7i-c8g1.2xlarge]\nendpoint: "+host+"\nscheme: http\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "provider.key")
+	if code, _, errOut := cli(t, "", "keygen", "--out", key); code != 0 {
+		t.Fatal(errOut)
+	}
+	code, out, errOut := cli(t, "", "provider", "discover", "--adapter", "alibaba", "--config", conf, "--key", key,
+		"--owner", "did:key:z6MkvhVViYBE4mnmVqqiJiPVFfynt7nAe9TXn4iAnkJEVNBg")
+	if code != 0 {
+		t.Fatalf("%d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"/cn-hangzhou/i/gn7i-c8g1-2xlarge ", "A10:1", "12.27 CNY/instance-hour", "/cn-hangzhou/i/gn7i-c8g1-2xlarge-spot", "2.84 CNY/instance-hour"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "")
+	if code, _, errOut := cli(t, "", "provider", "discover", "--adapter", "alibaba", "--config", conf, "--key", key,
+		"--owner", "did:key:z6MkvhVViYBE4mnmVqqiJiPVFfynt7nAe9TXn4iAnkJEVNBg"); code == 0 || !strings.Contains(errOut, "ALIBABA_CLOUD_ACCESS_KEY_ID") {
+		t.Errorf("without credentials: %d %q", code, errOut)
 	}
 }
