@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
 )
 
 // An Adapter runs placements on one backend. Every method is safe for
@@ -302,4 +303,61 @@ func WriteFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// An OfferSpec is what a backend's discovery knows of one offer: Document
+// makes the offer of it.
+type OfferSpec struct {
+	Name         string
+	Labels       map[string]string
+	Provider     identity.PrincipalID
+	Broker       identity.PrincipalID // the broker that owns the offer
+	Region, Zone string
+	Pool         string // the compute identifier's pool: lowercase letters, digits, inner hyphens
+	Jurisdiction string
+	Class        descriptor.ComputeClass
+	Quantity     int
+	// Price is the price schedule: anything that marshals to an offer's
+	// price (a descriptor.PriceSchedule, a map, raw JSON).
+	Price     any
+	ValidFrom time.Time
+	ValidFor  time.Duration
+}
+
+// Document builds the offer, with the provider's compute identifier, and
+// checks it as any offer document is checked.
+func (s OfferSpec) Document() (*descriptor.Document, error) {
+	cid, err := identity.NewComputeID(s.Provider, s.Region, s.Zone, s.Pool)
+	if err != nil {
+		return nil, err
+	}
+	class, err := json.Marshal(s.Class)
+	if err != nil {
+		return nil, err
+	}
+	doc := map[string]any{
+		"apiVersion": "cinet/v1", "kind": "Offer",
+		"metadata":  map[string]any{"name": s.Name, "labels": s.Labels},
+		"computeId": cid.String(), "provider": s.Provider.String(), "broker": s.Broker.String(),
+		"region": s.Region, "zone": s.Zone, "jurisdiction": s.Jurisdiction,
+		"class": json.RawMessage(class), "quantity": max(s.Quantity, 1), "price": s.Price,
+		"validFrom":  s.ValidFrom.UTC().Truncate(time.Second).Format(time.RFC3339),
+		"validUntil": s.ValidFrom.UTC().Add(s.ValidFor).Truncate(time.Second).Format(time.RFC3339),
+		"sequence":   s.ValidFrom.Unix(),
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return descriptor.ParseOffer(s.Pool+".json", data)
+}
+
+// PoolName makes a compute identifier's pool of a provider's name for
+// it ("p5.48xlarge" → "p5-48xlarge"), with "-spot" for the spot market.
+func PoolName(name, market string) string {
+	pool := strings.NewReplacer(".", "-", "_", "-", "/", "-", ":", "-").Replace(strings.ToLower(name))
+	if market == "spot" {
+		pool += "-spot"
+	}
+	return pool
 }

@@ -443,42 +443,20 @@ func classOf(t instanceType, frameworks map[string][]descriptor.Framework) (desc
 
 // offer builds and checks one offer document.
 func offer(c *Config, provider, broker identity.PrincipalID, instanceType, zoneID, market, price, currency string, class descriptor.ComputeClass, now time.Time) (*descriptor.Document, error) {
-	zone := strings.TrimPrefix(zoneID, c.Region+"-")
-	pool := strings.NewReplacer(".", "-", "_", "-").Replace(strings.TrimPrefix(strings.ToLower(instanceType), "ecs."))
-	if market == "spot" {
-		pool += "-spot"
-	}
-	cid, err := identity.NewComputeID(provider, c.Region, zone, pool)
-	if err != nil {
-		return nil, err
-	}
 	if currency == "" {
 		return nil, errors.New("the price has no currency")
 	}
+	zone := strings.TrimPrefix(zoneID, c.Region+"-")
+	pool := adapters.PoolName(strings.TrimPrefix(instanceType, "ecs."), market)
 	validFor := c.ValidFor.Std()
 	if validFor <= 0 {
 		validFor = time.Hour
 	}
-	classJSON, err := json.Marshal(class)
-	if err != nil {
-		return nil, err
-	}
-	doc := map[string]any{
-		"apiVersion": "cinet/v1", "kind": "Offer",
-		"metadata":  map[string]any{"name": "alibaba-" + c.Region + "-" + zone + "-" + pool, "labels": map[string]string{"alibaba.instance-type": instanceType, "alibaba.zone": zoneID}},
-		"computeId": cid.String(), "provider": provider.String(), "broker": broker.String(),
-		"region": c.Region, "zone": zone, "jurisdiction": c.jurisdiction(),
-		"class":    json.RawMessage(classJSON),
-		"quantity": max(c.Quantity, 1),
-		"price": map[string]any{"currency": currency, "market": market, "minimumIncrement": "1s",
-			"rates": map[string]string{"instanceHour": price}},
-		"validFrom":  now.UTC().Truncate(time.Second).Format(time.RFC3339),
-		"validUntil": now.UTC().Add(validFor).Truncate(time.Second).Format(time.RFC3339),
-		"sequence":   now.Unix(),
-	}
-	data, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	return descriptor.ParseOffer(cid.Pool+".json", data)
+	return adapters.OfferSpec{
+		Name: "alibaba-" + c.Region + "-" + zone + "-" + pool, Labels: map[string]string{"alibaba.instance-type": instanceType, "alibaba.zone": zoneID},
+		Provider: provider, Broker: broker, Region: c.Region, Zone: zone, Pool: pool, Jurisdiction: c.jurisdiction(),
+		Class: class, Quantity: c.Quantity,
+		Price:     map[string]any{"currency": currency, "market": market, "minimumIncrement": "1s", "rates": map[string]string{"instanceHour": price}},
+		ValidFrom: now, ValidFor: validFor,
+	}.Document()
 }

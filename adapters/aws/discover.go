@@ -462,48 +462,25 @@ func offer(c *Config, provider, broker identity.PrincipalID, instanceType, az, m
 	if zone == "" || zone == az {
 		zone = az
 	}
-	pool := strings.NewReplacer(".", "-", "_", "-").Replace(strings.ToLower(instanceType))
-	if market == "spot" {
-		pool += "-spot"
-	}
-	cid, err := identity.NewComputeID(provider, c.Region, zone, pool)
-	if err != nil {
-		return nil, err
-	}
 	// AWS writes prices with ten places ("98.3200000000"); the offer
 	// carries the same value in its shortest form.
 	r, ok := new(big.Rat).SetString(price)
-	if !ok || r.Sign() <= 0 {
+	if !ok || r.Sign() <= 0 || strings.ContainsAny(price, "eE") {
 		return nil, fmt.Errorf("price %q is not a positive decimal", price)
 	}
-	price = strings.TrimRight(strings.TrimRight(price, "0"), ".")
-	if !strings.Contains(price, ".") && strings.Contains(price, "e") {
-		return nil, fmt.Errorf("price %q is not a plain decimal", price)
+	if strings.Contains(price, ".") {
+		price = strings.TrimRight(strings.TrimRight(price, "0"), ".")
 	}
 	validFor := c.ValidFor.Std()
 	if validFor <= 0 {
 		validFor = time.Hour
 	}
-	classJSON, err := json.Marshal(class)
-	if err != nil {
-		return nil, err
-	}
-	doc := map[string]any{
-		"apiVersion": "cinet/v1", "kind": "Offer",
-		"metadata":  map[string]any{"name": "aws-" + c.Region + "-" + zone + "-" + pool, "labels": map[string]string{"aws.instance-type": instanceType, "aws.availability-zone": az}},
-		"computeId": cid.String(), "provider": provider.String(), "broker": broker.String(),
-		"region": c.Region, "zone": zone, "jurisdiction": c.jurisdiction(),
-		"class":    json.RawMessage(classJSON),
-		"quantity": max(c.Quantity, 1),
-		"price": map[string]any{"currency": "USD", "market": market, "minimumIncrement": "1s",
-			"rates": map[string]string{"instanceHour": price}},
-		"validFrom":  now.UTC().Truncate(time.Second).Format(time.RFC3339),
-		"validUntil": now.UTC().Add(validFor).Truncate(time.Second).Format(time.RFC3339),
-		"sequence":   now.Unix(),
-	}
-	data, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	return descriptor.ParseOffer(cid.Pool+".json", data)
+	pool := adapters.PoolName(instanceType, market)
+	return adapters.OfferSpec{
+		Name: "aws-" + c.Region + "-" + zone + "-" + pool, Labels: map[string]string{"aws.instance-type": instanceType, "aws.availability-zone": az},
+		Provider: provider, Broker: broker, Region: c.Region, Zone: zone, Pool: pool, Jurisdiction: c.jurisdiction(),
+		Class: class, Quantity: c.Quantity,
+		Price:     map[string]any{"currency": "USD", "market": market, "minimumIncrement": "1s", "rates": map[string]string{"instanceHour": price}},
+		ValidFrom: now, ValidFor: validFor,
+	}.Document()
 }

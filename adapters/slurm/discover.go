@@ -178,30 +178,12 @@ func offersFrom(nodes []slurmNode, c *OfferConfig, provider, broker identity.Pri
 			class.Accelerators = []descriptor.Accelerator{{Model: s.model, Count: s.accelerator}}
 			pool += fmt.Sprintf("-%s-%d", strings.ToLower(s.model), s.accelerator)
 		}
-		pool = strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(pool))
-		cid, err := identity.NewComputeID(provider, c.Region, c.Zone, pool)
-		if err != nil {
-			return nil, fmt.Errorf("slurm: the offer for %s: %w", pool, err)
-		}
-		classJSON, err := json.Marshal(class)
-		if err != nil {
-			return nil, err
-		}
-		doc := map[string]any{
-			"apiVersion": "cinet/v1", "kind": "Offer",
-			"metadata":  map[string]any{"name": "slurm-" + pool, "labels": map[string]string{"slurm.partition": c.Partition}},
-			"computeId": cid.String(), "provider": provider.String(), "broker": broker.String(),
-			"region": c.Region, "zone": c.Zone, "jurisdiction": c.Jurisdiction,
-			"class": json.RawMessage(classJSON), "quantity": count[s], "price": c.Price,
-			"validFrom":  now.UTC().Truncate(time.Second).Format(time.RFC3339),
-			"validUntil": now.UTC().Add(validFor).Truncate(time.Second).Format(time.RFC3339),
-			"sequence":   now.Unix(),
-		}
-		data, err := json.Marshal(doc)
-		if err != nil {
-			return nil, err
-		}
-		o, err := descriptor.ParseOffer(pool+".json", data)
+		pool = adapters.PoolName(pool, "")
+		o, err := adapters.OfferSpec{
+			Name: "slurm-" + pool, Labels: map[string]string{"slurm.partition": c.Partition},
+			Provider: provider, Broker: broker, Region: c.Region, Zone: c.Zone, Pool: pool, Jurisdiction: c.Jurisdiction,
+			Class: class, Quantity: count[s], Price: c.Price, ValidFrom: now, ValidFor: validFor,
+		}.Document()
 		if err != nil {
 			return nil, fmt.Errorf("slurm: the offer for %s: %w", pool, err)
 		}
