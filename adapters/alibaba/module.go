@@ -1,0 +1,140 @@
+package alibaba
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cinet/cinet/adapters"
+)
+
+// ModuleConfig is where a provider's placements go in its account: the
+// network the instances join, their images, and how they get the node
+// agent.
+type ModuleConfig struct {
+	// VSwitchID is the vSwitch the instances join (in the offer's zone).
+	// Required.
+	VSwitchID string `json:"vswitchId"`
+	// SecurityGroupIDs let the nodes reach each other. Required.
+	SecurityGroupIDs []string `json:"securityGroupIds"`
+	// ImageRegex and GPUImageRegex pick the newest system image whose
+	// name matches, for CPU-only and GPU nodes (defaults: Alibaba Cloud
+	// Linux 3, and Ubuntu 22.04 to which AgentInstall adds the driver).
+	ImageRegex    string `json:"imageRegex,omitempty"`
+	GPUImageRegex string `json:"gpuImageRegex,omitempty"`
+	// AgentInstall is shell the instance runs first, to install cinet
+	// (and, on GPU nodes, what the image lacks).
+	AgentInstall string `json:"agentInstall,omitempty"`
+	// DiskGiB is each instance's system disk (default 100).
+	DiskGiB int `json:"diskGiB,omitempty"`
+}
+
+// Default images by name: x86 and ARM Alibaba Cloud Linux 3, Ubuntu 22.04.
+const (
+	imageX86 = "^aliyun_3_x64_20G_alibase_.*"
+	imageARM = "^aliyun_3_arm64_20G_alibase_.*"
+	imageGPU = "^ubuntu_22_04_x64_20G_alibase_.*"
+)
+
+// Module is the Terraform JSON of a placement's module for the terraform
+// executor (spec/adapters.md §3.2, §5.3): its nodes are ECS instances of
+// the offer's instance type, in its zone, pay-as-you-go or spot as the
+// offer is, in a low-latency deployment set when there are several, each
+// starting the node agent from its user data; their private addresses
+// are the nodes' addresses.
+func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
+	o := p.Offer
+	if o == nil || o.Metadata.Labels["alibaba.instance-type"] == "" {
+		return nil, errors.New("alibaba: the placement's offer names no instance type (label alibaba.instance-type): it is not an offer alibaba discovery made")
+	}
+	if c.VSwitchID == "" || len(c.SecurityGroupIDs) == 0 {
+		return nil, errors.New("alibaba: vswitchId and securityGroupIds are required: where the instances go")
+	}
+	disk := c.DiskGiB
+	if disk <= 0 {
+		disk = 100
+	}
+	image := c.ImageRegex
+	switch {
+	case len(o.Class.Accelerators) > 0:
+		image = c.GPUImageRegex
+		if image == "" {
+			image = imageGPU
+		}
+	case image == "" && o.Class.CPU.Arch == "arm64":
+		image = imageARM
+	case image == "":
+		image = imageX86
+	}
+	var groups []string
+	for _, g := range c.SecurityGroupIDs {
+		groups = append(groups, literal(g))
+	}
+	userData := "#!/bin/sh\n"
+	if c.AgentInstall != "" {
+		userData += literal(strings.TrimSuffix(c.AgentInstall, "\n")) + "\n"
+	}
+	userData += "${var.agent.run} ${count.index}\n"
+	n := p.Instances()
+	instance := map[string]any{
+		"count":                      n,
+		"instance_type":              literal(o.Metadata.Labels["alibaba.instance-type"]),
+		"image_id":                   "${data.alicloud_images.image.images[0].id}",
+		"vswitch_id":                 literal(c.VSwitchID),
+		"security_groups":            groups,
+		"instance_charge_type":       "PostPaid",
+		"internet_max_bandwidth_out": 0,
+		"system_disk_category":       "cloud_essd",
+		"system_disk_size":           disk,
+		"instance_name":              "cinet-${var.placement.id}-${count.index}",
+		"user_data":                  userData,
+		"tags":                       "${merge(var.tags, {\"cinet-node\" = tostring(count.index)})}",
+	}
+	if z := o.Metadata.Labels["alibaba.zone"]; z != "" {
+		instance["availability_zone"] = literal(z)
+	}
+	if o.Price.Market == "spot" {
+		instance["spot_strategy"] = "SpotAsPriceGo"
+	}
+	resources := map[string]any{"alicloud_instance": map[string]any{"node": instance}}
+	if n > 1 {
+		resources["alicloud_ecs_deployment_set"] = map[string]any{"nodes": map[string]any{
+			"deployment_set_name": "cinet-${var.placement.id}", "strategy": "LowLatency"}}
+		instance["deployment_set_id"] = "${alicloud_ecs_deployment_set.nodes.id}"
+	}
+	module := map[string]any{
+		"terraform": map[string]any{"required_providers": map[string]any{
+			"alicloud": map[string]any{"source": "aliyun/alicloud", "version": ">= 1.200.0"}}},
+		"provider": map[string]any{"alicloud": map[string]any{"region": literal(o.Region)}},
+		"variable": map[string]any{
+			"placement": map[string]any{"type": "any"},
+			"tasks":     map[string]any{"type": "any"},
+			"tags":      map[string]any{"type": "map(string)"},
+			"agent":     map[string]any{"type": "object({run = string, stop = string, report = string})"},
+		},
+		"data": map[string]any{"alicloud_images": map[string]any{"image": map[string]any{
+			"name_regex": literal(image), "owners": "system", "most_recent": true,
+		}}},
+		"resource": resources,
+		"output": map[string]any{
+			"addresses":       map[string]any{"value": "${alicloud_instance.node[*].private_ip}"},
+			"rendezvous_port": map[string]any{"value": 29500},
+		},
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(module); err != nil {
+		return nil, fmt.Errorf("alibaba: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// literal escapes a value's template sequences: Terraform JSON reads
+// every string as a template, and these are data.
+func literal(s string) string {
+	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
+}

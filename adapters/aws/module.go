@@ -1,0 +1,155 @@
+package aws
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cinet/cinet/adapters"
+)
+
+// ModuleConfig is where a provider's placements go in its account: the
+// network the instances join, and how they get the node agent.
+type ModuleConfig struct {
+	// SubnetID is the subnet the instances join (its zone must be the
+	// offer's). Required.
+	SubnetID string `json:"subnetId"`
+	// SecurityGroupIDs let the nodes reach each other (and the agent the
+	// broker). Required.
+	SecurityGroupIDs []string `json:"securityGroupIds"`
+	// InstanceProfile, KeyName: an IAM instance profile and an SSH key
+	// pair for the instances, if any.
+	InstanceProfile string `json:"instanceProfile,omitempty"`
+	KeyName         string `json:"keyName,omitempty"`
+	// AgentInstall is shell the instance runs first, to install cinet
+	// where the agent command names it.
+	AgentInstall string `json:"agentInstall,omitempty"`
+	// DiskGiB is each instance's root volume (default 100).
+	DiskGiB int `json:"diskGiB,omitempty"`
+}
+
+// Images, by what a node needs: the newest Amazon image whose name
+// matches, from Amazon's own account.
+const (
+	imageCPUx86   = "al2023-ami-2023.*-x86_64"
+	imageCPUarm   = "al2023-ami-2023.*-arm64"
+	imageNVIDIA   = "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *"
+	imageNeuron   = "Deep Learning AMI Neuron (Amazon Linux 2023) *"
+	imageNVIDIAar = "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *"
+)
+
+// Module is the Terraform JSON of a placement's module for the terraform
+// executor (spec/adapters.md §3.2, §4.3): its nodes are EC2 instances of
+// the offer's instance type, in its zone, on-demand or spot as the offer
+// is, in a cluster placement group when there are several, each starting
+// the node agent from its user data; their private addresses are the
+// nodes' addresses.
+func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
+	o := p.Offer
+	if o == nil || o.Metadata.Labels["aws.instance-type"] == "" {
+		return nil, errors.New("aws: the placement's offer names no instance type (label aws.instance-type): it is not an offer aws discovery made")
+	}
+	if c.SubnetID == "" || len(c.SecurityGroupIDs) == 0 {
+		return nil, errors.New("aws: subnetId and securityGroupIds are required: where the instances go")
+	}
+	disk := c.DiskGiB
+	if disk <= 0 {
+		disk = 100
+	}
+	image := imageCPUx86
+	if o.Class.CPU.Arch == "arm64" {
+		image = imageCPUarm
+	}
+	for _, a := range o.Class.Accelerators {
+		switch a.Model {
+		case "Inferentia", "Inferentia2", "Trainium":
+			image = imageNeuron
+		default:
+			image = imageNVIDIA
+			if o.Class.CPU.Arch == "arm64" {
+				image = imageNVIDIAar
+			}
+		}
+	}
+	n := p.Instances()
+	userData := "#!/bin/sh\n" + literal(strings.TrimSuffix(c.AgentInstall, "\n"))
+	if c.AgentInstall != "" {
+		userData += "\n"
+	}
+	userData += "${var.agent.run} ${count.index}\n"
+	var groups []string
+	for _, g := range c.SecurityGroupIDs {
+		groups = append(groups, literal(g))
+	}
+	instance := map[string]any{
+		"count":                  n,
+		"ami":                    "${data.aws_ami.image.id}",
+		"instance_type":          literal(o.Metadata.Labels["aws.instance-type"]),
+		"subnet_id":              literal(c.SubnetID),
+		"vpc_security_group_ids": groups,
+		"user_data":              userData,
+		"tags":                   "${merge(var.tags, {Name = \"cinet-${var.placement.id}-${count.index}\", \"cinet-node\" = count.index})}",
+		"root_block_device":      map[string]any{"volume_size": disk, "volume_type": "gp3", "delete_on_termination": true},
+		"metadata_options":       map[string]any{"http_tokens": "required"},
+	}
+	if az := o.Metadata.Labels["aws.availability-zone"]; az != "" {
+		instance["availability_zone"] = literal(az)
+	}
+	if c.InstanceProfile != "" {
+		instance["iam_instance_profile"] = literal(c.InstanceProfile)
+	}
+	if c.KeyName != "" {
+		instance["key_name"] = literal(c.KeyName)
+	}
+	if o.Price.Market == "spot" {
+		instance["instance_market_options"] = map[string]any{
+			"market_type":  "spot",
+			"spot_options": map[string]any{"spot_instance_type": "one-time", "instance_interruption_behavior": "terminate"},
+		}
+	}
+	resources := map[string]any{"aws_instance": map[string]any{"node": instance}}
+	if n > 1 {
+		resources["aws_placement_group"] = map[string]any{"nodes": map[string]any{
+			"name": "cinet-${var.placement.id}", "strategy": "cluster", "tags": "${var.tags}"}}
+		instance["placement_group"] = "${aws_placement_group.nodes.id}"
+	}
+	module := map[string]any{
+		"terraform": map[string]any{"required_providers": map[string]any{
+			"aws": map[string]any{"source": "hashicorp/aws", "version": ">= 5.0"}}},
+		"provider": map[string]any{"aws": map[string]any{"region": literal(o.Region)}},
+		"variable": map[string]any{
+			"placement": map[string]any{"type": "any"},
+			"tasks":     map[string]any{"type": "any"},
+			"tags":      map[string]any{"type": "map(string)"},
+			"agent":     map[string]any{"type": "object({run = string, stop = string, report = string})"},
+		},
+		"data": map[string]any{"aws_ami": map[string]any{"image": map[string]any{
+			"most_recent": true, "owners": []string{"amazon"},
+			"filter": []any{
+				map[string]any{"name": "name", "values": []string{image}},
+				map[string]any{"name": "state", "values": []string{"available"}},
+			},
+		}}},
+		"resource": resources,
+		"output": map[string]any{
+			"addresses":       map[string]any{"value": "${aws_instance.node[*].private_ip}"},
+			"rendezvous_port": map[string]any{"value": 29500},
+		},
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(module); err != nil {
+		return nil, fmt.Errorf("aws: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// literal escapes a value's template sequences: Terraform JSON reads
+// every string as a template, and these are data.
+func literal(s string) string {
+	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
+}
