@@ -1,13 +1,12 @@
 package alibaba
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/terraform"
 )
 
 // ModuleConfig is where a provider's placements go in its account: the
@@ -70,19 +69,19 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	}
 	var groups []string
 	for _, g := range c.SecurityGroupIDs {
-		groups = append(groups, literal(g))
+		groups = append(groups, terraform.Literal(g))
 	}
 	userData := "#!/bin/sh\n"
 	if c.AgentInstall != "" {
-		userData += literal(strings.TrimSuffix(c.AgentInstall, "\n")) + "\n"
+		userData += terraform.Literal(strings.TrimSuffix(c.AgentInstall, "\n")) + "\n"
 	}
 	userData += "${var.agent.run} ${count.index}\n"
 	n := p.Instances()
 	instance := map[string]any{
 		"count":                      n,
-		"instance_type":              literal(o.Metadata.Labels["alibaba.instance-type"]),
+		"instance_type":              terraform.Literal(o.Metadata.Labels["alibaba.instance-type"]),
 		"image_id":                   "${data.alicloud_images.image.images[0].id}",
-		"vswitch_id":                 literal(c.VSwitchID),
+		"vswitch_id":                 terraform.Literal(c.VSwitchID),
 		"security_groups":            groups,
 		"instance_charge_type":       "PostPaid",
 		"internet_max_bandwidth_out": 0,
@@ -93,7 +92,7 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 		"tags":                       "${merge(var.tags, {\"cinet-node\" = tostring(count.index)})}",
 	}
 	if z := o.Metadata.Labels["alibaba.zone"]; z != "" {
-		instance["availability_zone"] = literal(z)
+		instance["availability_zone"] = terraform.Literal(z)
 	}
 	if o.Price.Market == "spot" {
 		instance["spot_strategy"] = "SpotAsPriceGo"
@@ -107,7 +106,7 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	module := map[string]any{
 		"terraform": map[string]any{"required_providers": map[string]any{
 			"alicloud": map[string]any{"source": "aliyun/alicloud", "version": ">= 1.200.0"}}},
-		"provider": map[string]any{"alicloud": map[string]any{"region": literal(o.Region)}},
+		"provider": map[string]any{"alicloud": map[string]any{"region": terraform.Literal(o.Region)}},
 		"variable": map[string]any{
 			"placement": map[string]any{"type": "any"},
 			"tasks":     map[string]any{"type": "any"},
@@ -115,7 +114,7 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 			"agent":     map[string]any{"type": "object({run = string, stop = string, report = string})"},
 		},
 		"data": map[string]any{"alicloud_images": map[string]any{"image": map[string]any{
-			"name_regex": literal(image), "owners": "system", "most_recent": true,
+			"name_regex": terraform.Literal(image), "owners": "system", "most_recent": true,
 		}}},
 		"resource": resources,
 		"output": map[string]any{
@@ -123,18 +122,9 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 			"rendezvous_port": map[string]any{"value": 29500},
 		},
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(module); err != nil {
+	out, err := terraform.EncodeJSON(module)
+	if err != nil {
 		return nil, fmt.Errorf("alibaba: %w", err)
 	}
-	return out.Bytes(), nil
-}
-
-// literal escapes a value's template sequences: Terraform JSON reads
-// every string as a template, and these are data.
-func literal(s string) string {
-	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
+	return out, nil
 }

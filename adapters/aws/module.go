@@ -1,13 +1,12 @@
 package aws
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/terraform"
 )
 
 // ModuleConfig is where a provider's placements go in its account: the
@@ -74,20 +73,20 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 		}
 	}
 	n := p.Instances()
-	userData := "#!/bin/sh\n" + literal(strings.TrimSuffix(c.AgentInstall, "\n"))
+	userData := "#!/bin/sh\n" + terraform.Literal(strings.TrimSuffix(c.AgentInstall, "\n"))
 	if c.AgentInstall != "" {
 		userData += "\n"
 	}
 	userData += "${var.agent.run} ${count.index}\n"
 	var groups []string
 	for _, g := range c.SecurityGroupIDs {
-		groups = append(groups, literal(g))
+		groups = append(groups, terraform.Literal(g))
 	}
 	instance := map[string]any{
 		"count":                  n,
 		"ami":                    "${data.aws_ami.image.id}",
-		"instance_type":          literal(o.Metadata.Labels["aws.instance-type"]),
-		"subnet_id":              literal(c.SubnetID),
+		"instance_type":          terraform.Literal(o.Metadata.Labels["aws.instance-type"]),
+		"subnet_id":              terraform.Literal(c.SubnetID),
 		"vpc_security_group_ids": groups,
 		"user_data":              userData,
 		"tags":                   "${merge(var.tags, {Name = \"cinet-${var.placement.id}-${count.index}\", \"cinet-node\" = count.index})}",
@@ -95,13 +94,13 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 		"metadata_options":       map[string]any{"http_tokens": "required"},
 	}
 	if az := o.Metadata.Labels["aws.availability-zone"]; az != "" {
-		instance["availability_zone"] = literal(az)
+		instance["availability_zone"] = terraform.Literal(az)
 	}
 	if c.InstanceProfile != "" {
-		instance["iam_instance_profile"] = literal(c.InstanceProfile)
+		instance["iam_instance_profile"] = terraform.Literal(c.InstanceProfile)
 	}
 	if c.KeyName != "" {
-		instance["key_name"] = literal(c.KeyName)
+		instance["key_name"] = terraform.Literal(c.KeyName)
 	}
 	if o.Price.Market == "spot" {
 		instance["instance_market_options"] = map[string]any{
@@ -118,7 +117,7 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	module := map[string]any{
 		"terraform": map[string]any{"required_providers": map[string]any{
 			"aws": map[string]any{"source": "hashicorp/aws", "version": ">= 5.0"}}},
-		"provider": map[string]any{"aws": map[string]any{"region": literal(o.Region)}},
+		"provider": map[string]any{"aws": map[string]any{"region": terraform.Literal(o.Region)}},
 		"variable": map[string]any{
 			"placement": map[string]any{"type": "any"},
 			"tasks":     map[string]any{"type": "any"},
@@ -138,18 +137,9 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 			"rendezvous_port": map[string]any{"value": 29500},
 		},
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(module); err != nil {
+	out, err := terraform.EncodeJSON(module)
+	if err != nil {
 		return nil, fmt.Errorf("aws: %w", err)
 	}
-	return out.Bytes(), nil
-}
-
-// literal escapes a value's template sequences: Terraform JSON reads
-// every string as a template, and these are data.
-func literal(s string) string {
-	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
+	return out, nil
 }

@@ -584,10 +584,30 @@ func literal(v any) any {
 	return escapeTemplates(x)
 }
 
+// Literal escapes a string's template sequences ("${", "%{"), so that
+// Terraform JSON, which reads every string as a template, reads it as
+// the string it is.
+func Literal(s string) string {
+	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
+}
+
+// EncodeJSON writes a configuration as indented Terraform JSON, its
+// strings as they are (no HTML escapes).
+func EncodeJSON(v any) ([]byte, error) {
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
 func escapeTemplates(v any) any {
 	switch v := v.(type) {
 	case string:
-		return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(v)
+		return Literal(v)
 	case []any:
 		for i := range v {
 			v[i] = escapeTemplates(v[i])
