@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,9 +32,10 @@ const agentPoll = 10 * time.Millisecond
 // agentGrace is how long a stopped task has between SIGTERM and SIGKILL.
 const agentGrace = 5 * time.Second
 
-// Agent runs the agent's command line: "run DIR RANK" runs node RANK of
-// the placement in DIR; "stop DIR RANK" stops it and waits until it has
-// ended. It returns the process's exit status.
+// Agent runs the agent's command line: "run WHERE RANK" runs node RANK of
+// a placement, WHERE being the placement's directory or the executor's
+// report URL for it (…/placements/ID/TOKEN); "stop DIR RANK" stops it
+// and waits until it has ended. It returns the process's exit status.
 func Agent(args []string) int {
 	if len(args) != 3 || (args[0] != "run" && args[0] != "stop") {
 		fmt.Fprintln(os.Stderr, "usage: terraform-agent run|stop DIR RANK")
@@ -56,57 +58,56 @@ func Agent(args []string) int {
 	return 0
 }
 
-func runAgent(dir string, rank int) error {
-	// Out of the session of whatever started it (tofu's provisioner), so
-	// that its end does not end the node.
+func runAgent(where string, rank int) error {
+	// Out of the session of whatever started it (tofu's provisioner, a
+	// cloud instance's boot), so that its end does not end the node.
 	syscall.Setsid()
 	signal.Ignore(syscall.SIGHUP)
-	nd := nodeDir(dir, rank)
-	if err := os.MkdirAll(filepath.Join(nd, "logs"), 0o700); err != nil {
-		return err
+	var ch channel = &fileChannel{dir: where, rank: rank}
+	if strings.HasPrefix(where, "http://") || strings.HasPrefix(where, "https://") {
+		hc, err := newHTTPChannel(where, rank)
+		if err != nil {
+			return err
+		}
+		ch = hc
 	}
-	lock, err := os.OpenFile(filepath.Join(nd, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, ok, err := ch.lock()
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if !ok {
 		return nil // another agent runs this node
 	}
-	var p adapters.Placement
-	if err := readJSON(filepath.Join(dir, placementFile), &p); err != nil {
-		return err
-	}
-	rec, err := readNode(dir, rank, len(p.Tasks))
+	defer unlock()
+	p, err := ch.placement()
 	if err != nil {
 		return err
-	}
-	if rec.up {
-		return nil // a node runs once; an agent started again has nothing to do
 	}
 	if rank >= p.Instances() {
 		return fmt.Errorf("placement %s has %d nodes, not %d", p.ID, p.Instances(), rank+1)
 	}
-	a := &agent{dir: dir, rank: rank, p: p, term: make(chan os.Signal, 1)}
+	if up, err := ch.up(len(p.Tasks)); err != nil || up {
+		return err // a node runs once; an agent started again has nothing to do
+	}
+	a := &agent{ch: ch, rank: rank, p: p, term: make(chan os.Signal, 1)}
 	signal.Notify(a.term, syscall.SIGTERM, syscall.SIGINT)
 	if err := a.record(event{Kind: "up", PID: os.Getpid()}); err != nil {
 		return err
 	}
-	var st start
-	ok := a.await(func() bool { return readJSON(filepath.Join(dir, controlDir, startFile), &st) == nil })
-	if !ok {
+	if !a.await(func() bool { return a.start != nil }) {
 		return nil
 	}
+	st := a.start
 	if len(st.Addresses) != p.Instances() {
-		return fmt.Errorf("start.json has %d addresses for %d nodes", len(st.Addresses), p.Instances())
+		return fmt.Errorf("the start has %d addresses for %d nodes", len(st.Addresses), p.Instances())
 	}
-	work := filepath.Join(nd, "work")
+	work := ch.workDir()
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return err
 	}
 	nodeEnv := adapters.NodeEnv(p, rank, st.Addresses, st.Port)
 	for i := range p.Tasks {
-		if i > 0 && !a.await(func() bool { _, err := os.Stat(goFile(dir, i)); return err == nil }) {
+		if i > 0 && !a.await(func() bool { return a.allowed > i }) {
 			return nil
 		}
 		code, err := a.runTask(i, work, nodeEnv)
@@ -118,20 +119,39 @@ func runAgent(dir string, rank int) error {
 }
 
 type agent struct {
-	dir     string
+	ch      channel
 	rank    int
 	p       adapters.Placement
 	term    chan os.Signal
 	stopped string // why the placement was stopped, once it was
+	// What the executor last said.
+	start   *start
+	allowed int
+}
+
+// hear asks the executor for its word.
+func (a *agent) hear() {
+	st, allowed, stop, err := a.ch.control()
+	if err != nil {
+		return // asked again at the next poll
+	}
+	if st != nil {
+		a.start = st
+	}
+	a.allowed = max(a.allowed, allowed)
+	if a.stopped == "" {
+		a.stopped = stop
+	}
 }
 
 // await waits until cond holds (true) or the placement is stopped
 // (false).
 func (a *agent) await(cond func() bool) bool {
-	t := time.NewTicker(agentPoll)
+	t := time.NewTicker(a.ch.poll())
 	defer t.Stop()
 	for {
-		if a.stopping() {
+		a.hear()
+		if a.stopped != "" {
 			return false
 		}
 		if cond() {
@@ -145,25 +165,9 @@ func (a *agent) await(cond func() bool) bool {
 	}
 }
 
-func (a *agent) stopping() bool {
-	if a.stopped == "" {
-		a.stopped = readStop(a.dir)
-	}
-	return a.stopped != ""
-}
-
 func (a *agent) record(e event) error {
 	e.Time = time.Now().UTC()
-	line, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(nodeDir(a.dir, a.rank), eventsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(line, '\n'))
-	return errors.Join(err, f.Close())
+	return a.ch.record(e)
 }
 
 // runTask runs task i on this node and returns its exit code (-1 when a
@@ -171,13 +175,23 @@ func (a *agent) record(e event) error {
 func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
 	t := a.p.Tasks[i]
 	var out [2]*os.File
+	var flushes []func() error
 	for k, stream := range []string{"stdout", "stderr"} {
-		f, err := os.OpenFile(logPath(a.dir, a.rank, t.Name, stream), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		f, flush, err := a.ch.output(t.Name, stream)
 		if err != nil {
 			return 0, err
 		}
 		defer f.Close()
 		out[k] = f
+		flushes = append(flushes, flush)
+	}
+	// The output is delivered whole before the end is recorded.
+	flush := func() error {
+		var errs []error
+		for _, fl := range flushes {
+			errs = append(errs, fl())
+		}
+		return errors.Join(errs...)
 	}
 	env := append([]string{
 		"LANG=C.UTF-8", "CINET_JOB=" + a.p.Job, "CINET_PLACEMENT=" + a.p.ID, "CINET_TASK=" + t.Name,
@@ -195,7 +209,7 @@ func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
 		if err := a.record(event{Kind: "started", Task: i}); err != nil {
 			return 0, err
 		}
-		return 127, a.record(event{Kind: "ended", Task: i, ExitCode: 127})
+		return 127, errors.Join(flush(), a.record(event{Kind: "ended", Task: i, ExitCode: 127}))
 	}
 	// The task's process group is recorded, so that the node's stop can
 	// end it should this agent die.
@@ -207,7 +221,7 @@ func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
 	go func() { cmd.Wait(); close(done) }()
 	var stoppedBy string
 	var kill <-chan time.Time
-	tick := time.NewTicker(agentPoll)
+	tick := time.NewTicker(a.ch.poll())
 	defer tick.Stop()
 wait:
 	for {
@@ -217,10 +231,11 @@ wait:
 		case <-a.term:
 			a.stopped = stopCancel
 		case <-tick.C:
+			a.hear()
 		case <-kill:
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
-		if stoppedBy == "" && a.stopping() {
+		if stoppedBy == "" && a.stopped != "" {
 			stoppedBy = a.stopped
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 			kill = time.After(agentGrace)
@@ -239,6 +254,9 @@ wait:
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 		e.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		e.PeakMemory = ru.Maxrss << 10
+	}
+	if err := flush(); err != nil {
+		fmt.Fprintf(os.Stderr, "terraform-agent: delivering task %s's output: %v\n", t.Name, err)
 	}
 	if err := a.record(e); err != nil {
 		return 0, err

@@ -293,7 +293,7 @@ func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) 
 		// found gone wrote its last word before, and it is read.
 		live := make([]bool, n)
 		for k := range live {
-			live[k] = agentAlive(dir, k)
+			live[k] = agentAlive(dir, k) || (t.report != "" && seenWithin(dir, k, t.silence))
 		}
 		recs, err := t.nodes(dir, p)
 		if err != nil {

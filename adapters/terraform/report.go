@@ -133,6 +133,9 @@ func parseEvents(data []byte, ntasks int) (nodeRecord, error) {
 		}
 		switch e.Kind {
 		case "up":
+			if r.up {
+				return r, fmt.Errorf("line %d: the node came up twice", n+1)
+			}
 			r.up = true
 		case "started":
 			if e.Task != len(r.tasks) || e.Task >= ntasks || !r.up {
@@ -209,8 +212,10 @@ func readJSON(path string, v any) error {
 
 // statusOf folds the nodes' records into the placement's tasks: a task
 // starts when its first node starts it and ends when its last node ends
-// it; its exit code is the first failing node's.
-func statusOf(tasks []string, nodes []nodeRecord) []adapters.TaskStatus {
+// it; its exit code is the first failing node's. Once the placement has
+// ended (final), a node that never started a task (stopped before it
+// could) does not keep it open.
+func statusOf(tasks []string, nodes []nodeRecord, final bool) []adapters.TaskStatus {
 	var out []adapters.TaskStatus
 	for i, name := range tasks {
 		ts := adapters.TaskStatus{Name: name}
@@ -218,7 +223,7 @@ func statusOf(tasks []string, nodes []nodeRecord) []adapters.TaskStatus {
 		var failed *taskRecord
 		for k := range nodes {
 			if i >= len(nodes[k].tasks) {
-				endedAll = false
+				endedAll = endedAll && final
 				continue
 			}
 			t := &nodes[k].tasks[i]
@@ -251,6 +256,9 @@ func statusOf(tasks []string, nodes []nodeRecord) []adapters.TaskStatus {
 				ts.ExitCode, ts.Signal = failed.exitCode, failed.signal
 			default:
 				for k := range nodes {
+					if i >= len(nodes[k].tasks) {
+						continue
+					}
 					if t := nodes[k].tasks[i]; t.exitCode != 0 || t.signal != "" {
 						ts.ExitCode, ts.Signal = t.exitCode, t.signal
 						break

@@ -55,13 +55,22 @@ func TestStatusOf(t *testing.T) {
 		{up: true, tasks: []taskRecord{{started: at(1), ended: at(5), exitCode: 5}}},
 		{up: true, tasks: []taskRecord{{started: at(3), ended: at(8), exitCode: -1, signal: "terminated", stopped: stopFailed}}},
 	}
-	st := statusOf([]string{"main", "after"}, nodes)
+	st := statusOf([]string{"main", "after"}, nodes, false)
 	if len(st) != 1 || !st[0].Started.Equal(at(1)) || !st[0].End.Equal(at(9)) || st[0].ExitCode != 5 || st[0].Signal != "" {
 		t.Fatalf("%+v", st)
 	}
 	nodes[2].tasks[0].ended = time.Time{}
-	if st := statusOf([]string{"main"}, nodes); st[0].Ended() {
+	if st := statusOf([]string{"main"}, nodes, false); st[0].Ended() {
 		t.Fatalf("the task ended while node 2 runs it: %+v", st)
+	}
+	// A node stopped before it started the task: while the placement
+	// runs, the task is open; once it has ended, the others decide.
+	nodes[2].tasks = nil
+	if st := statusOf([]string{"main"}, nodes, false); st[0].Ended() {
+		t.Fatalf("the task ended before node 2 started it: %+v", st)
+	}
+	if st := statusOf([]string{"main"}, nodes, true); !st[0].Ended() || st[0].ExitCode != 5 || !st[0].End.Equal(at(9)) {
+		t.Fatalf("the ended placement's task: %+v", st)
 	}
 }
 
@@ -81,6 +90,7 @@ func FuzzParseEvents(f *testing.F) {
 			t.Fatalf("%d tasks of %d", len(r.tasks), ntasks)
 		}
 		names := make([]string, ntasks)
-		statusOf(names, []nodeRecord{r, r})
+		statusOf(names, []nodeRecord{r, r}, false)
+		statusOf(names, []nodeRecord{r, {}}, true)
 	})
 }

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +73,16 @@ type Config struct {
 	// AgentStart is how long a node's agent may take to report after
 	// apply has finished (default 10m: a cloud instance boots first).
 	AgentStart descriptor.Duration `json:"agentStart,omitempty"`
+	// ReportListen, when set, is the address the agent server listens
+	// on: nodes report to it over HTTP (spec/adapters.md §3.4) instead
+	// of writing the placement's directory, as nodes off the broker's
+	// machine must. ReportURL is how the nodes reach it (default
+	// http://LISTENADDRESS).
+	ReportListen string `json:"reportListen,omitempty"`
+	ReportURL    string `json:"reportURL,omitempty"`
+	// AgentSilence is how long an agent reporting over HTTP may make no
+	// request before its node is lost (default 1m).
+	AgentSilence descriptor.Duration `json:"agentSilence,omitempty"`
 }
 
 // reserved are the module's inputs the executor sets.
@@ -93,6 +105,9 @@ var builtin embed.FS
 type Terraform struct {
 	cfg       Config
 	bin       string
+	report    string // the agent server's URL, when nodes report over HTTP
+	server    *http.Server
+	silence   time.Duration
 	tool      string // "OpenTofu" or "Terraform", and its version
 	module    string // absolute
 	agent     string // the agent command, quoted for a shell
@@ -170,8 +185,36 @@ func New(c Config) (*Terraform, error) {
 	if err := adapters.WriteFileAtomic(t.cliConfig, []byte(rc)); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
+	if t.silence = c.AgentSilence.Std(); t.silence <= 0 {
+		t.silence = time.Minute
+	}
+	if c.ReportListen != "" {
+		l, err := net.Listen("tcp", c.ReportListen)
+		if err != nil {
+			return nil, fmt.Errorf("terraform: the agent server: %w", err)
+		}
+		t.report = strings.TrimSuffix(c.ReportURL, "/")
+		if t.report == "" {
+			t.report = "http://" + l.Addr().String()
+		}
+		t.server = &http.Server{Handler: &agentServer{t: t}, ReadHeaderTimeout: 10 * time.Second}
+		go t.server.Serve(l)
+	}
 	return t, nil
 }
+
+// Close stops the agent server, if there is one; placements go on, and
+// their nodes retry until a broker serves them again.
+func (t *Terraform) Close() error {
+	if t.server == nil {
+		return nil
+	}
+	return t.server.Close()
+}
+
+// ReportURL is where nodes report over HTTP, or "" when they write the
+// placement's directory.
+func (t *Terraform) ReportURL() string { return t.report }
 
 // findTool finds the binary and checks it is a release recent enough.
 func findTool(bin, dir string) (path, tool string, err error) {
@@ -304,6 +347,19 @@ func (t *Terraform) Provision(ctx context.Context, p adapters.Placement) error {
 // writeConfig writes the root configuration: the module, called with the
 // placement as its variables (spec/adapters.md §3.2), and its outputs.
 func (t *Terraform) writeConfig(dir string, p adapters.Placement) error {
+	// Nodes report into dir, or to the agent server with the placement's
+	// token.
+	where := dir
+	if t.report != "" {
+		token, err := newToken()
+		if err != nil {
+			return err
+		}
+		if err := adapters.WriteFileAtomic(filepath.Join(dir, tokenFile), []byte(token)); err != nil {
+			return err
+		}
+		where = t.report + "/placements/" + p.ID + "/" + token
+	}
 	source, err := filepath.Rel(dir, t.module)
 	if err != nil {
 		return err
@@ -338,7 +394,7 @@ func (t *Terraform) writeConfig(dir string, p adapters.Placement) error {
 		"tasks": tasks,
 		"tags":  map[string]string{"cinet-job": p.Job, "cinet-placement": p.ID, "cinet-class": class},
 		"agent": map[string]string{
-			"run":    t.agent + " run " + shellQuote(dir),
+			"run":    t.agent + " run " + shellQuote(where),
 			"stop":   t.agent + " stop " + shellQuote(dir),
 			"report": dir,
 		},
@@ -443,7 +499,7 @@ func (t *Terraform) Status(ctx context.Context, id string) (adapters.Status, err
 	if err != nil {
 		return adapters.Status{}, err
 	}
-	st := adapters.Status{State: adapters.Running, Detail: lc.Detail, Tasks: statusOf(taskNames(p), recs)}
+	st := adapters.Status{State: adapters.Running, Detail: lc.Detail, Tasks: statusOf(taskNames(p), recs, lc.Result != "")}
 	if lc.Result != "" {
 		st.State = lc.Result
 	}
@@ -492,7 +548,7 @@ func (t *Terraform) Logs(ctx context.Context, id, task string, node int, stream 
 // still running on a node counts its wall time up to now; its CPU time
 // and memory count once it has ended there.
 func (t *Terraform) Usage(ctx context.Context, id string) (adapters.Usage, error) {
-	dir, _, err := t.load(id)
+	dir, lc, err := t.load(id)
 	if err != nil {
 		return adapters.Usage{}, err
 	}
@@ -506,7 +562,7 @@ func (t *Terraform) Usage(ctx context.Context, id string) (adapters.Usage, error
 	}
 	var u adapters.Usage
 	now := time.Now().UTC()
-	for i, ts := range statusOf(taskNames(p), recs) {
+	for i, ts := range statusOf(taskNames(p), recs, lc.Result != "") {
 		end := ts.End
 		if end.IsZero() {
 			end = now

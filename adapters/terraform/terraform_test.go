@@ -3,10 +3,14 @@
 package terraform_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +60,15 @@ func tofu(t testing.TB) string {
 // agent outlives it.
 func newAdapter(t testing.TB, module string, vars map[string]any) *terraform.Terraform {
 	t.Helper()
+	return newAdapterWith(t, module, vars, nil)
+}
+
+// overHTTP makes the nodes report to the agent server, as nodes off the
+// broker's machine do.
+var overHTTP = map[string]any{"reportListen": "127.0.0.1:0", "agentSilence": "5s"}
+
+func newAdapterWith(t testing.TB, module string, vars, extra map[string]any) *terraform.Terraform {
+	t.Helper()
 	dir := t.TempDir()
 	c := map[string]any{
 		"binary": tofu(t), "dataDir": dir, "cpus": 8, "memory": "16Gi",
@@ -66,6 +79,9 @@ func newAdapter(t testing.TB, module string, vars map[string]any) *terraform.Ter
 	}
 	if vars != nil {
 		c["variables"] = vars
+	}
+	for k, v := range extra {
+		c[k] = v
 	}
 	raw, _ := json.Marshal(c)
 	a, err := adapters.New("terraform", raw)
@@ -82,16 +98,26 @@ func newAdapter(t testing.TB, module string, vars map[string]any) *terraform.Ter
 				t.Errorf("releasing %s at the end of the test: %v", e.Name(), err)
 			}
 		}
+		tf.Close()
 	})
 	return tf
 }
 
+// TestConformance runs the suite with nodes reporting into the
+// placement's directory, and over HTTP to the agent server.
 func TestConformance(t *testing.T) {
-	adaptertest.Run(t, adaptertest.Suite{
-		New:   func(t testing.TB) adapters.Adapter { return newAdapter(t, "", nil) },
-		Shell: []string{"/bin/sh", "-c"},
-		Wait:  2 * time.Minute,
-	})
+	for _, mode := range []struct {
+		name  string
+		extra map[string]any
+	}{{"directory", nil}, {"http", overHTTP}} {
+		t.Run(mode.name, func(t *testing.T) {
+			adaptertest.Run(t, adaptertest.Suite{
+				New:   func(t testing.TB) adapters.Adapter { return newAdapterWith(t, "", nil, mode.extra) },
+				Shell: []string{"/bin/sh", "-c"},
+				Wait:  2 * time.Minute,
+			})
+		})
+	}
 }
 
 var ctx = context.Background()
@@ -210,6 +236,16 @@ func TestReleaseDuringApply(t *testing.T) {
 	}
 	if res := stateResources(t, a, "slow"); len(res) != 0 {
 		t.Fatalf("the state still holds %v", res)
+	}
+	// The resource being made when the tool was interrupted left nothing
+	// running.
+	var pid int
+	if _, err := fmt.Sscan(string(must(os.ReadFile(marker+".pid"))), &pid); err != nil || pid <= 0 {
+		t.Fatalf("the slow resource's pid: %v", err)
+	}
+	if running(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the interrupted resource's process %d still runs", pid)
 	}
 	if !strings.Contains(string(log), "Interrupt received") {
 		t.Errorf("the tool was not interrupted gracefully; its log:\n%s", log)
@@ -343,4 +379,90 @@ func running(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(st), ") ")
 	return !strings.HasPrefix(rest, "Z")
+}
+
+// TestAgentServer: nodes reporting over HTTP reach the placement only
+// with its token, write only what an agent could have written, and a
+// node that falls silent is lost.
+func TestAgentServer(t *testing.T) {
+	a := newAdapterWith(t, "", nil, overHTTP)
+	p := adapters.Placement{ID: "remote", Job: "j", Nodes: 2, Tasks: []descriptor.Task{task("main", `echo "node $CINET_NODE_RANK"; exec sleep 600`)}}
+	if err := a.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	dir := a.PlacementDir("remote")
+	token, err := os.ReadFile(filepath.Join(dir, "agent.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := os.ReadFile(filepath.Join(dir, "main.tf.json"))
+	base := a.ReportURL() + "/placements/remote/" + string(token)
+	if !strings.Contains(string(conf), base) {
+		t.Fatalf("the nodes are not told to report to %s:\n%s", base, conf)
+	}
+	for rank := range 2 {
+		for !strings.Contains(adaptertest.Logs(t, a, "remote", "main", rank, "stdout"), "node") {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	events := filepath.Join(dir, "nodes", "0", "events.jsonl")
+	before, _ := os.ReadFile(events)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"another token", "GET", a.ReportURL() + "/placements/remote/" + strings.Repeat("0", 64) + "/control?rank=0", "", 403},
+		{"another placement", "GET", a.ReportURL() + "/placements/other/" + string(token) + "/control?rank=0", "", 403},
+		{"a path", "GET", a.ReportURL() + "/placements/../" + string(token) + "/control?rank=0", "", 404},
+		{"no such node", "GET", base + "/control?rank=2", "", 400},
+		{"up twice", "POST", base + "/events?rank=0", `{"kind":"up","time":"2026-11-30T00:00:00Z"}`, 409},
+		{"a task out of order", "POST", base + "/events?rank=0", `{"kind":"started","time":"2026-11-30T00:00:00Z","task":5}`, 409},
+		{"not one line", "POST", base + "/events?rank=0", "{\"kind\":\n\"up\"}", 400},
+		{"an event too large", "POST", base + "/events?rank=0", `{"kind":"up","x":"` + strings.Repeat("a", 5000) + `"}`, 413},
+		{"output at a wrong offset", "POST", base + "/logs?rank=0&task=main&stream=stdout&offset=999", "x", 409},
+		{"output of no task", "POST", base + "/logs?rank=0&task=../../x&stream=stdout&offset=0", "x", 400},
+		{"output already had", "POST", base + "/logs?rank=0&task=main&stream=stdout&offset=0", "node 0\n", 204},
+	} {
+		if status, body := call(tc.method, tc.path, tc.body); status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, status, body, tc.status)
+		}
+	}
+	if after, _ := os.ReadFile(events); !bytes.Equal(before, after) {
+		t.Errorf("refused events changed the record:\n%s\n%s", before, after)
+	}
+	if got := adaptertest.Logs(t, a, "remote", "main", 0, "stdout"); got != "node 0\n" {
+		t.Errorf("output %q after a chunk sent again", got)
+	}
+	// Node 1's agent dies: silent past agentSilence, its node is lost.
+	line, _, _ := strings.Cut(string(must(os.ReadFile(filepath.Join(dir, "nodes", "1", "events.jsonl")))), "\n")
+	var up struct{ PID int }
+	if err := json.Unmarshal([]byte(line), &up); err != nil || up.PID <= 0 {
+		t.Fatalf("node 1's first record %q: %v", line, err)
+	}
+	syscall.Kill(up.PID, syscall.SIGKILL)
+	// What a dead agent cannot remove: its node's own directory (on a
+	// cloud node, the machine goes with it).
+	sum := sha256.Sum256([]byte(base))
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("cinet-agent-remote-1-%x", sum[:8]))) })
+	st := wait(t, a, "remote")
+	if st.State != adapters.Lost || !strings.Contains(st.Detail, "node 1 of 2") {
+		t.Fatalf("status %+v: want lost, naming node 1", st)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

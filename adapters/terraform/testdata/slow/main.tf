@@ -21,8 +21,10 @@ resource "terraform_data" "first" {
 
 resource "terraform_data" "slow" {
   depends_on = [terraform_data.first]
+  input      = "${var.marker}.pid"
   provisioner "local-exec" {
-    command = "sleep 600"
+    # exec: the process the tool stops on interrupt is the one that waits.
+    command = "echo $$ > '${self.input}'; exec sleep 600"
   }
 }
 
