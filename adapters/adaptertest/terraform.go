@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,4 +80,24 @@ func TerraformModule(t *testing.T, golden string, got []byte, update bool, block
 			t.Errorf("the configuration has no %s", w)
 		}
 	}
+}
+
+// Tofu returns the OpenTofu binary .ci/build-tofu built: $CINET_TEST_TOFU,
+// else the cache it writes. Without it the test is skipped, saying why,
+// unless CINET_TEST_TOFU_REQUIRED is set (as .ci/run sets it).
+func Tofu(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("CINET_TEST_TOFU")
+	if bin == "" {
+		if cache, err := os.UserCacheDir(); err == nil {
+			bin = filepath.Join(cache, "cinet-ci", "tofu-v1.10.6")
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CINET_TEST_TOFU_REQUIRED") != "" {
+			t.Fatalf("no OpenTofu binary at %q: run .ci/build-tofu", bin)
+		}
+		t.Skipf("no OpenTofu binary at %q (run .ci/build-tofu, or set CINET_TEST_TOFU)", bin)
+	}
+	return bin
 }

@@ -37,6 +37,14 @@ const (
 	imageGPU = "^ubuntu_22_04_x64_20G_alibase_.*"
 )
 
+// Validate checks what the module needs of the configuration.
+func (c ModuleConfig) Validate() error {
+	if c.VSwitchID == "" || len(c.SecurityGroupIDs) == 0 {
+		return errors.New("alibaba: vswitchId and securityGroupIds are required: where the instances go")
+	}
+	return nil
+}
+
 // Module is the Terraform JSON of a placement's module for the terraform
 // executor (spec/adapters.md §3.2, §5.3): its nodes are ECS instances of
 // the offer's instance type, in its zone, pay-as-you-go or spot as the
@@ -48,8 +56,8 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	if o == nil || o.Metadata.Labels["alibaba.instance-type"] == "" {
 		return nil, errors.New("alibaba: the placement's offer names no instance type (label alibaba.instance-type): it is not an offer alibaba discovery made")
 	}
-	if c.VSwitchID == "" || len(c.SecurityGroupIDs) == 0 {
-		return nil, errors.New("alibaba: vswitchId and securityGroupIds are required: where the instances go")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	disk := c.DiskGiB
 	if disk <= 0 {

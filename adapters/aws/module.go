@@ -39,6 +39,14 @@ const (
 	imageNVIDIAar = "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *"
 )
 
+// Validate checks what the module needs of the configuration.
+func (c ModuleConfig) Validate() error {
+	if c.SubnetID == "" || len(c.SecurityGroupIDs) == 0 {
+		return errors.New("aws: subnetId and securityGroupIds are required: where the instances go")
+	}
+	return nil
+}
+
 // Module is the Terraform JSON of a placement's module for the terraform
 // executor (spec/adapters.md §3.2, §4.3): its nodes are EC2 instances of
 // the offer's instance type, in its zone, on-demand or spot as the offer
@@ -50,8 +58,8 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	if o == nil || o.Metadata.Labels["aws.instance-type"] == "" {
 		return nil, errors.New("aws: the placement's offer names no instance type (label aws.instance-type): it is not an offer aws discovery made")
 	}
-	if c.SubnetID == "" || len(c.SecurityGroupIDs) == 0 {
-		return nil, errors.New("aws: subnetId and securityGroupIds are required: where the instances go")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	disk := c.DiskGiB
 	if disk <= 0 {

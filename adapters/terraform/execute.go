@@ -34,6 +34,10 @@ type lifecycle struct {
 	Result  adapters.State `json:"result,omitempty"`
 	Detail  string         `json:"detail,omitempty"`
 	Applied time.Time      `json:"applied,omitzero"` // when the nodes were told to start
+	// Applying: apply was started, so the state may hold resources. Init
+	// and plan create nothing: a placement that failed before apply has
+	// nothing to destroy.
+	Applying bool `json:"applying,omitempty"`
 	// DestroyError is why the last destroy failed; the state still holds
 	// what it names.
 	DestroyError string `json:"destroyError,omitempty"`
@@ -70,7 +74,10 @@ func (t *Terraform) execute(r *run, id, dir string) {
 				save(&lc)
 				continue
 			}
-			st, err := t.apply(r, dir, p)
+			st, err := t.apply(r, dir, p, func() bool {
+				lc.Applying = true
+				return save(&lc)
+			})
 			switch {
 			case err != nil && readStop(dir) != "":
 				lc.Result, lc.Detail = adapters.Cancelled, "released while its infrastructure was being created"
@@ -97,6 +104,11 @@ func (t *Terraform) execute(r *run, id, dir string) {
 			}
 		case phaseDestroying:
 			writeStop(dir, stopCancel)
+			if !lc.Applying {
+				lc.Phase = phaseDestroyed
+				save(&lc)
+				return
+			}
 			if err := t.destroy(dir); err != nil {
 				lc.DestroyError = err.Error()
 				save(&lc)
@@ -186,7 +198,7 @@ func diagnostics(err error) string {
 
 // apply runs init, plan and apply, and reads where the nodes are. Release
 // interrupts it (SIGINT: the tool stops cleanly and saves its state).
-func (t *Terraform) apply(r *run, dir string, p *adapters.Placement) (*start, error) {
+func (t *Terraform) apply(r *run, dir string, p *adapters.Placement, applying func() bool) (*start, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -215,6 +227,9 @@ func (t *Terraform) apply(r *run, dir string, p *adapters.Placement) (*start, er
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if !applying() {
+		return nil, errors.New("recording that apply starts failed")
 	}
 	if err := t.step(ctx, "apply", func(ctx context.Context) error {
 		return tf.Apply(ctx, tfexec.DirOrPlan(planFile))

@@ -106,6 +106,7 @@ type Terraform struct {
 	cfg       Config
 	bin       string
 	report    string // the agent server's URL, when nodes report over HTTP
+	gen       ModuleFunc
 	server    *http.Server
 	silence   time.Duration
 	tool      string // "OpenTofu" or "Terraform", and its version
@@ -129,7 +130,17 @@ type run struct {
 func (r *run) release() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 // New checks the configuration and the tool, and returns the adapter.
-func New(c Config) (*Terraform, error) {
+func New(c Config) (*Terraform, error) { return NewWithModule(c, nil) }
+
+// A ModuleFunc writes a placement's own module: its files by name
+// ("main.tf.json"), each following the module contract (spec/adapters.md
+// §3.2). Cloud adapters make theirs from the placement's offer.
+type ModuleFunc func(adapters.Placement) (map[string][]byte, error)
+
+// NewWithModule returns an executor whose placements each get the module
+// gen writes for them, instead of one module for all; Config.Module is
+// then not used.
+func NewWithModule(c Config, gen ModuleFunc) (*Terraform, error) {
 	if c.DataDir == "" {
 		return nil, errors.New("terraform: a dataDir is required")
 	}
@@ -152,15 +163,17 @@ func New(c Config) (*Terraform, error) {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
 	c.DataDir = dataDir
-	t := &Terraform{cfg: c, sem: make(chan struct{}, c.Parallel), runs: map[string]*run{}, start: c.AgentStart.Std()}
+	t := &Terraform{cfg: c, gen: gen, sem: make(chan struct{}, c.Parallel), runs: map[string]*run{}, start: c.AgentStart.Std()}
 	if t.start <= 0 {
 		t.start = 10 * time.Minute
 	}
 	if t.bin, t.tool, err = findTool(c.Binary, dataDir); err != nil {
 		return nil, err
 	}
-	if t.module, err = t.installModule(); err != nil {
-		return nil, err
+	if gen == nil {
+		if t.module, err = t.installModule(); err != nil {
+			return nil, err
+		}
 	}
 	agent := c.Agent
 	if len(agent) == 0 {
@@ -360,7 +373,26 @@ func (t *Terraform) writeConfig(dir string, p adapters.Placement) error {
 		}
 		where = t.report + "/placements/" + p.ID + "/" + token
 	}
-	source, err := filepath.Rel(dir, t.module)
+	module := t.module
+	if t.gen != nil {
+		files, err := t.gen(p)
+		if err != nil {
+			return err
+		}
+		module = filepath.Join(dir, "module")
+		if err := os.MkdirAll(module, 0o700); err != nil {
+			return err
+		}
+		for name, data := range files {
+			if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+				return fmt.Errorf("the module's file %q is not a plain name", name)
+			}
+			if err := adapters.WriteFileAtomic(filepath.Join(module, name), data); err != nil {
+				return err
+			}
+		}
+	}
+	source, err := filepath.Rel(dir, module)
 	if err != nil {
 		return err
 	}
@@ -683,4 +715,14 @@ func escapeTemplates(v any) any {
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// NewCloud returns the executor of a cloud adapter (name): each
+// placement's module written by gen, its instances reporting to the agent
+// server over the network, which c must therefore have listen.
+func NewCloud(name string, c Config, gen ModuleFunc) (*Terraform, error) {
+	if c.ReportListen == "" {
+		return nil, fmt.Errorf("%s: terraform.reportListen is required: the instances report to the broker's agent server over the network (and terraform.reportURL is how they reach it)", name)
+	}
+	return NewWithModule(c, gen)
 }

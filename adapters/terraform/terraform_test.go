@@ -34,27 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tofu returns the OpenTofu binary .ci/build-tofu built: $CINET_TEST_TOFU,
-// else the cache it writes. Without it the test is skipped, saying why,
-// unless CINET_TEST_TOFU_REQUIRED is set (as .ci/run sets it).
-func tofu(t testing.TB) string {
-	t.Helper()
-	bin := os.Getenv("CINET_TEST_TOFU")
-	if bin == "" {
-		cache, err := os.UserCacheDir()
-		if err == nil {
-			bin = filepath.Join(cache, "cinet-ci", "tofu-v1.10.6")
-		}
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CINET_TEST_TOFU_REQUIRED") != "" {
-			t.Fatalf("no OpenTofu binary at %q: run .ci/build-tofu", bin)
-		}
-		t.Skipf("no OpenTofu binary at %q (run .ci/build-tofu, or set CINET_TEST_TOFU)", bin)
-	}
-	return bin
-}
-
 // newAdapter returns an adapter over a fresh data directory whose
 // placements are all released when the test ends, so that no node's
 // agent outlives it.
@@ -71,7 +50,7 @@ func newAdapterWith(t testing.TB, module string, vars, extra map[string]any) *te
 	t.Helper()
 	dir := t.TempDir()
 	c := map[string]any{
-		"binary": tofu(t), "dataDir": dir, "cpus": 8, "memory": "16Gi",
+		"binary": adaptertest.Tofu(t), "dataDir": dir, "cpus": 8, "memory": "16Gi",
 		"agent": []string{"env", "CINET_TERRAFORM_AGENT=1", os.Args[0]}, "agentStart": "30s",
 	}
 	if module != "" {
@@ -307,8 +286,8 @@ func TestBadConfig(t *testing.T) {
 		{"no data dir", `{"cpus": 1, "memory": "1Gi"}`, "dataDir is required"},
 		{"no capacity", `{"dataDir": "` + dir + `"}`, "cpus and memory are required"},
 		{"unknown field", `{"dataDir": "` + dir + `", "cpus": 1, "memory": "1Gi", "regoin": "x"}`, "unknown field"},
-		{"reserved variable", `{"binary": "` + tofu(t) + `", "dataDir": "` + dir + `", "cpus": 1, "memory": "1Gi", "variables": {"tasks": []}}`, "executor's own"},
-		{"no module", `{"binary": "` + tofu(t) + `", "module": "/nonexistent", "dataDir": "` + dir + `", "cpus": 1, "memory": "1Gi"}`, "module"},
+		{"reserved variable", `{"binary": "` + adaptertest.Tofu(t) + `", "dataDir": "` + dir + `", "cpus": 1, "memory": "1Gi", "variables": {"tasks": []}}`, "executor's own"},
+		{"no module", `{"binary": "` + adaptertest.Tofu(t) + `", "module": "/nonexistent", "dataDir": "` + dir + `", "cpus": 1, "memory": "1Gi"}`, "module"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapters.New("terraform", []byte(tc.config))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cinet/cinet/adapters/adaptertest"
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/adapters/terraform"
 	"github.com/cinet/cinet/descriptor"
@@ -60,17 +61,7 @@ func TestDevDemo(t *testing.T) {
 // on it and settles like the others, its placement applied from a kept
 // plan and destroyed when it ended.
 func TestDevDemoWithTerraform(t *testing.T) {
-	tofu := os.Getenv("CINET_TEST_TOFU")
-	if tofu == "" {
-		cache, _ := os.UserCacheDir()
-		tofu = filepath.Join(cache, "cinet-ci", "tofu-v1.10.6")
-	}
-	if _, err := os.Stat(tofu); err != nil {
-		if os.Getenv("CINET_TEST_TOFU_REQUIRED") != "" {
-			t.Fatalf("no OpenTofu binary at %q: run .ci/build-tofu", tofu)
-		}
-		t.Skipf("no OpenTofu binary at %q (run .ci/build-tofu, or set CINET_TEST_TOFU)", tofu)
-	}
+	tofu := adaptertest.Tofu(t)
 	data := filepath.Join(t.TempDir(), "data")
 	code, out, errOut := cli(t, "", "dev", "--demo", "--with", "terraform", "--tofu", tofu, "--examples", filepath.Join(repo, "examples"), "--data", data, "-o", "json")
 	if code != 0 {

@@ -1,0 +1,83 @@
+package aws_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/adaptertest"
+	"github.com/cinet/cinet/adapters/aws"
+	"github.com/cinet/cinet/adapters/aws/awstest"
+	"github.com/cinet/cinet/adapters/terraform"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// TestAdapter: the aws adapter applies each placement's own module with
+// the real OpenTofu. Where the AWS provider cannot be installed (here:
+// no registry is reachable, nor a plugin directory given), the placement
+// fails with the tool's diagnostics naming the provider, and nothing is
+// left: the state is destroyed.
+func TestAdapter(t *testing.T) {
+	bin := adaptertest.Tofu(t)
+	d, err := discover(t, &awstest.Fake{T: t}, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"g5.xlarge"}, Markets: []string{"on-demand"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{
+		"terraform": map[string]any{"binary": bin, "dataDir": t.TempDir(), "cpus": 64, "memory": "256Gi", "reportListen": "127.0.0.1:0"},
+		"module":    map[string]any{"subnetId": "subnet-0abc", "securityGroupIds": []string{"sg-0nodes"}},
+	})
+	a, err := adapters.New("aws", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := a.(*terraform.Terraform)
+	t.Cleanup(func() { tf.Close() })
+	ctx := context.Background()
+	p := adapters.Placement{ID: "aws-1", Job: "j", Nodes: 2, Tasks: []descriptor.Task{{Name: "main", Command: []string{"true"}}}, Offer: d.Offers[0].Offer}
+	if err := a.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var st adapters.Status
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if st, err = a.Status(ctx, "aws-1"); err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Ended() || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.State != adapters.Failed || !strings.Contains(st.Detail, "tofu init") || !strings.Contains(st.Detail, "hashicorp/aws") {
+		t.Fatalf("status %+v: want failed at init, naming the provider", st)
+	}
+	if err := a.Release(ctx, "aws-1"); err != nil {
+		t.Fatal(err)
+	}
+	dir := tf.PlacementDir("aws-1")
+	module, err := os.ReadFile(filepath.Join(dir, "module", "main.tf.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := aws.Module(p, aws.ModuleConfig{SubnetID: "subnet-0abc", SecurityGroupIDs: []string{"sg-0nodes"}})
+	if string(module) != string(want) {
+		t.Errorf("the placement's module is not aws.Module's:\n%s", module)
+	}
+	root, _ := os.ReadFile(filepath.Join(dir, "main.tf.json"))
+	if !strings.Contains(string(root), tf.ReportURL()+"/placements/aws-1/") {
+		t.Errorf("the instances are not told to report to the agent server:\n%s", root)
+	}
+	for _, bad := range []struct{ config, want string }{
+		{`{"terraform": {"binary": "` + bin + `", "dataDir": "` + t.TempDir() + `", "cpus": 1, "memory": "1Gi"}, "module": {"subnetId": "s", "securityGroupIds": ["g"]}}`, "reportListen is required"},
+		{`{"terraform": {"binary": "` + bin + `", "dataDir": "` + t.TempDir() + `", "cpus": 1, "memory": "1Gi", "reportListen": "127.0.0.1:0"}, "module": {}}`, "subnetId"},
+		{`{"terraform": {}, "module": {}, "region": "x"}`, "unknown field"},
+	} {
+		if _, err := adapters.New("aws", []byte(bad.config)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want %q", bad.config, err, bad.want)
+		}
+	}
+}
