@@ -726,3 +726,25 @@ func NewCloud(name string, c Config, gen ModuleFunc) (*Terraform, error) {
 	}
 	return NewWithModule(c, gen)
 }
+
+// RegisterCloud registers a cloud adapter: its configuration is
+// {terraform: Config, module: M}, and module writes each placement's
+// main.tf.json from its offer (spec/adapters.md §4.4).
+func RegisterCloud[M interface{ Validate() error }](name string, module func(adapters.Placement, M) ([]byte, error)) {
+	adapters.Register(name, func(raw json.RawMessage) (adapters.Adapter, error) {
+		var c struct {
+			Terraform Config `json:"terraform"`
+			Module    M      `json:"module"`
+		}
+		if err := adapters.DecodeConfig(raw, &c); err != nil {
+			return nil, err
+		}
+		if err := c.Module.Validate(); err != nil {
+			return nil, err
+		}
+		return NewCloud(name, c.Terraform, func(p adapters.Placement) (map[string][]byte, error) {
+			data, err := module(p, c.Module)
+			return map[string][]byte{"main.tf.json": data}, err
+		})
+	})
+}
