@@ -81,3 +81,28 @@ func TestAdapter(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeWatch: EC2 says which of a placement's instances are gone, and
+// why; instances of other placements and running ones are not.
+func TestNodeWatch(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", awstest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	f := &awstest.Fake{T: t, Instances: []awstest.Instance{
+		{ID: "i-0a", Placement: "p-1", Node: 0, State: "running"},
+		{ID: "i-0b", Placement: "p-1", Node: 1, State: "terminated", Reason: "Server.SpotInstanceTermination: Spot instance termination"},
+		{ID: "i-0c", Placement: "p-2", Node: 0, State: "terminated"},
+	}}
+	url := f.Serve()
+	d, err := discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, Markets: []string{"spot"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := aws.NodeWatch(aws.ModuleConfig{Endpoint: url})(context.Background(), adapters.Placement{ID: "p-1", Nodes: 2, Offer: d.Offers[0].Offer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 1 || gone[1] != "instance i-0b is terminated: Server.SpotInstanceTermination: Spot instance termination" {
+		t.Fatalf("gone %v", gone)
+	}
+}

@@ -27,6 +27,9 @@ type ModuleConfig struct {
 	AgentInstall string `json:"agentInstall,omitempty"`
 	// DiskGiB is each instance's root volume (default 100).
 	DiskGiB int `json:"diskGiB,omitempty"`
+	// Endpoint replaces EC2's endpoint for the instances' status (a VPC
+	// endpoint; a test's server).
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Images, by what a node needs: the newest Amazon image whose name

@@ -303,7 +303,16 @@ func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) 
 	n := p.Instances()
 	tick := time.NewTicker(watchPoll)
 	defer tick.Stop()
+	var lastAsked time.Time
 	for ; ; <-tick.C {
+		// Nodes the infrastructure says are gone.
+		var gone map[int]string
+		if t.nodeWatch != nil && time.Since(lastAsked) >= t.watchEvery {
+			lastAsked = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			gone, _ = t.nodeWatch(ctx, *p) // asked again at the next turn; silence still counts
+			cancel()
+		}
 		// Which agents live is read before what they recorded: an agent
 		// found gone wrote its last word before, and it is read.
 		live := make([]bool, n)
@@ -331,6 +340,10 @@ func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) 
 			}
 			finished := len(rec.tasks) > 0 && rec.tasks[len(rec.tasks)-1].done() &&
 				(len(rec.tasks) == len(p.Tasks) || rec.tasks[len(rec.tasks)-1].exitCode != 0 || rec.tasks[len(rec.tasks)-1].stopped != "")
+			if why, ok := gone[k]; ok && !finished && stop == "" && lost < 0 {
+				writeStop(dir, stopFailed)
+				return adapters.Lost, fmt.Sprintf("node %d of %d is gone: %s", k, n, why)
+			}
 			switch {
 			case !rec.up && time.Since(applied) > t.start && lost < 0:
 				lost = k

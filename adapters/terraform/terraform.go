@@ -116,8 +116,26 @@ type Terraform struct {
 	sem       chan struct{}
 	start     time.Duration
 
+	// nodeWatch asks the infrastructure whether the nodes are still
+	// there, every watchEvery (WatchNodes).
+	nodeWatch  NodeWatch
+	watchEvery time.Duration
+
 	mu   sync.Mutex
 	runs map[string]*run // placements whose executor runs in this process
+}
+
+// A NodeWatch asks the infrastructure whether a placement's nodes are
+// still there, and returns, for each node that is gone, why ("instance
+// i-0abc is terminated: Spot interruption"). A node gone before it has
+// finished makes the placement lost at once, without waiting for its
+// agent to fall silent.
+type NodeWatch func(ctx context.Context, p adapters.Placement) (map[int]string, error)
+
+// WatchNodes has the executor ask w, every so often, while the nodes run.
+// Call it before provisioning.
+func (t *Terraform) WatchNodes(w NodeWatch, every time.Duration) {
+	t.nodeWatch, t.watchEvery = w, every
 }
 
 // run is one placement's executor in this process.
@@ -728,9 +746,11 @@ func NewCloud(name string, c Config, gen ModuleFunc) (*Terraform, error) {
 }
 
 // RegisterCloud registers a cloud adapter: its configuration is
-// {terraform: Config, module: M}, and module writes each placement's
-// main.tf.json from its offer (spec/adapters.md §4.4).
-func RegisterCloud[M interface{ Validate() error }](name string, module func(adapters.Placement, M) ([]byte, error)) {
+// {terraform: Config, module: M}, module writes each placement's
+// main.tf.json from its offer (spec/adapters.md §4.4), and watch, if not
+// nil, makes the NodeWatch that asks the cloud whether the instances are
+// still there, every 15 seconds.
+func RegisterCloud[M interface{ Validate() error }](name string, module func(adapters.Placement, M) ([]byte, error), watch func(M) NodeWatch) {
 	adapters.Register(name, func(raw json.RawMessage) (adapters.Adapter, error) {
 		var c struct {
 			Terraform Config `json:"terraform"`
@@ -742,9 +762,13 @@ func RegisterCloud[M interface{ Validate() error }](name string, module func(ada
 		if err := c.Module.Validate(); err != nil {
 			return nil, err
 		}
-		return NewCloud(name, c.Terraform, func(p adapters.Placement) (map[string][]byte, error) {
+		t, err := NewCloud(name, c.Terraform, func(p adapters.Placement) (map[string][]byte, error) {
 			data, err := module(p, c.Module)
 			return map[string][]byte{"main.tf.json": data}, err
 		})
+		if err == nil && watch != nil {
+			t.WatchNodes(watch(c.Module), 15*time.Second)
+		}
+		return t, err
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -444,4 +445,31 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestNodeWatch: when the infrastructure says a node is gone (a Spot
+// interruption), the placement is lost at once, naming the node and why,
+// and the other node is stopped.
+func TestNodeWatch(t *testing.T) {
+	a := newAdapterWith(t, "", nil, map[string]any{"reportListen": "127.0.0.1:0", "agentSilence": "10m"})
+	var asked atomic.Int32
+	a.WatchNodes(func(_ context.Context, p adapters.Placement) (map[int]string, error) {
+		asked.Add(1)
+		// Gone once node 1 has started its task.
+		if strings.Contains(adaptertest.Logs(t, a, p.ID, "main", 1, "stdout"), "node") {
+			return map[int]string{1: "instance i-0b is terminated: Spot instance termination"}, nil
+		}
+		return nil, nil
+	}, 50*time.Millisecond)
+	p := adapters.Placement{ID: "spot", Job: "j", Nodes: 2, Tasks: []descriptor.Task{task("main", `echo "node $CINET_NODE_RANK"; echo started; exec sleep 600`)}}
+	if err := a.Provision(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, a, "spot")
+	if st.State != adapters.Lost || st.Detail != "node 1 of 2 is gone: instance i-0b is terminated: Spot instance termination" {
+		t.Fatalf("status %+v", st)
+	}
+	if asked.Load() == 0 {
+		t.Fatal("the watch was never asked")
+	}
 }

@@ -80,6 +80,16 @@ type Fake struct {
 	calls    []string // "ec2:DescribeInstanceTypes", "pricing:GetProducts"
 	Throttle int      // answer this many EC2 calls RequestLimitExceeded first
 	Deny     bool     // answer AuthFailure
+	// Instances are what DescribeInstances knows.
+	Instances []Instance
+}
+
+// An Instance is an EC2 instance a placement made: its ID, the placement
+// and node its tags name, its state and why it is in it.
+type Instance struct {
+	ID, Placement string
+	Node          int
+	State, Reason string
 }
 
 // Calls lists the calls made so far, as "ec2:ACTION" or "pricing:ACTION".
@@ -166,6 +176,22 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.typ, s.price, Now.Add(-s.ago).Format("2006-01-02T15:04:05.000Z"), s.zone)
 		}
 		fmt.Fprintf(w, `<DescribeSpotPriceHistoryResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r3</requestId><spotPriceHistorySet>%s</spotPriceHistorySet><nextToken></nextToken></DescribeSpotPriceHistoryResponse>`, items.String())
+	case "DescribeInstances":
+		if form["Filter.1.Name"][0] != "tag:cinet-placement" {
+			f.T.Errorf("DescribeInstances %v", form)
+		}
+		for _, in := range f.Instances {
+			if in.Placement != form["Filter.1.Value.1"][0] {
+				continue
+			}
+			reason := ""
+			if in.Reason != "" {
+				reason = fmt.Sprintf("<stateReason><code>Server.SpotInstanceTermination</code><message>%s</message></stateReason>", in.Reason)
+			}
+			fmt.Fprintf(&items, `<item><reservationId>r-1</reservationId><instancesSet><item><instanceId>%s</instanceId><instanceState><code>0</code><name>%s</name></instanceState>%s<tagSet><item><key>cinet-placement</key><value>%s</value></item><item><key>cinet-node</key><value>%d</value></item></tagSet></item></instancesSet></item>`,
+				in.ID, in.State, reason, in.Placement, in.Node)
+		}
+		fmt.Fprintf(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r5</requestId><reservationSet>%s</reservationSet></DescribeInstancesResponse>`, items.String())
 	default:
 		ec2Error(w, http.StatusBadRequest, "InvalidAction", "The action "+action+" is not valid for this web service.")
 	}
