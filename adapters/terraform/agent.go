@@ -94,6 +94,9 @@ func runAgent(where string, rank int) error {
 	if err := a.record(event{Kind: "up", PID: os.Getpid()}); err != nil {
 		return err
 	}
+	// The executor need not wait for this node to fall silent: it says
+	// when it ends.
+	defer a.record(event{Kind: "down"})
 	if !a.await(func() bool { return a.start != nil }) {
 		return nil
 	}

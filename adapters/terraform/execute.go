@@ -347,7 +347,7 @@ func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) 
 			switch {
 			case !rec.up && time.Since(applied) > t.start && lost < 0:
 				lost = k
-			case rec.up && !live[k] && !finished && stop == "" && lost < 0:
+			case rec.up && (!live[k] || rec.down) && !finished && stop == "" && lost < 0:
 				lost = k
 			}
 		}
@@ -363,7 +363,7 @@ func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) 
 			// Wait for every node that came up to end.
 			settled := true
 			for k, rec := range recs {
-				if rec.up && live[k] {
+				if rec.up && !rec.down && live[k] {
 					settled = false
 				}
 			}

@@ -71,7 +71,7 @@ type start struct {
 
 // An event is one line of a node's record.
 type event struct {
-	Kind string    `json:"kind"` // up, started, ended
+	Kind string    `json:"kind"` // up, started, ended, down (the agent ends)
 	Time time.Time `json:"time"`
 	Task int       `json:"task,omitempty"` // the task's index
 	// Of an ended task:
@@ -86,6 +86,7 @@ type event struct {
 // nodeRecord is what a node's events say.
 type nodeRecord struct {
 	up    bool
+	down  bool         // the agent said it ends
 	tasks []taskRecord // indexed by task; a task that has not started is absent
 }
 
@@ -137,8 +138,13 @@ func parseEvents(data []byte, ntasks int) (nodeRecord, error) {
 				return r, fmt.Errorf("line %d: the node came up twice", n+1)
 			}
 			r.up = true
+		case "down":
+			if !r.up || r.down {
+				return r, fmt.Errorf("line %d: the node went down before it came up, or twice", n+1)
+			}
+			r.down = true
 		case "started":
-			if e.Task != len(r.tasks) || e.Task >= ntasks || !r.up {
+			if e.Task != len(r.tasks) || e.Task >= ntasks || !r.up || r.down {
 				return r, fmt.Errorf("line %d: task %d started out of order", n+1, e.Task)
 			}
 			r.tasks = append(r.tasks, taskRecord{started: e.Time})

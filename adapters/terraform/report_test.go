@@ -37,6 +37,8 @@ func TestParseEvents(t *testing.T) {
 		{"negative CPU", record + `{"kind":"ended","time":"2026-01-01T00:00:04Z","task":1,"cpu":-1}` + "\n", "impossible"},
 		{"ends before it starts", record + `{"kind":"ended","time":"2025-01-01T00:00:04Z","task":1}` + "\n", "impossible"},
 		{"unknown kind", `{"kind":"paid"}` + "\n", "unknown kind"},
+		{"a task after down", `{"kind":"up"}` + "\n" + `{"kind":"down"}` + "\n" + `{"kind":"started","task":0}` + "\n", "out of order"},
+		{"down twice", `{"kind":"up"}` + "\n" + `{"kind":"down"}` + "\n" + `{"kind":"down"}` + "\n", "twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := parseEvents([]byte(tc.record), 2); err == nil || !strings.Contains(err.Error(), tc.want) {

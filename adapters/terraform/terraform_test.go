@@ -44,8 +44,9 @@ func newAdapter(t testing.TB, module string, vars map[string]any) *terraform.Ter
 }
 
 // overHTTP makes the nodes report to the agent server, as nodes off the
-// broker's machine do.
-var overHTTP = map[string]any{"reportListen": "127.0.0.1:0", "agentSilence": "5s"}
+// broker's machine do. A silence long enough that no starved agent on a
+// loaded machine is taken for lost.
+var overHTTP = map[string]any{"reportListen": "127.0.0.1:0", "agentSilence": "30s"}
 
 func newAdapterWith(t testing.TB, module string, vars, extra map[string]any) *terraform.Terraform {
 	t.Helper()
@@ -365,7 +366,8 @@ func running(pid int) bool {
 // with its token, write only what an agent could have written, and a
 // node that falls silent is lost.
 func TestAgentServer(t *testing.T) {
-	a := newAdapterWith(t, "", nil, overHTTP)
+	// Node 1's agent is killed below: its node is lost once silent 5s.
+	a := newAdapterWith(t, "", nil, map[string]any{"reportListen": "127.0.0.1:0", "agentSilence": "5s"})
 	p := adapters.Placement{ID: "remote", Job: "j", Nodes: 2, Tasks: []descriptor.Task{task("main", `echo "node $CINET_NODE_RANK"; exec sleep 600`)}}
 	if err := a.Provision(ctx, p); err != nil {
 		t.Fatal(err)
