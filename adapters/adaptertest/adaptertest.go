@@ -77,7 +77,14 @@ func placement(id string, tasks ...descriptor.Task) adapters.Placement {
 // wait polls until the placement ends and returns its status.
 func (s Suite) wait(t testing.TB, a adapters.Adapter, id string) adapters.Status {
 	t.Helper()
-	deadline := time.Now().Add(s.Wait)
+	return Wait(t, a, id, s.Poll, s.Wait)
+}
+
+// Wait asks for a placement's status every poll until it has ended, and
+// returns it; the test fails if it has not ended within limit.
+func Wait(t testing.TB, a adapters.Adapter, id string, poll, limit time.Duration) adapters.Status {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		st, err := a.Status(ctx, id)
 		if err != nil {
@@ -87,9 +94,9 @@ func (s Suite) wait(t testing.TB, a adapters.Adapter, id string) adapters.Status
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("placement %s still %s after %s", id, st.State, s.Wait)
+			t.Fatalf("placement %s still %s after %s", id, st.State, limit)
 		}
-		time.Sleep(s.Poll)
+		time.Sleep(poll)
 	}
 }
 

@@ -43,15 +43,7 @@ func TestAdapter(t *testing.T) {
 	if err := a.Provision(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	var st adapters.Status
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if st, err = a.Status(ctx, "aws-1"); err != nil {
-			t.Fatal(err)
-		}
-		if st.State.Ended() || time.Now().After(deadline) {
-			break
-		}
-	}
+	st := adaptertest.Wait(t, a, "aws-1", 50*time.Millisecond, 2*time.Minute)
 	if st.State != adapters.Failed || !strings.Contains(st.Detail, "tofu init") || !strings.Contains(st.Detail, "hashicorp/aws") {
 		t.Fatalf("status %+v: want failed at init, naming the provider", st)
 	}

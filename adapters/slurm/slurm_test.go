@@ -80,20 +80,7 @@ var ctx = context.Background()
 
 func wait(t *testing.T, a adapters.Adapter, id string) adapters.Status {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		st, err := a.Status(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.State.Ended() {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("placement %s still %s", id, st.State)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return adaptertest.Wait(t, a, id, 20*time.Millisecond, 2*time.Minute)
 }
 
 // TestUsageIsSlurms: a task's CPU time is what Slurm's accounting says

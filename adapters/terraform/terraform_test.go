@@ -109,20 +109,7 @@ func task(name, script string) descriptor.Task {
 
 func wait(t *testing.T, a adapters.Adapter, id string) adapters.Status {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		st, err := a.Status(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.State.Ended() {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("placement %s still %s", id, st.State)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return adaptertest.Wait(t, a, id, 20*time.Millisecond, 2*time.Minute)
 }
 
 // lifecycle reads how far the executor got with a placement.
