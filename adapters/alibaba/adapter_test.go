@@ -21,7 +21,7 @@ import (
 // it leaves nothing.
 func TestAdapter(t *testing.T) {
 	bin := adaptertest.Tofu(t)
-	d, err := discover(t, &alibabatest.Fake{T: t}, &alibaba.Config{InstanceTypes: []string{"ecs.g7.xlarge"}, Markets: []string{"on-demand"}})
+	d, err := discover(t, &alibabatest.Fake{T: t}, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge"}, Markets: []string{"on-demand"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

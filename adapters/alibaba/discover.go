@@ -28,32 +28,11 @@ import (
 
 // Config says which of an account's capacity to offer.
 type Config struct {
-	// Region is the ECS region ("cn-hangzhou"). Required.
-	Region string `json:"region"`
-	// InstanceTypes to offer ("ecs.gn7i-c8g1.2xlarge"). Required.
-	InstanceTypes []string `json:"instanceTypes"`
-	// Markets: "on-demand" (pay-as-you-go), "spot", or both (the default).
-	Markets []string `json:"markets,omitempty"`
-	// Zones limits the offers to these zones ("cn-hangzhou-i").
-	Zones []string `json:"zones,omitempty"`
-	// Quantity is how many instances each offer is for (default 1).
-	Quantity int `json:"quantity,omitempty"`
-	// Jurisdiction is the ISO 3166 country of the region; default CN for
-	// cn-… regions, required otherwise.
-	Jurisdiction string `json:"jurisdiction,omitempty"`
-	// ValidFor is how long the offers hold (default 1h).
-	ValidFor descriptor.Duration `json:"validFor,omitempty"`
-	// Frameworks are what the images run, by accelerator vendor.
-	Frameworks map[string][]descriptor.Framework `json:"frameworks,omitempty"`
+	adapters.CloudOffers
 	// Endpoint replaces the ECS endpoint (host[:port]); Scheme is "https"
 	// (the default) or "http" (a test's server).
 	Endpoint string `json:"endpoint,omitempty"`
 	Scheme   string `json:"scheme,omitempty"`
-	// MaxAttempts bounds each call's tries when ECS throttles or is
-	// unavailable (default 5, backing off exponentially up to MaxBackoff,
-	// default 20s).
-	MaxAttempts int                 `json:"maxAttempts,omitempty"`
-	MaxBackoff  descriptor.Duration `json:"maxBackoff,omitempty"`
 }
 
 // ParseConfig decodes a configuration strictly and checks it.
@@ -65,44 +44,19 @@ func ParseConfig(raw json.RawMessage) (*Config, error) {
 	return &c, c.Validate()
 }
 
+// regionCountries: cn-… regions are in China; the others' country is
+// given.
+var regionCountries = map[string]string{"cn": "CN"}
+
 // Validate checks the configuration without calling Alibaba Cloud.
 func (c *Config) Validate() error {
-	if c.Region == "" {
-		return errors.New("alibaba: a region is required")
-	}
-	if len(c.InstanceTypes) == 0 {
-		return errors.New("alibaba: instanceTypes is required: the instance types to offer")
-	}
-	for _, m := range c.Markets {
-		if m != "on-demand" && m != "spot" {
-			return fmt.Errorf("alibaba: market %q: want on-demand or spot", m)
-		}
-	}
 	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
 		return fmt.Errorf("alibaba: scheme %q: want https or http", c.Scheme)
 	}
-	if c.jurisdiction() == "" {
-		return fmt.Errorf("alibaba: the jurisdiction of region %s is not plain from its name: give jurisdiction (an ISO 3166 country code)", c.Region)
-	}
-	return nil
+	return c.Check("alibaba", regionCountries)
 }
 
-func (c *Config) jurisdiction() string {
-	if c.Jurisdiction != "" {
-		return c.Jurisdiction
-	}
-	if strings.HasPrefix(c.Region, "cn-") {
-		return "CN"
-	}
-	return ""
-}
-
-func (c *Config) markets() []string {
-	if len(c.Markets) == 0 {
-		return []string{"on-demand", "spot"}
-	}
-	return c.Markets
-}
+func (c *Config) jurisdiction() string { return c.Country(regionCountries) }
 
 // Client calls ECS with a configuration's endpoint, retries and backoff.
 type Client struct {
@@ -132,13 +86,7 @@ func (cl *Client) call(action string, req requests.AcsRequest, resp responses.Ac
 	if cl.cfg.Scheme != "" {
 		req.SetScheme(strings.ToUpper(cl.cfg.Scheme))
 	}
-	attempts, maxBackoff := cl.cfg.MaxAttempts, cl.cfg.MaxBackoff.Std()
-	if attempts <= 0 {
-		attempts = 5
-	}
-	if maxBackoff <= 0 {
-		maxBackoff = 20 * time.Second
-	}
+	attempts, maxBackoff := cl.cfg.Retries()
 	backoff := min(200*time.Millisecond, maxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := cl.ecs.DoAction(req, resp)
@@ -209,7 +157,7 @@ func Discover(cl *Client, c *Config, provider, broker identity.PrincipalID, now 
 			d.Skipped = append(d.Skipped, it+": "+why)
 			continue
 		}
-		for _, market := range c.markets() {
+		for _, market := range c.MarketList() {
 			zones, err := cl.zones(it, market)
 			if err != nil {
 				return nil, err
@@ -448,10 +396,7 @@ func offer(c *Config, provider, broker identity.PrincipalID, instanceType, zoneI
 	}
 	zone := strings.TrimPrefix(zoneID, c.Region+"-")
 	pool := adapters.PoolName(strings.TrimPrefix(instanceType, "ecs."), market)
-	validFor := c.ValidFor.Std()
-	if validFor <= 0 {
-		validFor = time.Hour
-	}
+	validFor := c.Validity()
 	return adapters.OfferSpec{
 		Name: "alibaba-" + c.Region + "-" + zone + "-" + pool, Labels: map[string]string{"alibaba.instance-type": instanceType, "alibaba.zone": zoneID},
 		Provider: provider, Broker: broker, Region: c.Region, Zone: zone, Pool: pool, Jurisdiction: c.jurisdiction(),

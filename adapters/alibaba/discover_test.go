@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/cinet/cinet/adapters"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,9 +46,7 @@ func discover(t *testing.T, f *alibabatest.Fake, c *alibaba.Config) (*alibaba.Di
 // golden file's.
 func TestDiscover(t *testing.T) {
 	f := &alibabatest.Fake{T: t}
-	d, err := discover(t, f, &alibaba.Config{Quantity: 2,
-		InstanceTypes: []string{"ecs.g7.xlarge", "ecs.g8y.large", "ecs.gn7i-c8g1.2xlarge", "ecs.gn7-c13g1.13xlarge", "ecs.vgn7i-vws-m4.xlarge", "ecs.nosuch.large"},
-		Frameworks:    map[string][]descriptor.Framework{"nvidia": {{Name: "cuda", Version: descriptor.MustVersion("12.4")}}}})
+	d, err := discover(t, f, &alibaba.Config{CloudOffers: adapters.CloudOffers{Quantity: 2, InstanceTypes: []string{"ecs.g7.xlarge", "ecs.g8y.large", "ecs.gn7i-c8g1.2xlarge", "ecs.gn7-c13g1.13xlarge", "ecs.vgn7i-vws-m4.xlarge", "ecs.nosuch.large"}, Frameworks: map[string][]descriptor.Framework{"nvidia": {{Name: "cuda", Version: descriptor.MustVersion("12.4")}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +86,7 @@ func TestDiscover(t *testing.T) {
 // once the attempts are spent.
 func TestThrottling(t *testing.T) {
 	f := &alibabatest.Fake{T: t, Throttle: 2}
-	d, err := discover(t, f, &alibaba.Config{InstanceTypes: []string{"ecs.g7.xlarge"}, Markets: []string{"on-demand"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)})
+	d, err := discover(t, f, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge"}, Markets: []string{"on-demand"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)}})
 	if err != nil || len(d.Offers) != 2 {
 		t.Fatalf("after two refusals: %v, %+v", err, d)
 	}
@@ -95,7 +94,7 @@ func TestThrottling(t *testing.T) {
 		t.Errorf("DescribeInstanceTypes was called %d times, want 3", n)
 	}
 	f = &alibabatest.Fake{T: t, Throttle: 100}
-	_, err = discover(t, f, &alibaba.Config{InstanceTypes: []string{"ecs.g7.xlarge"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)})
+	_, err = discover(t, f, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)}})
 	if err == nil || !strings.Contains(err.Error(), "Throttling.User") || !strings.Contains(err.Error(), "3 attempts") {
 		t.Fatalf("error %v", err)
 	}
@@ -105,11 +104,11 @@ func TestThrottling(t *testing.T) {
 // not sell, and a configuration short of what discovery needs each say
 // what to fix.
 func TestBadInput(t *testing.T) {
-	_, err := discover(t, &alibabatest.Fake{T: t, Deny: true}, &alibaba.Config{InstanceTypes: []string{"ecs.g7.xlarge"}})
+	_, err := discover(t, &alibabatest.Fake{T: t, Deny: true}, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge"}}})
 	if err == nil || !strings.Contains(err.Error(), "InvalidAccessKeyId.NotFound") || !strings.Contains(err.Error(), "check the credentials") {
 		t.Errorf("wrong credentials: %v", err)
 	}
-	if _, err := alibaba.NewClient(&alibaba.Config{Region: "cn-hangzhou"}, "", ""); err == nil || !strings.Contains(err.Error(), "ALIBABA_CLOUD_ACCESS_KEY_ID") {
+	if _, err := alibaba.NewClient(&alibaba.Config{CloudOffers: adapters.CloudOffers{Region: "cn-hangzhou"}}, "", ""); err == nil || !strings.Contains(err.Error(), "ALIBABA_CLOUD_ACCESS_KEY_ID") {
 		t.Errorf("no credentials: %v", err)
 	}
 	for _, tc := range []struct{ config, want string }{
@@ -133,7 +132,7 @@ func TestRealAccount(t *testing.T) {
 	if os.Getenv("CINET_TEST_ALIBABA") == "" || id == "" {
 		t.Skip("no Alibaba Cloud account: set CINET_TEST_ALIBABA=1, ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET to run against it")
 	}
-	c := &alibaba.Config{Region: "cn-hangzhou", InstanceTypes: []string{"ecs.g7.xlarge"}}
+	c := &alibaba.Config{CloudOffers: adapters.CloudOffers{Region: "cn-hangzhou", InstanceTypes: []string{"ecs.g7.xlarge"}}}
 	cl, err := alibaba.NewClient(c, id, secret)
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,7 @@ import (
 // — CPU-only (x86 and ARM), one GPU, four, two nodes, spot — each the
 // golden file's and read back by HCL's JSON parser.
 func TestModule(t *testing.T) {
-	d, err := discover(t, &alibabatest.Fake{T: t}, &alibaba.Config{
-		InstanceTypes: []string{"ecs.g7.xlarge", "ecs.g8y.large", "ecs.gn7i-c8g1.2xlarge", "ecs.gn7-c13g1.13xlarge"}})
+	d, err := discover(t, &alibabatest.Fake{T: t}, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge", "ecs.g8y.large", "ecs.gn7i-c8g1.2xlarge", "ecs.gn7-c13g1.13xlarge"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

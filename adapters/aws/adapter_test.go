@@ -24,7 +24,7 @@ import (
 // left: the state is destroyed.
 func TestAdapter(t *testing.T) {
 	bin := adaptertest.Tofu(t)
-	d, err := discover(t, &awstest.Fake{T: t}, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"g5.xlarge"}, Markets: []string{"on-demand"}})
+	d, err := discover(t, &awstest.Fake{T: t}, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"g5.xlarge"}, Markets: []string{"on-demand"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestNodeWatch(t *testing.T) {
 		{ID: "i-0c", Placement: "p-2", Node: 0, State: "terminated"},
 	}}
 	url := f.Serve()
-	d, err := discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, Markets: []string{"spot"}})
+	d, err := discover(t, f, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, Markets: []string{"spot"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,35 +36,13 @@ import (
 // from the SDK's usual chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
 // AWS_PROFILE, an instance role).
 type Config struct {
-	// Region is the EC2 region ("us-east-1"). Required.
-	Region string `json:"region"`
-	// InstanceTypes to offer ("p5.48xlarge"). Required.
-	InstanceTypes []string `json:"instanceTypes"`
-	// Markets: "on-demand", "spot" or both (the default).
-	Markets []string `json:"markets,omitempty"`
-	// Zones limits the offers to these availability zones ("us-east-1a");
-	// default: every zone that offers the type.
-	Zones []string `json:"zones,omitempty"`
-	// Quantity is how many instances each offer is for (default 1).
-	Quantity int `json:"quantity,omitempty"`
-	// Jurisdiction is the ISO 3166 country the region is in; default from
-	// the region's name where it is plain (us-…: US, cn-…: CN).
-	Jurisdiction string `json:"jurisdiction,omitempty"`
-	// ValidFor is how long the offers hold (default 1h: spot prices move).
-	ValidFor descriptor.Duration `json:"validFor,omitempty"`
-	// Frameworks are what the images run, by accelerator vendor ("nvidia":
-	// [{name: cuda, version: "12.4"}]), advertised on each accelerator.
-	Frameworks map[string][]descriptor.Framework `json:"frameworks,omitempty"`
+	adapters.CloudOffers
 	// Endpoint and PricingEndpoint replace the services' endpoints (a VPC
 	// endpoint; a test's server). PricingRegion is the Pricing API's
 	// region (default us-east-1, where it is served).
 	Endpoint        string `json:"endpoint,omitempty"`
 	PricingEndpoint string `json:"pricingEndpoint,omitempty"`
 	PricingRegion   string `json:"pricingRegion,omitempty"`
-	// MaxAttempts bounds each call's tries when AWS throttles or fails
-	// (default 5, with exponential backoff up to MaxBackoff, default 20s).
-	MaxAttempts int                 `json:"maxAttempts,omitempty"`
-	MaxBackoff  descriptor.Duration `json:"maxBackoff,omitempty"`
 }
 
 // ParseConfig decodes a configuration strictly and checks it.
@@ -77,44 +55,12 @@ func ParseConfig(raw json.RawMessage) (*Config, error) {
 }
 
 // Validate checks the configuration without calling AWS.
-func (c *Config) Validate() error {
-	if c.Region == "" {
-		return errors.New("aws: a region is required")
-	}
-	if len(c.InstanceTypes) == 0 {
-		return errors.New("aws: instanceTypes is required: the instance types to offer")
-	}
-	for _, m := range c.Markets {
-		if m != "on-demand" && m != "spot" {
-			return fmt.Errorf("aws: market %q: want on-demand or spot", m)
-		}
-	}
-	if c.Quantity < 0 {
-		return fmt.Errorf("aws: quantity %d: want at least 1", c.Quantity)
-	}
-	if c.jurisdiction() == "" {
-		return fmt.Errorf("aws: the jurisdiction of region %s is not plain from its name: give jurisdiction (an ISO 3166 country code)", c.Region)
-	}
-	return nil
-}
+func (c *Config) Validate() error { return c.Check("aws", regionCountries) }
 
 // regionCountries are the regions whose country their name says.
 var regionCountries = map[string]string{"us": "US", "cn": "CN", "ca": "CA", "il": "IL", "mx": "MX"}
 
-func (c *Config) jurisdiction() string {
-	if c.Jurisdiction != "" {
-		return c.Jurisdiction
-	}
-	prefix, _, _ := strings.Cut(c.Region, "-")
-	return regionCountries[prefix]
-}
-
-func (c *Config) markets() []string {
-	if len(c.Markets) == 0 {
-		return []string{"on-demand", "spot"}
-	}
-	return c.Markets
-}
+func (c *Config) jurisdiction() string { return c.Country(regionCountries) }
 
 // Clients are the two services discovery calls.
 type Clients struct {
@@ -126,13 +72,7 @@ type Clients struct {
 // (credentials from the environment, the profile or the instance), with
 // the configured endpoints, retries and backoff.
 func NewClients(ctx context.Context, c *Config, opts ...func(*awsconfig.LoadOptions) error) (*Clients, error) {
-	attempts, backoff := c.MaxAttempts, c.MaxBackoff.Std()
-	if attempts <= 0 {
-		attempts = 5
-	}
-	if backoff <= 0 {
-		backoff = 20 * time.Second
-	}
+	attempts, backoff := c.Retries()
 	opts = append([]func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(c.Region),
 		awsconfig.WithRetryer(func() aws.Retryer {
@@ -191,7 +131,7 @@ func Discover(ctx context.Context, cl *Clients, c *Config, provider, broker iden
 	}
 	d := &Discovered{}
 	var spot map[string]map[string]string
-	if slices.Contains(c.markets(), "spot") {
+	if slices.Contains(c.MarketList(), "spot") {
 		if spot, err = spotPrices(ctx, cl.EC2, c.InstanceTypes, now); err != nil {
 			return nil, err
 		}
@@ -208,7 +148,7 @@ func Discover(ctx context.Context, cl *Clients, c *Config, provider, broker iden
 			continue
 		}
 		var onDemand string
-		if slices.Contains(c.markets(), "on-demand") {
+		if slices.Contains(c.MarketList(), "on-demand") {
 			if onDemand, err = onDemandPrice(ctx, cl.Pricing, c.Region, it); err != nil {
 				return nil, err
 			}
@@ -220,7 +160,7 @@ func Discover(ctx context.Context, cl *Clients, c *Config, provider, broker iden
 			if len(c.Zones) > 0 && !slices.Contains(c.Zones, az) {
 				continue
 			}
-			for _, market := range c.markets() {
+			for _, market := range c.MarketList() {
 				price := onDemand
 				if market == "spot" {
 					if !slices.Contains(info.SupportedUsageClasses, ec2types.UsageClassTypeSpot) {
@@ -471,10 +411,7 @@ func offer(c *Config, provider, broker identity.PrincipalID, instanceType, az, m
 	if strings.Contains(price, ".") {
 		price = strings.TrimRight(strings.TrimRight(price, "0"), ".")
 	}
-	validFor := c.ValidFor.Std()
-	if validFor <= 0 {
-		validFor = time.Hour
-	}
+	validFor := c.Validity()
 	pool := adapters.PoolName(instanceType, market)
 	return adapters.OfferSpec{
 		Name: "aws-" + c.Region + "-" + zone + "-" + pool, Labels: map[string]string{"aws.instance-type": instanceType, "aws.availability-zone": az},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/cinet/cinet/adapters"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,8 +53,7 @@ var allTypes = []string{"c7i.large", "g5.xlarge", "p5.48xlarge", "p4d.24xlarge",
 // the golden file's.
 func TestDiscover(t *testing.T) {
 	f := &awstest.Fake{T: t}
-	d, err := discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: allTypes, Quantity: 2,
-		Frameworks: map[string][]descriptor.Framework{"nvidia": {{Name: "cuda", Version: descriptor.MustVersion("12.4")}}}})
+	d, err := discover(t, f, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: allTypes, Quantity: 2, Frameworks: map[string][]descriptor.Framework{"nvidia": {{Name: "cuda", Version: descriptor.MustVersion("12.4")}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestDiscover(t *testing.T) {
 // reported, naming the call, once the attempts are spent.
 func TestThrottling(t *testing.T) {
 	f := &awstest.Fake{T: t, Throttle: 2}
-	d, err := discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)})
+	d, err := discover(t, f, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)}})
 	if err != nil || len(d.Offers) != 4 {
 		t.Fatalf("after two refusals: %v, %d offers", err, len(d.Offers))
 	}
@@ -100,7 +100,7 @@ func TestThrottling(t *testing.T) {
 		t.Errorf("DescribeInstanceTypes was called %d times, want 3 (two throttled)", n)
 	}
 	f = &awstest.Fake{T: t, Throttle: 100}
-	_, err = discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)})
+	_, err = discover(t, f, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, MaxAttempts: 3, MaxBackoff: descriptor.Duration(time.Millisecond)}})
 	if err == nil || !strings.Contains(err.Error(), "DescribeInstanceTypes") || !strings.Contains(err.Error(), "3 attempts") || !strings.Contains(err.Error(), "RequestLimitExceeded") {
 		t.Fatalf("error %v", err)
 	}
@@ -109,11 +109,11 @@ func TestThrottling(t *testing.T) {
 // TestBadInput: wrong credentials, an unknown instance type and a
 // configuration short of what discovery needs each say what to fix.
 func TestBadInput(t *testing.T) {
-	_, err := discover(t, &awstest.Fake{T: t, Deny: true}, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}})
+	_, err := discover(t, &awstest.Fake{T: t, Deny: true}, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}}})
 	if err == nil || !strings.Contains(err.Error(), "AuthFailure") || !strings.Contains(err.Error(), "check the credentials") {
 		t.Errorf("wrong credentials: %v", err)
 	}
-	_, err = discover(t, &awstest.Fake{T: t}, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "x9.huge"}})
+	_, err = discover(t, &awstest.Fake{T: t}, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "x9.huge"}}})
 	if err == nil || !strings.Contains(err.Error(), "x9.huge") || !strings.Contains(err.Error(), "check instanceTypes") {
 		t.Errorf("an unknown instance type: %v", err)
 	}
@@ -142,7 +142,7 @@ func TestNoCredentials(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	url := (&awstest.Fake{T: t}).Serve()
-	c := &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, Endpoint: url, PricingEndpoint: url, MaxAttempts: 1}
+	c := &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large"}, MaxAttempts: 1}, Endpoint: url, PricingEndpoint: url}
 	cl, err := aws.NewClients(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestRealAccount(t *testing.T) {
 	if os.Getenv("CINET_TEST_AWS") == "" || os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		t.Skip("no AWS account: set CINET_TEST_AWS=1 and AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY to run against AWS")
 	}
-	c := &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "g5.xlarge"}}
+	c := &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "g5.xlarge"}}}
 	cl, err := aws.NewClients(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // and the outputs the executor reads.
 func TestModule(t *testing.T) {
 	f := &awstest.Fake{T: t}
-	d, err := discover(t, f, &aws.Config{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "g5.xlarge", "p5.48xlarge", "p4d.24xlarge", "inf2.xlarge"}})
+	d, err := discover(t, f, &aws.Config{CloudOffers: adapters.CloudOffers{Region: "us-east-1", InstanceTypes: []string{"c7i.large", "g5.xlarge", "p5.48xlarge", "p4d.24xlarge", "inf2.xlarge"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

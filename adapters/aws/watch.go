@@ -23,7 +23,7 @@ func NodeWatch(c ModuleConfig) terraform.NodeWatch {
 		if p.Offer == nil {
 			return nil, nil
 		}
-		cl, err := NewClients(ctx, &Config{Region: p.Offer.Region, Endpoint: c.Endpoint, MaxAttempts: 3})
+		cl, err := NewClients(ctx, &Config{CloudOffers: adapters.CloudOffers{Region: p.Offer.Region, MaxAttempts: 3}, Endpoint: c.Endpoint})
 		if err != nil {
 			return nil, err
 		}
