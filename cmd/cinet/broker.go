@@ -61,6 +61,14 @@ The configuration (YAML; relative paths from the file's directory):
       # network: none|host, pids: 1024, uids: 1000000-1065535,
       # expose: [/usr, /etc, …], hide: [paths no task may see].
       config: {workdir: /var/lib/cinet/work}
+    # Other adapters (spec/adapters.md has each one's configuration):
+    #   terraform  an OpenTofu/Terraform module per provider; nodes run the
+    #              node agent: {binary, module, dataDir, cpus, memory, …}
+    #   aws, alibaba  the terraform executor with each placement's module
+    #              made from its offer: {terraform: {…, reportListen,
+    #              reportURL}, module: {subnetId|vswitchId, securityGroupIds}}
+    #   slurm      batch jobs on a Slurm cluster: {dataDir, partition,
+    #              slurmConf}
   federation:                    # optional: join other brokers (spec/protocol.md)
     listen: [/ip4/0.0.0.0/tcp/9421, /ip4/0.0.0.0/udp/9421/quic-v1]
     bootstrap: [/ip4/10.0.0.7/tcp/9421/p2p/12D3KooW…]
