@@ -32,6 +32,13 @@ type nodeRecord struct {
 
 func (r nodeRecord) done() bool { return !r.Ended.IsZero() }
 
+// stopPoll is how often the wrapper looks for the adapter's marks;
+// stopGrace how long a stopped task has between SIGTERM and SIGKILL.
+const (
+	stopPoll  = 50 * time.Millisecond
+	stopGrace = 5 * time.Second
+)
+
 func recordPath(dir string, rank, task int) string {
 	return filepath.Join(dir, "nodes", strconv.Itoa(rank), fmt.Sprintf("task-%d.json", task))
 }
@@ -114,12 +121,34 @@ func node(dir, taskArg string) (int, error) {
 		rec.Ended, rec.ExitCode = time.Now().UTC(), 127
 		return 127, writeJSON(recordPath(dir, rank, i), rec)
 	}
+	// The task stops as one: its whole process group at once, when the
+	// placement is released or times out (the adapter's marks, before it
+	// cancels the job) or Slurm signals the step. Slurm's own stop signals
+	// the step's processes one by one, which lets a shell outlive its
+	// child for a moment and go on to its next command.
 	done := make(chan struct{})
 	go func() {
+		tick := time.NewTicker(stopPoll)
+		defer tick.Stop()
+		var kill <-chan time.Time
+		stop := func() {
+			if kill == nil {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+				kill = time.After(stopGrace)
+			}
+		}
 		for {
 			select {
 			case s := <-sig:
 				syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
+			case <-tick.C:
+				for _, mark := range []string{releasedFile, timedOutFile, failedFile} {
+					if _, err := os.Stat(filepath.Join(dir, mark)); err == nil {
+						stop()
+					}
+				}
+			case <-kill:
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			case <-done:
 				return
 			}
@@ -141,7 +170,31 @@ func node(dir, taskArg string) (int, error) {
 		rec.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		rec.PeakMemory = ru.Maxrss << 10
 	}
-	return code, writeJSON(recordPath(dir, rank, i), rec)
+	if err := writeJSON(recordPath(dir, rank, i), rec); err != nil {
+		return code, err
+	}
+	if code != 0 {
+		// The first node to fail stops the others itself, each task as one,
+		// before srun's kill-on-bad-exit signals their processes one by one.
+		adapters.WriteFileAtomic(filepath.Join(dir, failedFile), []byte(strconv.Itoa(rank)))
+		deadline := time.Now().Add(stopGrace + time.Second)
+		for time.Now().Before(deadline) && othersRunning(dir, &p, i, rank) {
+			time.Sleep(stopPoll)
+		}
+	}
+	return code, nil
+}
+
+// othersRunning reports whether a node other than rank has started task
+// i and not ended it.
+func othersRunning(dir string, p *adapters.Placement, i, rank int) bool {
+	for k := range p.Instances() {
+		var r nodeRecord
+		if k != rank && readJSON(recordPath(dir, k, i), &r) == nil && !r.done() {
+			return true
+		}
+	}
+	return false
 }
 
 func readLines(path string) ([]string, error) {

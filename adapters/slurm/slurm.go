@@ -65,6 +65,7 @@ const (
 	submitting    = "submitting" // written before sbatch: a Provision cut short looks the job up by name
 	releasedFile  = "released"
 	timedOutFile  = "timedout"
+	failedFile    = "failed" // a node's task failed: the others stop theirs
 	addrsFile     = "addrs"
 	portFile      = "port"
 )
@@ -283,7 +284,8 @@ done > addrs.tmp && mv addrs.tmp %s
 echo $((20000 + SLURM_JOB_ID %% 10000)) > %s
 `, p.ID, p.Job, shellQuote(dir), addrsFile, portFile)
 	if p.Timeout > 0 {
-		fmt.Fprintf(&b, "# The timeout, to the millisecond: Slurm's --time counts minutes.\n(sleep %.3f; touch %s; scancel \"$SLURM_JOB_ID\") &\n", p.Timeout.Seconds(), timedOutFile)
+		fmt.Fprintf(&b, "# The timeout, to the millisecond (Slurm's --time counts minutes): the node\n# wrappers stop their tasks on the mark; scancel is the backstop.\n(sleep %.3f; touch %s; sleep %d; scancel \"$SLURM_JOB_ID\") &\n",
+			p.Timeout.Seconds(), timedOutFile, int((stopGrace+2*time.Second)/time.Second))
 	}
 	for i, t := range p.Tasks {
 		fmt.Fprintf(&b, "srun --kill-on-bad-exit=1 --nodes=%s --ntasks=%s --ntasks-per-node=1 --job-name=%s \\\n\t--output=\"$dir/logs/%%t/%s.stdout\" --error=\"$dir/logs/%%t/%s.stderr\" \\\n\t%s \"$dir\" %d || exit $?\n",
@@ -632,10 +634,29 @@ func suffixI(v string) string {
 	return ""
 }
 
-// Release implements adapters.Adapter: scancel, then wait until Slurm
-// says the job has ended.
+// awaitWrappers waits, up to the wrappers' grace and a little, until
+// every task that started on a node has ended there.
+func (s *Slurm) awaitWrappers(ctx context.Context, dir string, p *adapters.Placement) {
+	deadline := time.Now().Add(stopGrace + 2*time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		running := false
+		for _, task := range records(dir, p) {
+			for _, r := range task {
+				running = running || (r != nil && !r.done())
+			}
+		}
+		if !running {
+			return
+		}
+		time.Sleep(stopPoll)
+	}
+}
+
+// Release implements adapters.Adapter: it marks the placement released,
+// lets the node wrappers stop their tasks, cancels the job (scancel), and
+// waits until Slurm says it has ended.
 func (s *Slurm) Release(ctx context.Context, id string) error {
-	dir, job, _, err := s.load(id)
+	dir, job, p, err := s.load(id)
 	if err != nil {
 		return err
 	}
@@ -649,6 +670,9 @@ func (s *Slurm) Release(ctx context.Context, id string) error {
 	if err := adapters.WriteFileAtomic(filepath.Join(dir, releasedFile), nil); err != nil {
 		return err
 	}
+	// The node wrappers stop their tasks, each as one, on seeing the mark;
+	// then Slurm ends the job (and whatever was not yet started).
+	s.awaitWrappers(ctx, dir, p)
 	if _, err := s.run(ctx, "scancel", job); err != nil {
 		return fmt.Errorf("slurm: %w", err)
 	}
