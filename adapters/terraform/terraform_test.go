@@ -180,10 +180,10 @@ func TestReleaseDuringApply(t *testing.T) {
 	if err := a.Provision(ctx, adapters.Placement{ID: "slow", Job: "j", Tasks: []descriptor.Task{task("main", "true")}}); err != nil {
 		t.Fatal(err)
 	}
-	// Once the second resource is being made, the first is in the state.
+	// Once the second resource's command runs (it writes its pid), the
+	// first is in the state.
 	for {
-		log, _ := os.ReadFile(filepath.Join(a.PlacementDir("slow"), "tool.log"))
-		if strings.Contains(string(log), `terraform_data.slow (local-exec): Executing`) {
+		if b, err := os.ReadFile(marker + ".pid"); err == nil && strings.HasSuffix(string(b), "\n") {
 			break
 		}
 		if st, err := a.Status(ctx, "slow"); err != nil || st.State != adapters.Running {
