@@ -412,6 +412,19 @@ func TestAgentServer(t *testing.T) {
 	if got := adaptertest.Logs(t, a, "remote", "main", 0, "stdout"); got != "node 0\n" {
 		t.Errorf("output %q after a chunk sent again", got)
 	}
+	// A node that floods its output is cut off at 64 MiB, keeping what it
+	// had.
+	chunk := strings.Repeat("x", 1<<20)
+	offset, status := int64(0), 0
+	for range 70 {
+		if status, _ = call("POST", fmt.Sprintf("%s/logs?rank=0&task=main&stream=stderr&offset=%d", base, offset), chunk); status != 204 {
+			break
+		}
+		offset += int64(len(chunk))
+	}
+	if status != 413 || offset > 64<<20 {
+		t.Errorf("a flood of output: %d after %d bytes", status, offset)
+	}
 	// Node 1's agent dies: silent past agentSilence, its node is lost.
 	line, _, _ := strings.Cut(string(must(os.ReadFile(filepath.Join(dir, "nodes", "1", "events.jsonl")))), "\n")
 	var up struct{ PID int }
