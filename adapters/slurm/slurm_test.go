@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,21 +23,19 @@ import (
 	"github.com/cinet/cinet/identity"
 )
 
-// cluster is the package's Slurm cluster, started once by TestMain; nil,
-// with why, where it cannot run.
+// cluster is the package's Slurm cluster, started by the first test that
+// needs one (fuzz targets do not: their workers start none) and stopped
+// by TestMain; nil, with why, where it cannot run.
 var (
-	cluster *slurmtest.Cluster
-	why     string
+	clusterOnce sync.Once
+	cluster     *slurmtest.Cluster
+	why         string
 )
 
 // The test binary is the node wrapper the steps run (CINET_SLURM_NODE=1).
 func TestMain(m *testing.M) {
 	if os.Getenv("CINET_SLURM_NODE") == "1" {
 		os.Exit(slurm.Node(os.Args[1:]))
-	}
-	var err error
-	if cluster, err = slurmtest.Start("", 3); err != nil {
-		why = err.Error()
 	}
 	code := m.Run()
 	if cluster != nil {
@@ -45,10 +44,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need skips a test without a cluster, saying why, unless
-// CINET_TEST_SLURM_REQUIRED is set (as .ci/run sets it).
+// need returns the cluster, starting it the first time; without one the
+// test is skipped, saying why, unless CINET_TEST_SLURM_REQUIRED is set (as
+// .ci/run sets it).
 func need(t testing.TB) *slurmtest.Cluster {
 	t.Helper()
+	clusterOnce.Do(func() {
+		var err error
+		if cluster, err = slurmtest.Start("", 3); err != nil {
+			why = err.Error()
+		}
+	})
 	if cluster == nil {
 		if os.Getenv("CINET_TEST_SLURM_REQUIRED") != "" {
 			t.Fatalf("no Slurm cluster: %s", why)
