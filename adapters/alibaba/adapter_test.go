@@ -50,3 +50,27 @@ func TestAdapter(t *testing.T) {
 		t.Errorf("no agent server: %v", err)
 	}
 }
+
+// TestNodeWatch: ECS says which of a placement's instances are gone: a
+// stopped one, and one it no longer lists (a reclaimed spot instance).
+func TestNodeWatch(t *testing.T) {
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", alibabatest.AccessKeyID)
+	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", alibabatest.AccessKeySecret)
+	f := &alibabatest.Fake{T: t, Instances: []alibabatest.Instance{
+		{ID: "i-bp1a", Placement: "p-1", Node: 0, Status: "Running"},
+		{ID: "i-bp1b", Placement: "p-1", Node: 1, Status: "Stopped"},
+		{ID: "i-bp1c", Placement: "p-2", Node: 2, Status: "Running"},
+	}}
+	d, err := discover(t, f, &alibaba.Config{CloudOffers: adapters.CloudOffers{InstanceTypes: []string{"ecs.g7.xlarge"}, Markets: []string{"spot"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := alibaba.NodeWatch(alibaba.ModuleConfig{Endpoint: f.Serve(), Scheme: "http"})
+	gone, err := watch(context.Background(), adapters.Placement{ID: "p-1", Nodes: 3, Offer: d.Offers[0].Offer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 2 || gone[1] != "instance i-bp1b is Stopped" || !strings.Contains(gone[2], "no longer lists") {
+		t.Fatalf("gone %v", gone)
+	}
+}

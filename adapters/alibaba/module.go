@@ -28,6 +28,10 @@ type ModuleConfig struct {
 	AgentInstall string `json:"agentInstall,omitempty"`
 	// DiskGiB is each instance's system disk (default 100).
 	DiskGiB int `json:"diskGiB,omitempty"`
+	// Endpoint and Scheme replace the ECS endpoint for the instances'
+	// status (a VPC endpoint; a test's server).
+	Endpoint string `json:"endpoint,omitempty"`
+	Scheme   string `json:"scheme,omitempty"`
 }
 
 // Default images by name: x86 and ARM Alibaba Cloud Linux 3, Ubuntu 22.04.

@@ -59,8 +59,18 @@ type Fake struct {
 	T        testing.TB
 	Throttle int  // answer this many calls Throttling.User first
 	Deny     bool // answer InvalidAccessKeyId.NotFound
-	mu       sync.Mutex
-	calls    []string
+	// Instances are what DescribeInstances knows.
+	Instances []Instance
+	mu        sync.Mutex
+	calls     []string
+}
+
+// An Instance is an ECS instance a placement made: its ID, the placement
+// and node its tags name, and its status.
+type Instance struct {
+	ID, Placement string
+	Node          int
+	Status        string
 }
 
 // Calls lists the actions called so far.
@@ -188,6 +198,18 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		fmt.Fprintf(w, `{"RequestId":"R4","Currency":"CNY","NextOffset":0,"SpotPrices":{"SpotPriceType":[%s]}}`, strings.Join(items, ","))
+	case "DescribeInstances":
+		if params.Get("Tag.1.Key") != "cinet-placement" {
+			f.T.Errorf("DescribeInstances %v", params)
+		}
+		var items []string
+		for _, in := range f.Instances {
+			if in.Placement == params.Get("Tag.1.Value") {
+				items = append(items, fmt.Sprintf(`{"InstanceId":%q,"Status":%q,"Tags":{"Tag":[{"TagKey":"cinet-placement","TagValue":%q},{"TagKey":"cinet-node","TagValue":"%d"}]}}`,
+					in.ID, in.Status, in.Placement, in.Node))
+			}
+		}
+		fmt.Fprintf(w, `{"RequestId":"R5","NextToken":"","TotalCount":%d,"Instances":{"Instance":[%s]}}`, len(items), strings.Join(items, ","))
 	default:
 		fail(http.StatusBadRequest, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
 	}
