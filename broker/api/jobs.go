@@ -194,7 +194,7 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		}
 		task = doc.Job.Tasks[0].Name
 	}
-	ad, err := s.adapterFor(a.Provider)
+	ad, err := s.cfg.Runner.Executor(&a)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -217,7 +217,9 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		}
 		rc, err := ad.Logs(r.Context(), a.ID, task, node, stream)
 		if err == nil {
-			if sent > 0 {
+			if sk, ok := rc.(io.Seeker); ok && sent > 0 {
+				sk.Seek(sent, io.SeekStart) // what was sent is not read again
+			} else if sent > 0 {
 				io.CopyN(io.Discard, rc, sent)
 			}
 			wrote, _ := io.Copy(w, rc)

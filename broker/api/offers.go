@@ -8,24 +8,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/offers"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 )
-
-func (s *Server) adapterFor(provider string) (adapters.Adapter, error) {
-	id, err := identity.ParsePrincipalID(provider)
-	if err != nil {
-		return nil, err
-	}
-	ad := s.cfg.Adapters[id]
-	if ad == nil {
-		return nil, fmt.Errorf("no adapter for provider %s", provider)
-	}
-	return ad, nil
-}
 
 // OfferView is an offer as the API lists it.
 type OfferView struct {

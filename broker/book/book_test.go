@@ -278,3 +278,47 @@ func mustPut(t *testing.T, b *Book, d *descriptor.Document) {
 		t.Fatal(err)
 	}
 }
+
+// TestConfirm: a lease confirmed for a placement keeps its instances past
+// the lease's end; one that ran out, or that the check refuses, is not
+// confirmed and holds nothing.
+func TestConfirm(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	name := "ci:" + fingerprint + "/cn-east-1/a/p1"
+	if err := b.Put(offerDoc(t, "p1", 1, 4, monday.Add(48*time.Hour), ""), nil, owner); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := b.Reserve(name, 2, "peer j-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("not yours")
+	if _, err := b.Confirm(lease.ID, func(Reservation) error { return refused }, "x", time.Hour); !errors.Is(err, refused) {
+		t.Fatalf("a refused check confirmed: %v", err)
+	}
+	var seen Reservation
+	r, err := b.Confirm(lease.ID, func(r Reservation) error { seen = r; return nil }, "placement j-1-1", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen.Holder != "peer j-1" || r.Holder != "placement j-1-1" || !r.Expires.Equal(monday.Add(24*time.Hour)) {
+		t.Fatalf("check saw %+v; confirmed %+v", seen, r)
+	}
+	c.t = monday.Add(time.Hour)
+	b.Sweep()
+	if e, _ := b.Get(name); int(e.Free) != 2 {
+		t.Fatalf("a confirmed reservation lapsed with its lease: free %d, want 2", int(e.Free))
+	}
+	other, err := b.Reserve(name, 2, "peer j-2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	if _, err := b.Confirm(other.ID, func(Reservation) error { return nil }, "late", time.Hour); !errors.Is(err, ErrNoReservation) {
+		t.Fatalf("a lapsed lease was confirmed: %v", err)
+	}
+	if e, _ := b.Get(name); int(e.Free) != 2 {
+		t.Fatalf("free %d after the lapsed lease, want 2", int(e.Free))
+	}
+}

@@ -87,3 +87,26 @@ func (b *Book) ReservationOf(id string) (Reservation, bool) {
 	}
 	return *r, true
 }
+
+// Confirm turns a lease into a reservation held for a placement: when the
+// reservation id is held now and check approves it, it passes to holder
+// and expires ttl from now. The change is made under the book's lock, so
+// the instances are never free in between.
+func (b *Book) Confirm(id string, check func(Reservation) error, holder string, ttl time.Duration) (Reservation, error) {
+	if ttl <= 0 {
+		return Reservation{}, fmt.Errorf("book: confirm %s for %s: the duration must be positive", id, ttl)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.sweepLocked(now)
+	r, ok := b.reservations[id]
+	if !ok {
+		return Reservation{}, fmt.Errorf("%w: %s (released, or its lease ran out)", ErrNoReservation, id)
+	}
+	if err := check(*r); err != nil {
+		return Reservation{}, err
+	}
+	r.Holder, r.Expires = holder, now.Add(ttl)
+	return *r, nil
+}

@@ -13,6 +13,7 @@ type metrics struct {
 	synced       prometheus.Counter
 	reservations *prometheus.CounterVec // served, by outcome
 	dropped      *prometheus.CounterVec // events dropped because a queue was full
+	exec         *prometheus.CounterVec // forwarded-placement requests served, by operation and outcome
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,9 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Reservation requests served for peers, by outcome."}, []string{"outcome"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_dropped_total",
 			Help: "Events dropped because a queue was full, by queue."}, []string{"queue"}),
+		exec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_exec_requests_total",
+			Help: "Requests about forwarded placements served for home brokers, by operation and outcome."}, []string{"op", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped)
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec)
 	}
 	return m
 }

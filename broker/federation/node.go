@@ -101,8 +101,11 @@ type Config struct {
 	MaxPeers int
 	Book     *book.Book
 	Offers   Registry
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Executing runs the placements other brokers forward to this one;
+	// nil refuses them.
+	Executing Executing
+	Now       func() time.Time
+	Log       *slog.Logger
 	// Metrics, when set, registers the federation's metrics.
 	Metrics prometheus.Registerer
 }
@@ -209,6 +212,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	h.SetStreamHandler(ProtocolSync, n.serveSync)
 	h.SetStreamHandler(ProtocolReserve, n.serveReserve)
+	h.SetStreamHandler(ProtocolExec, n.serveExec)
 	for _, ai := range append(bootstrap, n.loadPeers()...) {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
 )
 
@@ -77,7 +78,7 @@ func orDefault(s, d string) string {
 
 func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserveResponse {
 	refuse := func(code string, err error) reserveResponse { return reserveResponse{Code: code, Error: err.Error()} }
-	prefix := asker.String() + " "
+	prefix := jobs.LeaseHolder(asker, "")
 	switch req.Op {
 	case "reserve":
 		ttl := time.Duration(req.TTL) * time.Millisecond
@@ -91,7 +92,7 @@ func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserv
 		if e.Owner != n.self {
 			return refuse("refused", fmt.Errorf("%s is owned by %s, which alone reserves it", req.Offer, e.Owner))
 		}
-		r, err := n.cfg.Book.Reserve(req.Offer, req.Count, prefix+req.Holder, ttl)
+		r, err := n.cfg.Book.Reserve(req.Offer, req.Count, jobs.LeaseHolder(asker, req.Holder), ttl)
 		switch {
 		case errors.Is(err, book.ErrInsufficient):
 			return refuse("insufficient", err)

@@ -73,6 +73,17 @@ type Job struct {
 
 	CancelRequested bool `json:"cancelRequested,omitempty"`
 
+	// Home is set on a placement another broker forwarded to this one: the
+	// home broker's DID. Such a job has one attempt, on this broker's
+	// offer, and its ID is the placement's (spec/protocol.md §5).
+	Home string `json:"home,omitempty"`
+	// HomeJob is the home broker's job ID, and HomeFee its fee rate.
+	HomeJob string `json:"homeJob,omitempty"`
+	HomeFee string `json:"homeFee,omitempty"`
+	// BudgetLeft bounds what a forwarded placement may spend; nil: no
+	// bound in the offer's currency.
+	BudgetLeft *Money `json:"budgetLeft,omitempty"`
+
 	// Version increases with every update; a store refuses an update made
 	// from a stale copy.
 	Version int64 `json:"version"`
@@ -126,6 +137,11 @@ type Attempt struct {
 	Record  string `json:"record,omitempty"` // the usage record's ID
 	Settled bool   `json:"settled"`
 	Charge  *Money `json:"charge,omitempty"` // what the tenant was charged for it
+
+	// On the executing broker of a forwarded placement: the signed usage
+	// record, kept until the home broker acknowledges it (Delivered).
+	Envelope  []byte `json:"envelope,omitempty"`
+	Delivered bool   `json:"delivered,omitempty"`
 }
 
 // Ended reports whether the attempt has stopped.

@@ -60,16 +60,27 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 	if len(meters) == 0 {
 		return nil, false, fmt.Errorf("jobs: offer %s prices none of instance, vCPU or memory time", o.ComputeID)
 	}
-	zero := descriptor.MustDecimal("0")
+	// One broker, one fee: a placement this broker both brokered and
+	// executed pays its fee once.
+	job, home, fees := j.ID, self, settlement.Fees{Home: fee, Executing: descriptor.MustDecimal("0")}
+	if j.Home != "" {
+		// Forwarded by its home broker: each broker takes its own fee.
+		if home, err = identity.ParsePrincipalID(j.Home); err != nil {
+			return nil, false, err
+		}
+		homeFee, err := descriptor.ParseDecimal(j.HomeFee)
+		if err != nil {
+			return nil, false, fmt.Errorf("jobs: the home broker's fee %q: %w", j.HomeFee, err)
+		}
+		job, fees = j.HomeJob, settlement.Fees{Home: homeFee, Executing: fee}
+	}
 	return &settlement.UsageRecord{
-		Job: j.ID, Placement: a.ID, Sequence: 1,
+		Job: job, Placement: a.ID, Sequence: 1,
 		ComputeID: o.ComputeID, Offer: offer.Digest, Instances: nodes,
-		Tenant: tenant, Provider: o.Provider, HomeBroker: self, ExecutingBroker: self,
+		Tenant: tenant, Provider: o.Provider, HomeBroker: home, ExecutingBroker: self,
 		PeriodStart: u.Start.UTC(), PeriodEnd: end.UTC(),
 		Meters: meters,
-		// One broker, one fee: a placement this broker both brokered and
-		// executed pays its fee once.
-		Fees: settlement.Fees{Home: fee, Executing: zero},
+		Fees:   fees,
 	}, true, nil
 }
 

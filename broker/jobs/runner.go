@@ -46,6 +46,13 @@ type Config struct {
 	// Observe, when set, is told how long each match took and how long
 	// after an attempt ended its usage was settled.
 	Observe Observer
+	// Remote reaches the brokers that own other offers in the book; nil
+	// when this broker is in no federation, and then only its own offers
+	// are placed on.
+	Remote Remote
+	// Grace is how long an executing broker may be out of reach before
+	// its placement is deemed lost (default DefaultGrace).
+	Grace time.Duration
 }
 
 // An Observer is told of timings, for metrics.
@@ -66,6 +73,9 @@ type Runner struct {
 	// generation when it was last matched: it is matched again only when
 	// the book has changed since in a way that can help it.
 	waiting map[string]waitState
+	// unreachable holds, for each forwarded placement whose executing
+	// broker could not be reached, since when.
+	unreachable map[string]time.Time
 }
 
 // waitState is what the runner keeps of a job waiting for capacity.
@@ -85,8 +95,16 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Poll == 0 {
 		cfg.Poll = 250 * time.Millisecond
 	}
-	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{}, waiting: map[string]waitState{}}
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
+	}
+	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{},
+		waiting: map[string]waitState{}, unreachable: map[string]time.Time{}}
 }
+
+// SetRemote joins the runner to a federation: other brokers' offers are
+// placed on through remote. Call it before Run.
+func (r *Runner) SetRemote(remote Remote) { r.cfg.Remote = remote }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 
@@ -222,8 +240,8 @@ func (r *Runner) recover(ctx context.Context) error {
 	}
 	for _, j := range active {
 		a := j.current()
-		if a == nil || a.Reservation == "" {
-			continue
+		if a == nil || a.Reservation == "" || r.remote(a) {
+			continue // another broker's lease is held there
 		}
 		res, err := r.cfg.Book.Reserve(a.Offer, j.Instances(), j.ID, reservationTTL)
 		if err != nil {
@@ -480,14 +498,21 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 		var err error
 		provider, _ := identity.ParsePrincipalID(c.Provider)
 		switch {
-		case c.Broker != self:
-			refusal = "offers owned by other brokers are placed through the federation, which this broker does not run"
-		case r.cfg.Adapters[provider] == nil:
+		case c.Broker != self && r.cfg.Remote == nil:
+			refusal = "offers owned by other brokers are placed through the federation, which this broker is not in"
+		case c.Broker == self && r.cfg.Adapters[provider] == nil:
 			refusal = "no adapter runs this provider's placements here"
 		default:
-			res, err = r.cfg.Book.Reserve(c.Offer, j.Instances(), j.ID, reservationTTL)
+			res, err = r.reserveOn(ctx, j, c)
 			if errors.Is(err, book.ErrInsufficient) {
 				busy++ // not a refusal: it may free up
+				continue
+			}
+			if err != nil && c.Broker != self && !errors.Is(err, ErrRefused) && !errors.Is(err, book.ErrUnknownOffer) {
+				// The owner is out of reach: try the next candidate now,
+				// and this one again when the job is matched again.
+				r.cfg.Log.Warn("reserving at another broker", "job", j.ID, "offer", c.Offer, "broker", c.Broker, "err", err)
+				busy++
 				continue
 			}
 			if err != nil {
@@ -512,7 +537,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.Instances(), c.Offer))
 		})
 		if err != nil {
-			r.cfg.Book.Release(res.ID)
+			r.releaseLease(c.Broker, res.ID)
 			return err
 		}
 		return r.hold(ctx, j, c)
@@ -594,6 +619,9 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 			}
 		}
 	}
+	if r.remote(a) {
+		return r.forward(ctx, j, a)
+	}
 	ad, err := r.adapter(a)
 	if err != nil {
 		return err
@@ -641,8 +669,31 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 }
 
 func (r *Runner) releaseReservation(a *Attempt) {
-	if a.Reservation != "" {
+	if a.Reservation == "" {
+		return
+	}
+	if !r.remote(a) {
 		r.cfg.Book.Release(a.Reservation)
+	} else if a.ProvisionedAt.IsZero() {
+		// A lease never confirmed: give it back (else it runs out).
+		r.releaseLease(a.Broker, a.Reservation)
+	}
+}
+
+// releaseLease gives back a reservation on an offer broker owns.
+func (r *Runner) releaseLease(broker, id string) {
+	if broker == r.cfg.Key.ID().String() {
+		r.cfg.Book.Release(id)
+		return
+	}
+	owner, err := identity.ParsePrincipalID(broker)
+	if err != nil || r.cfg.Remote == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cfg.Remote.Release(ctx, owner, id); err != nil {
+		r.cfg.Log.Info("giving a lease back; it will run out instead", "broker", broker, "reservation", id, "err", err)
 	}
 }
 
@@ -657,17 +708,23 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 	if a == nil {
 		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt running; placing again") })
 	}
-	ad, err := r.adapter(a)
+	ad, err := r.Executor(a)
 	if err != nil {
 		return err
 	}
 	if j.CancelRequested {
-		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) && !r.remote(a) {
 			return err
 		}
 	}
 	st, err := ad.Status(ctx, a.ID)
-	if errors.Is(err, adapters.ErrNotFound) {
+	if r.remote(a) {
+		st, err = r.reachable(a, st, err)
+		if errors.Is(err, errWaiting) {
+			return nil
+		}
+	}
+	if errors.Is(err, adapters.ErrNotFound) || errors.Is(err, ErrNotFound) {
 		st = adapters.Status{State: adapters.Lost, Detail: "the backend does not know the placement"}
 	} else if err != nil {
 		return err
@@ -712,6 +769,33 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 		return nil
 	}
 	return r.finish(ctx, j, a, ad, st)
+}
+
+// errWaiting: an executing broker is out of reach, within its grace.
+var errWaiting = errors.New("jobs: waiting for an executing broker")
+
+// reachable passes on a forwarded placement's status, counting how long
+// its executing broker has been out of reach: past the grace period the
+// placement is deemed lost, and the job's recovery policy decides what
+// follows. Its usage is still taken in when the broker is reached again.
+func (r *Runner) reachable(a *Attempt, st adapters.Status, err error) (adapters.Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil || errors.Is(err, ErrNotFound) {
+		delete(r.unreachable, a.ID)
+		return st, err
+	}
+	since, ok := r.unreachable[a.ID]
+	if !ok {
+		since = r.now()
+		r.unreachable[a.ID] = since
+		r.cfg.Log.Warn("executing broker out of reach", "attempt", a.ID, "broker", a.Broker, "grace", r.cfg.Grace, "err", err)
+	}
+	if r.now().Sub(since) < r.cfg.Grace {
+		return st, errWaiting
+	}
+	delete(r.unreachable, a.ID)
+	return adapters.Status{State: adapters.Lost, Detail: fmt.Sprintf("broker %s was out of reach for %s (%v)", a.Broker, r.cfg.Grace, err)}, nil
 }
 
 // readyNotes says which replicas of a service became ready between two
@@ -774,15 +858,24 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 func (r *Runner) conclude(ctx context.Context, j *Job) error {
 	i := len(j.Attempts) - 1
 	if err := r.settleAttempt(ctx, j, i); err != nil {
-		return err
+		if !r.remote(&j.Attempts[i]) {
+			return err
+		}
+		// The executing broker delivers the record when it can; the job
+		// does not wait for it to go on, only to settle.
+		if !errors.Is(err, errPending) {
+			r.cfg.Log.Info("usage of a forwarded placement not delivered yet", "job", j.ID, "attempt", j.Attempts[i].ID, "err", err)
+		}
 	}
 	a := &j.Attempts[i]
-	ad, err := r.adapter(a)
-	if err != nil {
-		return err
-	}
-	if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
-		return err
+	if !r.remote(a) {
+		ad, err := r.adapter(a)
+		if err != nil {
+			return err
+		}
+		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+			return err
+		}
 	}
 	r.releaseReservation(a)
 	doc, err := j.doc()
@@ -792,6 +885,10 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 	st := adapters.Status{State: adapters.State(a.State), Detail: a.Detail}
 	exit := a.ExitCode
 	rec := doc.Job.Recovery
+	if j.Home != "" {
+		// A forwarded placement: its home broker decides what follows.
+		rec = descriptor.Recovery{}
+	}
 	switch {
 	case st.State == adapters.Succeeded:
 		return r.update(ctx, j, func(j *Job) { j.end(Succeeded, r.now(), "") })
@@ -804,7 +901,7 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
-		res, err := r.cfg.Book.Reserve(a.Offer, j.Instances(), j.ID, reservationTTL)
+		res, err := r.reserveOn(ctx, j, Candidate{Offer: a.Offer, Broker: a.Broker})
 		if errors.Is(err, book.ErrInsufficient) {
 			// Another job took the instances this attempt freed: the offer
 			// is busy, not refused. Match again, waiting if need be.
@@ -852,10 +949,15 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 func (r *Runner) settle(ctx context.Context, j *Job) error {
 	for i := range j.Attempts {
 		if !j.Attempts[i].Settled {
-			if err := r.settleAttempt(ctx, j, i); err != nil {
+			if err := r.settleAttempt(ctx, j, i); errors.Is(err, errPending) {
+				return nil // delivered later
+			} else if err != nil {
 				return err
 			}
 		}
+	}
+	if j.Home != "" && len(j.Attempts) == 1 && j.Attempts[0].Record != "" && !j.Attempts[0].Delivered {
+		return nil // kept until the home broker has the record
 	}
 	if j.Hold != nil && r.cfg.Settler != nil {
 		if _, err := r.cfg.Settler.ReleaseHold(ctx, j.ID); err != nil && !errors.Is(err, settlement.ErrNotFound) {
@@ -895,6 +997,9 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 	if !a.Ended() {
 		return fmt.Errorf("jobs: attempt %s has not ended", a.ID)
 	}
+	if r.remote(a) {
+		return r.settleRemote(ctx, j, i)
+	}
 	offer, err := r.cfg.Offers(ctx, a.OfferDigest)
 	if err != nil {
 		return fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
@@ -905,10 +1010,14 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 	}
 	var charge *Money
 	var recordID, detail string
+	var envelope []byte
 	if ok && r.cfg.Settler != nil {
 		env, err := settlement.SealRecord(r.cfg.Key, rec)
 		if err != nil {
 			return err
+		}
+		if j.Home != "" {
+			envelope = env.Encode() // for delivery to the home broker
 		}
 		out, err := r.cfg.Settler.Ingest(ctx, [][]byte{env.Encode()})
 		if err != nil {
@@ -934,9 +1043,9 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 	}
 	return r.update(ctx, j, func(j *Job) {
 		a := &j.Attempts[i]
-		a.Record, a.Charge, a.Settled = recordID, charge, true
+		a.Record, a.Charge, a.Settled, a.Envelope = recordID, charge, true, envelope
 		if detail != "" {
-			a.Detail = strings.TrimSpace(a.Detail + "; " + detail)
+			a.Detail = joinDetail(a.Detail, detail)
 		}
 	})
 }
@@ -971,6 +1080,13 @@ func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.T
 		return time.Time{}, err
 	}
 	b := doc.Job.Budget
+	if j.Home != "" {
+		// The home broker said what is left of it.
+		if j.BudgetLeft == nil {
+			return time.Time{}, nil
+		}
+		b = &descriptor.Budget{Currency: j.BudgetLeft.Currency, MaxTotal: descriptor.MustDecimal(j.BudgetLeft.Amount.Decimal())}
+	}
 	if b == nil || !b.MaxTotal.IsSet() {
 		return time.Time{}, nil
 	}

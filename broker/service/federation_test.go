@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,8 +13,12 @@ import (
 
 	. "github.com/cinet/cinet/settlement/settlementtest"
 
+	"github.com/cinet/cinet/broker/client"
+	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/service"
+	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
 )
 
 // federated runs a broker with its own local provider in a federation of
@@ -35,6 +40,7 @@ fee: "0.02"
 poll: 20ms
 principals:
   - {did: %s, role: regulator}
+  - {did: %s, role: tenant}
 providers:
   - provider: %s
     adapter: local
@@ -44,7 +50,7 @@ federation:
   bootstrap: [%s]
   members: [%s]
   sync: 1s
-`, region, dir, regulatorKey.ID(), prov.ID(), filepath.Join(dir, "work"), os.Args[0], strings.Join(peers, ", "), strings.Join(ms, ", "))
+`, region, dir, regulatorKey.ID(), tenantKey.ID(), prov.ID(), filepath.Join(dir, "work"), os.Args[0], strings.Join(peers, ", "), strings.Join(ms, ", "))
 	svc := runBroker(t, dir, cfg)
 	return &env{t: t, svc: svc, url: svc.URL(), dir: dir}
 }
@@ -115,5 +121,98 @@ func TestFederationNeedsMembers(t *testing.T) {
 	_, err = service.New(context.Background(), c, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "list its members") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestCrossBrokerJob: a tenant submits a job at its home broker, A; the
+// only offer that can serve it is owned by B. A leases it from B, forwards
+// the job, follows it to its end, reads its output through B, and takes in
+// the usage record B signed: the record posts once at each broker, each
+// in its part, and B keeps it only until A has acknowledged it.
+func TestCrossBrokerJob(t *testing.T) {
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID()}
+	a := federated(t, HomeKey, providerKey, "cn-north-1", members)
+	b := federated(t, ExecKey, Key(8), "cn-east-1", members, a.svc.Federation.Addrs()[0])
+	ctx := context.Background()
+
+	o, err := b.as(Key(8)).RegisterOffer(ctx, signedOfferOwnedBy(t, Key(8), "remote-cpu", 2, ExecKey.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's book holds b's offer", func() bool {
+		list, err := a.as(tenantKey).Offers(ctx, "")
+		return err == nil && len(list) == 1 && list[0].Name == o.Name
+	})
+	tenant := a.as(tenantKey)
+	j, err := tenant.SubmitJob(ctx, []byte(jobYAML("echo hello from b; echo oops >&2")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := a.waitSettled(tenant, j.ID)
+	if done.Outcome != jobs.Succeeded || len(done.Attempts) != 1 || done.Cost == nil {
+		t.Fatalf("job at a: %+v", done)
+	}
+	at := done.Attempts[0]
+	if at.Broker != ExecKey.ID().String() || at.Offer != o.Name || at.Record == "" || at.Charge == nil || !at.Settled {
+		t.Fatalf("attempt: %+v", at)
+	}
+	for stream, want := range map[string]string{"stdout": "hello from b\n", "stderr": "oops\n"} {
+		rc, err := tenant.Logs(ctx, j.ID, "", 0, stream, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(out) != want {
+			t.Fatalf("%s at a: %q, want %q", stream, out, want)
+		}
+	}
+
+	// B keeps the placement as a job of its own, settled once A had the
+	// record.
+	var placed *jobs.Job
+	waitFor(t, "b's placement is settled", func() bool {
+		placed, err = b.svc.Jobs.Get(ctx, at.ID)
+		return err == nil && placed.State == jobs.Settled
+	})
+	pa := placed.Attempts[0]
+	if placed.Home != HomeKey.ID().String() || placed.HomeJob != j.ID || pa.Record != at.Record || !pa.Delivered || len(pa.Envelope) == 0 {
+		t.Fatalf("b's placement: %+v", placed)
+	}
+	// Once at each broker: the same record again is a duplicate at both.
+	for name, e := range map[string]*env{"a": a, "b": b} {
+		out, err := e.svc.Settler.Ingest(ctx, [][]byte{pa.Envelope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0].Status != settlement.Duplicate {
+			t.Fatalf("the record again at %s: %+v", name, out[0])
+		}
+	}
+	// Each side posted its part: the tenant paid at A, the provider was
+	// paid at B, and the clearing accounts face each other.
+	aBooks, err := a.as(regulatorKey).Balances(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bBooks, err := b.as(regulatorKey).Balances(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	balance := func(bs *client.Balances, account string) descriptor.Nanos {
+		for _, x := range bs.Balances {
+			if string(x.Account) == account {
+				return x.Amount
+			}
+		}
+		return 0
+	}
+	clearAtA := balance(aBooks, "clearing/"+ExecKey.ID().String())
+	clearAtB := balance(bBooks, "clearing/"+HomeKey.ID().String())
+	if clearAtA <= 0 || clearAtA != -clearAtB {
+		t.Fatalf("clearing: at a %v, at b %v\na: %+v\nb: %+v", clearAtA, clearAtB, aBooks, bBooks)
+	}
+	if balance(bBooks, "provider/"+Key(8).ID().String()) <= 0 || balance(aBooks, "provider/"+Key(8).ID().String()) != 0 {
+		t.Fatalf("the provider is paid at b only: a %+v, b %+v", aBooks, bBooks)
 	}
 }

@@ -304,6 +304,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 			return nil, err
 		}
 		s.Offers.Gossip = s.Federation
+		s.Runner.SetRemote(s.Federation.Remote())
 	}
 	s.API = api.New(api.Config{
 		Federation: s.Federation,
@@ -345,7 +346,7 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
 		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
 		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
-		Book: s.Book, Offers: s.Offers, Log: log.With("part", "federation"), Metrics: s.metrics.reg,
+		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Log: log.With("part", "federation"), Metrics: s.metrics.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)

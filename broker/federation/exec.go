@@ -1,0 +1,233 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/identity"
+)
+
+// ProtocolExec carries a placement between its home broker and the broker
+// that executes it (spec/protocol.md §5): forward, status, logs, cancel,
+// usage and its acknowledgement. Only the home broker asks; the executing
+// broker answers only about the placements that broker forwarded.
+const ProtocolExec = "/cinet/exec/1.0.0"
+
+// Bounds of the exec protocol.
+const (
+	MaxExec      = 4 << 20 // one request or reply: a job document of up to 1 MiB, escaped, or a log chunk
+	execDeadline = 30 * time.Second
+)
+
+// Executing is the executing broker's side of forwarded placements:
+// broker/jobs.Runner implements it. home is the asking broker, as the
+// connection authenticated it.
+type Executing interface {
+	Accept(ctx context.Context, home identity.PrincipalID, f jobs.Forward) error
+	ExecStatus(ctx context.Context, home identity.PrincipalID, placement string) (jobs.RemoteStatus, error)
+	ExecLogs(ctx context.Context, home identity.PrincipalID, q jobs.LogRequest) ([]byte, error)
+	ExecCancel(ctx context.Context, home identity.PrincipalID, placement string) error
+	ExecUsage(ctx context.Context, home identity.PrincipalID, placement string) (jobs.Delivery, error)
+	ExecAck(ctx context.Context, home identity.PrincipalID, placement, record string) error
+}
+
+// The exec protocol's operations.
+const (
+	opForward = "forward"
+	opStatus  = "status"
+	opLogs    = "logs"
+	opCancel  = "cancel"
+	opUsage   = "usage"
+	opAck     = "ack"
+)
+
+type execRequest struct {
+	Op        string           `json:"op"`
+	Placement string           `json:"placement,omitempty"`
+	Forward   *jobs.Forward    `json:"forward,omitempty"`
+	Logs      *jobs.LogRequest `json:"logs,omitempty"`
+	Record    string           `json:"record,omitempty"`
+}
+
+type execResponse struct {
+	// Code is set when the request was not done: not-found,
+	// no-reservation, refused, or unavailable (try again).
+	Code   string             `json:"code,omitempty"`
+	Error  string             `json:"error,omitempty"`
+	Status *jobs.RemoteStatus `json:"status,omitempty"`
+	Data   []byte             `json:"data,omitempty"`
+	Usage  *jobs.Delivery     `json:"usage,omitempty"`
+}
+
+// serveExec answers a home broker about the placements it forwarded here.
+func (n *Node) serveExec(s network.Stream) {
+	home, ok := n.member(s.Conn().RemotePeer())
+	if !ok {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Now().Add(execDeadline))
+	var req execRequest
+	if err := readMsg(bufio.NewReader(s), &req, MaxExec); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolExec, "read").Inc()
+		s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), execDeadline)
+	defer cancel()
+	resp := n.execFor(ctx, home, req)
+	n.m.exec.WithLabelValues(req.Op, orDefault(resp.Code, "ok")).Inc()
+	if err := writeMsg(s, resp, MaxExec); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolExec, "write").Inc()
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execRequest) execResponse {
+	x := n.cfg.Executing
+	if x == nil {
+		return execResponse{Code: "refused", Error: "this broker executes no forwarded placements"}
+	}
+	var resp execResponse
+	var err error
+	switch req.Op {
+	case opForward:
+		if req.Forward == nil {
+			return execResponse{Code: "refused", Error: "forward: no placement given"}
+		}
+		err = x.Accept(ctx, home, *req.Forward)
+	case opStatus:
+		var st jobs.RemoteStatus
+		st, err = x.ExecStatus(ctx, home, req.Placement)
+		resp.Status = &st
+	case opLogs:
+		if req.Logs == nil {
+			return execResponse{Code: "refused", Error: "logs: no slice given"}
+		}
+		resp.Data, err = x.ExecLogs(ctx, home, *req.Logs)
+	case opCancel:
+		err = x.ExecCancel(ctx, home, req.Placement)
+	case opUsage:
+		var d jobs.Delivery
+		d, err = x.ExecUsage(ctx, home, req.Placement)
+		resp.Usage = &d
+	case opAck:
+		err = x.ExecAck(ctx, home, req.Placement, req.Record)
+	default:
+		return execResponse{Code: "refused", Error: fmt.Sprintf("unknown operation %q", req.Op)}
+	}
+	switch {
+	case err == nil:
+		return resp
+	case errors.Is(err, jobs.ErrNotFound):
+		return execResponse{Code: "not-found", Error: err.Error()}
+	case errors.Is(err, book.ErrNoReservation):
+		return execResponse{Code: "no-reservation", Error: err.Error()}
+	case errors.Is(err, jobs.ErrRefused):
+		return execResponse{Code: "refused", Error: strings.TrimPrefix(err.Error(), jobs.ErrRefused.Error()+": ")}
+	}
+	// The store or an adapter failed: the asker tries again; what failed
+	// is this broker's business.
+	n.cfg.Log.Warn("answering a forwarded placement", "op", req.Op, "home", home, "placement", req.Placement, "err", err)
+	return execResponse{Code: "unavailable", Error: "the executing broker could not answer now; ask again"}
+}
+
+// callExec sends one exec request to the executing broker.
+func (n *Node) callExec(ctx context.Context, exec identity.PrincipalID, req execRequest) (execResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, execDeadline)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "exec"), exec.PeerID(), ProtocolExec)
+	if err != nil {
+		return execResponse{}, fmt.Errorf("federation: reaching broker %s: %w", exec, err)
+	}
+	var resp execResponse
+	deadline, _ := ctx.Deadline()
+	if err := exchange(s, req, &resp, MaxExec, deadline); err != nil {
+		n.m.streamErrors.WithLabelValues(ProtocolExec, "exchange").Inc()
+		return execResponse{}, fmt.Errorf("federation: asking broker %s: %w", exec, err)
+	}
+	switch resp.Code {
+	case "":
+		return resp, nil
+	case "not-found":
+		return resp, fmt.Errorf("%w (broker %s: %s)", jobs.ErrNotFound, exec, resp.Error)
+	case "no-reservation":
+		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrNoReservation, exec, resp.Error)
+	case "refused":
+		return resp, fmt.Errorf("%w by broker %s: %s", jobs.ErrRefused, exec, resp.Error)
+	}
+	return resp, fmt.Errorf("federation: broker %s: %s", exec, resp.Error)
+}
+
+// Forward hands a placement to the broker that holds its lease.
+func (n *Node) Forward(ctx context.Context, exec identity.PrincipalID, f jobs.Forward) error {
+	_, err := n.callExec(ctx, exec, execRequest{Op: opForward, Placement: f.Placement, Forward: &f})
+	return err
+}
+
+// ExecStatus asks how a forwarded placement is doing.
+func (n *Node) ExecStatus(ctx context.Context, exec identity.PrincipalID, placement string) (jobs.RemoteStatus, error) {
+	resp, err := n.callExec(ctx, exec, execRequest{Op: opStatus, Placement: placement})
+	if err != nil {
+		return jobs.RemoteStatus{}, err
+	}
+	if resp.Status == nil {
+		return jobs.RemoteStatus{}, fmt.Errorf("federation: broker %s answered a status request without a status", exec)
+	}
+	return *resp.Status, nil
+}
+
+// Logs reads a slice of a forwarded placement's output.
+func (n *Node) Logs(ctx context.Context, exec identity.PrincipalID, q jobs.LogRequest) ([]byte, error) {
+	resp, err := n.callExec(ctx, exec, execRequest{Op: opLogs, Placement: q.Placement, Logs: &q})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Data) > q.Limit {
+		return nil, fmt.Errorf("federation: broker %s sent %d bytes of output, %d asked", exec, len(resp.Data), q.Limit)
+	}
+	return resp.Data, nil
+}
+
+// Cancel asks the executing broker to stop a placement.
+func (n *Node) Cancel(ctx context.Context, exec identity.PrincipalID, placement string) error {
+	_, err := n.callExec(ctx, exec, execRequest{Op: opCancel, Placement: placement})
+	return err
+}
+
+// Usage asks for a forwarded placement's signed usage record.
+func (n *Node) Usage(ctx context.Context, exec identity.PrincipalID, placement string) (jobs.Delivery, error) {
+	resp, err := n.callExec(ctx, exec, execRequest{Op: opUsage, Placement: placement})
+	if err != nil {
+		return jobs.Delivery{}, err
+	}
+	if resp.Usage == nil {
+		return jobs.Delivery{}, fmt.Errorf("federation: broker %s answered a usage request without a delivery", exec)
+	}
+	return *resp.Usage, nil
+}
+
+// Ack tells the executing broker the record was taken in.
+func (n *Node) Ack(ctx context.Context, exec identity.PrincipalID, placement, record string) error {
+	_, err := n.callExec(ctx, exec, execRequest{Op: opAck, Placement: placement, Record: record})
+	return err
+}
+
+// Remote is the node as the home broker's runner reaches other brokers.
+func (n *Node) Remote() jobs.Remote { return remote{n} }
+
+type remote struct{ *Node }
+
+func (r remote) Status(ctx context.Context, exec identity.PrincipalID, placement string) (jobs.RemoteStatus, error) {
+	return r.ExecStatus(ctx, exec, placement)
+}
