@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	. "github.com/cinet/cinet/settlement/settlementtest"
 
+	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/service"
@@ -214,5 +216,100 @@ func TestCrossBrokerJob(t *testing.T) {
 	}
 	if balance(bBooks, "provider/"+Key(8).ID().String()) <= 0 || balance(aBooks, "provider/"+Key(8).ID().String()) != 0 {
 		t.Fatalf("the provider is paid at b only: a %+v, b %+v", aBooks, bBooks)
+	}
+}
+
+// TestCrossBrokerCancelAndStrangers: while a job from A runs on B, a third
+// member, C, can neither read, stop, bill nor take over A's placement, nor
+// confirm a lease it does not hold; then the tenant cancels at A, B stops
+// the placement, and the time it ran settles at both.
+func TestCrossBrokerCancelAndStrangers(t *testing.T) {
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID(), Key(10).ID()}
+	a := federated(t, HomeKey, providerKey, "cn-north-1", members)
+	b := federated(t, ExecKey, Key(8), "cn-east-1", members, a.svc.Federation.Addrs()[0])
+	c := federated(t, Key(10), Key(11), "eu-west-1", members, a.svc.Federation.Addrs()[0], b.svc.Federation.Addrs()[0])
+	ctx := context.Background()
+
+	o, err := b.as(Key(8)).RegisterOffer(ctx, signedOfferOwnedBy(t, Key(8), "remote-cpu", 2, ExecKey.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a and c hold b's offer", func() bool {
+		return a.svc.Book.Len() == 1 && c.svc.Book.Len() == 1
+	})
+	tenant := a.as(tenantKey)
+	j, err := tenant.SubmitJob(ctx, []byte(jobYAML("echo started; exec sleep 600")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitRunning(tenant, j.ID)
+	j, err = tenant.Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := j.Attempts[0]
+
+	stranger := c.svc.Federation.Remote()
+	exec := ExecKey.ID()
+	if _, err := stranger.Status(ctx, exec, at.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("c read a's placement's status: %v", err)
+	}
+	if _, err := stranger.Logs(ctx, exec, jobs.LogRequest{Placement: at.ID, Task: "main", Stream: "stdout", Limit: 100}); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("c read a's placement's output: %v", err)
+	}
+	if _, err := stranger.Usage(ctx, exec, at.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("c asked for a's placement's usage: %v", err)
+	}
+	if err := stranger.Ack(ctx, exec, at.ID, ""); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("c acknowledged a's placement's usage: %v", err)
+	}
+	if err := stranger.Cancel(ctx, exec, at.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("c cancelled a's placement: %v", err)
+	}
+	forward := func(placement, reservation, doc string) error {
+		d, err := descriptor.Parse("job.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stranger.Forward(ctx, exec, jobs.Forward{
+			Placement: placement, Job: placement[:strings.LastIndex(placement, "-")], Tenant: tenantKey.ID().String(), Document: d.Canonical,
+			Offer: o.Name, OfferDigest: o.Digest, Reservation: reservation, HomeRegion: "eu-west-1", HomeFee: "0.01",
+		})
+	}
+	fresh := jobs.NewID() + "-1"
+	if err := forward(fresh, at.Reservation, jobYAML("true")); !errors.Is(err, book.ErrNoReservation) {
+		t.Errorf("c confirmed a's lease: %v", err)
+	}
+	lease, err := stranger.Reserve(ctx, exec, o.Name, 1, fresh[:len(fresh)-2], time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forward(at.ID, lease.ID, jobYAML("true")); !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "taken") {
+		t.Errorf("c took over a's placement: %v", err)
+	}
+	two := strings.Replace(jobYAML("true"), "resources:", "nodes: 2\nresources:", 1)
+	if err := forward(fresh, lease.ID, two); !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "the job takes 2") {
+		t.Errorf("c ran 2 nodes on a lease of 1: %v", err)
+	}
+	if err := forward(fresh, lease.ID+"x", jobYAML("true")); !errors.Is(err, book.ErrNoReservation) {
+		t.Errorf("an unknown lease: %v", err)
+	}
+	if got, err := b.svc.Jobs.Get(ctx, fresh); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("b keeps a refused placement: %+v %v", got, err)
+	}
+	if st, err := b.svc.Jobs.Get(ctx, at.ID); err != nil || st.State != jobs.Running || st.CancelRequested {
+		t.Fatalf("a's placement at b after c's attempts: %+v %v", st, err)
+	}
+
+	if _, err := tenant.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := a.waitSettled(tenant, j.ID)
+	if done.Outcome != jobs.Cancelled || done.Attempts[0].Record == "" || done.Cost == nil || done.Cost.Amount <= 0 {
+		t.Fatalf("cancelled at a: %+v", done)
+	}
+	placed, err := b.svc.Jobs.Get(ctx, at.ID)
+	if err != nil || placed.Outcome != jobs.Cancelled || placed.Attempts[0].Record != done.Attempts[0].Record {
+		t.Fatalf("at b: %+v %v", placed, err)
 	}
 }
