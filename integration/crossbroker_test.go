@@ -1,0 +1,161 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/cinet/cinet/settlement/settlementtest"
+
+	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
+)
+
+// registerPricedOffer registers the provider's CPU offer, owned by broker,
+// in a region and jurisdiction at a vCPU-hour rate, through the CLI.
+func (b *brokerProc) registerPricedOffer(broker identity.PrincipalID, pool, region, jurisdiction, rate string) string {
+	b.t.Helper()
+	prov, _ := identity.LoadKeyFile(b.keys["provider"])
+	cid, _ := identity.NewComputeID(prov.ID(), region, "a", pool)
+	doc := fmt.Sprintf(localOffer, cid, prov.ID(), broker, 2)
+	doc = strings.NewReplacer("local-cpu", pool, "region: cn-east-1", "region: "+region,
+		"jurisdiction: CN", "jurisdiction: "+jurisdiction, `vcpuHour: "0.04"`, `vcpuHour: "`+rate+`"`).Replace(doc)
+	path := filepath.Join(b.dir, pool+".yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	if code, out, errOut := b.cli("provider", "provider", "register", path); code != 0 {
+		b.t.Fatalf("provider register: %d\n%s\n%s", code, out, errOut)
+	}
+	return cid.Name()
+}
+
+// TestCrossBrokerProcesses: three brokers as separate processes. The
+// tenant's home broker, A, has no capacity of its own: a job runs on the
+// cheapest offer, C's in the EU; a job that must stay in China runs on
+// B's. Their output reaches A. A job running on B survives a SIGKILL of B
+// (the executing broker) and then of A (the home broker). Every attempt is
+// billed once at each end: the tenant's statement at A lists each record
+// once, and each pair of clearing accounts mirrors the other.
+func TestCrossBrokerProcesses(t *testing.T) {
+	kA, kB, kC := Key(24), Key(25), Key(26)
+	members := []identity.PrincipalID{kA.ID(), kB.ID(), kC.ID()}
+	a := fedBroker(t, kA, Key(34), "cn-north-1", members)
+	a.start()
+	b := fedBroker(t, kB, Key(35), "cn-east-1", members, a.fedAddrs()...)
+	b.start()
+	c := fedBroker(t, kC, Key(36), "eu-west-1", members, a.fedAddrs()...)
+	c.start()
+	offerB := b.registerPricedOffer(kB.ID(), "cpu-b", "cn-east-1", "CN", "0.04")
+	offerC := c.registerPricedOffer(kC.ID(), "cpu-c", "eu-west-1", "DE", "0.01")
+	waitUntil(t, "a's book holds both offers", func() bool {
+		got := a.fedOffers()
+		return got[offerB] == kB.ID().String() && got[offerC] == kC.ID().String()
+	})
+	ctx := context.Background()
+	submit := func(name, script, extra string) string {
+		t.Helper()
+		code, out, errOut := a.cli("tenant", "job", "submit", a.jobFile(name, job(name, script, extra)), "-o", "json")
+		if code != 0 {
+			t.Fatalf("job submit: %d\n%s\n%s", code, out, errOut)
+		}
+		var j jobs.Job
+		if err := jsonUnmarshal([]byte(out), &j); err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	cheapest := submit("cheapest", "echo hello from $CINET_PLACEMENT", "")
+	resident := submit("resident", "echo staying home", "placement: {jurisdictions: {allow: [CN]}}\n")
+	long := submit("long", "echo started; sleep 4; echo done", "placement: {regions: {allow: [cn-east-1]}}\n")
+
+	for id, want := range map[string]string{cheapest: offerC, resident: offerB} {
+		j := a.waitState(id, jobs.Settled)
+		if j.Outcome != jobs.Succeeded || len(j.Attempts) != 1 || j.Attempts[0].Offer != want || j.Attempts[0].Record == "" {
+			t.Fatalf("job %s ran on %+v, want %s: %s", j.Name, j.Attempts, want, j.Detail)
+		}
+	}
+	if code, out, errOut := a.cli("tenant", "job", "logs", cheapest); code != 0 || !strings.HasPrefix(out, "hello from "+cheapest+"-1") {
+		t.Fatalf("logs at a: %d %q %s", code, out, errOut)
+	}
+
+	// The long job: kill the executing broker, then the home broker.
+	a.waitState(long, jobs.Running)
+	b.stop(syscall.SIGKILL)
+	b.start()
+	a.stop(syscall.SIGKILL)
+	a.start()
+	j := a.waitState(long, jobs.Settled)
+	if j.Outcome != jobs.Succeeded || len(j.Attempts) != 1 || j.Attempts[0].Offer != offerB {
+		t.Fatalf("the long job: %+v\n%+v", j, j.History)
+	}
+	rc, err := a.client("tenant").Logs(ctx, long, "", 0, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(got) != "started\ndone\n" {
+		t.Fatalf("the long job's output at a: %q %v", got, err)
+	}
+
+	// Once at each end.
+	var cost descriptor.Nanos
+	records := map[string]string{} // record → executing broker
+	for _, id := range []string{cheapest, resident, long} {
+		j := a.waitState(id, jobs.Settled)
+		cost += j.Cost.Amount
+		records[j.Attempts[0].Record] = j.Attempts[0].Broker
+	}
+	regulatorA := a.client("regulator")
+	bal, err := regulatorA.Balances(ctx, "tenant/"+tenantKey.ID().String())
+	if err != nil || len(bal.Balances) != 1 || bal.Balances[0].Amount != -cost {
+		t.Fatalf("tenant balance at a %+v %v; the jobs cost %s", bal, err, cost.Decimal())
+	}
+	st, err := regulatorA.Statement(ctx, "tenant/"+tenantKey.ID().String(), time.Now().UTC().Format("2006-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Transactions []struct{ Record settlement.RecordID } `json:"transactions"`
+	}
+	if err := jsonUnmarshal(st, &s); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[settlement.RecordID]int{}
+	for _, tx := range s.Transactions {
+		seen[tx.Record]++
+	}
+	if len(seen) != 3 || len(s.Transactions) != 3 {
+		t.Fatalf("the tenant's statement at a: %+v; the records: %v", s.Transactions, records)
+	}
+	for rec := range records {
+		if seen[settlement.RecordID(rec)] != 1 {
+			t.Fatalf("record %s is in the tenant's statement %d times", rec, seen[settlement.RecordID(rec)])
+		}
+	}
+	for _, pair := range []struct {
+		x  *brokerProc
+		kx *identity.Key
+	}{{b, kB}, {c, kC}} {
+		atA, err := regulatorA.Balances(ctx, "clearing/"+pair.kx.ID().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		atX, err := pair.x.client("regulator").Balances(ctx, "clearing/"+kA.ID().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(atA.Balances) != 1 || len(atX.Balances) != 1 || atA.Balances[0].Amount <= 0 || atA.Balances[0].Amount != -atX.Balances[0].Amount {
+			t.Fatalf("clearing between a and %s: at a %+v, there %+v", pair.kx.ID(), atA, atX)
+		}
+	}
+}
