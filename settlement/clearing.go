@@ -418,3 +418,54 @@ func statementEntry(kind string, statement, countersignature []byte) ([]byte, er
 		Type             string          `json:"type"`
 	}{countersignature, statement, kind})
 }
+
+// ClearingView computes this broker's net position toward another broker
+// over [from, to) and the records behind it, without issuing anything.
+func (s *Settler) ClearingView(ctx context.Context, other identity.PrincipalID, from, to time.Time) ([]Position, []RecordID, error) {
+	var positions []Position
+	var ids []RecordID
+	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		var err error
+		positions, ids, err = clearingView(tx, other, from, to)
+		return err
+	})
+	return positions, ids, err
+}
+
+// Statements returns the clearing statements kept between this broker and
+// another, issued by either.
+func (s *Settler) Statements(ctx context.Context, other identity.PrincipalID) ([]*StatementRow, error) {
+	var out []*StatementRow
+	err := s.cfg.Store.View(ctx, func(tx ReadTx) error {
+		var err error
+		out, err = tx.Statements(other.String())
+		return err
+	})
+	return out, err
+}
+
+// DiffRecords says which records one side has that the other lacks; both
+// lists come out sorted.
+func DiffRecords(mine, theirs []RecordID) (onlyMine, onlyTheirs []RecordID) {
+	in := func(ids []RecordID) map[RecordID]bool {
+		m := make(map[RecordID]bool, len(ids))
+		for _, id := range ids {
+			m[id] = true
+		}
+		return m
+	}
+	m, t := in(mine), in(theirs)
+	for id := range m {
+		if !t[id] {
+			onlyMine = append(onlyMine, id)
+		}
+	}
+	for id := range t {
+		if !m[id] {
+			onlyTheirs = append(onlyTheirs, id)
+		}
+	}
+	slices.Sort(onlyMine)
+	slices.Sort(onlyTheirs)
+	return onlyMine, onlyTheirs
+}

@@ -42,7 +42,7 @@ func (a Announcement) MarshalJSON() ([]byte, error) {
 }
 
 // Protocols are the topic and protocol IDs this broker speaks.
-var Protocols = []string{TopicOffers, TopicBrokers, ProtocolSync, ProtocolReserve, ProtocolExec}
+var Protocols = []string{TopicOffers, TopicBrokers, ProtocolSync, ProtocolReserve, ProtocolExec, ProtocolStatements}
 
 func decodeStrict(data []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(data))

@@ -14,6 +14,7 @@ type metrics struct {
 	reservations *prometheus.CounterVec // served, by outcome
 	dropped      *prometheus.CounterVec // events dropped because a queue was full
 	exec         *prometheus.CounterVec // forwarded-placement requests served, by operation and outcome
+	statements   *prometheus.CounterVec // clearing statements issued and served, by result
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +34,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events dropped because a queue was full, by queue."}, []string{"queue"}),
 		exec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_exec_requests_total",
 			Help: "Requests about forwarded placements served for home brokers, by operation and outcome."}, []string{"op", "outcome"}),
+		statements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_statements_total",
+			Help: "Clearing statements this broker issued (side=issued) and was sent (side=served), by result."}, []string{"side", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec)
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements)
 	}
 	return m
 }

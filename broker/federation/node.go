@@ -104,8 +104,15 @@ type Config struct {
 	// Executing runs the placements other brokers forward to this one;
 	// nil refuses them.
 	Executing Executing
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Clearing, when set, exchanges clearing statements with the members
+	// this broker settled with, every StatementPeriod once
+	// StatementDelay has passed after the period's end (defaults 1h and
+	// 5m).
+	Clearing        Clearing
+	StatementPeriod time.Duration
+	StatementDelay  time.Duration
+	Now             func() time.Time
+	Log             *slog.Logger
 	// Metrics, when set, registers the federation's metrics.
 	Metrics prometheus.Registerer
 }
@@ -127,6 +134,7 @@ type Node struct {
 
 	mu        sync.Mutex
 	announced map[identity.PrincipalID]*Announcement // the newest valid announcement of each member
+	cleared   []ClearingResult                       // the latest clearing results
 }
 
 // New starts a broker's libp2p host, DHT and gossip. Run drives it; Close
@@ -152,6 +160,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = 200
+	}
+	if cfg.StatementPeriod <= 0 {
+		cfg.StatementPeriod = time.Hour
+	}
+	if cfg.StatementDelay <= 0 {
+		cfg.StatementDelay = 5 * time.Minute
 	}
 	if len(cfg.Listen) == 0 {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
@@ -213,6 +227,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	h.SetStreamHandler(ProtocolSync, n.serveSync)
 	h.SetStreamHandler(ProtocolReserve, n.serveReserve)
 	h.SetStreamHandler(ProtocolExec, n.serveExec)
+	h.SetStreamHandler(ProtocolStatements, n.serveStatement)
 	for _, ai := range append(bootstrap, n.loadPeers()...) {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 	}
@@ -317,6 +332,9 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("federation: bootstrapping the DHT: %w", err)
 	}
 	n.reconnect(ctx)
+	if n.cfg.Clearing != nil {
+		go n.clearing(ctx)
+	}
 	for _, p := range n.host.Network().Peers() {
 		go n.syncWith(ctx, p)
 	}
@@ -481,6 +499,8 @@ type Status struct {
 	Members []identity.PrincipalID `json:"members,omitempty"`
 	Peers   []PeerStatus           `json:"peers"`
 	Brokers []Announcement         `json:"brokers"`
+	// Clearing is how the latest clearing statements went, oldest first.
+	Clearing []ClearingResult `json:"clearing"`
 }
 
 // PeerStatus is one connected peer.
@@ -494,7 +514,10 @@ type PeerStatus struct {
 // Status reports the node's addresses, members, peers and the brokers
 // whose announcements are valid.
 func (n *Node) Status() Status {
-	st := Status{Broker: n.self, Open: n.members == nil, Addrs: n.Addrs(), Members: n.Members(), Peers: []PeerStatus{}, Brokers: n.Brokers()}
+	st := Status{Broker: n.self, Open: n.members == nil, Addrs: n.Addrs(), Members: n.Members(), Peers: []PeerStatus{}, Brokers: n.Brokers(), Clearing: n.Clearings()}
+	if st.Clearing == nil {
+		st.Clearing = []ClearingResult{}
+	}
 	for _, p := range n.host.Network().Peers() {
 		ps := PeerStatus{Peer: p.String(), Meshed: n.Meshed(TopicOffers, p), Addrs: []string{}}
 		ps.Broker, _ = n.member(p)

@@ -106,6 +106,10 @@ func NewRunner(cfg Config) *Runner {
 // placed on through remote. Call it before Run.
 func (r *Runner) SetRemote(remote Remote) { r.cfg.Remote = remote }
 
+// SetGrace sets how long an executing broker may be out of reach before
+// its placement is deemed lost. Call it before Run.
+func (r *Runner) SetGrace(d time.Duration) { r.cfg.Grace = d }
+
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 
 // ErrInvalid wraps a job document that cannot be accepted.

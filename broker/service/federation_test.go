@@ -16,6 +16,7 @@ import (
 
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/client"
+	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/service"
 	"github.com/cinet/cinet/descriptor"
@@ -52,6 +53,8 @@ federation:
   bootstrap: [%s]
   members: [%s]
   sync: 1s
+  statementPeriod: 1s
+  statementDelay: 1s
 `, region, dir, regulatorKey.ID(), tenantKey.ID(), prov.ID(), filepath.Join(dir, "work"), os.Args[0], strings.Join(peers, ", "), strings.Join(ms, ", "))
 	svc := runBroker(t, dir, cfg)
 	return &env{t: t, svc: svc, url: svc.URL(), dir: dir}
@@ -311,5 +314,94 @@ func TestCrossBrokerCancelAndStrangers(t *testing.T) {
 	placed, err := b.svc.Jobs.Get(ctx, at.ID)
 	if err != nil || placed.Outcome != jobs.Cancelled || placed.Attempts[0].Record != done.Attempts[0].Record {
 		t.Fatalf("at b: %+v %v", placed, err)
+	}
+}
+
+// TestClearingStatements: after a job crosses from A to B, each broker
+// issues its statement of the period toward the other, which countersigns
+// it over the protocol; a record A posted that B never did makes B refuse
+// A's statement of that period, naming the record.
+func TestClearingStatements(t *testing.T) {
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID()}
+	a := federated(t, HomeKey, providerKey, "cn-north-1", members)
+	b := federated(t, ExecKey, Key(8), "cn-east-1", members, a.svc.Federation.Addrs()[0])
+	ctx := context.Background()
+	o, err := b.as(Key(8)).RegisterOffer(ctx, signedOfferOwnedBy(t, Key(8), "remote-cpu", 2, ExecKey.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's book holds b's offer", func() bool { return a.svc.Book.Len() == 1 })
+	tenant := a.as(tenantKey)
+	j, err := tenant.SubmitJob(ctx, []byte(jobYAML("true")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := a.waitSettled(tenant, j.ID)
+	record := done.Attempts[0].Record
+	countersigned := func(e *env, other identity.PrincipalID) bool {
+		rows, err := e.svc.Settler.Statements(ctx, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.Issuer == e.svc.Key.ID().String() && r.Countersignature != nil {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "each broker's statement is countersigned by the other", func() bool {
+		return countersigned(a, ExecKey.ID()) && countersigned(b, HomeKey.ID())
+	})
+	// Both signatures hold on their own, and cover the job's record.
+	rows, _ := a.svc.Settler.Statements(ctx, ExecKey.ID())
+	for _, r := range rows {
+		if r.Countersignature == nil {
+			continue
+		}
+		st, err := settlement.VerifyStatement(r.Envelope, r.Countersignature)
+		if err != nil || st.RecordCount != 1 || st.RecordsDigest != settlement.RecordsDigest([]settlement.RecordID{settlement.RecordID(record)}) {
+			t.Fatalf("statement %+v: %v", st, err)
+		}
+	}
+
+	// A record only A posted: B will not countersign A's statement.
+	offer, err := a.svc.Offers.Get(ctx, o.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A period still open, so that the record is not late.
+	start := time.Now().UTC().Add(-500 * time.Millisecond)
+	rec := FullUse(offer.Offer, start, 500*time.Millisecond, 1)
+	rec.Job, rec.Placement, rec.Sequence = "j-only-at-a", "j-only-at-a-1", 1
+	rec.ComputeID, rec.Offer, rec.Tenant, rec.Provider = offer.Offer.ComputeID, offer.Digest, tenantKey.ID(), Key(8).ID()
+	rec.HomeBroker, rec.ExecutingBroker = HomeKey.ID(), ExecKey.ID()
+	out, err := a.svc.Settler.Ingest(ctx, [][]byte{Seal(t, ExecKey, rec)})
+	if err != nil || out[0].Status != settlement.Accepted {
+		t.Fatalf("ingest at a: %+v %v", out, err)
+	}
+	var seen federation.ClearingResult
+	waitFor(t, "b refuses a's statement of that period", func() bool {
+		for _, r := range a.svc.Federation.Clearings() {
+			if r.Counterparty == ExecKey.ID() && !r.PeriodStart.After(rec.PeriodEnd) && r.PeriodEnd.After(rec.PeriodEnd) {
+				seen = r
+				return r.Result == "disagreed"
+			}
+		}
+		return false
+	})
+	if len(seen.OnlyHere) != 1 || seen.OnlyHere[0] != out[0].Record || len(seen.OnlyThere) != 0 || !strings.Contains(seen.Detail, "records") {
+		t.Fatalf("the disagreement: %+v", seen)
+	}
+	st, err := a.as(regulatorKey).Federation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range st.Clearing {
+		found = found || (r.Result == "disagreed" && len(r.OnlyHere) == 1)
+	}
+	if !found {
+		t.Fatalf("the federation status does not report the disagreement: %+v", st.Clearing)
 	}
 }

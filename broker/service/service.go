@@ -98,6 +98,15 @@ type FederationConf struct {
 	MaxPeers int `yaml:"maxPeers"`
 	// Sync is how often offers are pulled from a peer in turn (default 30s).
 	Sync string `yaml:"sync"`
+	// StatementPeriod is the period of the clearing statements exchanged
+	// with each broker settled with (default 1h; UTC periods from the
+	// epoch), and StatementDelay how long after a period's end its
+	// statement waits for late usage records (default 5m).
+	StatementPeriod string `yaml:"statementPeriod"`
+	StatementDelay  string `yaml:"statementDelay"`
+	// Grace is how long an executing broker may be out of reach before
+	// its placement is deemed lost (default 2m).
+	Grace string `yaml:"grace"`
 }
 
 // A Principal is a caller the operator admits, with its role.
@@ -338,6 +347,23 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 		}
 		sync = d
 	}
+	var period, delay, grace time.Duration
+	for name, v := range map[string]struct {
+		s string
+		d *time.Duration
+	}{"statementPeriod": {f.StatementPeriod, &period}, "statementDelay": {f.StatementDelay, &delay}, "grace": {f.Grace, &grace}} {
+		if v.s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v.s)
+		if err != nil || d <= 0 || d%time.Second != 0 {
+			return nil, fmt.Errorf("service: federation: %s %q: want a positive whole number of seconds such as 1h or 30s", name, v.s)
+		}
+		*v.d = d
+	}
+	if grace > 0 {
+		s.Runner.SetGrace(grace)
+	}
 	apiURL := f.API
 	if apiURL == "" {
 		apiURL = s.URL()
@@ -346,7 +372,8 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
 		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
 		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
-		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Log: log.With("part", "federation"), Metrics: s.metrics.reg,
+		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Clearing: s.Settler, StatementPeriod: period, StatementDelay: delay,
+		Log: log.With("part", "federation"), Metrics: s.metrics.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service: %w", err)
