@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mr-tron/base58"
+	tnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -178,6 +179,38 @@ func (k *Key) NoteSigner(name string) (note.Signer, error) {
 	seed := append([]byte{0x01}, k.priv.Seed()...)
 	skey := "PRIVATE+KEY+" + name + "+" + hash + "+" + base64.StdEncoding.EncodeToString(seed)
 	return note.NewSigner(skey)
+}
+
+// CosignatureSigner returns a C2SP tlog-cosignature (cosignature/v1)
+// signer for the key under the given name: a witness's, which signs the
+// checkpoints of other logs it has checked.
+func (k *Key) CosignatureSigner(name string) (note.Signer, error) {
+	s, err := k.NoteSigner(name)
+	if err != nil {
+		return nil, err
+	}
+	vkey, _ := k.id.VerifierKey(name)
+	hash, _, _ := strings.Cut(strings.TrimPrefix(vkey, name+"+"), "+")
+	seed := append([]byte{0x01}, k.priv.Seed()...)
+	cs, err := tnote.NewSignerForCosignatureV1("PRIVATE+KEY+" + s.Name() + "+" + hash + "+" + base64.StdEncoding.EncodeToString(seed))
+	if err != nil {
+		return nil, fmt.Errorf("identity: cosignature signer: %w", err)
+	}
+	return cs, nil
+}
+
+// CosignatureVerifier returns the verifier of the cosignatures
+// CosignatureSigner(name) makes with this principal's key.
+func (id PrincipalID) CosignatureVerifier(name string) (note.Verifier, error) {
+	vkey, err := id.VerifierKey(name)
+	if err != nil {
+		return nil, err
+	}
+	v, err := tnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("identity: cosignature verifier: %w", err)
+	}
+	return v, nil
 }
 
 // truncate bounds untrusted input echoed in error messages.

@@ -469,3 +469,9 @@ func DiffRecords(mine, theirs []RecordID) (onlyMine, onlyTheirs []RecordID) {
 	slices.Sort(onlyTheirs)
 	return onlyMine, onlyTheirs
 }
+
+// LogOrigin is the audit log origin of a broker (spec/audit-log.md): its
+// checkpoints are signed under this key name.
+func LogOrigin(id identity.PrincipalID) string {
+	return "cinet.broker/" + identity.ProviderFingerprint(id)
+}

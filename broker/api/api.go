@@ -143,6 +143,7 @@ func (s *Server) Routes() []Route {
 
 		{pattern: "GET /v1/ledger/balances", roles: all, handle: s.balances},
 		{pattern: "GET /v1/ledger/statement", roles: all, handle: s.statement},
+		{pattern: "GET /v1/ledger/clearing", roles: []Role{Regulator, Operator}, handle: s.clearing},
 		{pattern: "GET /v1/ledger/export", roles: all, handle: s.export},
 
 		// The audit log in the C2SP tlog-tiles layout: its checkpoint and
@@ -154,6 +155,7 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /tile/entries/", roles: []Role{Regulator, Operator}, handle: s.tiles},
 		// A checkpoint of the log as it stands now, signed on request.
 		{pattern: "GET /v1/audit/checkpoint", roles: all, handle: s.checkpoint},
+		{pattern: "GET /v1/audit/witnessed", roles: all, handle: s.witnessed},
 		{pattern: "GET /v1/audit/consistency", roles: all, handle: s.consistency},
 		{pattern: "GET /v1/audit/checkpoints", roles: all, handle: s.checkpoints},
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},

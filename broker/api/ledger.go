@@ -246,6 +246,58 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, c *Caller) {
 	w.Write(cp.Note)
 }
 
+// witnessed serves the newest checkpoint of the log that other members
+// cosigned, with their cosignatures (spec/protocol.md §4.5).
+func (s *Server) witnessed(w http.ResponseWriter, r *http.Request, c *Caller) {
+	var signed []byte
+	if s.cfg.Federation != nil {
+		signed = s.cfg.Federation.Witnessed()
+	}
+	if signed == nil {
+		problem(w, http.StatusNotFound, "not-witnessed", "Not Found", "no member has cosigned a checkpoint of this broker's log yet")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(signed)
+}
+
+// A ClearingView is a clearing statement between this broker and another,
+// with its signatures.
+type ClearingView struct {
+	Digest           string    `json:"digest"`
+	Issuer           string    `json:"issuer"`
+	Counterparty     string    `json:"counterparty"`
+	PeriodStart      time.Time `json:"periodStart"`
+	PeriodEnd        time.Time `json:"periodEnd"`
+	Statement        []byte    `json:"statement"`                  // the issuer's envelope
+	Countersignature []byte    `json:"countersignature,omitempty"` // the counterparty's, once countersigned
+	LogIndex         int64     `json:"logIndex"`
+}
+
+// clearing lists the clearing statements kept between this broker and
+// another (?with=DID), issued by either.
+func (s *Server) clearing(w http.ResponseWriter, r *http.Request, c *Caller) {
+	with, err := identity.ParsePrincipalID(r.URL.Query().Get("with"))
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "with: want the other broker's did:key ("+err.Error()+")")
+		return
+	}
+	rows, err := s.cfg.Settler.Statements(r.Context(), with)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := struct {
+		Statements []ClearingView `json:"statements"`
+	}{Statements: []ClearingView{}}
+	for _, row := range rows {
+		out.Statements = append(out.Statements, ClearingView{Digest: row.Digest, Issuer: row.Issuer, Counterparty: row.Counterparty,
+			PeriodStart: row.PeriodStart, PeriodEnd: row.PeriodEnd, Statement: row.Envelope, Countersignature: row.Countersignature, LogIndex: row.LogIndex})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // CheckpointView is a checkpoint the broker issued, and when.
 type CheckpointView struct {
 	Size       int64     `json:"size"`

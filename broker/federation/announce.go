@@ -42,7 +42,7 @@ func (a Announcement) MarshalJSON() ([]byte, error) {
 }
 
 // Protocols are the topic and protocol IDs this broker speaks.
-var Protocols = []string{TopicOffers, TopicBrokers, ProtocolSync, ProtocolReserve, ProtocolExec, ProtocolStatements}
+var Protocols = []string{TopicOffers, TopicBrokers, ProtocolSync, ProtocolReserve, ProtocolExec, ProtocolStatements, TopicCheckpoints, ProtocolWitness}
 
 func decodeStrict(data []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(data))

@@ -53,11 +53,19 @@ func ids(keys []*identity.Key) []identity.PrincipalID {
 // settler.
 type broker struct {
 	*Node
-	reg  *offers.Registry
-	book *book.Book
+	reg     *offers.Registry
+	book    *book.Book
+	settler *settlement.Settler
 }
 
 func start(t testing.TB, k *identity.Key, mem []identity.PrincipalID) *broker {
+	t.Helper()
+	return startWith(t, k, mem, nil)
+}
+
+// startWith starts a broker whose audit log, as witnesses see it, is
+// auditLog; nil: its settler's.
+func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, auditLog Log) *broker {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
@@ -69,14 +77,17 @@ func start(t testing.TB, k *identity.Key, mem []identity.PrincipalID) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settler, err := settlement.New(settlement.Config{Store: ledger, Key: k, Origin: "cinet.test/" + identity.ProviderFingerprint(k.ID())})
+	settler, err := settlement.New(settlement.Config{Store: ledger, Key: k, Origin: settlement.LogOrigin(k.ID())})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{book: book.New(nil)}
+	if auditLog == nil {
+		auditLog = settler
+	}
+	b := &broker{book: book.New(nil), settler: settler}
 	b.reg = &offers.Registry{Store: js, Book: b.book, Settler: settler, Owner: k.ID(), Now: time.Now,
 		Runs: func(identity.PrincipalID) bool { return true }}
-	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: b.reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]},
+	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: b.reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]}, AuditLog: auditLog,
 		PeersFile: filepath.Join(dir, "peers.json"), SyncEvery: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func newGossip(ctx context.Context, h host.Host, n *Node) (*pubsub.PubSub, error
 	params := &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
 		AppSpecificScore:     func(peer.ID) float64 { return 0 },
-		Topics:               map[string]*pubsub.TopicScoreParams{TopicOffers: topic(), TopicBrokers: topic()},
+		Topics:               map[string]*pubsub.TopicScoreParams{TopicOffers: topic(), TopicBrokers: topic(), TopicCheckpoints: topic()},
 		DecayInterval:        time.Second,
 		DecayToZero:          0.01,
 		RetainScore:          time.Hour,
@@ -137,7 +137,7 @@ func (n *Node) joinTopics() error {
 		name string
 		v    func(context.Context, peer.ID, *pubsub.Message) pubsub.ValidationResult
 		dst  **pubsub.Topic
-	}{{TopicOffers, n.validateOffer, &n.offers}, {TopicBrokers, n.validateAnnouncement, &n.brokers}} {
+	}{{TopicOffers, n.validateOffer, &n.offers}, {TopicBrokers, n.validateAnnouncement, &n.brokers}, {TopicCheckpoints, n.validateCheckpoint, &n.checkpoints}} {
 		if err := n.ps.RegisterTopicValidator(t.name, t.v, opts...); err != nil {
 			return err
 		}
@@ -269,6 +269,12 @@ func (n *Node) consume(ctx context.Context, sub *pubsub.Subscription) {
 			}
 		case *Announcement:
 			n.remember(v)
+		case witnessed:
+			select {
+			case n.w.queue <- v:
+			default:
+				n.m.dropped.WithLabelValues("checkpoints").Inc()
+			}
 		default:
 			if _, err := n.cfg.Offers.Admit(ctx, msg.Data, author); err != nil && !errors.Is(err, book.ErrStale) {
 				n.cfg.Log.Warn("keeping a gossiped offer", "from", author, "err", err)

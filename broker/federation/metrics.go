@@ -6,15 +6,17 @@ import (
 
 // metrics are the federation's Prometheus metrics.
 type metrics struct {
-	peers        prometheus.Gauge
-	gossip       *prometheus.CounterVec // by topic, result and reason
-	refused      *prometheus.CounterVec // connections refused, by reason
-	streamErrors *prometheus.CounterVec // by protocol and stage
-	synced       prometheus.Counter
-	reservations *prometheus.CounterVec // served, by outcome
-	dropped      *prometheus.CounterVec // events dropped because a queue was full
-	exec         *prometheus.CounterVec // forwarded-placement requests served, by operation and outcome
-	statements   *prometheus.CounterVec // clearing statements issued and served, by result
+	peers         prometheus.Gauge
+	gossip        *prometheus.CounterVec // by topic, result and reason
+	refused       *prometheus.CounterVec // connections refused, by reason
+	streamErrors  *prometheus.CounterVec // by protocol and stage
+	synced        prometheus.Counter
+	reservations  *prometheus.CounterVec // served, by outcome
+	dropped       *prometheus.CounterVec // events dropped because a queue was full
+	exec          *prometheus.CounterVec // forwarded-placement requests served, by operation and outcome
+	statements    *prometheus.CounterVec // clearing statements issued and served, by result
+	equivocations prometheus.Counter
+	cosigned      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,9 +38,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests about forwarded placements served for home brokers, by operation and outcome."}, []string{"op", "outcome"}),
 		statements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cinet_federation_statements_total",
 			Help: "Clearing statements this broker issued (side=issued) and was sent (side=served), by result."}, []string{"side", "result"}),
+		equivocations: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_equivocations_total",
+			Help: "Pairs of inconsistent checkpoints a member signed, as this broker found them."}),
+		cosigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_cosignatures_total",
+			Help: "Checkpoints of other members' logs this broker cosigned and handed back."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements)
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements, m.equivocations, m.cosigned)
 	}
 	return m
 }

@@ -108,7 +108,10 @@ type Config struct {
 	// this broker settled with, every StatementPeriod once
 	// StatementDelay has passed after the period's end (defaults 1h and
 	// 5m).
-	Clearing        Clearing
+	Clearing Clearing
+	// AuditLog, when set, is this broker's audit log: its checkpoints
+	// are gossiped for members to witness.
+	AuditLog        Log
 	StatementPeriod time.Duration
 	StatementDelay  time.Duration
 	Now             func() time.Time
@@ -119,22 +122,24 @@ type Config struct {
 
 // A Node is a broker's place in the federation.
 type Node struct {
-	cfg     Config
-	self    identity.PrincipalID
-	host    host.Host
-	dht     *dht.IpfsDHT
-	ps      *pubsub.PubSub
-	offers  *pubsub.Topic
-	brokers *pubsub.Topic
-	subs    []*pubsub.Subscription
-	m       *metrics
-	mesh    meshTracer
+	cfg         Config
+	self        identity.PrincipalID
+	host        host.Host
+	dht         *dht.IpfsDHT
+	ps          *pubsub.PubSub
+	offers      *pubsub.Topic
+	brokers     *pubsub.Topic
+	checkpoints *pubsub.Topic
+	subs        []*pubsub.Subscription
+	m           *metrics
+	mesh        meshTracer
 
 	members map[peer.ID]identity.PrincipalID // nil when open
 
 	mu        sync.Mutex
 	announced map[identity.PrincipalID]*Announcement // the newest valid announcement of each member
 	cleared   []ClearingResult                       // the latest clearing results
+	w         witness
 }
 
 // New starts a broker's libp2p host, DHT and gossip. Run drives it; Close
@@ -208,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("federation: starting the libp2p host: %w", err)
 	}
 	n.host = h
+	n.loadWitness()
 	fail := func(err error) (*Node, error) { n.Close(); return nil, err }
 
 	bootstrap, err := addrInfos(cfg.Bootstrap)
@@ -228,6 +234,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	h.SetStreamHandler(ProtocolReserve, n.serveReserve)
 	h.SetStreamHandler(ProtocolExec, n.serveExec)
 	h.SetStreamHandler(ProtocolStatements, n.serveStatement)
+	h.SetStreamHandler(ProtocolWitness, n.serveWitness)
 	for _, ai := range append(bootstrap, n.loadPeers()...) {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 	}
@@ -335,6 +342,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Clearing != nil {
 		go n.clearing(ctx)
 	}
+	if n.cfg.AuditLog != nil {
+		go n.publishCheckpoints(ctx)
+	}
+	go n.witnessLoop(ctx)
 	for _, p := range n.host.Network().Peers() {
 		go n.syncWith(ctx, p)
 	}
@@ -501,6 +512,8 @@ type Status struct {
 	Brokers []Announcement         `json:"brokers"`
 	// Clearing is how the latest clearing statements went, oldest first.
 	Clearing []ClearingResult `json:"clearing"`
+	// Equivocations are pairs of inconsistent checkpoints a member signed.
+	Equivocations []Equivocation `json:"equivocations"`
 }
 
 // PeerStatus is one connected peer.
@@ -517,6 +530,9 @@ func (n *Node) Status() Status {
 	st := Status{Broker: n.self, Open: n.members == nil, Addrs: n.Addrs(), Members: n.Members(), Peers: []PeerStatus{}, Brokers: n.Brokers(), Clearing: n.Clearings()}
 	if st.Clearing == nil {
 		st.Clearing = []ClearingResult{}
+	}
+	if st.Equivocations = n.Equivocations(); st.Equivocations == nil {
+		st.Equivocations = []Equivocation{}
 	}
 	for _, p := range n.host.Network().Peers() {
 		ps := PeerStatus{Peer: p.String(), Meshed: n.Meshed(TopicOffers, p), Addrs: []string{}}

@@ -372,7 +372,7 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
 		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
 		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
-		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Clearing: s.Settler, StatementPeriod: period, StatementDelay: delay,
+		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Clearing: s.Settler, AuditLog: s.Settler, StatementPeriod: period, StatementDelay: delay,
 		Log: log.With("part", "federation"), Metrics: s.metrics.reg,
 	})
 	if err != nil {
@@ -420,9 +420,7 @@ func authorities(names []string, addr string) []string {
 }
 
 // LogOrigin is the audit log origin of a broker (spec/audit-log.md).
-func LogOrigin(id identity.PrincipalID) string {
-	return "cinet.broker/" + identity.ProviderFingerprint(id)
-}
+func LogOrigin(id identity.PrincipalID) string { return settlement.LogOrigin(id) }
 
 // Addr is the API's address.
 func (s *Service) Addr() string { return s.listener.Addr().String() }
