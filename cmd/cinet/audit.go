@@ -29,7 +29,7 @@ in the tree a checkpoint signs (C2SP tlog-proof); a consistency proof shows a
 later checkpoint extends an earlier one. 'verify' checks a proof with nothing
 but the files and the broker's verifier key (spec/audit-log.md).`,
 	}
-	cmd.AddCommand(newCheckpointCmd(), newProveCmd(), newVerifyCmd(), newConsistencyCmd(), newExportCmd())
+	cmd.AddCommand(newCheckpointCmd(), newProveCmd(), newVerifyCmd(), newConsistencyCmd(), newExportCmd(), newReconcileCmd())
 	return cmd
 }
 
