@@ -186,8 +186,8 @@ const statementWindow = 48
 // member it posted records with in the period, once the period is over
 // and a delay for late records has passed. A period whose records change
 // afterwards — within the window — gets a new statement; one the
-// counterparty disagreed with is offered again after ten periods (at
-// least a minute), in case the counterparty's books caught up.
+// counterparty disagreed with is offered again after a period (at least
+// 10 s), in case the counterparty's books caught up.
 func (n *Node) clearing(ctx context.Context) {
 	period, delay := n.cfg.StatementPeriod, n.cfg.StatementDelay
 	tick := time.NewTicker(max(period/4, 100*time.Millisecond))
@@ -228,7 +228,9 @@ func (n *Node) clearing(ctx context.Context) {
 				case "countersigned":
 					done[k] = state{records: digest, retry: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
 				case "disagreed", "refused":
-					done[k] = state{records: digest, retry: now.Add(max(10*period, time.Minute))}
+					// Most often the counterparty has yet to take in a
+					// record (a delivery in flight): offer it again.
+					done[k] = state{records: digest, retry: now.Add(max(period, 10*time.Second))}
 				}
 				n.m.statements.WithLabelValues("issued", res.Result).Inc()
 				n.noteClearing(res)

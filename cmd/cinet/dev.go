@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
@@ -38,29 +39,51 @@ import (
 	"github.com/cinet/cinet/settlement/auditlog"
 )
 
-// devRegion is the region of the broker 'cinet dev' runs.
+// devRegion is the region of the broker 'cinet dev --brokers 1' runs.
 const devRegion = "local"
+
+// devRegions are the brokers of the federation 'cinet dev' runs: the
+// first is the tenant's home broker; each has a local provider offering
+// the examples' local offer in its region and jurisdiction, at its prices
+// times factor.
+var devRegions = []struct{ region, jurisdiction, factor string }{
+	{"cn-north-1", "CN", "1"},
+	{"cn-east-1", "CN", "0.75"},
+	{"eu-west-1", "DE", "0.5"},
+}
 
 func newDevCmd() *cobra.Command {
 	var dataDir, examples, listen, tofuBin string
 	var demo bool
+	var brokers int
 	var with []string
 	var o output
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run a broker with a local provider on this machine, ready to use",
-		Long: `Dev starts a complete broker on this machine with embedded defaults: SQLite
-books in a data directory (a new temporary one unless --data is given), a
-local provider that runs jobs as processes here, with offers priced from the
-examples' local offer, and keys for a tenant and a regulator. It prints the
-API's address and commands to paste, and runs until interrupted.
+		Short: "Run a federation of brokers with local providers on this machine, ready to use",
+		Long: `Dev starts a federation of three brokers on this machine, in regions cn-north-1
+(the tenant's home broker), cn-east-1 and eu-west-1, with embedded defaults:
+SQLite books in a data directory (a new temporary one unless --data is
+given; one subdirectory per region), and for each broker a local provider
+that runs jobs as processes here, offering the examples' local offer in the
+broker's region and jurisdiction (CN, CN, DE) at its prices ×1, ×0.75 and
+×0.5. The brokers find each other over libp2p on loopback, gossip their
+offers, forward jobs to each other, exchange clearing statements every two
+seconds and witness each other's audit logs. Keys for a tenant and a
+regulator, admitted at every broker, are in the data directory. It prints
+the home broker's address and commands to paste, and runs until
+interrupted. --brokers 1 runs one broker alone, in region "local".
 
 With --demo it also submits the example jobs this machine can run, follows
 them, prints where each ran and what it cost, the ledger's balances and a
 verified audit checkpoint, and exits 0. It leaves in DATA/audit the
 checkpoint, the log's verifier key, and for each usage record its log entry
 (NAME.entry) beside its inclusion proof (NAME.tlog-proof), which any C2SP
-verifier checks: 'cinet audit verify' for one.
+verifier checks: 'cinet audit verify' for one. With several brokers the
+demo also runs the hello example kept in China and by lowest latency, shows
+where each job ran and which broker executed it, and waits until every pair
+of brokers has countersigned its clearing statements and witnessed the
+other's log, as 'cinet audit reconcile' checks.
 
 With --with terraform the broker has a second provider, whose jobs run
 through OpenTofu (or Terraform): each placement is a configuration of the
@@ -70,6 +93,7 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 .ci/build-tofu caches.`,
 		Example: `  cinet dev
   cinet dev --demo
+  cinet dev --demo --brokers 1
   cinet dev --demo -o json --data /tmp/cinet-demo
   cinet dev --demo --with terraform`,
 		Args: exactArgs(0),
@@ -101,9 +125,8 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 					return err
 				}
 			}
-			d, err := setUpDev(dataDir, examples, listen, tf)
-			if err != nil {
-				return err
+			if brokers < 1 || brokers > len(devRegions) {
+				return usageError{fmt.Errorf("--brokers %d: want 1 to %d", brokers, len(devRegions))}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -112,17 +135,8 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 				logOut = io.Discard
 			}
 			log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			svc, err := service.New(ctx, d.config, log)
+			d, stopBroker, err := startDev(ctx, dataDir, devOptions{examples: examples, listen: listen, tofu: tf}, brokers, log)
 			if err != nil {
-				return err
-			}
-			runCtx, cancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- svc.Run(runCtx) }()
-			stopBroker := func() error { cancel(); return <-done }
-			d.url = svc.URL()
-			if err := d.registerOffers(ctx); err != nil {
-				stopBroker()
 				return err
 			}
 			d.temporary = temporary
@@ -167,6 +181,7 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 	cmd.Flags().BoolVar(&demo, "demo", false, "submit the example jobs, follow them, print the results and exit")
 	cmd.Flags().StringSliceVar(&with, "with", nil, "more providers: terraform (jobs run through OpenTofu's apply)")
 	cmd.Flags().StringVar(&tofuBin, "tofu", "", "the OpenTofu or Terraform binary --with terraform uses")
+	cmd.Flags().IntVar(&brokers, "brokers", len(devRegions), "how many brokers: 1 runs one alone; 2 or 3 a federation in cn-north-1, cn-east-1 and eu-west-1")
 	o.register(cmd)
 	return cmd
 }
@@ -175,8 +190,14 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 type dev struct {
 	dir, examples, url string
 	temporary          bool // dir is removed when the demo ends
-	config             *service.Config
-	broker, provider   *identity.Key
+	// region, jurisdiction and price factor of its offers.
+	region, jurisdiction, factor string
+	// peers are the other brokers of the federation, when this one is
+	// the home broker of one.
+	peers            []*dev
+	svc              *service.Service
+	config           *service.Config
+	broker, provider *identity.Key
 	// tfProvider, when set, runs its jobs through the terraform adapter,
 	// under tfOfferDoc.
 	tfProvider        *identity.Key
@@ -199,16 +220,125 @@ func devKey(dir, name string) (*identity.Key, string, error) {
 	return k, path, err
 }
 
-func setUpDev(dir, examples, listen, tofu string) (*dev, error) {
+// devOptions set up one broker of 'cinet dev'.
+type devOptions struct {
+	examples, listen, tofu string
+	// region, jurisdiction and factor place and price its offer; region
+	// "" is devRegion, with the example's jurisdiction and prices.
+	region, jurisdiction, factor string
+	// shared holds the tenant's and the regulator's keys (default the
+	// broker's directory).
+	shared string
+	// members and bootstrap make it a member of a federation.
+	members, bootstrap []string
+}
+
+// startDev sets up and starts 'cinet dev's brokers: one alone, or a
+// federation of n whose first is the home broker returned. stop stops
+// them all.
+func startDev(ctx context.Context, dataDir string, o devOptions, n int, log *slog.Logger) (home *dev, stop func() error, err error) {
+	var stops []func() error
+	stop = func() error {
+		var first error
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i](); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	start := func(d *dev) error {
+		svc, err := service.New(ctx, d.config, log)
+		if err != nil {
+			return err
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(runCtx) }()
+		stops = append(stops, func() error { cancel(); return <-done })
+		d.svc, d.url = svc, svc.URL()
+		return nil
+	}
+	fail := func(err error) (*dev, func() error, error) { stop(); return nil, nil, err }
+	if n == 1 {
+		if home, err = setUpDev(dataDir, o); err != nil {
+			return nil, nil, err
+		}
+		if err := start(home); err != nil {
+			return fail(err)
+		}
+		if err := home.registerOffers(ctx); err != nil {
+			return fail(err)
+		}
+		return home, stop, nil
+	}
+	// The members' keys first: each broker's configuration lists them all.
+	dirs := make([]string, n)
+	for i := range n {
+		dirs[i] = filepath.Join(dataDir, devRegions[i].region)
+		if err := os.MkdirAll(dirs[i], 0o700); err != nil {
+			return nil, nil, err
+		}
+		k, _, err := devKey(dirs[i], "broker")
+		if err != nil {
+			return nil, nil, err
+		}
+		o.members = append(o.members, k.ID().String())
+	}
+	for i := range n {
+		oi := o
+		oi.region, oi.jurisdiction, oi.factor, oi.shared = devRegions[i].region, devRegions[i].jurisdiction, devRegions[i].factor, dataDir
+		if i > 0 {
+			oi.listen, oi.tofu, oi.bootstrap = "127.0.0.1:0", "", home.svc.Federation.Addrs()
+		}
+		d, err := setUpDev(dirs[i], oi)
+		if err != nil {
+			return fail(err)
+		}
+		if err := start(d); err != nil {
+			return fail(err)
+		}
+		if err := d.registerOffers(ctx); err != nil {
+			return fail(err)
+		}
+		if i == 0 {
+			home = d
+		} else {
+			home.peers = append(home.peers, d)
+		}
+	}
+	// Ready once the home broker's book holds every broker's offers.
+	want := 0
+	for _, d := range append([]*dev{home}, home.peers...) {
+		want++
+		if d.tfProvider != nil {
+			want++
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		list, err := home.as(home.tenant).Offers(ctx, "")
+		if err == nil && len(list) >= want {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fail(fmt.Errorf("the home broker's book holds %d of the federation's %d offers after 60s (%v)", len(list), want, err))
+		}
+	}
+	return home, stop, nil
+}
+
+func setUpDev(dir string, o devOptions) (*dev, error) {
+	examples, listen, tofu := o.examples, o.listen, o.tofu
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d := &dev{dir: dir, examples: examples, keyFiles: map[string]string{}}
+	d := &dev{dir: dir, examples: examples, keyFiles: map[string]string{}, region: cmp.Or(o.region, devRegion), jurisdiction: o.jurisdiction, factor: cmp.Or(o.factor, "1")}
+	shared := cmp.Or(o.shared, dir)
 	for _, who := range []struct {
-		name string
-		k    **identity.Key
-	}{{"broker", &d.broker}, {"provider", &d.provider}, {"tenant", &d.tenant}, {"regulator", &d.regulator}} {
-		k, path, err := devKey(dir, who.name)
+		name, dir string
+		k         **identity.Key
+	}{{"broker", dir, &d.broker}, {"provider", dir, &d.provider}, {"tenant", shared, &d.tenant}, {"regulator", shared, &d.regulator}} {
+		k, path, err := devKey(who.dir, who.name)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +363,7 @@ func setUpDev(dir, examples, listen, tofu string) (*dev, error) {
 		}
 	}
 	cfg := map[string]any{
-		"region": devRegion, "data": dir, "key": d.keyFiles["broker"], "listen": listen, "fee": "0.02", "poll": "100ms",
+		"region": d.region, "data": dir, "key": d.keyFiles["broker"], "listen": listen, "fee": "0.02", "poll": "100ms",
 		"principals": []map[string]string{
 			{"did": d.tenant.ID().String(), "role": "tenant"},
 			{"did": d.regulator.ID().String(), "role": "regulator"},
@@ -248,6 +378,14 @@ func setUpDev(dir, examples, listen, tofu string) (*dev, error) {
 			"provider": d.tfProvider.ID().String(), "adapter": "terraform",
 			"config": map[string]any{"binary": tofu, "dataDir": filepath.Join(dir, "terraform"), "cpus": 4, "memory": "4Gi"},
 		})
+	}
+	if o.members != nil {
+		// Short periods, so that what the federation does shows at once.
+		cfg["checkpoint"] = "1s"
+		cfg["federation"] = map[string]any{
+			"listen": []string{"/ip4/127.0.0.1/tcp/0"}, "bootstrap": o.bootstrap, "members": o.members,
+			"sync": "2s", "statementPeriod": "2s", "statementDelay": "1s",
+		}
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -289,11 +427,11 @@ func (d *dev) makeOffer() error {
 // offer is the example's class and prices offered by a provider of the
 // dev broker in one zone.
 func (d *dev) offer(o *descriptor.Offer, provider *identity.Key, name, zone string) (*descriptor.Document, error) {
-	cid, err := identity.NewComputeID(provider.ID(), devRegion, zone, "cpu")
+	cid, err := identity.NewComputeID(provider.ID(), d.region, zone, "cpu")
 	if err != nil {
 		return nil, err
 	}
-	price, err := json.Marshal(o.Price)
+	price, err := scalePrice(o.Price, d.factor)
 	if err != nil {
 		return nil, err
 	}
@@ -304,9 +442,54 @@ func (d *dev) offer(o *descriptor.Offer, provider *identity.Key, name, zone stri
 	doc := fmt.Sprintf(`{"apiVersion": "cinet/v1", "kind": "Offer", "metadata": {"name": %q},
 		"computeId": %q, "provider": %q, "broker": %q, "region": %q, "zone": %q, "jurisdiction": %q,
 		"class": %s, "quantity": %d, "price": %s, "validUntil": %q, "sequence": %d}`,
-		name, cid, provider.ID(), d.broker.ID(), devRegion, zone, o.Jurisdiction, class, max(o.Quantity, 4), price,
+		name, cid, provider.ID(), d.broker.ID(), d.region, zone, cmp.Or(d.jurisdiction, o.Jurisdiction), class, max(o.Quantity, 4), price,
 		time.Now().UTC().Add(24*time.Hour).Truncate(time.Second).Format(time.RFC3339), time.Now().Unix())
 	return descriptor.ParseOffer(name+".json", []byte(doc))
+}
+
+// scalePrice returns a price schedule, as JSON, with every rate — the base
+// rates and each tier's — multiplied by factor, exactly.
+func scalePrice(p descriptor.PriceSchedule, factor string) ([]byte, error) {
+	raw, err := json.Marshal(p)
+	if err != nil || factor == "1" {
+		return raw, err
+	}
+	f, _, err := apd.NewFromString(factor)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	scale := func(rates any) error {
+		rs, _ := rates.(map[string]any)
+		for k, v := range rs {
+			x, _, err := apd.NewFromString(fmt.Sprint(v))
+			if err != nil {
+				return fmt.Errorf("rate %s: %w", k, err)
+			}
+			var out apd.Decimal
+			if _, err := apd.BaseContext.WithPrecision(40).Mul(&out, x, f); err != nil {
+				return err
+			}
+			out.Reduce(&out)
+			rs[k] = out.Text('f')
+		}
+		return nil
+	}
+	if err := scale(m["rates"]); err != nil {
+		return nil, err
+	}
+	tiers, _ := m["tiers"].([]any)
+	for _, t := range tiers {
+		if tm, ok := t.(map[string]any); ok {
+			if err := scale(tm["rates"]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return json.Marshal(m)
 }
 
 func (d *dev) as(k *identity.Key) *client.Client { return &client.Client{Base: d.url, Key: k} }
@@ -352,7 +535,14 @@ func findTofu(named string) (string, error) {
 
 func (d *dev) printWelcome(w io.Writer, console string) {
 	self := selfCommand()
-	fmt.Fprintf(w, `cinet dev: a broker in region %s with a local provider
+	if len(d.peers) > 0 {
+		fmt.Fprintf(w, "cinet dev: a federation of %d brokers on loopback, each with a local provider\n", len(d.peers)+1)
+		for _, p := range d.peers {
+			fmt.Fprintf(w, "  %-11s %s  %s  (data %s)\n", p.region, p.url, p.broker.ID(), p.dir)
+		}
+		fmt.Fprintf(w, "  jobs submitted to the home broker below run on the best offer of any of them\n\n")
+	}
+	fmt.Fprintf(w, `cinet dev: the home broker, in region %s, with a local provider
   console    %s
              (signs you in as the tenant, once, within 2 minutes; '%s console login' makes another link)
   API        %s   (spec: %s/openapi.json)
@@ -371,7 +561,7 @@ Paste into another shell:
   %s provider offers --all --key %s
 
 Press Ctrl-C to stop.
-`, devRegion, console, self, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
+`, d.region, console, self, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
 		self, filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), self, self, self, d.keyFiles["regulator"], self, d.keyFiles["provider"])
 }
 
@@ -422,6 +612,7 @@ type demoJob struct {
 	RanRegion  string      `json:"ran_region,omitempty"`
 	Offer      string      `json:"offer,omitempty"`
 	Provider   string      `json:"provider,omitempty"`
+	Broker     string      `json:"broker,omitempty"` // the broker that executed it
 	Cost       *jobs.Money `json:"cost,omitempty"`
 	Records    []string    `json:"records,omitempty"`
 	Skipped    string      `json:"skipped,omitempty"` // why the job was not submitted
@@ -438,6 +629,17 @@ type demoSummary struct {
 	Jobs       []demoJob        `json:"jobs"`
 	Balances   []map[string]any `json:"balances"`
 	Checkpoint demoCheckpoint   `json:"checkpoint"`
+	// Brokers are the federation's, home first; Statements how each pair
+	// cleared: countersigned clearing statements found on both sides.
+	Brokers    []demoBroker     `json:"brokers,omitempty"`
+	Statements []reconciledPair `json:"statements,omitempty"`
+	Reconciled bool             `json:"reconciled,omitempty"` // 'cinet audit reconcile' passes over them
+}
+
+type demoBroker struct {
+	Broker string `json:"broker"`
+	Region string `json:"region"`
+	URL    string `json:"url"`
 }
 
 type demoCheckpoint struct {
@@ -465,6 +667,9 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		progress = io.Discard
 	}
 	s := &demoSummary{Broker: d.broker.ID().String(), Data: d.dir}
+	if len(d.peers) > 0 {
+		s.Data = filepath.Dir(d.dir) // each broker's directory is in it
+	}
 	// Every example is explained before any is submitted, so that why one
 	// is skipped never depends on what the others hold at that moment.
 	type example struct {
@@ -482,7 +687,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		if err != nil {
 			return nil, fmt.Errorf("an example job is invalid: %w", err)
 		}
-		dj := demoJob{File: f, Name: doc.Job.Metadata.Name, HomeRegion: devRegion}
+		dj := demoJob{File: f, Name: doc.Job.Metadata.Name, HomeRegion: d.region}
 		// Only what this machine can run: the broker explains the rest.
 		raw, err := tenant.Explain(ctx, data, f)
 		if err != nil {
@@ -525,7 +730,31 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 			return nil, err
 		}
 		runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
-		s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + " (on the terraform provider)", HomeRegion: devRegion})
+		s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + " (on the terraform provider)", HomeRegion: d.region})
+	}
+	if len(d.peers) > 0 {
+		// The same small job under two more rules: kept in China (the
+		// cheapest offer is in Germany), and by lowest latency from home.
+		f := filepath.Join(d.examples, "jobs", "hello.json")
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("the federation's demo runs the hello example under more rules: %w", err)
+		}
+		for _, v := range []struct{ name, set string }{
+			{" (kept in China)", `{"placement": {"jurisdictions": {"allow": ["CN"]}}}`},
+			{" (lowest latency)", `{"objective": {"type": "latency"}}`},
+		} {
+			variant, err := mergeJSON(data, v.set)
+			if err != nil {
+				return nil, err
+			}
+			doc, err := descriptor.ParseJob(f, variant)
+			if err != nil {
+				return nil, err
+			}
+			runnable, runnableAt = append(runnable, example{variant, doc}), append(runnableAt, len(s.Jobs))
+			s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + v.name, HomeRegion: d.region})
+		}
 	}
 	var submitted []int
 	services := map[string]bool{}
@@ -560,7 +789,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		dj.State, dj.Outcome, dj.Cost = j.State, j.Outcome, j.Cost
 		if n := len(j.Attempts); n > 0 {
 			a := j.Attempts[n-1]
-			dj.RanRegion, dj.Offer, dj.Provider = a.Region, a.Offer, a.Provider
+			dj.RanRegion, dj.Offer, dj.Provider, dj.Broker = a.Region, a.Offer, a.Provider, a.Broker
 		}
 		for _, a := range j.Attempts {
 			if a.Record != "" {
@@ -586,7 +815,80 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 	if err := d.verifyAudit(ctx, regulator, s); err != nil {
 		return nil, err
 	}
+	if len(d.peers) > 0 {
+		if err := d.reconcileFederation(ctx, s, progress); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// reconcileFederation waits until every pair of brokers has countersigned
+// its clearing statements and each log is witnessed — what 'cinet audit
+// reconcile' checks — and adds the brokers and the pairs to the summary.
+func (d *dev) reconcileFederation(ctx context.Context, s *demoSummary, progress io.Writer) error {
+	var clients []*client.Client
+	for _, x := range append([]*dev{d}, d.peers...) {
+		clients = append(clients, x.as(x.regulator))
+		s.Brokers = append(s.Brokers, demoBroker{Broker: x.broker.ID().String(), Region: x.region, URL: x.url})
+		b, err := x.as(x.regulator).Balances(ctx, "")
+		if err != nil {
+			return err
+		}
+		for cur, n := range b.TrialBalance {
+			if n != "0" {
+				return fmt.Errorf("broker %s's trial balance in %s is %s, not zero", x.region, cur, n)
+			}
+		}
+	}
+	fmt.Fprintf(progress, "waiting for the brokers to countersign their clearing statements and witness each other's logs\n")
+	var rec *reconciliation
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		var err error
+		if rec, err = reconcile(ctx, clients); err != nil {
+			return err
+		}
+		settled := len(rec.Problems) == 0
+		for _, p := range rec.Pairs {
+			// Every record that crossed between the two is covered.
+			settled = settled && p.Records >= crossed(s, p.A, p.B)
+		}
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the brokers did not reconcile within 90s: %s", strings.Join(rec.Problems, "; "))
+		}
+	}
+	s.Statements, s.Reconciled = rec.Pairs, true
+	return nil
+}
+
+// crossed counts the records of jobs the demo ran between two brokers:
+// each is in a statement of each side.
+func crossed(s *demoSummary, a, b string) int64 {
+	var n int64
+	for _, j := range s.Jobs {
+		if (s.Broker == a && j.Broker == b) || (s.Broker == b && j.Broker == a) {
+			n += 2 * int64(len(j.Records)) // one statement each way
+		}
+	}
+	return n
+}
+
+// mergeJSON sets fields of a JSON document from another.
+func mergeJSON(doc []byte, set string) ([]byte, error) {
+	var m, add map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(set), &add); err != nil {
+		return nil, err
+	}
+	for k, v := range add {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 // withProviders returns a job file (YAML or JSON) as JSON, with the
@@ -760,7 +1062,17 @@ func (d *dev) verifyAudit(ctx context.Context, regulator *client.Client, s *demo
 }
 
 func printDemo(w io.Writer, s *demoSummary, self string) {
-	fmt.Fprintf(w, "\ncinet dev --demo: broker %s\n\n", s.Broker)
+	fmt.Fprintf(w, "\ncinet dev --demo: broker %s\n", s.Broker)
+	regionOf := map[string]string{}
+	for i, b := range s.Brokers {
+		regionOf[b.Broker] = b.Region
+		role := ""
+		if i == 0 {
+			role = " (home: the jobs are submitted here)"
+		}
+		fmt.Fprintf(w, "  %-11s %s  %s%s\n", b.Region, b.Broker, b.URL, role)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tID\tSTATE\tHOME\tRAN IN\tON\tCOST")
 	for _, j := range s.Jobs {
@@ -790,16 +1102,30 @@ func printDemo(w io.Writer, s *demoSummary, self string) {
 		fmt.Fprintf(tw, "  %v\t%v\t%v\n", b["account"], b["currency"], b["amount"])
 	}
 	tw.Flush()
+	if len(s.Statements) > 0 {
+		fmt.Fprintln(w, "\nclearing between brokers: statements each side signed and the other countersigned")
+		for _, p := range s.Statements {
+			if p.Statements == 0 {
+				fmt.Fprintf(w, "  %s ↔ %s: nothing to clear (no job crossed between them)\n", cmp.Or(regionOf[p.A], p.A), cmp.Or(regionOf[p.B], p.B))
+				continue
+			}
+			fmt.Fprintf(w, "  %s ↔ %s: %d statement(s) on both sides, covering %d record(s), both signatures verified\n",
+				cmp.Or(regionOf[p.A], p.A), cmp.Or(regionOf[p.B], p.B), p.Statements, p.Records)
+		}
+		if s.Reconciled {
+			fmt.Fprintln(w, "  every log is witnessed by another broker; 'cinet audit reconcile' passes over the federation")
+		}
+	}
 	c := s.Checkpoint
 	fmt.Fprintf(w, "\naudit log %s: %d entries, root %s\n", c.Origin, c.Size, c.Root)
 	fmt.Fprintf(w, "checkpoint verified with %s; %d record proofs verified\n", c.VerifierKey, c.Proofs)
-	if s.Kept {
-		fmt.Fprintf(w, "files for any C2SP verifier in %s\n", filepath.Join(s.Data, "audit"))
+	if s.Kept && len(c.Files) > 0 {
+		fmt.Fprintf(w, "files for any C2SP verifier in %s\n", filepath.Dir(c.Files[0]))
 	} else {
 		fmt.Fprintf(w, "the data directory %s was removed; run with --data DIR to keep the checkpoint, proofs and keys\n", s.Data)
 	}
 	fmt.Fprintf(w, "\nnext:\n")
-	fmt.Fprintf(w, "  %s dev                                   # keep a broker running and submit your own jobs\n", self)
+	fmt.Fprintf(w, "  %s dev                                   # keep the brokers running and submit your own jobs\n", self)
 	fmt.Fprintf(w, "  %s job explain %s --offers %s   # where a job would run, and why, with the numbers\n", self, filepath.Join("examples", "jobs", "train-llama.yaml"), filepath.Join("examples", "offers"))
 	fmt.Fprintf(w, "  %s descriptor convert --from skypilot task.yaml   # bring a SkyPilot task (or --from slurm)\n", self)
 }

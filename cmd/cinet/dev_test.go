@@ -27,9 +27,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestDevDemo: the demo runs the examples this machine can, explains the
-// others with numbers, says what its columns mean and what to do next,
-// and removes the data directory it made; with --data it keeps it.
+// TestDevDemo: the demo runs a federation of three brokers and the
+// examples this machine can, explains the others with numbers, says what
+// its columns mean and what to do next, and removes the data directory it
+// made; with --data it keeps it. Jobs submitted at home cross regions by
+// objective — the cheapest offer is in eu-west-1, the cheapest in China in
+// cn-east-1, the nearest at home — and every pair of brokers that traded
+// countersigned its clearing statements.
 func TestDevDemo(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
@@ -47,12 +51,64 @@ func TestDevDemo(t *testing.T) {
 		t.Errorf("the demo left %v behind", left)
 	}
 
+	for _, want := range []string{"cn-north-1 ↔ eu-west-1:", "both signatures verified", "'cinet audit reconcile' passes", "(home: the jobs are submitted here)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+
 	data := filepath.Join(t.TempDir(), "kept")
-	if code, out, errOut := cli(t, "", "dev", "--demo", "--examples", filepath.Join(repo, "examples"), "--data", data); code != 0 {
+	code, out, errOut = cli(t, "", "dev", "--demo", "--examples", filepath.Join(repo, "examples"), "--data", data, "-o", "json")
+	if code != 0 {
 		t.Fatalf("demo --data: %d\n%s\n%s", code, out, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(data, "audit", "checkpoint")); err != nil {
+	if _, err := os.Stat(filepath.Join(data, "cn-north-1", "audit", "checkpoint")); err != nil {
 		t.Errorf("--data: the checkpoint is not kept: %v", err)
+	}
+	var s demoSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Brokers) != 3 || s.Broker != s.Brokers[0].Broker || !s.Reconciled {
+		t.Fatalf("the federation: %+v", s)
+	}
+	brokerIn := map[string]string{}
+	for _, b := range s.Brokers {
+		brokerIn[b.Region] = b.Broker
+	}
+	for name, region := range map[string]string{"batch-cpu": "eu-west-1", "hello": "eu-west-1", "hello (kept in China)": "cn-east-1", "hello (lowest latency)": "cn-north-1"} {
+		i := slices.IndexFunc(s.Jobs, func(j demoJob) bool { return j.Name == name })
+		if i < 0 {
+			t.Fatalf("no job %q in %+v", name, s.Jobs)
+		}
+		j := s.Jobs[i]
+		if j.HomeRegion != "cn-north-1" || j.RanRegion != region || j.Broker != brokerIn[region] || j.Outcome != "succeeded" || len(j.Records) == 0 {
+			t.Errorf("%s: %+v, want it run in %s by %s", name, j, region, brokerIn[region])
+		}
+	}
+	traded := 0
+	for _, p := range s.Statements {
+		if p.Statements > 0 {
+			traded++
+			if p.A != s.Broker || p.Records < 2 || p.Open != 0 {
+				t.Errorf("a pair's statements: %+v", p)
+			}
+		}
+	}
+	if traded != 2 {
+		t.Errorf("%d pairs cleared, want 2 (home with each other broker): %+v", traded, s.Statements)
+	}
+
+	// One broker alone keeps the single broker's layout.
+	data = filepath.Join(t.TempDir(), "alone")
+	if code, out, errOut := cli(t, "", "dev", "--demo", "--brokers", "1", "--examples", filepath.Join(repo, "examples"), "--data", data); code != 0 || !strings.Contains(out, "settled (succeeded)") {
+		t.Fatalf("demo --brokers 1: %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(data, "audit", "checkpoint")); err != nil {
+		t.Errorf("--brokers 1: the checkpoint is not kept: %v", err)
+	}
+	if code, _, errOut := cli(t, "", "dev", "--demo", "--brokers", "4"); code != 2 || !strings.Contains(errOut, "want 1 to 3") {
+		t.Errorf("--brokers 4: %d %s", code, errOut)
 	}
 }
 
@@ -71,7 +127,7 @@ func TestDevDemoWithTerraform(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatal(err)
 	}
-	key, err := identity.LoadKeyFile(filepath.Join(data, "terraform-provider.key"))
+	key, err := identity.LoadKeyFile(filepath.Join(data, "cn-north-1", "terraform-provider.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +146,7 @@ func TestDevDemoWithTerraform(t *testing.T) {
 	if !slices.ContainsFunc(onTerraform, func(j demoJob) bool { return j.Name == "hello (on the terraform provider)" }) {
 		t.Fatalf("the hello example did not run on the terraform provider: %s", out)
 	}
-	placements, _ := filepath.Glob(filepath.Join(data, "terraform", "placements", "*"))
+	placements, _ := filepath.Glob(filepath.Join(data, "cn-north-1", "terraform", "placements", "*"))
 	if len(placements) != len(onTerraform) {
 		t.Fatalf("%d placements for %d jobs on the terraform provider", len(placements), len(onTerraform))
 	}

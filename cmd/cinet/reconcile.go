@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
@@ -48,6 +49,7 @@ type reconciledPair struct {
 
 func newReconcileCmd() *cobra.Command {
 	var key, token string
+	var wait time.Duration
 	var o output
 	cmd := &cobra.Command{
 		Use:   "reconcile BROKER_URL...",
@@ -66,7 +68,9 @@ return:
     other; and a statement left without a countersignature is reported
     unless a later statement of the same period replaced it.
 
-It exits with status 1 and lists the problems when any check fails. The
+It exits with status 1 and lists the problems when any check fails; with
+--wait it checks again every second until every check passes or the time
+runs out (statements of the last seconds may still be in flight). The
 regulator's key (--key, or $CINET_KEY) must be admitted at every broker.`,
 		Example: `  cinet audit reconcile http://a:8420 http://b:8420 http://c:8420 --key regulator.key`,
 		Args:    cobra.MinimumNArgs(1),
@@ -86,9 +90,21 @@ regulator's key (--key, or $CINET_KEY) must be admitted at every broker.`,
 				}
 				clients = append(clients, c)
 			}
-			rec, err := reconcile(cmd.Context(), clients)
-			if err != nil {
-				return err
+			deadline := time.Now().Add(wait)
+			var rec *reconciliation
+			for {
+				var err error
+				if rec, err = reconcile(cmd.Context(), clients); err != nil {
+					return err
+				}
+				if len(rec.Problems) == 0 || !time.Now().Before(deadline) {
+					break
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(time.Second):
+				}
 			}
 			if structured, _ := o.json(); structured {
 				if err := o.write(cmd.OutOrStdout(), rec); err != nil {
@@ -105,6 +121,7 @@ regulator's key (--key, or $CINET_KEY) must be admitted at every broker.`,
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the regulator's key file, which signs requests (or $CINET_KEY)")
 	cmd.Flags().StringVar(&token, "token", "", "a token instead of a key (or $CINET_TOKEN)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "check again every second until every check passes, for up to this long")
 	o.register(cmd)
 	return cmd
 }
