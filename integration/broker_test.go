@@ -25,7 +25,7 @@ import (
 
 // A brokerProc is a 'cinet broker run' process and the keys around it.
 type brokerProc struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	url  string
 	cmd  *exec.Cmd

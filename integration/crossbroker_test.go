@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,3 +160,61 @@ func TestCrossBrokerProcesses(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkIdleBroker starts three federated broker processes, each with
+// an offer, lets them settle into idleness, and reports the memory each
+// holds: its resident set (VmRSS) and its Go heap in use, averaged.
+//
+//	go test ./integration -run XXX -bench IdleBroker -benchtime 1x
+func BenchmarkIdleBroker(b *testing.B) {
+	for range b.N {
+		idleBroker(b)
+	}
+}
+
+func idleBroker(b *testing.B) {
+	kA, kB, kC := Key(27), Key(28), Key(29)
+	members := []identity.PrincipalID{kA.ID(), kB.ID(), kC.ID()}
+	var procs []*brokerProc
+	for i, k := range []*identity.Key{kA, kB, kC} {
+		var boot []string
+		if i > 0 {
+			boot = procs[0].fedAddrs()
+		}
+		p := fedBroker(b, k, Key(byte(37+i)), devRegionsForBench[i], members, boot...)
+		p.start()
+		p.registerPricedOffer(k.ID(), fmt.Sprintf("cpu-%d", i), devRegionsForBench[i], "CN", "0.04")
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		waitUntil(b, "every book holds the three offers", func() bool { return len(p.fedOffers()) == 3 })
+	}
+	time.Sleep(10 * time.Second) // idle: what a broker holds between jobs
+	var rss, heap float64
+	for _, p := range procs {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				rss += kb / 1024
+			}
+		}
+		metrics, err := p.client("broker").Bytes(context.Background(), "GET", "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(metrics), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+				x, _ := strconv.ParseFloat(v, 64)
+				heap += x / (1 << 20)
+			}
+		}
+	}
+	b.ReportMetric(rss/3, "rss-MiB/broker")
+	b.ReportMetric(heap/3, "heap-inuse-MiB/broker")
+}
+
+var devRegionsForBench = []string{"cn-north-1", "cn-east-1", "eu-west-1"}

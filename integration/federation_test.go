@@ -18,7 +18,7 @@ import (
 
 // fedBroker writes the configuration of one broker of a federation: its
 // own key and local provider, the members, and the peers to bootstrap from.
-func fedBroker(t *testing.T, k, provider *identity.Key, region string, members []identity.PrincipalID, bootstrap ...string) *brokerProc {
+func fedBroker(t testing.TB, k, provider *identity.Key, region string, members []identity.PrincipalID, bootstrap ...string) *brokerProc {
 	t.Helper()
 	dir := t.TempDir()
 	b := &brokerProc{t: t, dir: dir, keys: map[string]string{}}
@@ -106,7 +106,7 @@ func (b *brokerProc) fedOffers() map[string]string {
 	return got
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -60,13 +61,22 @@ type broker struct {
 
 func start(t testing.TB, k *identity.Key, mem []identity.PrincipalID) *broker {
 	t.Helper()
-	return startWith(t, k, mem, nil)
+	return startWith(t, k, mem, startOptions{})
 }
 
-// startWith starts a broker whose audit log, as witnesses see it, is
-// auditLog; nil: its settler's.
-func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, auditLog Log) *broker {
+// startOptions vary a test broker.
+type startOptions struct {
+	// auditLog is its audit log as witnesses see it; nil: its settler's.
+	auditLog Log
+	// wrap, when set, wraps the registry the node keeps peers' offers in.
+	wrap func(Registry) Registry
+	quiet     bool          // no log
+	syncEvery time.Duration // default 300ms
+}
+
+func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o startOptions) *broker {
 	t.Helper()
+	auditLog := o.auditLog
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	js, err := store.Open(ctx, filepath.Join(dir, "broker.db"))
@@ -87,8 +97,16 @@ func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, auditL
 	b := &broker{book: book.New(nil), settler: settler}
 	b.reg = &offers.Registry{Store: js, Book: b.book, Settler: settler, Owner: k.ID(), Now: time.Now,
 		Runs: func(identity.PrincipalID) bool { return true }}
-	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: b.reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]}, AuditLog: auditLog,
-		PeersFile: filepath.Join(dir, "peers.json"), SyncEvery: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	var reg Registry = b.reg
+	if o.wrap != nil {
+		reg = o.wrap(reg)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.quiet {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]}, AuditLog: auditLog,
+		PeersFile: filepath.Join(dir, "peers.json"), SyncEvery: cmp.Or(o.syncEvery, 300*time.Millisecond), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,7 @@ func signCheckpoint(t *testing.T, k *identity.Key, size int64, seed string) []by
 func TestEquivocationReported(t *testing.T) {
 	forked := &forkedLog{}
 	h := hostile[0]
-	a, b := start(t, keyA, members), startWith(t, h, members, forked)
+	a, b := start(t, keyA, members), startWith(t, h, members, startOptions{auditLog: forked})
 	connect(t, a, b)
 	ctx := context.Background()
 

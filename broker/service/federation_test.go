@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ import (
 
 // federated runs a broker with its own local provider in a federation of
 // the given members, bootstrapped from peers.
-func federated(t *testing.T, k, prov *identity.Key, region string, members []identity.PrincipalID, peers ...string) *env {
+func federated(t testing.TB, k, prov *identity.Key, region string, members []identity.PrincipalID, peers ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), k); err != nil {
@@ -403,5 +404,79 @@ func TestClearingStatements(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the federation status does not report the disagreement: %+v", st.Clearing)
+	}
+}
+
+// BenchmarkSubmitToRunning measures, in one run, how long a job takes
+// from submission to its running state at its home broker when it runs on
+// the home broker's own provider, and when it runs on another broker's —
+// leased, forwarded and followed over the federation — from the times
+// the home broker recorded. The jobs alternate between the two. The
+// brokers poll every 20 ms.
+//
+//	go test ./broker/service -run XXX -bench SubmitToRunning -benchtime 40x
+func BenchmarkSubmitToRunning(b *testing.B) {
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID()}
+	a := federated(b, HomeKey, providerKey, "cn-north-1", members)
+	x := federated(b, ExecKey, Key(8), "cn-east-1", members, a.svc.Federation.Addrs()[0])
+	ctx := context.Background()
+	if _, err := a.as(providerKey).RegisterOffer(ctx, signedOfferOwnedBy(b, providerKey, "home-cpu", 4, HomeKey.ID())); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := x.as(Key(8)).RegisterOffer(ctx, signedOfferOwnedBy(b, Key(8), "remote-cpu", 4, ExecKey.ID())); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); a.svc.Book.Len() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the home broker's book lacks the other broker's offer")
+		}
+	}
+	tenant := a.as(tenantKey)
+	job := func(provider *identity.Key) []byte {
+		return []byte(strings.Replace(jobYAML("sleep 0.3"), "resources:", fmt.Sprintf("placement: {providers: {allow: [%q]}}\nresources:", provider.ID()), 1))
+	}
+	var same, cross []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		k, into := providerKey, &same
+		if i%2 == 1 {
+			k, into = Key(8), &cross
+		}
+		j, err := tenant.SubmitJob(ctx, job(k), "job.yaml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if j, err = tenant.Job(ctx, j.ID); err != nil {
+				b.Fatal(err)
+			}
+			if i := slices.IndexFunc(j.History, func(t jobs.Transition) bool { return t.State == jobs.Running }); i >= 0 {
+				*into = append(*into, j.History[i].At.Sub(j.CreatedAt))
+				break
+			}
+			if j.State.Ended() || time.Now().After(deadline) {
+				b.Fatalf("job %d never ran: %+v", i, j.History)
+			}
+		}
+		if (i%2 == 1) != (j.Attempts[0].Broker == ExecKey.ID().String()) {
+			b.Fatalf("job %d ran at %s", i, j.Attempts[0].Broker)
+		}
+	}
+	b.StopTimer()
+	for name, ds := range map[string][]time.Duration{"same": same, "cross": cross} {
+		if len(ds) == 0 {
+			continue
+		}
+		slices.Sort(ds)
+		b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, name+"-p50-ms")
+		b.ReportMetric(float64(ds[(len(ds)*99)/100].Microseconds())/1000, name+"-p99-ms")
+	}
+	// Let the last jobs end before the brokers stop.
+	for _, e := range []*env{a, x} {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if active, err := e.svc.Jobs.Active(ctx); err != nil || len(active) == 0 {
+				break
+			}
+		}
 	}
 }

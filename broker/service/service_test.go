@@ -49,7 +49,7 @@ var (
 )
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	svc *service.Service
 	url string
 	dir string // the data directory
@@ -90,7 +90,7 @@ providers:
 }
 
 // runBroker runs a broker from a configuration until the test ends.
-func runBroker(t *testing.T, dir, cfg string) *service.Service {
+func runBroker(t testing.TB, dir, cfg string) *service.Service {
 	t.Helper()
 	path := filepath.Join(dir, "broker.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -148,13 +148,13 @@ validUntil: 2030-12-31T00:00:00Z
 sequence: 1
 `
 
-func signedOffer(t *testing.T, k *identity.Key, pool string, quantity int) []byte {
+func signedOffer(t testing.TB, k *identity.Key, pool string, quantity int) []byte {
 	t.Helper()
 	return signedOfferOwnedBy(t, k, pool, quantity, operatorKey.ID())
 }
 
 // signedOfferOwnedBy signs, as k, an offer that names owner as its broker.
-func signedOfferOwnedBy(t *testing.T, k *identity.Key, pool string, quantity int, owner identity.PrincipalID) []byte {
+func signedOfferOwnedBy(t testing.TB, k *identity.Key, pool string, quantity int, owner identity.PrincipalID) []byte {
 	t.Helper()
 	cid, _ := identity.NewComputeID(k.ID(), "cn-east-1", "a", pool)
 	doc, err := descriptor.Parse("offer.yaml", []byte(fmt.Sprintf(offerYAML, pool, cid, k.ID(), owner, quantity)))
