@@ -69,7 +69,7 @@ type startOptions struct {
 	// auditLog is its audit log as witnesses see it; nil: its settler's.
 	auditLog Log
 	// wrap, when set, wraps the registry the node keeps peers' offers in.
-	wrap func(Registry) Registry
+	wrap      func(Registry) Registry
 	quiet     bool          // no log
 	syncEvery time.Duration // default 300ms
 }
