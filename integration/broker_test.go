@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,11 @@ type brokerProc struct {
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
 	keys map[string]string // role → key file
+	// in runs the broker and its CLI through this command (a network
+	// namespace's 'ip netns exec NS'); host is the address it listens on
+	// (default 127.0.0.1).
+	in   []string
+	host string
 }
 
 var (
@@ -81,7 +87,8 @@ providers:
 func (b *brokerProc) start() {
 	b.t.Helper()
 	b.logs = &bytes.Buffer{}
-	b.cmd = exec.Command(cinetBin, "broker", "run", "--config", filepath.Join(b.dir, "broker.yaml"))
+	argv := append(slices.Clone(b.in), cinetBin, "broker", "run", "--config", filepath.Join(b.dir, "broker.yaml"))
+	b.cmd = exec.Command(argv[0], argv[1:]...)
 	stdout, err := b.cmd.StdoutPipe()
 	if err != nil {
 		b.t.Fatal(err)
@@ -129,7 +136,8 @@ func (b *brokerProc) stop(sig syscall.Signal) {
 // exit status and output.
 func (b *brokerProc) cli(role string, args ...string) (int, string, string) {
 	b.t.Helper()
-	cmd := exec.Command(cinetBin, args...)
+	argv := append(append(slices.Clone(b.in), cinetBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "CINET_BROKER="+b.url, "CINET_KEY="+b.keys[role], "CINET_CONFIG=/nonexistent")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

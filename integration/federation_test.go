@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,10 +40,11 @@ func (b *brokerProc) writeFedConfig(region string, members []identity.PrincipalI
 		ms = append(ms, m.String())
 	}
 	prov, _ := identity.LoadKeyFile(b.keys["provider"])
+	host := cmp.Or(b.host, "127.0.0.1")
 	cfg := fmt.Sprintf(`region: %s
 data: %s
 key: broker.key
-listen: 127.0.0.1:0
+listen: `+host+`:0
 fee: "0.02"
 poll: 50ms
 principals:
@@ -53,7 +55,7 @@ providers:
     adapter: local
     config: {workdir: %s, killGrace: 1s}
 federation:
-  listen: [/ip4/127.0.0.1/tcp/0, /ip4/127.0.0.1/udp/0/quic-v1]
+  listen: [/ip4/`+host+`/tcp/0, /ip4/`+host+`/udp/0/quic-v1]
   bootstrap: [%s]
   members: [%s]
   sync: 2s
