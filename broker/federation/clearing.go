@@ -74,7 +74,7 @@ type ClearingResult struct {
 // serveStatement countersigns a statement its issuer sends, or says why not.
 func (n *Node) serveStatement(s network.Stream) {
 	asker, ok := n.member(s.Conn().RemotePeer())
-	if !ok || n.cfg.Clearing == nil {
+	if !ok {
 		s.Reset()
 		return
 	}
@@ -98,6 +98,9 @@ func (n *Node) serveStatement(s network.Stream) {
 }
 
 func (n *Node) countersignFor(ctx context.Context, asker identity.PrincipalID, req statementRequest) statementResponse {
+	if n.cfg.Clearing == nil {
+		return statementResponse{Code: "refused", Error: "this broker keeps no clearing statements"}
+	}
 	env, err := identity.DecodeEnvelope(req.Statement)
 	if err != nil {
 		return statementResponse{Code: "refused", Error: err.Error()}

@@ -444,6 +444,12 @@ func TestStreamsBounded(t *testing.T) {
 		{"oversized reservation", ProtocolReserve, binary.AppendUvarint(nil, MaxReserve+1)},
 		{"garbage reservation", ProtocolReserve, append(binary.AppendUvarint(nil, 5), "{{{{{"...)},
 		{"silent reservation", ProtocolReserve, nil},
+		{"oversized forward", ProtocolExec, binary.AppendUvarint(nil, MaxExec+1)},
+		{"garbage exec request", ProtocolExec, append(binary.AppendUvarint(nil, 3), "[1,"...)},
+		{"oversized statement", ProtocolStatements, binary.AppendUvarint(nil, MaxStatement+1)},
+		{"garbage statement", ProtocolStatements, append(binary.AppendUvarint(nil, 4), "nope"...)},
+		{"oversized witness request", ProtocolWitness, binary.AppendUvarint(nil, MaxWitness+1)},
+		{"truncated witness request", ProtocolWitness, append(binary.AppendUvarint(nil, 100), "{"...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			counter := a.m.streamErrors.WithLabelValues(string(tc.protocol), "read")

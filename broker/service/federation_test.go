@@ -29,6 +29,15 @@ import (
 // the given members, bootstrapped from peers.
 func federated(t testing.TB, k, prov *identity.Key, region string, members []identity.PrincipalID, peers ...string) *env {
 	t.Helper()
+	dir, cfg := federatedConfig(t, k, prov, region, members, peers...)
+	svc := runBroker(t, dir, cfg)
+	return &env{t: t, svc: svc, url: svc.URL(), dir: dir}
+}
+
+// federatedConfig writes the key and returns the data directory and
+// configuration of a federated broker.
+func federatedConfig(t testing.TB, k, prov *identity.Key, region string, members []identity.PrincipalID, peers ...string) (string, string) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), k); err != nil {
 		t.Fatal(err)
@@ -57,8 +66,7 @@ federation:
   statementPeriod: 1s
   statementDelay: 1s
 `, region, dir, regulatorKey.ID(), tenantKey.ID(), prov.ID(), filepath.Join(dir, "work"), os.Args[0], strings.Join(peers, ", "), strings.Join(ms, ", "))
-	svc := runBroker(t, dir, cfg)
-	return &env{t: t, svc: svc, url: svc.URL(), dir: dir}
+	return dir, cfg
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -478,5 +486,49 @@ func BenchmarkSubmitToRunning(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// TestPendingDeliveries: the home broker stops while its job runs on
+// another broker; the executing broker posts the record and keeps it,
+// counted as pending; the home broker, restarted, follows the job to its
+// end, takes the record in, and nothing is pending on either side.
+func TestPendingDeliveries(t *testing.T) {
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID()}
+	aDir, aCfg := federatedConfig(t, HomeKey, providerKey, "cn-north-1", members)
+	aSvc, stopA := runStoppable(t, aDir, aCfg)
+	a := &env{t: t, svc: aSvc, url: aSvc.URL(), dir: aDir}
+	b := federated(t, ExecKey, Key(8), "cn-east-1", members, aSvc.Federation.Addrs()[0])
+	ctx := context.Background()
+	if _, err := b.as(Key(8)).RegisterOffer(ctx, signedOfferOwnedBy(t, Key(8), "remote-cpu", 2, ExecKey.ID())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's book holds b's offer", func() bool { return a.svc.Book.Len() == 1 })
+	j, err := a.as(tenantKey).SubmitJob(ctx, []byte(jobYAML("echo hi; sleep 1")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitRunning(a.as(tenantKey), j.ID)
+	stopA()
+	pending := func(e *env, k *identity.Key, side string) string {
+		_, _, body := e.raw(k, "GET", "/metrics", nil)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, `cinet_usage_deliveries_pending{side="`+side+`"} `); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	waitFor(t, "b keeps a signed record for a", func() bool { return pending(b, ExecKey, "executing") == "1" })
+
+	aSvc = runBroker(t, aDir, aCfg) // reconnects to b from the peers it kept
+	a = &env{t: t, svc: aSvc, url: aSvc.URL(), dir: aDir}
+	done := a.waitSettled(a.as(tenantKey), j.ID)
+	if done.Outcome != jobs.Succeeded || done.Attempts[0].Record == "" || done.Cost == nil {
+		t.Fatalf("after the restart: %+v", done)
+	}
+	waitFor(t, "nothing pending at b", func() bool { return pending(b, ExecKey, "executing") == "0" })
+	if got := pending(a, HomeKey, "home"); got != "0" {
+		t.Fatalf("pending at a: %s", got)
 	}
 }

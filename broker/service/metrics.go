@@ -21,6 +21,7 @@ type metrics struct {
 	jobsDesc   *prometheus.Desc
 	logDesc    *prometheus.Desc
 	offersDesc *prometheus.Desc
+	pendDesc   *prometheus.Desc
 	s          *Service
 }
 
@@ -38,7 +39,9 @@ func newMetrics(s *Service) *metrics {
 		jobsDesc:   prometheus.NewDesc("cinet_jobs", "Jobs by state.", []string{"state"}, nil),
 		logDesc:    prometheus.NewDesc("cinet_audit_log_entries", "Entries in the audit log.", nil, nil),
 		offersDesc: prometheus.NewDesc("cinet_offers", "Offers in the book.", nil, nil),
-		s:          s,
+		pendDesc: prometheus.NewDesc("cinet_usage_deliveries_pending",
+			"Usage records of forwarded placements not yet taken in: as the home broker (side=home: ended, record not received) and as the executing broker (side=executing: signed, not acknowledged).", []string{"side"}, nil),
+		s: s,
 	}
 	m.reg.MustRegister(m.matchTime, m.settleLag, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -59,6 +62,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.jobsDesc
 	ch <- m.logDesc
 	ch <- m.offersDesc
+	ch <- m.pendDesc
 }
 
 // Collect implements prometheus.Collector: it reads the stores on scrape.
@@ -74,6 +78,22 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.logDesc, prometheus.GaugeValue, float64(n))
 	}
 	ch <- prometheus.MustNewConstMetric(m.offersDesc, prometheus.GaugeValue, float64(m.s.Book.Len()))
+	if active, err := m.s.Jobs.Active(ctx); err == nil {
+		home, executing := 0, 0
+		self := m.s.Key.ID().String()
+		for _, j := range active {
+			for _, a := range j.Attempts {
+				switch {
+				case j.Home != "" && a.Settled && a.Record != "" && !a.Delivered:
+					executing++
+				case j.Home == "" && a.Broker != self && a.Ended() && !a.Settled:
+					home++
+				}
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(m.pendDesc, prometheus.GaugeValue, float64(home), "home")
+		ch <- prometheus.MustNewConstMetric(m.pendDesc, prometheus.GaugeValue, float64(executing), "executing")
+	}
 }
 
 var _ jobs.Observer = (*metrics)(nil)

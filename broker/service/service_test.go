@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,6 +93,13 @@ providers:
 // runBroker runs a broker from a configuration until the test ends.
 func runBroker(t testing.TB, dir, cfg string) *service.Service {
 	t.Helper()
+	svc, _ := runStoppable(t, dir, cfg)
+	return svc
+}
+
+// runStoppable runs a broker until stop is called or the test ends.
+func runStoppable(t testing.TB, dir, cfg string) (*service.Service, func()) {
+	t.Helper()
 	path := filepath.Join(dir, "broker.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -108,6 +116,15 @@ func runBroker(t testing.TB, dir, cfg string) *service.Service {
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("broker: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		// Jobs a test left running would write into its directory while
 		// it is removed: let them end first (they are short).
@@ -119,12 +136,9 @@ func runBroker(t testing.TB, dir, cfg string) *service.Service {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("broker: %v", err)
-		}
+		stop()
 	})
-	return svc
+	return svc, stop
 }
 
 const offerYAML = `apiVersion: cinet/v1
