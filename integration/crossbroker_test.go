@@ -159,6 +159,30 @@ func TestCrossBrokerProcesses(t *testing.T) {
 			t.Fatalf("clearing between a and %s: at a %+v, there %+v", pair.kx.ID(), atA, atX)
 		}
 	}
+	// A regulator reconciles the three: every statement countersigned on
+	// both sides, every log witnessed.
+	code, out, errOut := a.cli("regulator", "audit", "reconcile", "--key", a.keys["regulator"], "--wait", "60s", "-o", "json", a.url, b.url, c.url)
+	if code != 0 {
+		for _, x := range []*brokerProc{a, b, c} {
+			t.Logf("broker %s's log:\n%s", x.dir, x.logs)
+		}
+		t.Fatalf("reconcile: %d\n%s\n%s", code, out, errOut)
+	}
+	var rec struct {
+		Pairs []struct {
+			A, B       string
+			Statements int
+			Records    int64
+		}
+	}
+	if err := jsonUnmarshal([]byte(out), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rec.Pairs {
+		if traded := p.A == kA.ID().String() || p.B == kA.ID().String(); traded && (p.Statements < 2 || p.Records < 2) {
+			t.Fatalf("a pair that traded: %+v", p)
+		}
+	}
 }
 
 // BenchmarkIdleBroker starts three federated broker processes, each with

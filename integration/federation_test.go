@@ -47,6 +47,7 @@ key: broker.key
 listen: `+host+`:0
 fee: "0.02"
 poll: 50ms
+logLevel: info
 principals:
   - {did: %s, role: tenant}
   - {did: %s, role: regulator}
@@ -59,6 +60,9 @@ federation:
   bootstrap: [%s]
   members: [%s]
   sync: 2s
+  statementPeriod: 1s
+  statementDelay: 1s
+checkpoint: 1s
 `, region, b.dir, tenantKey.ID(), regulatorKey.ID(), prov.ID(), filepath.Join(b.dir, "work"), strings.Join(bootstrap, ", "), strings.Join(ms, ", "))
 	if err := os.WriteFile(filepath.Join(b.dir, "broker.yaml"), []byte(cfg), 0o644); err != nil {
 		b.t.Fatal(err)

@@ -16,6 +16,7 @@ type metrics struct {
 	exec          *prometheus.CounterVec // forwarded-placement requests served, by operation and outcome
 	statements    *prometheus.CounterVec // clearing statements issued and served, by result
 	equivocations prometheus.Counter
+	reconnects    prometheus.Counter
 	cosigned      prometheus.Counter
 }
 
@@ -40,11 +41,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Clearing statements this broker issued (side=issued) and was sent (side=served), by result."}, []string{"side", "result"}),
 		equivocations: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_equivocations_total",
 			Help: "Pairs of inconsistent checkpoints a member signed, as this broker found them."}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_reconnects_total",
+			Help: "Connections to members closed because their gossip was not heard (they are dialed again)."}),
 		cosigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_cosignatures_total",
 			Help: "Checkpoints of other members' logs this broker cosigned and handed back."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements, m.equivocations, m.cosigned)
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements, m.equivocations, m.cosigned, m.reconnects)
 	}
 	return m
 }

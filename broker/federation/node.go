@@ -311,6 +311,39 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	return n.host.Connect(ctx, ais[0])
 }
 
+// staleConn: a connection to a peer this much older than a new one is
+// taken to be dead.
+const staleConn = 2 * time.Second
+
+// unstick closes the connections of members connected for a while whose
+// gossip this node does not hear: GossipSub loses a peer that restarts
+// and reconnects while its old connection is being torn down (it drops
+// the peer's subscriptions after taking the new ones), and never asks
+// again. Reconnected, the two exchange subscriptions afresh.
+func (n *Node) unstick() {
+	subscribed := map[peer.ID]bool{}
+	for _, p := range n.offers.ListPeers() {
+		subscribed[p] = true
+	}
+	for _, p := range n.host.Network().Peers() {
+		if _, ok := n.member(p); !ok || subscribed[p] {
+			continue
+		}
+		conns := n.host.Network().ConnsToPeer(p)
+		settled := len(conns) > 0
+		for _, c := range conns {
+			settled = settled && time.Since(c.Stat().Opened) > 10*time.Second
+		}
+		if settled {
+			n.m.reconnects.Inc()
+			n.cfg.Log.Info("reconnecting a member whose gossip is not heard", "peer", p)
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	}
+}
+
 // Run keeps the node in the federation until ctx ends: it announces the
 // broker and renews the announcement, connects to members it is not
 // connected to, and pulls what it lacks from every newly connected peer.
@@ -320,7 +353,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	connected := make(chan peer.ID, 64)
 	n.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) {
+		ConnectedF: func(nw network.Network, c network.Conn) {
+			// A peer that connects again while an older connection stands
+			// has most often restarted: the old connection is dead, and
+			// streams opened on it (gossip's among them) would hang until
+			// it times out. Close it, so that they move to the new one.
+			for _, old := range nw.ConnsToPeer(c.RemotePeer()) {
+				if old != c && old.Stat().Opened.Before(c.Stat().Opened.Add(-staleConn)) {
+					go old.Close()
+				}
+			}
 			select {
 			case connected <- c.RemotePeer():
 			default:
@@ -389,6 +431,7 @@ func (n *Node) Run(ctx context.Context) error {
 // reconnect dials the members it is not connected to, by the addresses it
 // knows or, failing that, through the DHT.
 func (n *Node) reconnect(ctx context.Context) {
+	n.unstick()
 	var want []peer.ID
 	if n.members != nil {
 		for p := range n.members {

@@ -85,6 +85,9 @@ type witness struct {
 	// seen is the newest checkpoint of each other log found consistent
 	// with all seen before it.
 	seen map[identity.PrincipalID]*auditlog.Checkpoint
+	// handed is the size of the newest checkpoint of each log whose
+	// cosignature its broker took, since this node started.
+	handed map[identity.PrincipalID]int64
 	// cosigned holds the cosignature lines witnesses handed back for this
 	// broker's checkpoints, by tree size and witness.
 	cosigned      map[int64]map[identity.PrincipalID]string
@@ -105,7 +108,7 @@ type witnessFile struct {
 }
 
 func (n *Node) loadWitness() {
-	n.w = witness{queue: make(chan witnessed, 256), seen: map[identity.PrincipalID]*auditlog.Checkpoint{},
+	n.w = witness{queue: make(chan witnessed, 256), seen: map[identity.PrincipalID]*auditlog.Checkpoint{}, handed: map[identity.PrincipalID]int64{},
 		cosigned: map[int64]map[identity.PrincipalID]string{}, notes: map[int64][]byte{}}
 	if n.cfg.PeersFile == "" {
 		return
@@ -212,16 +215,18 @@ func (n *Node) PublishCheckpoint(ctx context.Context, signed []byte) error {
 }
 
 // publishCheckpoints gossips this broker's latest checkpoint whenever it
-// grows, and again every minute for members that joined since.
+// grows, and again every 10 s for members that joined or came back since.
 func (n *Node) publishCheckpoints(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last int64 = -1
 	var at time.Time
 	for {
-		if c, err := n.cfg.AuditLog.LatestCheckpoint(ctx); err == nil && c != nil && (c.Size != last || time.Since(at) > time.Minute) {
+		if c, err := n.cfg.AuditLog.LatestCheckpoint(ctx); err == nil && c != nil && (c.Size != last || time.Since(at) > 10*time.Second) {
 			if err := n.PublishCheckpoint(ctx, c.Note); err == nil {
 				last, at = c.Size, time.Now()
+			} else if ctx.Err() == nil {
+				n.cfg.Log.Info("gossiping a checkpoint", "size", c.Size, "err", err)
 			}
 		}
 		select {
@@ -247,6 +252,7 @@ func (n *Node) witnessLoop(ctx context.Context) {
 // witness checks one checkpoint of another broker's log against the one
 // seen before, and cosigns it when consistent.
 func (n *Node) witness(ctx context.Context, author identity.PrincipalID, c *auditlog.Checkpoint) {
+	n.cfg.Log.Debug("witnessing a checkpoint", "broker", author, "size", c.Size)
 	n.mu.Lock()
 	prev := n.w.seen[author]
 	n.mu.Unlock()
@@ -256,8 +262,9 @@ func (n *Node) witness(ctx context.Context, author identity.PrincipalID, c *audi
 	case c.Size == prev.Size:
 		if c.Hash != prev.Hash {
 			n.equivocation(author, prev, c, fmt.Sprintf("two checkpoints of size %d with different roots", c.Size))
+			return
 		}
-		if c.Hash != prev.Hash || n.cosignedBefore(author, c) {
+		if n.cosignedBefore(author, c) {
 			return
 		}
 	default:
@@ -283,16 +290,22 @@ func (n *Node) witness(ctx context.Context, author identity.PrincipalID, c *audi
 	n.saveWitness()
 	n.mu.Unlock()
 	if err := n.cosign(ctx, author, c); err != nil {
+		// Tried again when the log next gossips this checkpoint.
 		n.cfg.Log.Info("handing a cosignature back", "broker", author, "size", c.Size, "err", err)
+		return
 	}
+	n.mu.Lock()
+	n.w.handed[author] = c.Size
+	n.mu.Unlock()
 }
 
-// cosignedBefore: the checkpoint is the one already cosigned.
+// cosignedBefore: this witness has handed the log's broker a cosignature
+// of the checkpoint since it started.
 func (n *Node) cosignedBefore(author identity.PrincipalID, c *auditlog.Checkpoint) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := n.w.seen[author]
-	return s != nil && s.Size == c.Size && s.Hash == c.Hash
+	size, ok := n.w.handed[author]
+	return ok && size == c.Size
 }
 
 func (n *Node) equivocation(author identity.PrincipalID, first, second *auditlog.Checkpoint, detail string) {
