@@ -110,3 +110,34 @@ func (b *Book) Confirm(id string, check func(Reservation) error, holder string, 
 	r.Holder, r.Expires = holder, now.Add(ttl)
 	return *r, nil
 }
+
+// Restore holds a reservation kept from before a restart, under its own
+// ID, until it expires: ErrInsufficient when the offer no longer has the
+// instances free, ErrUnknownOffer when the book no longer holds it.
+func (b *Book) Restore(r Reservation) error {
+	if r.Count < 1 || r.ID == "" {
+		return fmt.Errorf("book: restore %q of %d instances: an ID and a positive count", r.ID, r.Count)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.sweepLocked(now)
+	if !now.Before(r.Expires) {
+		return fmt.Errorf("%w: %s ran out at %s", ErrNoReservation, r.ID, r.Expires.Format(time.RFC3339))
+	}
+	if _, ok := b.reservations[r.ID]; ok {
+		return nil
+	}
+	e, ok := b.entries[r.Offer]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownOffer, r.Offer)
+	}
+	if int(e.Free) < r.Count {
+		return fmt.Errorf("%w: %s has %d free, %d to restore", ErrInsufficient, r.Offer, e.Free, r.Count)
+	}
+	e.setFree(e.Free - int32(r.Count))
+	kept := r
+	b.reservations[r.ID] = &kept
+	b.resExpiry = append(b.resExpiry, &kept)
+	return nil
+}

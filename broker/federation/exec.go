@@ -105,7 +105,10 @@ func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execR
 		if req.Forward == nil {
 			return execResponse{Code: "refused", Error: "forward: no placement given"}
 		}
-		err = x.Accept(ctx, home, *req.Forward)
+		if err = x.Accept(ctx, home, *req.Forward); err == nil {
+			// The placement holds the instances now: the lease is spent.
+			n.forgetLease(req.Forward.Reservation)
+		}
 	case opStatus:
 		var st jobs.RemoteStatus
 		st, err = x.ExecStatus(ctx, home, req.Placement)

@@ -57,6 +57,7 @@ type broker struct {
 	reg     *offers.Registry
 	book    *book.Book
 	settler *settlement.Settler
+	stop    func() // stops it; the test's end does too
 }
 
 func start(t testing.TB, k *identity.Key, mem []identity.PrincipalID) *broker {
@@ -72,13 +73,17 @@ type startOptions struct {
 	wrap      func(Registry) Registry
 	quiet     bool          // no log
 	syncEvery time.Duration // default 300ms
+	dir       string        // its data directory (default a new one): to start a broker again
 }
 
 func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o startOptions) *broker {
 	t.Helper()
 	auditLog := o.auditLog
 	ctx, cancel := context.WithCancel(context.Background())
-	dir := t.TempDir()
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	js, err := store.Open(ctx, filepath.Join(dir, "broker.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +102,9 @@ func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o star
 	b := &broker{book: book.New(nil), settler: settler}
 	b.reg = &offers.Registry{Store: js, Book: b.book, Settler: settler, Owner: k.ID(), Now: time.Now,
 		Runs: func(identity.PrincipalID) bool { return true }}
+	if _, err := b.reg.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var reg Registry = b.reg
 	if o.wrap != nil {
 		reg = o.wrap(reg)
@@ -105,7 +113,7 @@ func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o star
 	if o.quiet {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]}, AuditLog: auditLog,
+	n, err := New(ctx, Config{Key: k, Members: mem, Book: b.book, Offers: reg, Self: Announcement{Region: "r-" + k.ID().String()[8:14]}, AuditLog: auditLog, Leases: js,
 		PeersFile: filepath.Join(dir, "peers.json"), SyncEvery: cmp.Or(o.syncEvery, 300*time.Millisecond), Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -113,13 +121,17 @@ func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o star
 	b.Node = n
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		n.Close()
-		js.Close()
-		ledger.Close()
-	})
+	var once sync.Once
+	b.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			n.Close()
+			js.Close()
+			ledger.Close()
+		})
+	}
+	t.Cleanup(b.stop)
 	return b
 }
 
@@ -494,4 +506,43 @@ func TestFloodFromOneMember(t *testing.T) {
 	eventually(t, "b rejects the junk", func() bool { return testutil.ToFloat64(rejected) > 0 })
 	name := a.register(t, "during-flood", 1, 1)
 	eventually(t, "b still hears a", func() bool { return b.holds(name, 1) })
+}
+
+// TestLeasesSurviveRestart: a lease the owner granted a peer is kept: the
+// owner, restarted, holds the instances again until the lease is released
+// by its holder, and a lease released before the restart is not held.
+func TestLeasesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	a, b := startWith(t, keyA, members, startOptions{dir: dir}), start(t, keyB, members)
+	connect(t, b, a)
+	ctx := context.Background()
+	name := a.register(t, "cpu", 1, 3)
+	kept, err := b.Reserve(ctx, keyA.ID(), name, 2, "j-kept", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := b.Reserve(ctx, keyA.ID(), name, 1, "j-gone", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx, keyA.ID(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+
+	a = startWith(t, keyA, members, startOptions{dir: dir})
+	e, ok := a.book.Get(name)
+	if !ok || a.book.Free(e) != 1 {
+		t.Fatalf("after the restart: held %v, free %d; want the kept lease's 2 of 3 held", ok, a.book.Free(e))
+	}
+	connect(t, b, a)
+	if _, err := b.Reserve(ctx, keyA.ID(), name, 2, "j-more", time.Minute); !errors.Is(err, book.ErrInsufficient) {
+		t.Fatalf("over-allocated past a kept lease: %v", err)
+	}
+	if err := b.Release(ctx, keyA.ID(), kept.ID); err != nil {
+		t.Fatalf("the holder releases the kept lease: %v", err)
+	}
+	if a.book.Free(e) != 3 {
+		t.Fatalf("free %d after the release, want 3", a.book.Free(e))
+	}
 }

@@ -104,6 +104,9 @@ type Config struct {
 	// Executing runs the placements other brokers forward to this one;
 	// nil refuses them.
 	Executing Executing
+	// Leases, when set, keeps the leases granted to peers, so that a
+	// restart keeps them until they are confirmed, released or run out.
+	Leases Leases
 	// Clearing, when set, exchanges clearing statements with the members
 	// this broker settled with, every StatementPeriod once
 	// StatementDelay has passed after the period's end (defaults 1h and
@@ -214,6 +217,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.host = h
 	n.loadWitness()
+	if err := n.restoreLeases(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
 	fail := func(err error) (*Node, error) { n.Close(); return nil, err }
 
 	bootstrap, err := addrInfos(cfg.Bootstrap)

@@ -101,6 +101,16 @@ func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserv
 		case err != nil:
 			return refuse("refused", err)
 		}
+		if n.cfg.Leases != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), reserveDeadline)
+			defer cancel()
+			if err := n.cfg.Leases.PutLease(ctx, r); err != nil {
+				// A lease a restart would forget is not granted.
+				n.cfg.Book.Release(r.ID)
+				n.cfg.Log.Warn("keeping a lease", "offer", req.Offer, "err", err)
+				return refuse("refused", errors.New("the owner could not keep the lease; ask again"))
+			}
+		}
 		return reserveResponse{ID: r.ID, Expires: r.Expires}
 	case "release":
 		r, ok := n.cfg.Book.ReservationOf(req.ID)
@@ -110,6 +120,7 @@ func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserv
 		if err := n.cfg.Book.Release(req.ID); err != nil {
 			return refuse("no-reservation", err)
 		}
+		n.forgetLease(req.ID)
 		return reserveResponse{ID: req.ID}
 	}
 	return refuse("refused", fmt.Errorf("unknown operation %q", req.Op))
@@ -156,4 +167,48 @@ func (n *Node) callReserve(ctx context.Context, owner identity.PrincipalID, req 
 		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrNoReservation, owner, resp.Error)
 	}
 	return resp, fmt.Errorf("%w by broker %s: %s", ErrRefused, owner, resp.Error)
+}
+
+// Leases keeps the leases this broker granted: broker/store implements it.
+type Leases interface {
+	PutLease(ctx context.Context, r book.Reservation) error
+	DeleteLease(ctx context.Context, id string) error
+	// Leases returns those that run out after now, forgetting the rest.
+	Leases(ctx context.Context, now time.Time) ([]book.Reservation, error)
+}
+
+// restoreLeases holds again, after a restart, the leases granted before
+// it that have not run out.
+func (n *Node) restoreLeases(ctx context.Context) error {
+	if n.cfg.Leases == nil {
+		return nil
+	}
+	kept, err := n.cfg.Leases.Leases(ctx, n.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("federation: reading the leases kept: %w", err)
+	}
+	for _, r := range kept {
+		if err := n.cfg.Book.Restore(r); err != nil {
+			n.cfg.Log.Warn("a lease kept from before the restart cannot be held again", "lease", r.ID, "offer", r.Offer, "err", err)
+			n.forgetLease(r.ID)
+		}
+	}
+	if len(kept) > 0 {
+		n.cfg.Log.Info("leases held again after a restart", "leases", len(kept))
+	}
+	return nil
+}
+
+// forgetLease drops a lease from the store: released or confirmed.
+func (n *Node) forgetLease(id string) {
+	if n.cfg.Leases == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reserveDeadline)
+	defer cancel()
+	if err := n.cfg.Leases.DeleteLease(ctx, id); err != nil {
+		// It runs out on its own; kept, it is held again after a restart
+		// only until then.
+		n.cfg.Log.Warn("forgetting a lease", "lease", id, "err", err)
+	}
 }

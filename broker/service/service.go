@@ -372,7 +372,7 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
 		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
 		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
-		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Clearing: s.Settler, AuditLog: s.Settler, StatementPeriod: period, StatementDelay: delay,
+		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Leases: s.Jobs, Clearing: s.Settler, AuditLog: s.Settler, StatementPeriod: period, StatementDelay: delay,
 		Log: log.With("part", "federation"), Metrics: s.metrics.reg,
 	})
 	if err != nil {

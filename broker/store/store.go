@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/settlement/sqlstore/sqldb"
 )
@@ -47,6 +48,17 @@ CREATE TABLE api_nonces (
 	expires {{INT}} NOT NULL
 );
 CREATE INDEX api_nonces_expires ON api_nonces (expires);
+`,
+	// 2: leases this broker granted peers on its offers, kept until they
+	// are confirmed, released or run out (spec/protocol.md §4.2).
+	`
+CREATE TABLE leases (
+	id      TEXT PRIMARY KEY,
+	offer   TEXT NOT NULL,
+	count   {{INT}} NOT NULL,
+	holder  TEXT NOT NULL,
+	expires {{INT}} NOT NULL
+);
 `,
 }
 
@@ -331,4 +343,50 @@ func (s *Store) ForgetNonces(ctx context.Context, now time.Time) error {
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM api_nonces WHERE expires < ?`), ns(now))
 		return err
 	})
+}
+
+// PutLease keeps a lease granted to a peer.
+func (s *Store) PutLease(ctx context.Context, r book.Reservation) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO leases (id, offer, count, holder, expires) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET expires = excluded.expires`), r.ID, r.Offer, r.Count, r.Holder, ns(r.Expires))
+		return err
+	})
+}
+
+// DeleteLease forgets a lease: released, confirmed or run out. Forgetting
+// one not kept does nothing.
+func (s *Store) DeleteLease(ctx context.Context, id string) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM leases WHERE id = ?`), id)
+		return err
+	})
+}
+
+// Leases returns the leases kept that run out after now, and forgets the
+// others.
+func (s *Store) Leases(ctx context.Context, now time.Time) ([]book.Reservation, error) {
+	var out []book.Reservation
+	err := s.db.Update(ctx, func(tx *sql.Tx) error {
+		out = nil
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM leases WHERE expires <= ?`), ns(now)); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, offer, count, holder, expires FROM leases ORDER BY expires, id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r book.Reservation
+			var expires int64
+			if err := rows.Scan(&r.ID, &r.Offer, &r.Count, &r.Holder, &expires); err != nil {
+				return err
+			}
+			r.Expires = utc(expires)
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/jobs/jobstest"
 	"github.com/cinet/cinet/broker/store"
@@ -73,6 +74,39 @@ func TestOffersAndNonces(t *testing.T) {
 			}
 			if fresh, _ := s.UseNonce(ctx, "n1", now.Add(3*time.Minute)); !fresh {
 				t.Fatal("an expired nonce was not forgotten")
+			}
+		})
+	}
+}
+
+// TestLeases: leases are kept until deleted or run out, on every database.
+func TestLeases(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) *store.Store{"sqlite": openSQLite, "postgres": openPostgres} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			ctx := context.Background()
+			now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			for _, r := range []book.Reservation{
+				{ID: "r1", Offer: "ci:x/r/z/a", Count: 2, Holder: "did:key:z6Mk… j-1", Expires: now.Add(time.Minute)},
+				{ID: "r2", Offer: "ci:x/r/z/a", Count: 1, Holder: "did:key:z6Mk… j-2", Expires: now.Add(-time.Second)},
+				{ID: "r3", Offer: "ci:x/r/z/b", Count: 1, Holder: "did:key:z6Mk… j-3", Expires: now.Add(2 * time.Minute)},
+			} {
+				if err := s.PutLease(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.DeleteLease(ctx, "r3"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeleteLease(ctx, "never"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Leases(ctx, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].ID != "r1" || got[0].Count != 2 || !got[0].Expires.Equal(now.Add(time.Minute)) || got[0].Holder != "did:key:z6Mk… j-1" {
+				t.Fatalf("leases %+v", got)
 			}
 		})
 	}
