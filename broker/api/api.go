@@ -251,7 +251,8 @@ type Caller struct {
 	Principal identity.PrincipalID
 	Role      Role
 	body      []byte
-	session   string // the console session it came by, if any
+	session   string         // the console session it came by, if any
+	proof     *httpsig.Proof // its request's signature, when it signed it
 }
 
 // authenticate reads the body, checks the request's signature or token and
@@ -315,7 +316,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, 
 		problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
 		return nil, false
 	}
-	return &Caller{Principal: signed.Signer, Role: role, body: body}, true
+	return &Caller{Principal: signed.Signer, Role: role, body: body, proof: httpsig.ProofOf(r)}, true
 }
 
 // ownAuthority reports whether host names this broker.

@@ -48,7 +48,13 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, c *Caller) {
 	if !ok {
 		return
 	}
-	j, err := s.cfg.Runner.Submit(r.Context(), c.Principal, doc)
+	var sub *jobs.Submission
+	if c.proof != nil {
+		// The tenant's signed request goes with the job to whichever
+		// broker runs it.
+		sub = &jobs.Submission{Body: c.body, Proof: *c.proof}
+	}
+	j, err := s.cfg.Runner.SubmitSigned(r.Context(), c.Principal, doc, sub)
 	if err != nil {
 		s.internal(w, r, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -104,6 +105,9 @@ func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execR
 	case opForward:
 		if req.Forward == nil {
 			return execResponse{Code: "refused", Error: "forward: no placement given"}
+		}
+		if err := n.checkAuthority(home, req.Forward.Submission); err != nil {
+			return execResponse{Code: "refused", Error: err.Error()}
 		}
 		if err = x.Accept(ctx, home, *req.Forward); err == nil {
 			// The placement holds the instances now: the lease is spent.
@@ -233,4 +237,27 @@ type remote struct{ *Node }
 
 func (r remote) Status(ctx context.Context, exec identity.PrincipalID, placement string) (jobs.RemoteStatus, error) {
 	return r.ExecStatus(ctx, exec, placement)
+}
+
+// checkAuthority checks that a forwarded job's signed submission was sent
+// to its home broker: the authority the tenant signed is the host of the
+// API the home broker announced, when it announced one.
+func (n *Node) checkAuthority(home identity.PrincipalID, sub *jobs.Submission) error {
+	if sub == nil {
+		return nil
+	}
+	n.mu.Lock()
+	a := n.announced[home]
+	n.mu.Unlock()
+	if a == nil || a.API == "" {
+		return nil
+	}
+	u, err := url.Parse(a.API)
+	if err != nil {
+		return nil
+	}
+	if !strings.EqualFold(u.Host, sub.Proof.Authority) {
+		return fmt.Errorf("the tenant signed its submission for %s, not for the home broker %s (%s)", sub.Proof.Authority, home, u.Host)
+	}
+	return nil
 }

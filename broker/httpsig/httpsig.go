@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -219,4 +220,54 @@ func parseParams(s string) (*sigParams, error) {
 		return bad("unexpected text after the parameters")
 	}
 	return p, nil
+}
+
+// A Proof is a signed request as a third party can check it later: the
+// covered components and the two signature headers. With the body, it
+// shows that the signer asked for exactly this, of the authority named.
+type Proof struct {
+	Method         string `json:"method"`
+	Authority      string `json:"authority"`
+	Path           string `json:"path"`
+	Query          string `json:"query,omitempty"`
+	ContentDigest  string `json:"contentDigest"`
+	SignatureInput string `json:"signatureInput"`
+	Signature      string `json:"signature"`
+}
+
+// ProofOf captures a signed request's proof; nil when it is not signed.
+func ProofOf(r *http.Request) *Proof {
+	if r.Header.Get("Signature") == "" {
+		return nil
+	}
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	return &Proof{Method: r.Method, Authority: strings.ToLower(host), Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+		ContentDigest: r.Header.Get("Content-Digest"), SignatureInput: r.Header.Get("Signature-Input"), Signature: r.Header.Get("Signature")}
+}
+
+// Verify checks the proof over body as of when it was signed: the
+// signature, its validity period and the body's digest. The nonce is not
+// checked: the request was received once, by the authority it names.
+func (p *Proof) Verify(body []byte) (*Signed, time.Time, error) {
+	params, ok := strings.CutPrefix(p.SignatureInput, Label+"=")
+	if !ok {
+		return nil, time.Time{}, fmt.Errorf("%w: want one signature labelled %q", ErrInvalid, Label)
+	}
+	sp, err := parseParams(params)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	r := &http.Request{Method: p.Method, Host: p.Authority, URL: &url.URL{RawPath: p.Path, Path: p.Path, RawQuery: p.Query}, Header: http.Header{}}
+	if unescaped, err := url.PathUnescape(p.Path); err == nil {
+		r.URL.Path = unescaped
+	}
+	r.Header.Set("Content-Digest", p.ContentDigest)
+	r.Header.Set("Signature-Input", p.SignatureInput)
+	r.Header.Set("Signature", p.Signature)
+	created := time.Unix(sp.created, 0).UTC()
+	signed, err := Verify(r, body, created)
+	return signed, created, err
 }

@@ -2,13 +2,17 @@ package httpsig
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/cinet/cinet/settlement/settlementtest"
+
+	"github.com/cinet/cinet/identity"
 )
 
 var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -99,4 +103,36 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("verified another spelling:\n%q\n%q", in, s)
 		}
 	})
+}
+
+// TestProof: a signed request's proof verifies later, as of when it was
+// signed, with its body; any change to the body, the authority, the path
+// or the signature makes it fail.
+func TestProof(t *testing.T) {
+	k := identity.NewKey(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	body := []byte("apiVersion: cinet/v1\nkind: Job\n")
+	r := httptest.NewRequest("POST", "http://broker.example:8420/v1/jobs", nil)
+	signedAt := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	Sign(r, body, k, signedAt, time.Minute)
+	p := ProofOf(r)
+	s, created, err := p.Verify(body)
+	if err != nil || s.Signer != k.ID() || !created.Equal(signedAt) {
+		t.Fatalf("verify: %+v %s %v", s, created, err)
+	}
+	for name, change := range map[string]func(p *Proof, b []byte) []byte{
+		"body":      func(p *Proof, b []byte) []byte { return append(b, 'x') },
+		"authority": func(p *Proof, b []byte) []byte { p.Authority = "other.example:8420"; return b },
+		"path":      func(p *Proof, b []byte) []byte { p.Path = "/v1/offers"; return b },
+		"method":    func(p *Proof, b []byte) []byte { p.Method = "PUT"; return b },
+		"signature": func(p *Proof, b []byte) []byte { p.Signature = strings.Replace(p.Signature, "=:", "=:AA", 1); return b },
+	} {
+		q := *p
+		b := change(&q, append([]byte(nil), body...))
+		if _, _, err := q.Verify(b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s changed: %v", name, err)
+		}
+	}
+	if ProofOf(httptest.NewRequest("GET", "/", nil)) != nil {
+		t.Error("an unsigned request has a proof")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/book"
@@ -52,6 +53,13 @@ func (r *Runner) Accept(ctx context.Context, home identity.PrincipalID, f Forwar
 	if doc.Job == nil {
 		return refuse("the document is a %s, not a job", doc.Kind)
 	}
+	signed, err := checkSubmission(f.Submission, tenant, doc)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	if !signed && r.cfg.RequireSigned {
+		return refuse("the job comes without the tenant's signed submission, which this broker requires")
+	}
 	offer, err := r.cfg.Offers(ctx, f.OfferDigest)
 	if err != nil || offer.Offer == nil {
 		return refuse("offer %s is not known here", f.OfferDigest)
@@ -88,7 +96,12 @@ func (r *Runner) Accept(ctx context.Context, home identity.PrincipalID, f Forwar
 		ID: f.Placement, Offer: f.Offer, OfferDigest: f.OfferDigest, Broker: r.cfg.Key.ID().String(),
 		Provider: provider.String(), Region: e.Offer.Region, Reservation: res.ID,
 	}}
-	j.to(Reserved, r.now(), fmt.Sprintf("forwarded by broker %s (job %s in %s); %d instance(s) of %s reserved", home, f.Job, f.HomeRegion, count, f.Offer))
+	intent := "without the tenant's signature (sent with a token or from a console session)"
+	if signed {
+		intent = "the tenant's signed submission checked"
+	}
+	j.Submission = f.Submission
+	j.to(Reserved, r.now(), fmt.Sprintf("forwarded by broker %s (job %s in %s; %s); %d instance(s) of %s reserved", home, f.Job, f.HomeRegion, intent, count, f.Offer))
 	if err := r.cfg.Store.Create(ctx, j); err != nil {
 		r.cfg.Book.Release(res.ID)
 		if errors.Is(err, ErrExists) {
@@ -354,4 +367,29 @@ func joinDetail(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// checkSubmission checks a forwarded job's signed submission: the tenant
+// signed a POST /v1/jobs whose body is this very job document. It reports
+// whether there was one. (The authority it was sent to, the home
+// broker's, is checked by the federation, which knows the home broker's
+// announced API.)
+func checkSubmission(sub *Submission, tenant identity.PrincipalID, doc *descriptor.Document) (bool, error) {
+	if sub == nil {
+		return false, nil
+	}
+	signed, created, err := sub.Proof.Verify(sub.Body)
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("the tenant's signed submission: %w", err)
+	case signed.Signer != tenant:
+		return true, fmt.Errorf("the submission is signed by %s, not by the tenant %s", signed.Signer, tenant)
+	case sub.Proof.Method != "POST" || sub.Proof.Path != "/v1/jobs":
+		return true, fmt.Errorf("the signed request is %s %s, not a job submission", sub.Proof.Method, sub.Proof.Path)
+	}
+	sent, err := descriptor.Parse("submission", sub.Body)
+	if err != nil || sent.Digest != doc.Digest {
+		return true, fmt.Errorf("the job forwarded is not the one the tenant signed for at %s", created.Format(time.RFC3339))
+	}
+	return true, nil
 }

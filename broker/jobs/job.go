@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/descriptor"
 )
 
@@ -84,9 +85,21 @@ type Job struct {
 	// bound in the offer's currency.
 	BudgetLeft *Money `json:"budgetLeft,omitempty"`
 
+	// Submission is the tenant's signed request that submitted the job,
+	// when it was signed (not sent with a token or from a console
+	// session): it travels with the job to the broker that runs it.
+	Submission *Submission `json:"submission,omitempty"`
+
 	// Version increases with every update; a store refuses an update made
 	// from a stale copy.
 	Version int64 `json:"version"`
+}
+
+// A Submission is a tenant's signed request to submit a job: the job
+// document as sent, and the signature's proof (spec/api/README.md).
+type Submission struct {
+	Body  []byte         `json:"body"`
+	Proof httpsig.Proof `json:"proof"`
 }
 
 // A Transition is a state the job entered, when, and why.

@@ -80,6 +80,9 @@ type Forward struct {
 	// attempts; the executing broker stops the placement before it spends
 	// more. Nil: no total budget in the offer's currency.
 	BudgetLeft *Money `json:"budgetLeft,omitempty"`
+	// Submission is the tenant's signed request, when the job came by
+	// one: the executing broker checks it.
+	Submission *Submission `json:"submission,omitempty"`
 }
 
 // A RemoteStatus is how a forwarded placement is doing.
@@ -276,7 +279,7 @@ func (r *Runner) forward(ctx context.Context, j *Job, a *Attempt) error {
 	}
 	f := Forward{
 		Placement: a.ID, Job: j.ID, Tenant: j.Tenant, Document: j.Document, Offer: a.Offer, OfferDigest: a.OfferDigest,
-		Reservation: a.Reservation, HomeRegion: j.HomeRegion, HomeFee: r.cfg.Fee.String(),
+		Reservation: a.Reservation, HomeRegion: j.HomeRegion, HomeFee: r.cfg.Fee.String(), Submission: j.Submission,
 	}
 	if f.BudgetLeft, err = r.budgetLeft(ctx, j, a); err != nil {
 		return err

@@ -53,6 +53,9 @@ type Config struct {
 	// Grace is how long an executing broker may be out of reach before
 	// its placement is deemed lost (default DefaultGrace).
 	Grace time.Duration
+	// RequireSigned refuses placements other brokers forward without the
+	// tenant's signed submission.
+	RequireSigned bool
 }
 
 // An Observer is told of timings, for metrics.
@@ -110,6 +113,10 @@ func (r *Runner) SetRemote(remote Remote) { r.cfg.Remote = remote }
 // its placement is deemed lost. Call it before Run.
 func (r *Runner) SetGrace(d time.Duration) { r.cfg.Grace = d }
 
+// RequireSigned makes the runner refuse forwarded placements that come
+// without the tenant's signed submission. Call it before Run.
+func (r *Runner) RequireSigned() { r.cfg.RequireSigned = true }
+
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 
 // ErrInvalid wraps a job document that cannot be accepted.
@@ -117,13 +124,19 @@ var ErrInvalid = errors.New("jobs: invalid job")
 
 // Submit accepts a job for a tenant. doc must be a valid Job document.
 func (r *Runner) Submit(ctx context.Context, tenant identity.PrincipalID, doc *descriptor.Document) (*Job, error) {
+	return r.SubmitSigned(ctx, tenant, doc, nil)
+}
+
+// SubmitSigned accepts a job with the tenant's signed request, which
+// travels with it to the broker that runs it.
+func (r *Runner) SubmitSigned(ctx context.Context, tenant identity.PrincipalID, doc *descriptor.Document, sub *Submission) (*Job, error) {
 	if doc.Job == nil {
 		return nil, fmt.Errorf("%w: a %s is not a job", ErrInvalid, doc.Kind)
 	}
 	now := r.now()
 	j := &Job{
 		ID: NewID(), Tenant: tenant.String(), Name: doc.Job.Metadata.Name, Digest: doc.Digest,
-		Document: doc.Canonical, HomeRegion: r.cfg.Region, CreatedAt: now,
+		Document: doc.Canonical, HomeRegion: r.cfg.Region, CreatedAt: now, Submission: sub,
 	}
 	j.to(Submitted, now, "")
 	if err := r.cfg.Store.Create(ctx, j); err != nil {

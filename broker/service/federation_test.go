@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/federation"
+	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/service"
 	"github.com/cinet/cinet/descriptor"
@@ -193,6 +195,10 @@ func TestCrossBrokerJob(t *testing.T) {
 	if placed.Home != HomeKey.ID().String() || placed.HomeJob != j.ID || pa.Record != at.Record || !pa.Delivered || len(pa.Envelope) == 0 {
 		t.Fatalf("b's placement: %+v", placed)
 	}
+	// The tenant's signed request came with it, and b checked it.
+	if placed.Submission == nil || !strings.Contains(placed.History[0].Detail, "the tenant's signed submission checked") {
+		t.Fatalf("b's placement lacks the checked submission: %+v", placed.History)
+	}
 	// Once at each broker: the same record again is a duplicate at both.
 	for name, e := range map[string]*env{"a": a, "b": b} {
 		out, err := e.svc.Settler.Ingest(ctx, [][]byte{pa.Envelope})
@@ -278,16 +284,24 @@ func TestCrossBrokerCancelAndStrangers(t *testing.T) {
 	if err := stranger.Cancel(ctx, exec, at.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("c cancelled a's placement: %v", err)
 	}
-	forward := func(placement, reservation, doc string) error {
+	forwardSigned := func(placement, reservation, doc string, sub *jobs.Submission) error {
 		d, err := descriptor.Parse("job.yaml", []byte(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return stranger.Forward(ctx, exec, jobs.Forward{
 			Placement: placement, Job: placement[:strings.LastIndex(placement, "-")], Tenant: tenantKey.ID().String(), Document: d.Canonical,
-			Offer: o.Name, OfferDigest: o.Digest, Reservation: reservation, HomeRegion: "eu-west-1", HomeFee: "0.01",
+			Offer: o.Name, OfferDigest: o.Digest, Reservation: reservation, HomeRegion: "eu-west-1", HomeFee: "0.01", Submission: sub,
 		})
 	}
+	forward := func(placement, reservation, doc string) error { return forwardSigned(placement, reservation, doc, nil) }
+	// signedBy is a submission of body signed by k for a broker at host.
+	signedBy := func(k *identity.Key, host, body string) *jobs.Submission {
+		r := httptest.NewRequest("POST", "http://"+host+"/v1/jobs", nil)
+		httpsig.Sign(r, []byte(body), k, time.Now(), time.Minute)
+		return &jobs.Submission{Body: []byte(body), Proof: *httpsig.ProofOf(r)}
+	}
+	cHost := strings.TrimPrefix(c.url, "http://")
 	fresh := jobs.NewID() + "-1"
 	if err := forward(fresh, at.Reservation, jobYAML("true")); !errors.Is(err, book.ErrNoReservation) {
 		t.Errorf("c confirmed a's lease: %v", err)
@@ -305,6 +319,20 @@ func TestCrossBrokerCancelAndStrangers(t *testing.T) {
 	}
 	if err := forward(fresh, lease.ID+"x", jobYAML("true")); !errors.Is(err, book.ErrNoReservation) {
 		t.Errorf("an unknown lease: %v", err)
+	}
+	// The tenant's signed submission is checked: its signer, its body, and
+	// that it was sent to the home broker.
+	for name, tc := range map[string]struct {
+		sub  *jobs.Submission
+		want string
+	}{
+		"signed by another":      {signedBy(otherTenant, cHost, jobYAML("true")), "not by the tenant"},
+		"for another job":        {signedBy(tenantKey, cHost, jobYAML("echo other")), "not the one the tenant signed"},
+		"sent to another broker": {signedBy(tenantKey, strings.TrimPrefix(a.url, "http://"), jobYAML("true")), "not for the home broker"},
+	} {
+		if err := forwardSigned(fresh, lease.ID, jobYAML("true"), tc.sub); !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("a submission %s: %v", name, err)
+		}
 	}
 	if got, err := b.svc.Jobs.Get(ctx, fresh); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("b keeps a refused placement: %+v %v", got, err)

@@ -107,6 +107,10 @@ type FederationConf struct {
 	// Grace is how long an executing broker may be out of reach before
 	// its placement is deemed lost (default 2m).
 	Grace string `yaml:"grace"`
+	// RequireSignedSubmissions refuses jobs other brokers forward without
+	// the tenant's signed request (those sent with a token or from a
+	// console session).
+	RequireSignedSubmissions bool `yaml:"requireSignedSubmissions"`
 }
 
 // A Principal is a caller the operator admits, with its role.
@@ -363,6 +367,9 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 	}
 	if grace > 0 {
 		s.Runner.SetGrace(grace)
+	}
+	if f.RequireSignedSubmissions {
+		s.Runner.RequireSigned()
 	}
 	apiURL := f.API
 	if apiURL == "" {
