@@ -98,7 +98,7 @@ type Job struct {
 // A Submission is a tenant's signed request to submit a job: the job
 // document as sent, and the signature's proof (spec/api/README.md).
 type Submission struct {
-	Body  []byte         `json:"body"`
+	Body  []byte        `json:"body"`
 	Proof httpsig.Proof `json:"proof"`
 }
 
