@@ -74,7 +74,11 @@ The configuration (YAML; relative paths from the file's directory):
     bootstrap: [/ip4/10.0.0.7/tcp/9421/p2p/12D3KooW…]
     members: [did:key:z6Mk…, …]  # the brokers admitted; or open: true, for tests only
     api: https://broker.example  # announced to peers; default the listen address
-    sync: 30s                    # how often a peer is asked for what gossip missed`,
+    sync: 30s                    # how often a peer is asked for what gossip missed
+    grace: 2m                    # how long an executing broker may be out of reach before its placement is lost
+    statementPeriod: 1h          # the period of the clearing statements exchanged with each broker traded with
+    statementDelay: 5m           # how long after a period's end its statement waits for late records
+    requireSignedSubmissions: false  # refuse forwarded jobs without the tenant's signed request`,
 		Example: `  cinet broker run --config /etc/cinet/broker.yaml`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
