@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -73,28 +72,11 @@ type ClearingResult struct {
 
 // serveStatement countersigns a statement its issuer sends, or says why not.
 func (n *Node) serveStatement(s network.Stream) {
-	asker, ok := n.member(s.Conn().RemotePeer())
-	if !ok {
-		s.Reset()
-		return
-	}
-	s.SetDeadline(time.Now().Add(statementsDeadline))
-	var req statementRequest
-	if err := readMsg(bufio.NewReader(s), &req, MaxStatement); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolStatements, "read").Inc()
-		s.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), statementsDeadline)
-	defer cancel()
-	resp := n.countersignFor(ctx, asker, req)
-	n.m.statements.WithLabelValues("served", orDefault(resp.Code, "countersigned")).Inc()
-	if err := writeMsg(s, resp, MaxStatement); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolStatements, "write").Inc()
-		s.Reset()
-		return
-	}
-	s.Close()
+	serveOne(n, s, ProtocolStatements, statementsDeadline, MaxStatement, func(ctx context.Context, asker identity.PrincipalID, req statementRequest) any {
+		resp := n.countersignFor(ctx, asker, req)
+		n.m.statements.WithLabelValues("served", orDefault(resp.Code, "countersigned")).Inc()
+		return resp
+	})
 }
 
 func (n *Node) countersignFor(ctx context.Context, asker identity.PrincipalID, req statementRequest) statementResponse {
@@ -145,17 +127,8 @@ func (n *Node) clearPeriod(ctx context.Context, other identity.PrincipalID, from
 		res.Result = "countersigned" // before
 		return res
 	}
-	cctx, cancel := context.WithTimeout(ctx, statementsDeadline)
-	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(cctx, "statements"), other.PeerID(), ProtocolStatements)
-	if err != nil {
-		res.Result, res.Detail = "unreachable", err.Error()
-		return res
-	}
 	var resp statementResponse
-	deadline, _ := cctx.Deadline()
-	if err := exchange(s, statementRequest{Statement: st.Envelope, Records: st.Records}, &resp, MaxStatement, deadline); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolStatements, "exchange").Inc()
+	if err := n.call(ctx, other, ProtocolStatements, statementsDeadline, MaxStatement, statementRequest{Statement: st.Envelope, Records: st.Records}, &resp); err != nil {
 		res.Result, res.Detail = "unreachable", err.Error()
 		return res
 	}

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -70,28 +69,11 @@ type execResponse struct {
 
 // serveExec answers a home broker about the placements it forwarded here.
 func (n *Node) serveExec(s network.Stream) {
-	home, ok := n.member(s.Conn().RemotePeer())
-	if !ok {
-		s.Reset()
-		return
-	}
-	s.SetDeadline(time.Now().Add(execDeadline))
-	var req execRequest
-	if err := readMsg(bufio.NewReader(s), &req, MaxExec); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolExec, "read").Inc()
-		s.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), execDeadline)
-	defer cancel()
-	resp := n.execFor(ctx, home, req)
-	n.m.exec.WithLabelValues(req.Op, orDefault(resp.Code, "ok")).Inc()
-	if err := writeMsg(s, resp, MaxExec); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolExec, "write").Inc()
-		s.Reset()
-		return
-	}
-	s.Close()
+	serveOne(n, s, ProtocolExec, execDeadline, MaxExec, func(ctx context.Context, home identity.PrincipalID, req execRequest) any {
+		resp := n.execFor(ctx, home, req)
+		n.m.exec.WithLabelValues(req.Op, orDefault(resp.Code, "ok")).Inc()
+		return resp
+	})
 }
 
 func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execRequest) execResponse {
@@ -151,17 +133,9 @@ func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execR
 
 // callExec sends one exec request to the executing broker.
 func (n *Node) callExec(ctx context.Context, exec identity.PrincipalID, req execRequest) (execResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, execDeadline)
-	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "exec"), exec.PeerID(), ProtocolExec)
-	if err != nil {
-		return execResponse{}, fmt.Errorf("federation: reaching broker %s: %w", exec, err)
-	}
 	var resp execResponse
-	deadline, _ := ctx.Deadline()
-	if err := exchange(s, req, &resp, MaxExec, deadline); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolExec, "exchange").Inc()
-		return execResponse{}, fmt.Errorf("federation: asking broker %s: %w", exec, err)
+	if err := n.call(ctx, exec, ProtocolExec, execDeadline, MaxExec, req, &resp); err != nil {
+		return execResponse{}, err
 	}
 	switch resp.Code {
 	case "":

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,26 +46,11 @@ type reserveResponse struct {
 // requests from any number of brokers never over-allocate. A reservation
 // is released only by the broker that holds it.
 func (n *Node) serveReserve(s network.Stream) {
-	asker, ok := n.member(s.Conn().RemotePeer())
-	if !ok {
-		s.Reset()
-		return
-	}
-	s.SetDeadline(time.Now().Add(reserveDeadline))
-	var req reserveRequest
-	if err := readMsg(bufio.NewReader(s), &req, MaxReserve); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolReserve, "read").Inc()
-		s.Reset()
-		return
-	}
-	resp := n.reserveFor(asker, req)
-	n.m.reservations.WithLabelValues(req.Op + ":" + orDefault(resp.Code, "ok")).Inc()
-	if err := writeMsg(s, resp, MaxReserve); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolReserve, "write").Inc()
-		s.Reset()
-		return
-	}
-	s.Close()
+	serveOne(n, s, ProtocolReserve, reserveDeadline, MaxReserve, func(_ context.Context, asker identity.PrincipalID, req reserveRequest) any {
+		resp := n.reserveFor(asker, req)
+		n.m.reservations.WithLabelValues(req.Op + ":" + orDefault(resp.Code, "ok")).Inc()
+		return resp
+	})
 }
 
 func orDefault(s, d string) string {
@@ -144,17 +128,9 @@ func (n *Node) Release(ctx context.Context, owner identity.PrincipalID, id strin
 }
 
 func (n *Node) callReserve(ctx context.Context, owner identity.PrincipalID, req reserveRequest) (reserveResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, reserveDeadline)
-	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "reserve"), owner.PeerID(), ProtocolReserve)
-	if err != nil {
-		return reserveResponse{}, fmt.Errorf("federation: reaching broker %s: %w", owner, err)
-	}
 	var resp reserveResponse
-	deadline, _ := ctx.Deadline()
-	if err := exchange(s, req, &resp, MaxReserve, deadline); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolReserve, "exchange").Inc()
-		return reserveResponse{}, fmt.Errorf("federation: asking broker %s: %w", owner, err)
+	if err := n.call(ctx, owner, ProtocolReserve, reserveDeadline, MaxReserve, req, &resp); err != nil {
+		return reserveResponse{}, err
 	}
 	switch resp.Code {
 	case "":

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/cinet/cinet/identity"
 )
 
 // ErrTooLarge is a message over its protocol's size bound.
@@ -73,5 +77,51 @@ func exchange(s network.Stream, req, resp any, limit int, deadline time.Time) er
 	// has torn it down first, the error it gives ("close called for
 	// canceled stream") says nothing about the answer.
 	s.Close()
+	return nil
+}
+
+// serveOne answers one request on a stream of a request/response
+// protocol: the peer must be a member, the request must arrive within the
+// deadline and the size bound, and the answer handle gives goes back
+// before the stream closes. Whatever fails is counted and resets the
+// stream.
+func serveOne[Req any](n *Node, s network.Stream, proto string, deadline time.Duration, limit int,
+	handle func(ctx context.Context, asker identity.PrincipalID, req Req) any) {
+	asker, ok := n.member(s.Conn().RemotePeer())
+	if !ok {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Now().Add(deadline))
+	var req Req
+	if err := readMsg(bufio.NewReader(s), &req, limit); err != nil {
+		n.m.streamErrors.WithLabelValues(proto, "read").Inc()
+		s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if err := writeMsg(s, handle(ctx, asker, req), limit); err != nil {
+		n.m.streamErrors.WithLabelValues(proto, "write").Inc()
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// call sends one request to a member over a request/response protocol
+// and reads its answer into resp, within the deadline.
+func (n *Node) call(ctx context.Context, to identity.PrincipalID, proto string, deadline time.Duration, limit int, req, resp any) error {
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, proto), to.PeerID(), protocol.ID(proto))
+	if err != nil {
+		return fmt.Errorf("federation: reaching broker %s: %w", to, err)
+	}
+	end, _ := ctx.Deadline()
+	if err := exchange(s, req, resp, limit, end); err != nil {
+		n.m.streamErrors.WithLabelValues(proto, "exchange").Inc()
+		return fmt.Errorf("federation: asking broker %s: %w", to, err)
+	}
 	return nil
 }

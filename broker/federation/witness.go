@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -366,17 +365,9 @@ func (n *Node) cosign(ctx context.Context, author identity.PrincipalID, c *audit
 }
 
 func (n *Node) callWitness(ctx context.Context, to identity.PrincipalID, req witnessRequest) (witnessResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, witnessDeadline)
-	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "witness"), to.PeerID(), ProtocolWitness)
-	if err != nil {
-		return witnessResponse{}, fmt.Errorf("federation: reaching broker %s: %w", to, err)
-	}
 	var resp witnessResponse
-	deadline, _ := ctx.Deadline()
-	if err := exchange(s, req, &resp, MaxWitness, deadline); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolWitness, "exchange").Inc()
-		return witnessResponse{}, fmt.Errorf("federation: asking broker %s: %w", to, err)
+	if err := n.call(ctx, to, ProtocolWitness, witnessDeadline, MaxWitness, req, &resp); err != nil {
+		return witnessResponse{}, err
 	}
 	if resp.Code != "" {
 		return resp, fmt.Errorf("federation: broker %s: %s", to, resp.Error)
@@ -387,42 +378,25 @@ func (n *Node) callWitness(ctx context.Context, to identity.PrincipalID, req wit
 // serveWitness answers a witness: a consistency proof of this broker's
 // log, or the witness's cosignature of one of its checkpoints.
 func (n *Node) serveWitness(s network.Stream) {
-	asker, ok := n.member(s.Conn().RemotePeer())
-	if !ok || n.cfg.AuditLog == nil {
-		s.Reset()
-		return
-	}
-	s.SetDeadline(time.Now().Add(witnessDeadline))
-	var req witnessRequest
-	if err := readMsg(bufio.NewReader(s), &req, MaxWitness); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolWitness, "read").Inc()
-		s.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), witnessDeadline)
-	defer cancel()
-	var resp witnessResponse
-	switch req.Op {
-	case "consistency":
-		p, err := n.cfg.AuditLog.ProveConsistency(ctx, req.Old, req.New)
-		if err != nil {
-			resp = witnessResponse{Code: "refused", Error: err.Error()}
-		} else {
-			resp.Proof = p
+	serveOne(n, s, ProtocolWitness, witnessDeadline, MaxWitness, func(ctx context.Context, asker identity.PrincipalID, req witnessRequest) any {
+		if n.cfg.AuditLog == nil {
+			return witnessResponse{Code: "refused", Error: "this broker keeps no audit log"}
 		}
-	case "cosign":
-		if err := n.keepCosignature(asker, req.Note); err != nil {
-			resp = witnessResponse{Code: "refused", Error: err.Error()}
+		switch req.Op {
+		case "consistency":
+			p, err := n.cfg.AuditLog.ProveConsistency(ctx, req.Old, req.New)
+			if err != nil {
+				return witnessResponse{Code: "refused", Error: err.Error()}
+			}
+			return witnessResponse{Proof: p}
+		case "cosign":
+			if err := n.keepCosignature(asker, req.Note); err != nil {
+				return witnessResponse{Code: "refused", Error: err.Error()}
+			}
+			return witnessResponse{}
 		}
-	default:
-		resp = witnessResponse{Code: "refused", Error: fmt.Sprintf("unknown operation %q", req.Op)}
-	}
-	if err := writeMsg(s, resp, MaxWitness); err != nil {
-		n.m.streamErrors.WithLabelValues(ProtocolWitness, "write").Inc()
-		s.Reset()
-		return
-	}
-	s.Close()
+		return witnessResponse{Code: "refused", Error: fmt.Sprintf("unknown operation %q", req.Op)}
+	})
 }
 
 // keepCosignature checks a witness's cosignature of one of this broker's

@@ -289,25 +289,9 @@ func (r *Runner) settleRemote(ctx context.Context, j *Job, i int) error {
 			detail = "usage record refused: " + reason
 			r.cfg.Log.Error("a forwarded placement's usage record is not its own", "job", j.ID, "attempt", a.ID, "broker", a.Broker, "reason", reason)
 		} else if r.cfg.Settler != nil {
-			out, err := r.cfg.Settler.Ingest(ctx, [][]byte{d.Envelope})
-			if err != nil {
+			rec, _ := decodeRecord(d.Envelope)
+			if recordID, charge, detail, err = r.ingest(ctx, j, a, d.Envelope, rec.PeriodEnd); err != nil {
 				return err
-			}
-			o := out[0]
-			switch o.Status {
-			case settlement.Accepted:
-				if r.cfg.Observe != nil {
-					r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
-				}
-				charge = &Money{o.Transaction.TenantCharge(), o.Transaction.Currency}
-			case settlement.Duplicate:
-				rec, _ := decodeRecord(d.Envelope)
-				if charge, err = r.chargeOf(ctx, j, o.Record, rec.PeriodEnd); err != nil {
-					return err
-				}
-			case settlement.Refused:
-				detail = fmt.Sprintf("usage record refused: %s: %s", o.Reason, o.Detail)
-				r.cfg.Log.Error("usage record refused", "job", j.ID, "attempt", a.ID, "reason", o.Reason, "detail", o.Detail)
 			}
 		}
 	}

@@ -1036,26 +1036,8 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 		if j.Home != "" {
 			envelope = env.Encode() // for delivery to the home broker
 		}
-		out, err := r.cfg.Settler.Ingest(ctx, [][]byte{env.Encode()})
-		if err != nil {
+		if recordID, charge, detail, err = r.ingest(ctx, j, a, env.Encode(), rec.PeriodEnd); err != nil {
 			return err
-		}
-		o := out[0]
-		recordID = string(o.Record)
-		switch o.Status {
-		case settlement.Accepted:
-			if r.cfg.Observe != nil {
-				r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
-			}
-			charge = &Money{o.Transaction.TenantCharge(), o.Transaction.Currency}
-		case settlement.Duplicate:
-			charge, err = r.chargeOf(ctx, j, o.Record, rec.PeriodEnd)
-			if err != nil {
-				return err
-			}
-		case settlement.Refused:
-			detail = fmt.Sprintf("usage record refused: %s: %s", o.Reason, o.Detail)
-			r.cfg.Log.Error("usage record refused", "job", j.ID, "attempt", a.ID, "reason", o.Reason, "detail", o.Detail)
 		}
 	}
 	return r.update(ctx, j, func(j *Job) {
@@ -1065,6 +1047,29 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 			a.Detail = joinDetail(a.Detail, detail)
 		}
 	})
+}
+
+// ingest settles one signed usage record of an attempt: it returns the
+// record's ID and what the tenant was charged, or why it was refused.
+// end is the record's period end.
+func (r *Runner) ingest(ctx context.Context, j *Job, a *Attempt, envelope []byte, end time.Time) (string, *Money, string, error) {
+	out, err := r.cfg.Settler.Ingest(ctx, [][]byte{envelope})
+	if err != nil {
+		return "", nil, "", err
+	}
+	o := out[0]
+	switch o.Status {
+	case settlement.Accepted:
+		if r.cfg.Observe != nil {
+			r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
+		}
+		return string(o.Record), &Money{o.Transaction.TenantCharge(), o.Transaction.Currency}, "", nil
+	case settlement.Duplicate:
+		charge, err := r.chargeOf(ctx, j, o.Record, end)
+		return string(o.Record), charge, "", err
+	}
+	r.cfg.Log.Error("usage record refused", "job", j.ID, "attempt", a.ID, "reason", o.Reason, "detail", o.Detail)
+	return string(o.Record), nil, fmt.Sprintf("usage record refused: %s: %s", o.Reason, o.Detail), nil
 }
 
 // chargeOf reads what a record already posted charged the tenant; end is
