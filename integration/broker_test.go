@@ -20,6 +20,7 @@ import (
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement"
 	. "github.com/cinet/cinet/settlement/settlementtest"
 	"github.com/cinet/cinet/settlement/storetest"
 )
@@ -366,4 +367,25 @@ func endToEnd(t *testing.T, store string) {
 	if u == nil || u.End.Sub(u.Start) > 10*time.Second || u.End.Sub(u.Start) < 400*time.Millisecond || done.Cost == nil {
 		t.Fatalf("billed usage of the cancelled job: %+v, cost %+v", u, done.Cost)
 	}
+}
+
+// tenantRecords counts, per usage record, the transactions in the tenant's
+// statement of this month at the broker: each must be 1.
+func (b *brokerProc) tenantRecords() (map[settlement.RecordID]int, int) {
+	b.t.Helper()
+	st, err := b.client("regulator").Statement(context.Background(), "tenant/"+tenantKey.ID().String(), time.Now().UTC().Format("2006-01"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var s struct {
+		Transactions []struct{ Record settlement.RecordID } `json:"transactions"`
+	}
+	if err := jsonUnmarshal(st, &s); err != nil {
+		b.t.Fatal(err)
+	}
+	seen := map[settlement.RecordID]int{}
+	for _, tx := range s.Transactions {
+		seen[tx.Record]++
+	}
+	return seen, len(s.Transactions)
 }

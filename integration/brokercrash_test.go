@@ -12,7 +12,6 @@ import (
 
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/descriptor"
-	"github.com/cinet/cinet/settlement"
 )
 
 // TestBrokerSurvivesSIGKILL kills the broker with SIGKILL, several times,
@@ -91,24 +90,13 @@ func brokerSurvivesSIGKILL(t *testing.T, store string) {
 	if err != nil || len(bal.Balances) != 1 || bal.Balances[0].Amount != -cost {
 		t.Fatalf("tenant balance %+v %v; the jobs cost %s", bal, err, cost.Decimal())
 	}
-	st, err := regulator.Statement(ctx, "tenant/"+tenantKey.ID().String(), time.Now().UTC().Format("2006-01"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s struct {
-		Transactions []struct{ Record settlement.RecordID } `json:"transactions"`
-	}
-	if err := jsonUnmarshal(st, &s); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[settlement.RecordID]bool{}
-	for _, tx := range s.Transactions {
-		if seen[tx.Record] {
-			t.Fatalf("record %s billed twice", tx.Record)
+	seen, n := b.tenantRecords()
+	for rec, count := range seen {
+		if count != 1 {
+			t.Fatalf("record %s billed %d times", rec, count)
 		}
-		seen[tx.Record] = true
 	}
-	if len(s.Transactions) != attempts {
-		t.Fatalf("%d transactions for %d billed attempts", len(s.Transactions), attempts)
+	if n != attempts {
+		t.Fatalf("%d transactions for %d billed attempts", n, attempts)
 	}
 }

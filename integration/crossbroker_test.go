@@ -121,22 +121,9 @@ func TestCrossBrokerProcesses(t *testing.T) {
 	if err != nil || len(bal.Balances) != 1 || bal.Balances[0].Amount != -cost {
 		t.Fatalf("tenant balance at a %+v %v; the jobs cost %s", bal, err, cost.Decimal())
 	}
-	st, err := regulatorA.Statement(ctx, "tenant/"+tenantKey.ID().String(), time.Now().UTC().Format("2006-01"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s struct {
-		Transactions []struct{ Record settlement.RecordID } `json:"transactions"`
-	}
-	if err := jsonUnmarshal(st, &s); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[settlement.RecordID]int{}
-	for _, tx := range s.Transactions {
-		seen[tx.Record]++
-	}
-	if len(seen) != 3 || len(s.Transactions) != 3 {
-		t.Fatalf("the tenant's statement at a: %+v; the records: %v", s.Transactions, records)
+	seen, n := a.tenantRecords()
+	if len(seen) != 3 || n != 3 {
+		t.Fatalf("the tenant's statement at a: %v; the records: %v", seen, records)
 	}
 	for rec := range records {
 		if seen[settlement.RecordID(rec)] != 1 {

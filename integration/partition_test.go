@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	. "github.com/cinet/cinet/settlement/settlementtest"
 
@@ -147,24 +146,9 @@ func TestPartition(t *testing.T) {
 	// Once at each end: the record in the tenant's statement at A once,
 	// and the clearing accounts of A and B mirror each other.
 	ctx := context.Background()
-	st, err := a.client("regulator").Statement(ctx, "tenant/"+tenantKey.ID().String(), time.Now().UTC().Format("2006-01"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s struct {
-		Transactions []struct{ Record settlement.RecordID } `json:"transactions"`
-	}
-	if err := jsonUnmarshal(st, &s); err != nil {
-		t.Fatal(err)
-	}
-	seen := 0
-	for _, tx := range s.Transactions {
-		if string(tx.Record) == j.Attempts[0].Record {
-			seen++
-		}
-	}
-	if seen != 1 || len(s.Transactions) != 2 {
-		t.Fatalf("the record is in the tenant's statement %d times, among %d: %+v", seen, len(s.Transactions), s.Transactions)
+	seen, n := a.tenantRecords()
+	if seen[settlement.RecordID(j.Attempts[0].Record)] != 1 || n != 2 {
+		t.Fatalf("the record is in the tenant's statement %d times, among %d: %v", seen[settlement.RecordID(j.Attempts[0].Record)], n, seen)
 	}
 	atA, err := a.client("regulator").Balances(ctx, "clearing/"+kB.ID().String())
 	if err != nil {
