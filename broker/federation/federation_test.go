@@ -19,6 +19,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/offers"
@@ -245,6 +246,24 @@ func TestOffersPropagateAndWithdraw(t *testing.T) {
 	eventually(t, "c drops the withdrawn offer", func() bool { _, ok := c.book.Get(name); return !ok })
 	// Announcements: every broker knows every member's.
 	eventually(t, "c knows all three brokers", func() bool { return len(c.Brokers()) == 3 })
+	// A new announcement crosses two hops, and c measures how long it took.
+	samples := func() (uint64, float64) {
+		var m dto.Metric
+		if err := c.m.propagation.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	}
+	before, beforeSum := samples()
+	sent := time.Now()
+	if err := a.announce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c measures the announcement's propagation", func() bool { n, _ := samples(); return n > before })
+	took := time.Since(sent).Seconds()
+	if n, sum := samples(); (sum-beforeSum)/float64(n-before) > took {
+		t.Fatalf("propagation measured at %.3fs, longer than the %.3fs it can have taken", (sum-beforeSum)/float64(n-before), took)
+	}
 }
 
 func TestAntiEntropyOnJoin(t *testing.T) {

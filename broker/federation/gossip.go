@@ -268,6 +268,9 @@ func (n *Node) consume(ctx context.Context, sub *pubsub.Subscription) {
 				n.cfg.Log.Warn("applying a withdrawal", "offer", v.Name, "err", err)
 			}
 		case *Announcement:
+			// An announcement's sequence is when it was signed: how long
+			// it took to arrive is how long gossip takes (clocks agreeing).
+			n.m.propagation.Observe(max(0, n.cfg.Now().Sub(time.UnixMilli(int64(v.Sequence))).Seconds()))
 			n.remember(v)
 		case witnessed:
 			select {

@@ -17,6 +17,7 @@ type metrics struct {
 	statements    *prometheus.CounterVec // clearing statements issued and served, by result
 	equivocations prometheus.Counter
 	reconnects    prometheus.Counter
+	propagation   prometheus.Histogram
 	cosigned      prometheus.Counter
 }
 
@@ -41,13 +42,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Clearing statements this broker issued (side=issued) and was sent (side=served), by result."}, []string{"side", "result"}),
 		equivocations: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_equivocations_total",
 			Help: "Pairs of inconsistent checkpoints a member signed, as this broker found them."}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cinet_federation_propagation_seconds",
+			Help:    "Time from a broker announcement's signing to its arrival by gossip here: gossip's propagation delay, measured on announcements, whose sequence is their signing time.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_reconnects_total",
 			Help: "Connections to members closed because their gossip was not heard (they are dialed again)."}),
 		cosigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "cinet_federation_cosignatures_total",
 			Help: "Checkpoints of other members' logs this broker cosigned and handed back."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements, m.equivocations, m.cosigned, m.reconnects)
+		reg.MustRegister(m.peers, m.gossip, m.refused, m.streamErrors, m.synced, m.reservations, m.dropped, m.exec, m.statements, m.equivocations, m.cosigned, m.reconnects, m.propagation)
 	}
 	return m
 }
