@@ -100,10 +100,18 @@ type witnessed struct {
 	c      *auditlog.Checkpoint
 }
 
-// witnessFile is what a witness keeps across restarts.
+// witnessFile is what a node keeps across restarts: as a witness, the
+// checkpoints it saw and the equivocations it found; as a log, the
+// newest of its checkpoints that witnesses cosigned, with their lines.
 type witnessFile struct {
 	Seen          map[string][]byte `json:"seen"`
 	Equivocations []Equivocation    `json:"equivocations"`
+	Cosigned      *keptCosigned     `json:"cosigned,omitempty"`
+}
+
+type keptCosigned struct {
+	Note  []byte            `json:"note"`  // the checkpoint as the log signed it
+	Lines map[string]string `json:"lines"` // each witness's cosignature line, by its DID
 }
 
 func (n *Node) loadWitness() {
@@ -132,6 +140,16 @@ func (n *Node) loadWitness() {
 		}
 	}
 	n.w.equivocations = f.Equivocations
+	if k := f.Cosigned; k != nil {
+		if c, err := openCheckpointOf(n.self, k.Note); err == nil {
+			n.w.notes[c.Size], n.w.cosigned[c.Size] = c.Note, map[identity.PrincipalID]string{}
+			for did, line := range k.Lines {
+				if id, err := identity.ParsePrincipalID(did); err == nil {
+					n.w.cosigned[c.Size][id] = line
+				}
+			}
+		}
+	}
 }
 
 // saveWitness keeps the witness's state; the caller holds n.mu.
@@ -142,6 +160,12 @@ func (n *Node) saveWitness() {
 	f := witnessFile{Seen: map[string][]byte{}, Equivocations: n.w.equivocations}
 	for id, c := range n.w.seen {
 		f.Seen[id.String()] = c.Note
+	}
+	if best := n.newestCosigned(); best >= 0 {
+		f.Cosigned = &keptCosigned{Note: n.w.notes[best], Lines: map[string]string{}}
+		for id, line := range n.w.cosigned[best] {
+			f.Cosigned.Lines[id.String()] = line
+		}
 	}
 	data, err := json.Marshal(f)
 	if err == nil {
@@ -440,7 +464,18 @@ func (n *Node) keepCosignature(witness identity.PrincipalID, signed []byte) erro
 	}
 	n.w.cosigned[c.Size][witness] = line
 	n.w.notes[c.Size] = c.Note
+	n.saveWitness()
 	return nil
+}
+
+// newestCosigned is the largest size of this broker's checkpoints that
+// witnesses cosigned, or -1; the caller holds n.mu.
+func (n *Node) newestCosigned() int64 {
+	var best int64 = -1
+	for size := range n.w.cosigned {
+		best = max(best, size)
+	}
+	return best
 }
 
 // Witnessed returns the newest checkpoint of this broker's log that
@@ -449,10 +484,7 @@ func (n *Node) keepCosignature(witness identity.PrincipalID, signed []byte) erro
 func (n *Node) Witnessed() []byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var best int64 = -1
-	for size := range n.w.cosigned {
-		best = max(best, size)
-	}
+	best := n.newestCosigned()
 	if best < 0 {
 		return nil
 	}

@@ -45,7 +45,8 @@ func cosignedBy(t *testing.T, signed []byte, log identity.PrincipalID, witnesses
 // consistent with what it saw, and the log's broker serves them with every
 // cosignature.
 func TestWitnessing(t *testing.T) {
-	a, b, c := start(t, keyA, members), start(t, keyB, members), start(t, keyC, members)
+	dir := t.TempDir()
+	a, b, c := startWith(t, keyA, members, startOptions{dir: dir}), start(t, keyB, members), start(t, keyC, members)
 	connect(t, a, b)
 	connect(t, b, c)
 	ctx := context.Background()
@@ -84,6 +85,12 @@ func TestWitnessing(t *testing.T) {
 	})
 	if len(a.Equivocations())+len(b.Equivocations())+len(c.Equivocations()) != 0 {
 		t.Fatalf("equivocations reported of honest logs: %+v %+v %+v", a.Equivocations(), b.Equivocations(), c.Equivocations())
+	}
+	// Restarted, a still serves its witnessed checkpoint.
+	a.stop()
+	a = startWith(t, keyA, members, startOptions{dir: dir})
+	if size, ok := cosignedBy(t, a.Witnessed(), keyA.ID(), keyB.ID(), keyC.ID()); !ok || size != second.Size {
+		t.Fatalf("after a restart: size %d, cosigned by both %v", size, ok)
 	}
 }
 
