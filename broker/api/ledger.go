@@ -370,12 +370,35 @@ type ProofView struct {
 }
 
 func (s *Server) proof(w http.ResponseWriter, r *http.Request, c *Caller) {
-	id := settlement.RecordID(r.URL.Query().Get("record"))
-	if id == "" {
-		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "record is required")
+	q := r.URL.Query()
+	id := settlement.RecordID(q.Get("record"))
+	if (id == "") == (q.Get("index") == "") {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "give record (a usage record's ID) or index (a log entry's, for regulators and operators)")
 		return
 	}
-	p, err := s.cfg.Settler.Prove(r.Context(), id)
+	var p *settlement.Proof
+	var err error
+	if v := q.Get("index"); v != "" {
+		// Any entry by its place in the log: statements, refusals and
+		// all. Tenants and providers prove their own records by ID.
+		if c.Role != Regulator && c.Role != Operator {
+			problem(w, http.StatusForbidden, "forbidden", "Forbidden", "proofs by index are for regulators and operators")
+			return
+		}
+		index, perr := strconv.ParseInt(v, 10, 64)
+		size, serr := s.cfg.Settler.LogSize(r.Context())
+		if serr != nil {
+			s.internal(w, r, serr)
+			return
+		}
+		if perr != nil || index < 0 || index >= size {
+			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("index: want 0 to %d", size-1))
+			return
+		}
+		p, err = s.cfg.Settler.ProveIndex(r.Context(), "", index)
+	} else {
+		p, err = s.cfg.Settler.Prove(r.Context(), id)
+	}
 	if errors.Is(err, settlement.ErrNotFound) {
 		problem(w, http.StatusNotFound, "record-not-found", "Not Found", "no record "+string(id))
 		return

@@ -378,6 +378,19 @@ func TestJobThroughTheAPI(t *testing.T) {
 		t.Fatalf("proof: %d %s", status, body)
 	}
 	sc.check(t, "/v1/audit/proof", "GET", 200, "application/json", body)
+	// Any log entry by its index, for regulators and operators alone.
+	if status, _, body := e.raw(regulatorKey, "GET", "/v1/audit/proof?index=0", nil); status != 200 || !strings.Contains(string(body), `"proof"`) {
+		t.Fatalf("proof by index: %d %s", status, body)
+	}
+	for _, tc := range []struct {
+		k     *identity.Key
+		query string
+		want  int
+	}{{tenantKey, "index=0", 403}, {regulatorKey, "index=99999999", 400}, {regulatorKey, "index=0&record=x", 400}, {regulatorKey, "", 400}} {
+		if status, _, body := e.raw(tc.k, "GET", "/v1/audit/proof?"+tc.query, nil); status != tc.want {
+			t.Errorf("proof?%s: %d %s, want %d", tc.query, status, body, tc.want)
+		}
+	}
 	csv, err := tenant.Export(ctx, "", month)
 	if err != nil || !bytes.HasPrefix(csv, []byte("BilledCost,")) || bytes.Count(csv, []byte("\n")) < 2 {
 		t.Fatalf("export: %v\n%s", err, csv)

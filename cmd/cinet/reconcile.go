@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,6 +47,7 @@ type reconciledPair struct {
 	Statements int    `json:"statements"` // countersigned statements found on both sides
 	Records    int64  `json:"records"`    // the records they cover
 	Open       int    `json:"open"`       // issued, not countersigned, not superseded
+	Logged     int    `json:"logged"`     // statements proven to be in the log of the side that keeps them
 }
 
 func newReconcileCmd() *cobra.Command {
@@ -360,6 +363,21 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 				problem("%s: its signed payload names %s → %s", name, st.Issuer, st.Counterparty)
 			}
 		}
+		for _, side := range []struct {
+			c    *client.Client
+			id   identity.PrincipalID
+			view api.ClearingView
+			kept bool
+		}{{ca, a, x, inA}, {cb, b, y, inB}} {
+			if !side.kept {
+				continue
+			}
+			if err := provenInLog(ctx, side.c, side.id, side.view); err != nil {
+				problem("%s: %v", name, err)
+			} else {
+				p.Logged++
+			}
+		}
 		counterA, counterB := inA && x.Countersignature != nil, inB && y.Countersignature != nil
 		switch {
 		case counterA && counterB:
@@ -382,4 +400,29 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 		}
 	}
 	return p, problems, nil
+}
+
+// provenInLog checks that a broker's audit log holds, at the index it
+// gives, the statement it keeps: an inclusion proof against a checkpoint
+// signed by the broker's key, of an entry whose statement is this one.
+func provenInLog(ctx context.Context, c *client.Client, broker identity.PrincipalID, v api.ClearingView) error {
+	var pv api.ProofView
+	if err := c.JSON(ctx, "GET", "/v1/audit/proof?index="+strconv.FormatInt(v.LogIndex, 10), nil, "", &pv); err != nil {
+		return fmt.Errorf("asking %s for the log entry at %d: %w", broker, v.LogIndex, err)
+	}
+	vkey, err := broker.VerifierKey(settlement.LogOrigin(broker))
+	if err != nil {
+		return err
+	}
+	if _, _, err := auditlog.VerifyReceipt([]byte(pv.Proof), pv.Entry, vkey, nil); err != nil {
+		return fmt.Errorf("the log entry %d of %s: %w", v.LogIndex, broker, err)
+	}
+	var entry struct {
+		Statement json.RawMessage `json:"statement"`
+	}
+	var inLog, kept any
+	if json.Unmarshal(pv.Entry, &entry) != nil || json.Unmarshal(entry.Statement, &inLog) != nil || json.Unmarshal(v.Statement, &kept) != nil || !reflect.DeepEqual(inLog, kept) {
+		return fmt.Errorf("the log entry %d of %s is not this statement", v.LogIndex, broker)
+	}
+	return nil
 }

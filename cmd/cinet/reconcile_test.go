@@ -118,7 +118,8 @@ func TestReconcile(t *testing.T) {
 	waitFor("the two brokers reconcile", func() bool {
 		code, rec, _ := run()
 		last = rec
-		return code == 0 && len(rec.Pairs) == 1 && rec.Pairs[0].Statements >= 2 && rec.Pairs[0].Records >= 2
+		return code == 0 && len(rec.Pairs) == 1 && rec.Pairs[0].Statements >= 2 && rec.Pairs[0].Records >= 2 &&
+			rec.Pairs[0].Logged >= 2*rec.Pairs[0].Statements // each statement proven in both logs
 	})
 	for _, br := range last.Brokers {
 		if br.Witnessed < 0 || len(br.WitnessedBy) != 1 {
