@@ -19,6 +19,7 @@ import (
 
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
+	. "github.com/cinet/cinet/settlement/settlementtest"
 )
 
 // screenshotDir is where the browser tests leave the console's views, at
@@ -429,4 +430,50 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Poll(`!document.querySelector("main tbody").textContent.includes("console-pool")`, nil)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestConsoleFederation: a regulator at the home broker of a job that ran
+// on another broker sees both brokers, the peer, and the clearing
+// statements countersigned with it; a broker alone says so.
+func TestConsoleFederation(t *testing.T) {
+	ctx := newBrowser(t)
+	members := []identity.PrincipalID{HomeKey.ID(), ExecKey.ID()}
+	a := federated(t, HomeKey, providerKey, "cn-north-1", members)
+	b := federated(t, ExecKey, Key(8), "cn-east-1", members, a.svc.Federation.Addrs()[0])
+	bg := context.Background()
+	if _, err := b.as(Key(8)).RegisterOffer(bg, signedOfferOwnedBy(t, Key(8), "remote-cpu", 2, ExecKey.ID())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's book holds b's offer", func() bool { return a.svc.Book.Len() == 1 })
+	j, err := a.as(tenantKey).SubmitJob(bg, []byte(jobYAML("true")), "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitSettled(a.as(tenantKey), j.ID)
+	waitFor(t, "a's statement toward b is countersigned", func() bool {
+		for _, c := range a.svc.Federation.Clearings() {
+			if c.Result == "countersigned" {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "a holds b's announcement", func() bool { return len(a.svc.Federation.Brokers()) == 2 })
+
+	a.signInAs(t, ctx, regulatorKey, "Books")
+	if err := chromedp.Run(ctx, chromedp.Navigate(a.url+"/ui/#/federation")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main", "countersigned")
+	for _, want := range []string{"cn-east-1", ExecKey.ID().String(), "admits the 2 members", "None: every checkpoint"} {
+		waitText(t, ctx, "main", want)
+	}
+	shoot(t, ctx, "regulator-federation")
+
+	alone := start(t)
+	alone.signInAs(t, ctx, operatorKey, "Jobs")
+	if err := chromedp.Run(ctx, chromedp.Navigate(alone.url+"/ui/#/federation")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main", "This broker runs alone")
 }

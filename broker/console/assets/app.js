@@ -68,8 +68,8 @@ function show(title, ...content) {
 const views = {
   tenant: [["jobs", "Jobs"], ["submit", "Submit a job"], ["balance", "Balance"], ["statement", "Statement"], ["offers", "Offers"], ["verify", "Verify"]],
   provider: [["offers", "Offers"], ["balance", "Earnings"], ["statement", "Statement"], ["verify", "Verify"]],
-  regulator: [["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"]],
-  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"], ["operate", "Operate"]],
+  regulator: [["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"], ["federation", "Federation"]],
+  operator: [["jobs", "Jobs"], ["offers", "Offers"], ["balance", "Books"], ["statement", "Statements"], ["audit", "Audit log"], ["verify", "Verify"], ["federation", "Federation"], ["operate", "Operate"]],
 };
 
 function renderChrome(current) {
@@ -505,6 +505,43 @@ async function verifyView(record) {
   if (record) await fetchIt();
 }
 
+// federationView shows this broker's place in the federation: the brokers
+// it knows, its peers, how its clearing statements went, and any member
+// seen signing two inconsistent checkpoints of its log.
+async function federationView() {
+  let f;
+  try { f = await api("GET", "/v1/federation"); } catch (err) {
+    show("Federation", err.status === 404 ? el("p", {}, "This broker runs alone: it is in no federation.") : problemView(err));
+    return;
+  }
+  const regionOf = Object.fromEntries(f.brokers.map((b) => [b.broker, b.region]));
+  const who = (did) => el("span", {}, regionOf[did] ? `${regionOf[did]} ` : "", el("code", {}, did));
+  const table = (caption, heads, rows, none) => rows.length
+    ? el("div", { class: "scroll" }, el("table", {}, el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c)))))))
+    : el("p", {}, none);
+  const differs = (c) => [c.detail || "",
+    c.onlyHere && c.onlyHere.length ? ` Only here: ${c.onlyHere.join(", ")}.` : "",
+    c.onlyThere && c.onlyThere.length ? ` Only there: ${c.onlyThere.join(", ")}.` : ""].join("") || "–";
+  show("Federation",
+    el("p", {}, "This broker is ", who(f.broker), f.open ? "; it admits any broker (open mode, for tests only)."
+      : `; it admits the ${(f.members || []).length} members its operator lists.`),
+    el("h2", {}, "Brokers"),
+    table("The brokers whose signed announcements this broker holds", ["Region", "Broker", "API", "Fee"],
+      f.brokers.map((b) => [b.region, el("code", {}, b.broker), b.api || "–", b.fee || "–"]), "No broker has announced itself yet."),
+    table("Peers connected now", ["Broker", "In the offers mesh"],
+      f.peers.map((p) => [who(p.broker), p.meshed ? "yes" : "not yet"]), "No peer is connected."),
+    el("h2", {}, "Clearing statements"),
+    table("This broker's latest statements, newest first", ["Counterparty", "Period", "Result", "Detail"],
+      f.clearing.slice().reverse().map((c) => [who(c.counterparty), `${when(c.periodStart)} to ${when(c.periodEnd)}`, el("span", { class: "nowrap" }, c.result), differs(c)]),
+      "No statement yet: statements are issued for periods in which this broker traded with another."),
+    el("h2", {}, "Equivocations"),
+    table("Members seen signing two inconsistent checkpoints of their logs", ["Broker", "What", "Seen"],
+      f.equivocations.map((e) => [who(e.broker), e.detail, when(e.at)]),
+      "None: every checkpoint of every member's log seen here is consistent with those before it."));
+}
+
 async function route() {
   const hash = location.hash || "#/";
   const code = /^#code=([A-Za-z0-9_-]+)$/.exec(hash);
@@ -518,7 +555,7 @@ async function route() {
   renderChrome(current);
   if (page === "job" && arg) return jobView(decodeURIComponent(arg));
   if (current === "verify") return verifyView(decodeURIComponent(arg || ""));
-  return { jobs: jobsView, submit: submitView, balance: balanceView, statement: statementView, offers: offersView, audit: auditView, operate: operateView }[current]();
+  return { jobs: jobsView, submit: submitView, balance: balanceView, statement: statementView, offers: offersView, audit: auditView, federation: federationView, operate: operateView }[current]();
 }
 
 window.addEventListener("hashchange", route);
