@@ -37,116 +37,41 @@ type Entry struct {
 
 	expiryIdx int32 // position in the expiry heap
 	digest    [sha256.Size]byte
-	slots     []slot
+	buckets   []*Bucket // the index buckets holding a slot of the entry
 }
 
 // Hot is what a feasibility scan reads of an offer: sizes, validity, free
 // quantity and small integer IDs (interned by the book) for the strings a
-// job's rules compare. Accelerator-index buckets keep copies side by side,
-// so that a scan reads consecutive memory; Free is kept in step with
-// reservations in every copy.
+// job's rules compare and for its first accelerator group. Index buckets
+// keep copies side by side (Slot), so that a scan reads consecutive
+// memory; Free is kept in step with reservations in every copy.
 type Hot struct {
 	ValidFrom, ValidUntil int64 // Unix nanoseconds
 	Memory, Disk          int64
-	NameHash              uint64           // seeds deterministic tie-breaks
-	MinRate               descriptor.Nanos // the lowest hourly instance price in the week
-	Free                  int32            // quantity minus active reservations; changes under the book's lock (Book.Free)
+	NameHash              uint64 // seeds deterministic tie-breaks
+	CostBounds                   // MinRate is the lowest hourly instance price in the week
+	Free                  int32  // quantity minus active reservations; changes under the book's lock (Book.Free)
 	CPUs                  int32
 	Groups                int32 // accelerator groups
 	Region                int32 // View.Regions()[Region] is the region's name
 	Jurisdiction          int32 // View.Jurisdictions()[Jurisdiction]
 	Currency              int32 // View.Currencies()[Currency]
 	Provider              int32 // View.Providers()[Provider]
+	// Group is the ID of the first accelerator group's description
+	// (View.Group); offers that describe a group alike share it. -1 for
+	// offers without accelerators.
+	Group int32
 }
 
 // Digest returns the offer document's digest, "sha256:<hex>".
 func (e *Entry) Digest() string { return "sha256:" + hex.EncodeToString(e.digest[:]) }
 
-// slot records where an entry sits in one index bucket.
-type slot struct {
-	b   *bucket
-	pos int
-}
-
-// A bucket is an unordered set of entries, removable in O(1). Buckets with
-// hot set keep a copy of each entry's Hot at the same position.
-type bucket struct {
-	entries []*Entry
-	hot     []Hot
-	withHot bool
-	// byRate holds the entries of a bucket with hot data again, ordered
-	// by their lowest hourly rate (then name), for best-first scans.
-	byRate []RateRef
-}
-
-// A RateRef is an entry in a rate-ordered index, with the rate beside it
-// so that merging indexes reads no entry.
-type RateRef struct {
-	MinRate descriptor.Nanos
-	Entry   *Entry
-}
-
-// rateOrder orders entries by lowest hourly rate, then name.
-func rateOrder(a RateRef, key struct {
-	rate descriptor.Nanos
-	name string
-}) int {
-	if a.MinRate != key.rate {
-		if a.MinRate < key.rate {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a.Entry.Name, key.name)
-}
-
-func (b *bucket) add(e *Entry) {
-	e.slots = append(e.slots, slot{b, len(b.entries)})
-	b.entries = append(b.entries, e)
-	if b.withHot {
-		b.hot = append(b.hot, e.Hot)
-		i, _ := slices.BinarySearchFunc(b.byRate, struct {
-			rate descriptor.Nanos
-			name string
-		}{e.MinRate, e.Name}, rateOrder)
-		b.byRate = slices.Insert(b.byRate, i, RateRef{e.MinRate, e})
-	}
-}
-
-func (b *bucket) remove(e *Entry, pos int) {
-	if b.withHot {
-		if i, found := slices.BinarySearchFunc(b.byRate, struct {
-			rate descriptor.Nanos
-			name string
-		}{e.MinRate, e.Name}, rateOrder); found {
-			b.byRate = slices.Delete(b.byRate, i, i+1)
-		}
-	}
-	lastPos := len(b.entries) - 1
-	last := b.entries[lastPos]
-	b.entries[pos] = last
-	if b.withHot {
-		b.hot[pos] = b.hot[lastPos]
-		b.hot = b.hot[:lastPos]
-	}
-	for i := range last.slots {
-		if last.slots[i].b == b && last.slots[i].pos == lastPos {
-			last.slots[i].pos = pos
-			break
-		}
-	}
-	b.entries[lastPos] = nil
-	b.entries = b.entries[:lastPos]
-}
-
 // setFree changes an entry's free quantity and every hot copy of it.
 func (e *Entry) setFree(n int32) {
 	e.Free = n
 	e.Attrs.Quantity = int64(n) // expressions see the free quantity
-	for _, s := range e.slots {
-		if s.b.withHot {
-			s.b.hot[s.pos].Free = n
-		}
+	for _, b := range e.buckets {
+		b.setFree(e)
 	}
 }
 
@@ -161,12 +86,14 @@ type Book struct {
 
 	mu            sync.RWMutex
 	entries       map[string]*Entry
-	byModel       map[modelKey]*bucket // currency and accelerator model (or CPUOnly)
-	byRegion      map[string]*bucket
+	buckets       map[bucketKey]*Bucket
+	byModel       map[modelKey][]*Bucket // a model's (or CPU size class's) buckets, one per region and jurisdiction
 	regions       symbols
 	jurisdictions symbols
 	currencies    symbols
 	providers     symbols
+	groups        symbols
+	groupSpecs    []*descriptor.Accelerator // by Hot.Group
 	stringMaps    stringMaps
 	expiry        expiryHeap
 	reservations  map[string]*Reservation
@@ -194,8 +121,8 @@ func New(now func() time.Time) *Book {
 	b := &Book{
 		now:          now,
 		entries:      map[string]*Entry{},
-		byModel:      map[modelKey]*bucket{},
-		byRegion:     map[string]*bucket{},
+		buckets:      map[bucketKey]*Bucket{},
+		byModel:      map[modelKey][]*Bucket{},
 		reservations: map[string]*Reservation{},
 		resPrefix:    randomPrefix(),
 	}
@@ -272,6 +199,13 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
 	e.Currency = b.currencies.id(o.Price.Currency)
 	e.Provider = b.providers.id(e.Attrs.Provider)
+	e.Group = -1
+	if gs := o.Class.Accelerators; len(gs) > 0 {
+		e.Group = b.groups.id(groupKey(&gs[0]))
+		if int(e.Group) == len(b.groupSpecs) {
+			b.groupSpecs = append(b.groupSpecs, &gs[0])
+		}
+	}
 	// Share what many offers hold alike, to keep the book small.
 	e.Attrs.Provider = b.providers.names[e.Provider]
 	e.Attrs.Frameworks = b.stringMaps.intern(e.Attrs.Frameworks)
@@ -322,7 +256,7 @@ func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.P
 	}
 	e.Free = int32(o.Quantity)
 	e.NameHash = h.Sum64()
-	e.MinRate = e.Prices.Min
+	e.CostBounds = e.Prices.Bounds()
 	if d, err := hex.DecodeString(strings.TrimPrefix(doc.Digest, "sha256:")); err == nil {
 		copy(e.digest[:], d)
 	}
@@ -350,40 +284,36 @@ func cpuClass(cpus int) int { return bits.Len(uint(cpus)) - 1 }
 const maxCPUClass = 30
 
 func (b *Book) index(e *Entry) {
-	models := map[string]bool{}
+	var models []string
 	for _, a := range e.Offer.Class.Accelerators {
-		models[a.Model] = true
+		if !slices.Contains(models, a.Model) {
+			models = append(models, a.Model)
+		}
 	}
 	if len(models) == 0 {
-		models[CPUOnly] = true
+		models = append(models, CPUOnly)
 	}
-	for m := range models {
-		key := modelKey{currency: e.Offer.Price.Currency, model: m}
+	for _, m := range models {
+		key := bucketKey{modelKey{currency: e.Offer.Price.Currency, model: m}, e.Region, e.Jurisdiction}
 		if m == CPUOnly {
 			key.cpuClass = cpuClass(int(e.CPUs))
 		}
-		bucketFor(b.byModel, key, true).add(e)
+		bk := b.buckets[key]
+		if bk == nil {
+			bk = &Bucket{Region: e.Region, Jurisdiction: e.Jurisdiction, Model: m}
+			b.buckets[key] = bk
+			b.byModel[key.modelKey] = append(b.byModel[key.modelKey], bk)
+		}
+		bk.add(e)
+		e.buckets = append(e.buckets, bk)
 	}
-	bucketFor(b.byRegion, e.Offer.Region, false).add(e)
-}
-
-func bucketFor[K comparable](m map[K]*bucket, key K, withHot bool) *bucket {
-	bk := m[key]
-	if bk == nil {
-		bk = &bucket{withHot: withHot}
-		m[key] = bk
-	}
-	return bk
 }
 
 func (b *Book) removeLocked(e *Entry) {
-	// Remove from the last slot first: each removal moves another
-	// entry into the vacated position and fixes that entry's slot.
-	for i := len(e.slots) - 1; i >= 0; i-- {
-		s := e.slots[i]
-		s.b.remove(e, s.pos)
+	for _, bk := range e.buckets {
+		bk.remove(e)
 	}
-	e.slots = nil
+	e.buckets = nil
 	delete(b.entries, e.Name)
 	if e.expiryIdx >= 0 && int(e.expiryIdx) < len(b.expiry) && b.expiry[e.expiryIdx] == e {
 		heap.Remove(&b.expiry, int(e.expiryIdx))
@@ -468,46 +398,30 @@ func (v View) All(fn func(*Entry) bool) {
 // Len returns the number of offers.
 func (v View) Len() int { return len(v.b.entries) }
 
-// A Scan is a run of entries with their hot data side by side:
-// Hot[i] belongs to Entries[i]. ByRate, when set, holds the same entries
-// ordered by their lowest hourly rate (Hot.MinRate), then name. Its
-// slices must not be modified or kept.
-type Scan struct {
-	Entries []*Entry
-	Hot     []Hot
-	ByRate  []RateRef
+// Buckets returns the buckets of offers priced in currency with an
+// accelerator of the model, one per region and jurisdiction. The slice
+// must not be modified or kept.
+func (v View) Buckets(currency, model string) []*Bucket {
+	return v.b.byModel[modelKey{currency: currency, model: model}]
 }
 
-// ByModel returns the offers priced in currency with an accelerator of the
-// model.
-func (v View) ByModel(currency, model string) Scan {
-	if bk := v.b.byModel[modelKey{currency: currency, model: model}]; bk != nil {
-		return Scan{bk.entries, bk.hot, bk.byRate}
-	}
-	return Scan{}
-}
-
-// CPUOnlyAtLeast returns the offers without accelerators priced in
+// CPUBuckets returns the buckets of offers without accelerators priced in
 // currency whose instances may have at least cpus vCPUs: whole size
-// classes, so some entries may still be too small.
-func (v View) CPUOnlyAtLeast(currency string, cpus float64) []Scan {
-	var out []Scan
+// classes, so some offers may still be too small.
+func (v View) CPUBuckets(currency string, cpus float64) []*Bucket {
+	var out []*Bucket
 	for c := cpuClass(int(cpus)); c <= maxCPUClass; c++ {
-		if bk := v.b.byModel[modelKey{currency: currency, model: CPUOnly, cpuClass: c}]; bk != nil && len(bk.entries) > 0 {
-			out = append(out, Scan{bk.entries, bk.hot, bk.byRate})
-		}
+		out = append(out, v.b.byModel[modelKey{currency: currency, model: CPUOnly, cpuClass: c}]...)
 	}
 	return out
 }
 
-// ByRegion returns the offers in a region. The slice must not be modified
-// or kept.
-func (v View) ByRegion(region string) []*Entry {
-	if bk := v.b.byRegion[region]; bk != nil {
-		return bk.entries
-	}
-	return nil
-}
+// Groups returns how many distinct accelerator group descriptions the
+// book has interned: Hot.Group is below it.
+func (v View) Groups() int { return len(v.b.groupSpecs) }
+
+// Group returns the accelerator group description with an ID.
+func (v View) Group(id int32) *descriptor.Accelerator { return v.b.groupSpecs[id] }
 
 // MaxLoss returns the largest rounding allowance (Prices.Loss) of any
 // offer the book has held: a bound for offers a scan has not reached.

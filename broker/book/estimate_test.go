@@ -133,7 +133,7 @@ func TestEstimateEqualsRating(t *testing.T) {
 		start := starts[rng.IntN(len(starts))].Add(time.Duration(rng.Int64N(int64(72 * time.Hour))))
 		runtime := runtimes[rng.IntN(len(runtimes))]()
 		nodes := int64(1 + rng.IntN(64))
-		total, _ := p.Estimate(start, runtime, nodes)
+		total, peak := p.Estimate(start, runtime, nodes)
 		rating, err := settlement.Rate(settlementtest.FullUse(o, start, runtime, nodes), o)
 		var re *settlement.RatingError
 		switch {
@@ -141,6 +141,9 @@ func TestEstimateEqualsRating(t *testing.T) {
 			tooLarge++
 			if total != descriptor.MaxNanos {
 				t.Fatalf("case %d: settlement refuses (%v), the estimate is %s\n%s", i, err, total.Decimal(), d.Canonical)
+			}
+			if ub := p.UpperBound(runtime, nodes); ub != descriptor.MaxNanos {
+				t.Fatalf("case %d: the estimate is too large, but its upper bound is %s\n%s", i, ub.Decimal(), d.Canonical)
 			}
 		case err != nil:
 			t.Fatalf("case %d: %v", i, err)
@@ -153,6 +156,12 @@ func TestEstimateEqualsRating(t *testing.T) {
 			}
 			if lb := p.LowerBound(runtime, nodes); lb > total {
 				t.Fatalf("case %d: lower bound %s above the estimate %s\n%s", i, lb.Decimal(), total.Decimal(), d.Canonical)
+			}
+			if ub := p.UpperBound(runtime, nodes); ub < total {
+				t.Fatalf("case %d: upper bound %s below the estimate %s\n%s", i, ub.Decimal(), total.Decimal(), d.Canonical)
+			}
+			if lo, hi := p.PeakBounds(nodes); peak < lo || peak > hi {
+				t.Fatalf("case %d: peak %s outside its bounds [%s, %s]\n%s", i, peak.Decimal(), lo.Decimal(), hi.Decimal(), d.Canonical)
 			}
 			// The bound for offers not yet reached, from a shorter run, a
 			// lower rate and a larger allowance, holds too.

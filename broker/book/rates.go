@@ -331,19 +331,97 @@ func (p *Prices) Loss() (perWeek, fixed int64) {
 	return (p.changes + 4) * meters, meters
 }
 
+// CostBounds is what bounds on the cost of a run need of an offer's
+// prices. Entries keep a copy in their hot data, so that a scan can bound
+// an offer's cost without reading its Prices.
+type CostBounds struct {
+	MinRate, MaxRate       descriptor.Nanos // Prices.Min, Prices.Max
+	Increment              int64            // the minimum increment in nanoseconds; 0 for none
+	LossPerWeek, LossFixed int32            // Prices.Loss
+}
+
+// Bounds returns the prices' cost bounds.
+func (p *Prices) Bounds() CostBounds {
+	perWeek, fixed := p.Loss()
+	return CostBounds{MinRate: p.Min, MaxRate: p.Max, Increment: p.increment, LossPerWeek: int32(min(perWeek, 1<<31-1)), LossFixed: int32(min(fixed, 1<<31-1))}
+}
+
+// billed returns the billed time of a run: runtime rounded up to the
+// minimum increment, or -1 when that overflows.
+func (b *CostBounds) billed(runtime time.Duration) int64 {
+	billed := int64(runtime)
+	if b.Increment > 0 && billed > 0 {
+		billed = (billed + b.Increment - 1) / b.Increment * b.Increment
+		if billed < 0 {
+			return -1
+		}
+	}
+	return billed
+}
+
 // LowerBound is at most what nodes instances cost for runtime from any
 // start: the week's lowest hourly price over the billed time, less half a
 // nano-unit for every rated item the run could have (Loss).
 func (p *Prices) LowerBound(runtime time.Duration, nodes int64) descriptor.Nanos {
-	billed := int64(runtime)
-	if p.increment > 0 && billed > 0 {
-		billed = (billed + p.increment - 1) / p.increment * p.increment
-		if billed < 0 {
-			return 0
-		}
+	b := p.Bounds()
+	return b.Lower(runtime, nodes)
+}
+
+// Lower is Prices.LowerBound.
+func (b *CostBounds) Lower(runtime time.Duration, nodes int64) descriptor.Nanos {
+	billed := b.billed(runtime)
+	if billed < 0 {
+		return 0
 	}
-	perWeek, fixed := p.Loss()
-	return CostBound(p.Min, billed, nodes, perWeek, fixed)
+	return CostBound(b.MinRate, billed, nodes, int64(b.LossPerWeek), int64(b.LossFixed))
+}
+
+// UpperBound is at least what nodes instances cost for runtime from any
+// start: the week's highest hourly price over the billed time, plus half
+// a nano-unit for every rated item the run could have (Loss), saturating
+// at MaxNanos, as the estimate does.
+func (p *Prices) UpperBound(runtime time.Duration, nodes int64) descriptor.Nanos {
+	b := p.Bounds()
+	return b.Upper(runtime, nodes)
+}
+
+// Upper is Prices.UpperBound.
+func (b *CostBounds) Upper(runtime time.Duration, nodes int64) descriptor.Nanos {
+	if runtime <= 0 {
+		return 0
+	}
+	billed := b.billed(runtime)
+	if billed < 0 || nodes <= 0 || b.MaxRate == descriptor.MaxNanos { // MaxRate saturated: no bound
+		return descriptor.MaxNanos
+	}
+	hi, lo := bits.Mul64(uint64(b.MaxRate), uint64(nodes))
+	hi, lo, ok := mul128(hi, lo, uint64(billed))
+	if !ok || hi >= uint64(time.Hour) {
+		return descriptor.MaxNanos
+	}
+	q, r := bits.Div64(hi, lo, uint64(time.Hour))
+	if r != 0 {
+		q++
+	}
+	items := uint64(b.LossPerWeek)*uint64(billed/int64(week)+1) + uint64(b.LossFixed)
+	q += items/2 + 2
+	if q >= uint64(descriptor.MaxNanos) {
+		return descriptor.MaxNanos
+	}
+	return descriptor.Nanos(q)
+}
+
+// PeakBounds bound the highest hourly price of nodes instances during any
+// run (Estimate's peak): at least the week's lowest hourly price, at most
+// its highest.
+func (p *Prices) PeakBounds(nodes int64) (lo, hi descriptor.Nanos) {
+	b := p.Bounds()
+	return b.Peak(nodes)
+}
+
+// Peak is Prices.PeakBounds.
+func (b *CostBounds) Peak(nodes int64) (lo, hi descriptor.Nanos) {
+	return b.MinRate.Mul(nodes), b.MaxRate.Mul(nodes)
 }
 
 // CostBound is a lower bound on what nodes instances cost over billed

@@ -155,13 +155,15 @@ func (m *Matcher) evaluate(p *plan, e *book.Entry) (c Candidate, r Reason, pr pr
 // first (for the cost objective, by a lower bound from the week's lowest
 // rate) and prices it, checks the budget and tests requirements only if
 // it would enter the k best. The outcome is the same as evaluate's.
-func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
-	r, group := feasible(p, e, h)
-	if r != "" {
+func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
+	group, ok := p.admits(s)
+	if !ok {
 		return
 	}
+	e := s.Entry
 	queue := m.queue(e)
-	c := Candidate{Entry: e, tie: splitmix64(p.seed ^ h.NameHash)}
+	runtime := p.runtimeOn(s, group)
+	c := Candidate{Entry: e, tie: splitmix64(p.seed ^ s.NameHash)}
 	var pr pricing
 	priced := false
 	switch {
@@ -171,25 +173,25 @@ func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
 		}
 		c.Score = -c.Parts.RankValue
 	case p.job.Objective.Type == "time":
-		t := queue + scaledRuntime(p, e, group)
+		t := queue + runtime
 		c.exact, c.Score = int64(t), t.Seconds()
 	case p.job.Objective.Type == "latency":
-		c.Score = p.latency[h.Region]
+		c.Score = p.latency[s.Region]
 	default: // cost
 		// A lower bound first (book.Prices.LowerBound): at most the
 		// exact cost, so an offer it keeps out could not have entered.
-		c.exact = int64(e.Prices.LowerBound(scaledRuntime(p, e, group), int64(p.nodes)))
+		c.exact = int64(s.Lower(runtime, int64(p.nodes)))
 		if !top.wants(&c) {
 			return
 		}
-		pr, priced = price(p, e, group, queue), true
+		pr, priced = priceRun(p, e, runtime, queue), true
 		c.exact, c.Score = int64(pr.total), float64(pr.total)
 	}
 	if !top.wants(&c) {
 		return
 	}
 	if !priced {
-		pr = price(p, e, group, queue)
+		pr = priceRun(p, e, runtime, queue)
 	}
 	if pr.overBudget(p) {
 		return
@@ -201,53 +203,6 @@ func (m *Matcher) visit(p *plan, e *book.Entry, h *book.Hot, top *kHeap) {
 	c = p.candidate(e, pr, queue)
 	c.Score, c.exact, c.Parts.RankValue = score, exact, rankValue
 	top.push(c)
-}
-
-// measured is an offer's measures, for the balanced objective's first
-// pass.
-type measured struct {
-	e *book.Entry
-	m measure
-	p pricing
-	q time.Duration
-}
-
-// matchBalanced measures every offer that passes all checks but the
-// requirements, takes the ranges of the measures over them, then keeps
-// the k best balanced scores, testing requirements only for offers that
-// would enter the k best.
-func (m *Matcher) matchBalanced(v book.View, p *plan, k int) ([]Candidate, int) {
-	all := make([]measured, 0, 256)
-	r := newRanges()
-	visited := candidates(v, p, func(e *book.Entry, h *book.Hot) {
-		reason, group := feasible(p, e, h)
-		if reason != "" {
-			return
-		}
-		queue := m.queue(e)
-		pr := price(p, e, group, queue)
-		if pr.overBudget(p) {
-			return
-		}
-		ms := measures(&pr, queue, p.latency[e.Region])
-		r.add(ms)
-		all = append(all, measured{e, ms, pr, queue})
-	})
-	top := &kHeap{k: k}
-	for i := range all {
-		c := Candidate{Entry: all[i].e, tie: splitmix64(p.seed ^ all[i].e.NameHash)}
-		c.Score, _ = r.balanced(p, all[i].m)
-		if !top.wants(&c) {
-			continue
-		}
-		if reason, _ := requirements(p, all[i].e); reason != "" {
-			continue
-		}
-		c = p.candidate(all[i].e, all[i].p, all[i].q)
-		c.Score, c.Parts.Normalized = r.balanced(p, all[i].m)
-		top.push(c)
-	}
-	return top.sorted(), visited
 }
 
 // candidate builds a candidate's score parts from its price.
@@ -319,25 +274,31 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 		return nil, err
 	}
 	res := &Result{}
-	if p.balanced {
-		// Balanced scores depend on every feasible offer: evaluate all.
-		m.book.View(func(v book.View) {
-			p.bind(v, &m.cfg)
-			res.Candidates, res.Visited = m.matchBalanced(v, p, opts.K)
-		})
-	} else {
-		top := &kHeap{k: opts.K}
-		m.book.View(func(v book.View) {
-			p.bind(v, &m.cfg)
-			visit := func(e *book.Entry, h *book.Hot) { m.visit(p, e, h, top) }
-			if p.cheapestFirst() {
-				res.Visited = cheapestFirst(v, p, top, visit)
-			} else {
-				res.Visited = candidates(v, p, visit)
-			}
-		})
-		res.Candidates = top.sorted()
-	}
+	top := &kHeap{k: opts.K}
+	m.book.View(func(v book.View) {
+		p.bind(v, &m.cfg)
+		bs := p.buckets(v)
+		visit := func(s *book.Slot) { m.visit(p, s, top) }
+		switch {
+		case p.balanced:
+			// Balanced scores depend on the range of every feasible offer.
+			res.Visited = m.matchBalanced(p, bs, top)
+		case p.job.Rank != nil:
+			res.Visited = each(bs, visit)
+		case p.job.Objective.Type == "time":
+			res.Visited = ordered(bs, top, func(b *book.Bucket) Candidate {
+				t := p.fastest(b.Model) // queues are never negative
+				return Candidate{exact: int64(t), Score: t.Seconds()}
+			}, visit)
+		case p.job.Objective.Type == "latency":
+			res.Visited = ordered(bs, top, func(b *book.Bucket) Candidate {
+				return Candidate{Score: p.latency[b.Region]}
+			}, visit)
+		default:
+			res.Visited = cheapestFirst(v, p, bs, top, visit)
+		}
+	})
+	res.Candidates = top.sorted()
 	if len(res.Candidates) == 0 {
 		return nil, m.noMatch(p)
 	}
@@ -376,139 +337,6 @@ func (m *Matcher) MatchNaive(doc *descriptor.Document, opts Options) (*Result, e
 		return nil, m.noMatch(p)
 	}
 	return res, nil
-}
-
-// candidates visits the offers that can possibly serve the job: those with
-// an accelerator of a model that could satisfy its first request (or
-// without accelerators, for a CPU job), or those in the regions its allow
-// list names, whichever are fewer. It returns how many it visited.
-func candidates(v book.View, p *plan, visit func(*book.Entry, *book.Hot)) int {
-	scans := modelScans(v, p)
-	n := 0
-	for _, s := range scans {
-		n += len(s.Entries)
-	}
-	if regions := p.regionNarrowing(); regions != nil {
-		var byRegion []book.Scan
-		rn := 0
-		for _, r := range regions {
-			l := v.ByRegion(r)
-			byRegion = append(byRegion, book.Scan{Entries: l})
-			rn += len(l)
-		}
-		if rn < n {
-			scans = byRegion
-		}
-	}
-	seen := onceEach{scans: len(scans)}
-	visited := 0
-	for _, s := range scans {
-		for i, e := range s.Entries {
-			h := &e.Hot
-			if s.Hot != nil {
-				h = &s.Hot[i]
-			}
-			if !seen.first(e, h) {
-				continue
-			}
-			visited++
-			visit(e, h)
-		}
-	}
-	return visited
-}
-
-// modelScans returns the index scans that hold every offer that can
-// possibly serve the job: those with an accelerator of a model that could
-// satisfy its first request, or without accelerators for a CPU job.
-func modelScans(v book.View, p *plan) []book.Scan {
-	if len(p.accels) == 0 {
-		return v.CPUOnlyAtLeast(p.currency, p.cpus)
-	}
-	var scans []book.Scan
-	for model := range p.accels[0].models {
-		scans = append(scans, v.ByModel(p.currency, model))
-	}
-	return scans
-}
-
-// onceEach lets each offer through once across several scans: an offer
-// with groups of several models sits in several model scans.
-type onceEach struct {
-	scans int
-	seen  map[*book.Entry]bool
-}
-
-func (o *onceEach) first(e *book.Entry, h *book.Hot) bool {
-	if o.scans < 2 || h.Groups < 2 {
-		return true
-	}
-	if o.seen[e] {
-		return false
-	}
-	if o.seen == nil {
-		o.seen = map[*book.Entry]bool{}
-	}
-	o.seen[e] = true
-	return true
-}
-
-// cheapestFirst reports whether a decision may visit offers cheapest
-// first and stop early: the cost objective, without a CEL rank, and
-// without an allow list of regions (whose own index is unordered).
-func (p *plan) cheapestFirst() bool {
-	return p.job.Rank == nil && (p.job.Objective.Type == "" || p.job.Objective.Type == "cost") && p.regionNarrowing() == nil
-}
-
-// cheapestFirst visits the offers candidates would, merged from the
-// rate-ordered indexes in order of each offer's lowest hourly rate, and
-// stops once the k best are known: when even the lowest rate still to
-// come, over the shortest run any offer could give the job, with the
-// largest rounding allowance in the book, costs more than the k-th best
-// (book.RemainingBound). It returns how many it visited.
-func cheapestFirst(v book.View, p *plan, top *kHeap, visit func(*book.Entry, *book.Hot)) int {
-	scans := modelScans(v, p)
-	perWeek, fixed := v.MaxLoss()
-	shortest := int64(p.shortestRuntime())
-	// A k-way merge over the scans' rate orders.
-	type cursor struct {
-		list []book.RateRef
-		i    int
-	}
-	var heads []cursor
-	for _, s := range scans {
-		if len(s.ByRate) > 0 {
-			heads = append(heads, cursor{list: s.ByRate})
-		}
-	}
-	seen := onceEach{scans: len(scans)}
-	visited := 0
-	lastRate := descriptor.Nanos(-1)
-	for len(heads) > 0 {
-		best := 0
-		for i := 1; i < len(heads); i++ {
-			if heads[i].list[heads[i].i].MinRate < heads[best].list[heads[best].i].MinRate {
-				best = i
-			}
-		}
-		ref := heads[best].list[heads[best].i]
-		if heads[best].i++; heads[best].i == len(heads[best].list) {
-			heads = slices.Delete(heads, best, best+1)
-		}
-		if len(top.items) == top.k && ref.MinRate != lastRate {
-			lastRate = ref.MinRate
-			if rb, ok := book.RemainingBound(ref.MinRate, shortest, int64(p.nodes), perWeek, fixed); ok && rb > descriptor.Nanos(top.items[0].exact) {
-				break // nothing still to come can enter the k best
-			}
-		}
-		e := ref.Entry
-		if !seen.first(e, &e.Hot) {
-			continue
-		}
-		visited++
-		visit(e, &e.Hot)
-	}
-	return visited
 }
 
 // shortestRuntime is the shortest run any offer could give the job: its

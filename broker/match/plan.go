@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cinet/cinet/broker/book"
@@ -38,6 +37,9 @@ type plan struct {
 	weights  descriptor.Weights
 
 	// Bound to the book's interned IDs for one decision (bind).
+	view                     book.View
+	fit                      []uint8         // by group description: whether it serves the first request (fitYes, fitNo)
+	runtimes                 []time.Duration // by group description: the runtime on it, 0 until worked out
 	currencyID               int32
 	regionOK, jurisdictionOK []bool
 	providerAllow            []int32 // nil: every provider
@@ -48,6 +50,12 @@ type plan struct {
 // bind translates the job's placement rules and the latency table into
 // tables indexed by the book's IDs, so that feasibility compares integers.
 func (p *plan) bind(v book.View, cfg *Config) {
+	p.view = v
+	p.fit, p.runtimes = nil, nil
+	if n := v.Groups(); len(p.accels) == 1 && n <= maxMemo {
+		p.fit = make([]uint8, n)
+		p.runtimes = make([]time.Duration, n)
+	}
 	p.currencyID = v.CurrencyID(p.currency)
 	regions := v.Regions()
 	p.regionOK = make([]bool, len(regions))
@@ -218,19 +226,4 @@ func referenceIn(r *descriptor.AcceleratorRequest, p precision) float64 {
 		}
 	}
 	return ref
-}
-
-// regionNarrowing returns the regions an allow list names exactly, or nil
-// when it uses a prefix pattern or is empty.
-func (p *plan) regionNarrowing() []string {
-	allow := p.job.Placement.Regions.Allow
-	if len(allow) == 0 {
-		return nil
-	}
-	for _, r := range allow {
-		if strings.HasSuffix(r, "*") {
-			return nil
-		}
-	}
-	return allow
 }

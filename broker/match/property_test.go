@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,18 +48,36 @@ func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
 			}[seed%3]
 			c.t = g.Epoch
 		}
+		g.Mixed = seed%2 == 0
 		b := book.New(c.now)
+		var held []string
 		for range offers {
 			d, env := g.Offer()
 			if err := b.Put(d, env, d.Offer.Broker); err != nil {
 				t.Fatal(err)
 			}
+			held = append(held, d.Offer.ComputeID.Name())
 		}
-		m := New(b, Config{HomeRegion: "us-east-1"})
-		for range jobs {
+		cfg := Config{HomeRegion: "us-east-1"}
+		if seed%3 == 0 { // queues that differ by offer: time is not the runtime alone
+			cfg.Queue = func(e *book.Entry) time.Duration { return time.Duration(e.NameHash%7) * 13 * time.Minute }
+		}
+		m := New(b, cfg)
+		rng := rand.New(rand.NewPCG(seed, 99))
+		for i := range jobs {
+			if i%50 == 49 { // churn: reservations, releases, withdrawals, new offers
+				churn(t, rng, b, g, &held)
+			}
+			var exclude map[string]bool
+			if rng.IntN(4) == 0 {
+				exclude = map[string]bool{}
+				for range 40 {
+					exclude[held[rng.IntN(len(held))]] = true
+				}
+			}
 			job := g.Job()
-			res, err := m.Match(job, Options{K: 5})
-			naive, nerr := m.MatchNaive(job, Options{K: 5})
+			res, err := m.Match(job, Options{K: 5, Exclude: exclude})
+			naive, nerr := m.MatchNaive(job, Options{K: 5, Exclude: exclude})
 			var nm *NoMatchError
 			if errors.As(err, &nm) {
 				unplaced++
@@ -95,6 +114,35 @@ func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
 			placed, unplaced, above53, subSecond)
 	}
 	t.Logf("%d jobs placed, %d unplaced; %d candidates above 2^53 nano-units, %d under a second", placed, unplaced, above53, subSecond)
+}
+
+// churn changes a book as a broker's would between decisions: it
+// reserves instances of some offers, releases some reservations, withdraws
+// some offers and adds new ones.
+func churn(t *testing.T, rng *rand.Rand, b *book.Book, g *synth.Generator, held *[]string) {
+	t.Helper()
+	var ids []string
+	for range 30 {
+		name := (*held)[rng.IntN(len(*held))]
+		if r, err := b.Reserve(name, 1+rng.IntN(8), "churn", time.Hour); err == nil {
+			ids = append(ids, r.ID)
+		}
+	}
+	for _, id := range ids[:len(ids)/2] {
+		if err := b.Release(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		b.Remove((*held)[rng.IntN(len(*held))])
+	}
+	for range 10 {
+		d, env := g.Offer()
+		if err := b.Put(d, env, d.Offer.Broker); err != nil {
+			t.Fatal(err)
+		}
+		*held = append(*held, d.Offer.ComputeID.Name())
+	}
 }
 
 func names(cs []Candidate) string {
@@ -167,7 +215,9 @@ func violates(j *descriptor.Job, c Candidate, now time.Time, defaultCurrency str
 	if want := wantRuntime(j, c); c.Parts.Runtime != want {
 		return fmt.Sprintf("runtime %v, recomputed %v", c.Parts.Runtime, want)
 	}
-	rating, err := settlement.Rate(settlementtest.FullUse(o, now, c.Parts.Runtime, int64(j.Nodes)), o)
+	// The run starts once the job's queue estimate on the offer has passed.
+	start := now.Add(c.Parts.Time - c.Parts.Runtime)
+	rating, err := settlement.Rate(settlementtest.FullUse(o, start, c.Parts.Runtime, int64(j.Nodes)), o)
 	if err != nil {
 		return fmt.Sprintf("settlement refuses the run: %v", err)
 	}

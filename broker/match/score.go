@@ -28,7 +28,11 @@ type pricing struct {
 // offer's hardware, priced from when the job would start exactly as
 // settlement would rate the run (book.Prices).
 func price(p *plan, e *book.Entry, group int, queue time.Duration) pricing {
-	runtime := scaledRuntime(p, e, group)
+	return priceRun(p, e, scaledRuntime(p, e, group), queue)
+}
+
+// priceRun is price for a runtime already scaled.
+func priceRun(p *plan, e *book.Entry, runtime, queue time.Duration) pricing {
 	total, peak := e.Prices.Estimate(p.start.Add(queue), runtime, int64(p.nodes))
 	return pricing{runtime: runtime, total: total, peakHourly: peak}
 }
@@ -178,10 +182,6 @@ type ranges struct {
 }
 
 func newRanges() ranges { return ranges{empty: true} }
-
-func measures(pr *pricing, queue time.Duration, latency float64) measure {
-	return measure{int64(pr.total), int64(queue + pr.runtime), latency}
-}
 
 func (r *ranges) add(m measure) {
 	if r.empty {

@@ -78,6 +78,10 @@ type Generator struct {
 	// daylight saving skips or repeats, and jobs that run for fractions of
 	// a second.
 	Hard bool
+	// Mixed gives one accelerator offer in three a second group of another
+	// model, and one group in three a stated fp16 throughput below the
+	// vocabulary's peak.
+	Mixed bool
 	// Epoch, when set, replaces the package's Epoch for this generator.
 	Epoch time.Time
 
@@ -167,6 +171,9 @@ func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 				"frameworks": []any{map[string]any{"name": m.framework, "version": m.versions[g.rng.IntN(len(m.versions))]}},
 			}},
 		}
+		if g.Mixed {
+			g.mix(class, weights, m.name)
+		}
 		if g.rng.IntN(2) == 0 {
 			rates["acceleratorHour"] = money(m.perHour * fx)
 		} else {
@@ -243,6 +250,27 @@ func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 		panic(err)
 	}
 	return d, env
+}
+
+// mix adds what Mixed asks for to an accelerator class.
+func (g *Generator) mix(class map[string]any, weights []int, first string) {
+	groups := class["accelerators"].([]any)
+	if g.rng.IntN(3) == 0 {
+		m := models[g.pick(weights)]
+		if m.name != first {
+			groups = append(groups, map[string]any{
+				"model": m.name, "count": []int{1, 2, 4}[g.rng.IntN(3)],
+				"frameworks": []any{map[string]any{"name": m.framework, "version": m.versions[g.rng.IntN(len(m.versions))]}},
+			})
+			class["accelerators"] = groups
+		}
+	}
+	for _, gr := range groups {
+		gm := gr.(map[string]any)
+		if info, ok := descriptor.LookupAccelerator(gm["model"].(string)); ok && info.TFLOPS.FP16 > 0 && g.rng.IntN(3) == 0 {
+			gm["tflops"] = map[string]any{"fp16": float64(int(info.TFLOPS.FP16*float64(50+g.rng.IntN(50)))) / 100}
+		}
+	}
 }
 
 // OfferPayloadType is the envelope payload type of offers.

@@ -1,0 +1,156 @@
+package book
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cinet/cinet/descriptor"
+)
+
+// The book's index splits offers into buckets by what no job can trade
+// away: the currency they are priced in, the accelerator model (or, for
+// offers without accelerators, the size class of their vCPU count), the
+// region and the jurisdiction. A job's placement rules then keep or skip
+// whole buckets, and within a bucket offers lie in order of their lowest
+// hourly rate, each with a copy of its hot data, so that a scan reads
+// consecutive memory and a cost decision can stop early.
+
+// A Slot is one offer in a bucket: a copy of its hot data beside it.
+type Slot struct {
+	Hot
+	Entry *Entry
+}
+
+// chunkMax bounds a chunk of a bucket: inserting or removing an offer
+// moves at most this many slots, however large the bucket.
+const chunkMax = 128
+
+// A Bucket holds the offers of one currency, model (or CPU size class),
+// region and jurisdiction, ordered by lowest hourly rate, then name, in
+// chunks of at most chunkMax slots. Read it only within a View.
+type Bucket struct {
+	chunks [][]Slot // each sorted, none empty; chunk i's slots precede chunk i+1's
+	n      int
+
+	Region, Jurisdiction int32  // the book's IDs (View.Regions, View.Jurisdictions)
+	Model                string // accelerator model; CPUOnly for offers without
+
+	// Upper bounds on what any offer in the bucket has: the largest ever
+	// held (they do not fall when offers leave, which only loosens them).
+	MaxCPUs, MaxFree, MaxGroups int32
+	MaxMemory, MaxDisk          int64
+}
+
+// Len returns how many offers the bucket holds.
+func (b *Bucket) Len() int { return b.n }
+
+// Chunks returns the bucket's slots in rate order, as runs of consecutive
+// memory. They must not be modified or kept past the View.
+func (b *Bucket) Chunks() [][]Slot { return b.chunks }
+
+// MinRate is the lowest hourly rate of any offer in the bucket; false when
+// the bucket is empty.
+func (b *Bucket) MinRate() (descriptor.Nanos, bool) {
+	if b.n == 0 {
+		return 0, false
+	}
+	return b.chunks[0][0].MinRate, true
+}
+
+// order compares a slot with the key (rate, name): rate first, then name.
+func order(s *Slot, rate descriptor.Nanos, name string) int {
+	if s.MinRate != rate {
+		if s.MinRate < rate {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(s.Entry.Name, name)
+}
+
+// find returns where the key sits or would go: the chunk whose last slot
+// is the first at or after it, and the position within that chunk.
+func (b *Bucket) find(rate descriptor.Nanos, name string) (ci, si int, found bool) {
+	ci = sort.Search(len(b.chunks), func(i int) bool {
+		c := b.chunks[i]
+		return order(&c[len(c)-1], rate, name) >= 0
+	})
+	if ci == len(b.chunks) {
+		return ci, 0, false
+	}
+	si, found = slices.BinarySearchFunc(b.chunks[ci], struct{}{}, func(s Slot, _ struct{}) int { return order(&s, rate, name) })
+	return ci, si, found
+}
+
+func (b *Bucket) add(e *Entry) {
+	s := Slot{Hot: e.Hot, Entry: e}
+	b.MaxCPUs, b.MaxFree, b.MaxGroups = max(b.MaxCPUs, e.CPUs), max(b.MaxFree, e.Free), max(b.MaxGroups, e.Groups)
+	b.MaxMemory, b.MaxDisk = max(b.MaxMemory, e.Memory), max(b.MaxDisk, e.Disk)
+	b.n++
+	if len(b.chunks) == 0 {
+		c := make([]Slot, 1, chunkMax)
+		c[0] = s
+		b.chunks = append(b.chunks, c)
+		return
+	}
+	ci, si, _ := b.find(e.MinRate, e.Name)
+	if ci == len(b.chunks) { // after every slot: the end of the last chunk
+		ci--
+		si = len(b.chunks[ci])
+	}
+	if c := b.chunks[ci]; len(c) == chunkMax {
+		// Split the full chunk in two halves, each with room to grow.
+		half := chunkMax / 2
+		upper := make([]Slot, chunkMax-half, chunkMax)
+		copy(upper, c[half:])
+		clear(c[half:])
+		b.chunks[ci] = c[:half]
+		b.chunks = slices.Insert(b.chunks, ci+1, upper)
+		if si > half {
+			ci, si = ci+1, si-half
+		}
+	}
+	b.chunks[ci] = slices.Insert(b.chunks[ci], si, s)
+}
+
+func (b *Bucket) remove(e *Entry) {
+	ci, si, found := b.find(e.MinRate, e.Name)
+	if !found {
+		return
+	}
+	b.n--
+	c := slices.Delete(b.chunks[ci], si, si+1)
+	if len(c) == 0 {
+		b.chunks = slices.Delete(b.chunks, ci, ci+1)
+		return
+	}
+	b.chunks[ci] = c
+}
+
+// setFree updates the copy of e's free quantity.
+func (b *Bucket) setFree(e *Entry) {
+	b.MaxFree = max(b.MaxFree, e.Free)
+	if ci, si, found := b.find(e.MinRate, e.Name); found {
+		b.chunks[ci][si].Free = e.Free
+	}
+}
+
+// bucketKey names a bucket.
+type bucketKey struct {
+	modelKey
+	region, jurisdiction int32
+}
+
+// groupKey is an accelerator group's description as a string: groups
+// alike in every field share an ID, so that a matching decision can judge
+// each description once.
+func groupKey(a *descriptor.Accelerator) string {
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen for a parsed offer; keep it apart
+		return fmt.Sprintf("%p", a)
+	}
+	return string(b)
+}

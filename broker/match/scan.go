@@ -1,0 +1,305 @@
+package match
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/descriptor"
+)
+
+// How Match finds the k best offers without looking at every one.
+//
+// The book keeps offers in buckets by currency, model (or CPU size class),
+// region and jurisdiction, each in order of its offers' lowest hourly
+// rates (book.Bucket). A decision takes the buckets of the job's currency
+// and of the models that could serve its first accelerator request (or of
+// the CPU size classes big enough), and drops those whose region or
+// jurisdiction the job's placement rules refuse or whose largest offer is
+// too small. Then, by objective:
+//
+//   - cost: the buckets are merged cheapest first and the scan stops once
+//     even the lowest rate still to come cannot price an offer into the k
+//     best (book.RemainingBound);
+//   - time and latency: buckets are visited in order of a lower bound on
+//     their offers' scores (the fastest device a bucket's model has; the
+//     latency of its region), stopping once the next bound is worse than
+//     the k-th best;
+//   - rank: every offer that passes the checks is evaluated;
+//   - balanced: see matchBalanced.
+//
+// Every skip rests on a bound, so the answer is full evaluation's
+// (MatchNaive); the property tests hold the two to each other.
+
+// buckets returns the buckets that can hold an offer for the job.
+func (p *plan) buckets(v book.View) []*book.Bucket {
+	var all []*book.Bucket
+	if len(p.accels) == 0 {
+		all = v.CPUBuckets(p.currency, p.cpus)
+	} else {
+		models := make([]string, 0, len(p.accels[0].models))
+		for m := range p.accels[0].models {
+			models = append(models, m)
+		}
+		slices.Sort(models)
+		for _, m := range models {
+			all = append(all, v.Buckets(p.currency, m)...)
+		}
+	}
+	kept := all[:0]
+	for _, b := range all {
+		if b.Len() > 0 && p.regionOK[b.Region] && p.jurisdictionOK[b.Jurisdiction] &&
+			int(b.MaxFree) >= p.nodes && float64(b.MaxCPUs) >= p.cpus && b.MaxMemory >= p.memory && b.MaxDisk >= p.disk &&
+			(len(p.accels) > 0) == (b.MaxGroups > 0) {
+			kept = append(kept, b)
+		}
+	}
+	return kept
+}
+
+// admits is feasible for an offer in one of the job's buckets, whose
+// currency, region and jurisdiction the bucket answers for: whether it can
+// serve the job and the group its first accelerator request gets (-1 for
+// CPU jobs). An offer with one accelerator group is judged by that group's
+// description, once per decision (the book shares descriptions alike).
+func (p *plan) admits(s *book.Slot) (int, bool) {
+	h := &s.Hot
+	if p.nowNanos < h.ValidFrom || p.nowNanos >= h.ValidUntil || int(h.Free) < p.nodes ||
+		float64(h.CPUs) < p.cpus || h.Memory < p.memory || h.Disk < p.disk ||
+		(p.exclude != nil && p.exclude[s.Entry.Name]) || !p.providerOK(h.Provider) {
+		return -1, false
+	}
+	if len(p.accels) == 0 {
+		return -1, h.Groups == 0
+	}
+	if h.Groups == 1 && len(p.accels) == 1 && p.fit != nil {
+		switch p.fit[h.Group] {
+		case fitYes:
+			return 0, true
+		case fitNo:
+			return -1, false
+		}
+		r, _ := groupReason(p.accels[0].req, p.view.Group(h.Group))
+		if r != "" {
+			p.fit[h.Group] = fitNo
+			return -1, false
+		}
+		p.fit[h.Group] = fitYes
+		return 0, true
+	}
+	if h.Groups == 0 {
+		return -1, false
+	}
+	r, group := accelerators(p, s.Entry)
+	return group, r == ""
+}
+
+const (
+	fitUnknown uint8 = iota
+	fitYes
+	fitNo
+)
+
+// maxMemo bounds the per-decision tables indexed by group description.
+const maxMemo = 1 << 16
+
+// runtimeOn is scaledRuntime, worked out once per group description.
+func (p *plan) runtimeOn(s *book.Slot, group int) time.Duration {
+	if group < 0 || p.refTF <= 0 {
+		return p.runtime
+	}
+	if s.Groups == 1 && p.runtimes != nil {
+		if d := p.runtimes[s.Group]; d != 0 {
+			return d
+		}
+		d := scaledRuntime(p, s.Entry, 0)
+		p.runtimes[s.Group] = d
+		return d
+	}
+	return scaledRuntime(p, s.Entry, group)
+}
+
+// each calls visit for every slot of the buckets, once per offer (an
+// offer with groups of several models sits in several buckets). It
+// returns how many it visited.
+func each(bs []*book.Bucket, visit func(*book.Slot)) int {
+	seen := onceEach{scans: len(bs)}
+	n := 0
+	for _, b := range bs {
+		n += seen.visit(b, visit)
+	}
+	return n
+}
+
+// visit calls fn for every slot of b not yet let through; it returns how
+// many it let through.
+func (o *onceEach) visit(b *book.Bucket, fn func(*book.Slot)) int {
+	n := 0
+	for _, c := range b.Chunks() {
+		for i := range c {
+			if o.first(&c[i]) {
+				n++
+				fn(&c[i])
+			}
+		}
+	}
+	return n
+}
+
+// ordered visits whole buckets in order of bound, a lower bound on the
+// score of every offer in a bucket, and stops once the next bucket's
+// bound is worse than the k-th best candidate.
+func ordered(bs []*book.Bucket, top *kHeap, bound func(*book.Bucket) Candidate, visit func(*book.Slot)) int {
+	type keyed struct {
+		b *book.Bucket
+		c Candidate
+	}
+	ks := make([]keyed, len(bs))
+	for i, b := range bs {
+		ks[i] = keyed{b, bound(b)}
+	}
+	sort.SliceStable(ks, func(i, j int) bool {
+		a, b := &ks[i].c, &ks[j].c
+		return a.exact < b.exact || a.exact == b.exact && a.Score < b.Score
+	})
+	seen := onceEach{scans: len(bs)}
+	n := 0
+	for _, k := range ks {
+		if len(top.items) == top.k {
+			w := &top.items[0]
+			if k.c.exact > w.exact || k.c.exact == w.exact && k.c.Score > w.Score {
+				break // every offer still to come scores worse than the k-th
+			}
+		}
+		n += seen.visit(k.b, visit)
+	}
+	return n
+}
+
+// fastest is the shortest run an offer of the model could give the job:
+// its estimated runtime scaled to the vocabulary's figure for the model
+// (offers state throughput at or below it; a model that publishes no
+// figure leaves it unbounded).
+func (p *plan) fastest(model string) time.Duration {
+	if len(p.accels) == 0 || p.refTF <= 0 {
+		return p.runtime
+	}
+	m, ok := descriptor.LookupAccelerator(model)
+	if !ok || p.precise.of(m.TFLOPS) <= 0 {
+		return 1
+	}
+	return min(p.runtime, scaleRuntime(p.runtime, p.refTF, p.precise.of(m.TFLOPS)))
+}
+
+// cheapestFirst visits the buckets' offers merged in order of their
+// lowest hourly rate and stops once the k best are known: when even the
+// lowest rate still to come, over the shortest run any offer could give
+// the job, with the largest rounding allowance in the book, costs more
+// than the k-th best (book.RemainingBound). It returns how many it
+// visited.
+func cheapestFirst(v book.View, p *plan, bs []*book.Bucket, top *kHeap, visit func(*book.Slot)) int {
+	perWeek, fixed := v.MaxLoss()
+	shortest := int64(p.shortestRuntime())
+	h := make(cursorHeap, 0, len(bs))
+	for _, b := range bs {
+		h = append(h, cursor{chunks: b.Chunks()})
+	}
+	h.init()
+	seen := onceEach{scans: len(bs)}
+	visited := 0
+	lastRate := descriptor.Nanos(-1)
+	for len(h) > 0 {
+		cur := &h[0]
+		s := cur.slot()
+		if len(top.items) == top.k && s.MinRate != lastRate {
+			lastRate = s.MinRate
+			if rb, ok := book.RemainingBound(s.MinRate, shortest, int64(p.nodes), perWeek, fixed); ok && rb > descriptor.Nanos(top.items[0].exact) {
+				break // nothing still to come can enter the k best
+			}
+		}
+		if cur.next() {
+			h.down(0)
+		} else {
+			h.pop()
+		}
+		if !seen.first(s) {
+			continue
+		}
+		visited++
+		visit(s)
+	}
+	return visited
+}
+
+// A cursor walks one bucket's chunks in rate order.
+type cursor struct {
+	chunks [][]book.Slot
+	ci, si int
+}
+
+func (c *cursor) slot() *book.Slot { return &c.chunks[c.ci][c.si] }
+
+// next moves on; false when the bucket is done.
+func (c *cursor) next() bool {
+	if c.si++; c.si == len(c.chunks[c.ci]) {
+		c.ci, c.si = c.ci+1, 0
+	}
+	return c.ci < len(c.chunks)
+}
+
+// cursorHeap orders cursors by their slot's rate, lowest at the root.
+type cursorHeap []cursor
+
+func (h cursorHeap) less(i, j int) bool { return h[i].slot().MinRate < h[j].slot().MinRate }
+
+func (h cursorHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h cursorHeap) down(i int) {
+	for {
+		l, r, least := 2*i+1, 2*i+2, i
+		if l < len(h) && h.less(l, least) {
+			least = l
+		}
+		if r < len(h) && h.less(r, least) {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
+}
+
+func (h *cursorHeap) pop() {
+	n := len(*h) - 1
+	(*h)[0] = (*h)[n]
+	*h = (*h)[:n]
+	h.down(0)
+}
+
+// onceEach lets each offer through once across several buckets: an offer
+// with groups of several models sits in several.
+type onceEach struct {
+	scans int
+	seen  map[*book.Entry]bool
+}
+
+func (o *onceEach) first(s *book.Slot) bool {
+	if o.scans < 2 || s.Groups < 2 {
+		return true
+	}
+	if o.seen[s.Entry] {
+		return false
+	}
+	if o.seen == nil {
+		o.seen = map[*book.Entry]bool{}
+	}
+	o.seen[s.Entry] = true
+	return true
+}
