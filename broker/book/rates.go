@@ -28,6 +28,7 @@ type Prices struct {
 	increment int64        // the minimum increment in nanoseconds; 0 for none
 	tiers     []tierPrices // by tier index + 1: [0] is the base rates
 	changes   int64        // how often a week the tier in force changes
+	flat      int          // the tier in force all week when changes is 0 (-1: the base rates)
 
 	// Min and Max are the lowest and highest hourly price of one instance
 	// in the week: Min rounded down, Max rounded up to nano-units.
@@ -100,6 +101,10 @@ func NewPrices(o *descriptor.Offer) *Prices {
 	ps := &o.Price
 	p := &Prices{week: ps.Week(), increment: int64(ps.MinimumIncrement.Std()), Min: descriptor.MaxNanos}
 	p.changes = int64(p.week.Changes())
+	p.flat = -1
+	if inForce := p.week.Tiers(); len(inForce) > 0 {
+		p.flat = inForce[0]
+	}
 	meters := timeMeters(&o.Class)
 	p.tiers = make([]tierPrices, len(ps.Tiers)+1)
 	inForce := p.week.Tiers()
@@ -198,7 +203,10 @@ func (p *Prices) Estimate(start time.Time, runtime time.Duration, nodes int64) (
 		}
 	}
 	end := start.Add(runtime)
-	for t := start; t.Before(end) && !overflow; {
+	if p.changes == 0 { // one tier all week: the run is one piece
+		add(start, end, p.flat, 1)
+	}
+	for t := start; t.Before(end) && !overflow && p.changes > 0; {
 		// Within one UTC offset the week repeats: from a wall-clock
 		// boundary (not a change the offset itself causes), a week of whole pieces is priced once and counted for every
 		// whole week that fits, so long runs cost no more than a week.

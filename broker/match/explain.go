@@ -68,15 +68,26 @@ func (m *Matcher) explain(p *plan) *Explanation {
 				return true
 			}
 			x.Summary[r]++
-			rejected = append(rejected, Fate{
-				Offer: e.Name, Provider: e.Offer.Provider.String(), Region: e.Offer.Region,
-				Status: Rejected, Reason: r, Detail: describe(p, e, r, &pr, err),
-			})
+			rejected = append(rejected, m.rejection(p, e, r, &pr, err))
 			return true
 		})
 	})
 	if p.balanced {
 		normalize(p, ranked, scaled)
+	}
+	if p.job.Rank != nil {
+		var outside []Candidate
+		var failed []rankFailure
+		ranked, outside, failed = m.rankPooled(p, ranked)
+		for _, c := range outside {
+			rejected = append(rejected, m.rejection(p, c.Entry, OutsideRankPool, nil, nil))
+		}
+		for _, f := range failed {
+			rejected = append(rejected, m.rejection(p, f.c.Entry, RankError, nil, f.err))
+		}
+		for _, r := range rejected[len(rejected)-len(outside)-len(failed):] {
+			x.Summary[r.Reason]++
+		}
 	}
 	ranked = topK(ranked, len(ranked))
 	x.Feasible = len(ranked)
@@ -105,4 +116,12 @@ func (m *Matcher) explain(p *plan) *Explanation {
 	})
 	x.Fates = append(x.Fates, rejected...)
 	return x
+}
+
+// rejection is an offer's fate when a check refuses it.
+func (m *Matcher) rejection(p *plan, e *book.Entry, r Reason, pr *pricing, err error) Fate {
+	return Fate{
+		Offer: e.Name, Provider: e.Offer.Provider.String(), Region: e.Offer.Region,
+		Status: Rejected, Reason: r, Detail: describe(p, e, r, pr, err),
+	}
 }

@@ -239,6 +239,8 @@ func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) strin
 			return fmt.Sprintf("up to %s %s/hour, budget %s", price.peakHourly.Decimal(), p.currency, p.maxHourly.Decimal())
 		}
 		return fmt.Sprintf("about %s %s in all, budget %s", price.total.Decimal(), p.currency, p.maxTotal.Decimal())
+	case OutsideRankPool:
+		return fmt.Sprintf("the job's rank is evaluated on the %d cheapest offers that pass every other check; this one is not among them", p.rankPool)
 	case RequirementsFalse:
 		return "requirements: " + p.job.Requirements.Source + " is false"
 	case RequirementsError, RankError:

@@ -3,7 +3,6 @@ package match
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -98,8 +97,9 @@ func (m *Matcher) noMatch(p *plan) *NoMatchError {
 
 // A Matcher decides where jobs run, against one offer book.
 type Matcher struct {
-	cfg  Config
-	book *book.Book
+	cfg      Config
+	book     *book.Book
+	rankPool int // RankPool; tests make it small
 }
 
 // New returns a matcher over b.
@@ -107,7 +107,7 @@ func New(b *book.Book, cfg Config) *Matcher {
 	if cfg.Currency == "" {
 		cfg.Currency = "USD"
 	}
-	return &Matcher{cfg: cfg, book: b}
+	return &Matcher{cfg: cfg, book: b, rankPool: RankPool}
 }
 
 func (m *Matcher) prepare(doc *descriptor.Document, opts *Options) (*plan, error) {
@@ -117,7 +117,9 @@ func (m *Matcher) prepare(doc *descriptor.Document, opts *Options) (*plan, error
 	if opts.K <= 0 {
 		opts.K = DefaultK
 	}
-	return newPlan(doc, opts, &m.cfg, m.book.Now()), nil
+	p := newPlan(doc, opts, &m.cfg, m.book.Now())
+	p.rankPool = m.rankPool
+	return p, nil
 }
 
 func (m *Matcher) queue(e *book.Entry) time.Duration {
@@ -144,10 +146,7 @@ func (m *Matcher) evaluate(p *plan, e *book.Entry) (c Candidate, r Reason, pr pr
 	if r, err = requirements(p, e); r != "" {
 		return c, r, pr, err
 	}
-	if r, err = p.rank(e, &c); r != "" {
-		return c, r, pr, err
-	}
-	setScore(p, &c)
+	setScore(p, &c) // a rank job's is its cost, until the pool is ranked (rankPool)
 	return c, "", pr, nil
 }
 
@@ -167,17 +166,12 @@ func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
 	var pr pricing
 	priced := false
 	switch {
-	case p.job.Rank != nil:
-		if r, _ := p.rank(e, &c); r != "" {
-			return
-		}
-		c.Score = -c.Parts.RankValue
-	case p.job.Objective.Type == "time":
+	case p.job.Objective.Type == "time" && p.job.Rank == nil:
 		t := queue + runtime
 		c.exact, c.Score = int64(t), t.Seconds()
-	case p.job.Objective.Type == "latency":
+	case p.job.Objective.Type == "latency" && p.job.Rank == nil:
 		c.Score = p.latency[s.Region]
-	default: // cost
+	default: // cost, and the rank pool's order
 		// A lower bound first (book.Prices.LowerBound): at most the
 		// exact cost, so an offer it keeps out could not have entered.
 		c.exact = int64(s.Lower(runtime, int64(p.nodes)))
@@ -199,9 +193,9 @@ func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
 	if r, _ := requirements(p, e); r != "" {
 		return
 	}
-	score, exact, rankValue := c.Score, c.exact, c.Parts.RankValue
+	score, exact := c.Score, c.exact
 	c = p.candidate(e, pr, queue)
-	c.Score, c.exact, c.Parts.RankValue = score, exact, rankValue
+	c.Score, c.exact = score, exact
 	top.push(c)
 }
 
@@ -211,22 +205,6 @@ func (p *plan) candidate(e *book.Entry, pr pricing, queue time.Duration) Candida
 		Cost: pr.total, PeakHourly: pr.peakHourly, Currency: e.Offer.Price.Currency,
 		Runtime: pr.runtime, Time: queue + pr.runtime, LatencyMs: p.latency[e.Region],
 	}}
-}
-
-// rank evaluates the job's CEL rank, when it has one, into c.
-func (p *plan) rank(e *book.Entry, c *Candidate) (Reason, error) {
-	if p.job.Rank == nil {
-		return "", nil
-	}
-	v, err := p.job.Rank.EvalNumber(e.Attrs)
-	if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
-		err = fmt.Errorf("rank is %v, not a finite number", v)
-	}
-	if err != nil {
-		return RankError, err
-	}
-	c.Parts.RankValue = v
-	return "", nil
 }
 
 func requirements(p *plan, e *book.Entry) (Reason, error) {
@@ -284,7 +262,15 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 			// Balanced scores depend on the range of every feasible offer.
 			res.Visited = m.matchBalanced(p, bs, top)
 		case p.job.Rank != nil:
-			res.Visited = each(bs, visit)
+			// The pool: the cheapest offers that pass every check.
+			pool := &kHeap{k: m.rankPool}
+			res.Visited = cheapestFirst(v, p, bs, pool, func(s *book.Slot) { m.visit(p, s, pool) })
+			ranked, _, _ := m.rankPooled(p, pool.items)
+			for i := range ranked {
+				if top.wants(&ranked[i]) {
+					top.push(ranked[i])
+				}
+			}
 		case p.job.Objective.Type == "time":
 			res.Visited = ordered(bs, top, func(b *book.Bucket) Candidate {
 				t := p.fastest(b.Model) // queues are never negative
@@ -332,30 +318,14 @@ func (m *Matcher) MatchNaive(doc *descriptor.Document, opts Options) (*Result, e
 	if p.balanced {
 		normalize(p, all, scaled)
 	}
+	if p.job.Rank != nil {
+		all, _, _ = m.rankPooled(p, all)
+	}
 	res := &Result{Candidates: topK(all, opts.K), Visited: visited}
 	if len(res.Candidates) == 0 {
 		return nil, m.noMatch(p)
 	}
 	return res, nil
-}
-
-// shortestRuntime is the shortest run any offer could give the job: its
-// estimated runtime, or for an accelerator job scaled to the fastest
-// device a candidate model may have (offers state throughput at or below
-// the vocabulary's; a model that publishes no figure leaves it unbounded).
-func (p *plan) shortestRuntime() time.Duration {
-	if len(p.accels) == 0 || p.refTF <= 0 {
-		return p.runtime
-	}
-	fastest := 0.0
-	for model := range p.accels[0].models {
-		m, ok := descriptor.LookupAccelerator(model)
-		if !ok || p.precise.of(m.TFLOPS) <= 0 {
-			return 1 // an offer may state any figure for it
-		}
-		fastest = max(fastest, p.precise.of(m.TFLOPS))
-	}
-	return min(p.runtime, scaleRuntime(p.runtime, p.refTF, fastest))
 }
 
 // topK sorts candidates best first and keeps k, ranked from 1.
@@ -370,29 +340,39 @@ func topK(all []Candidate, k int) []Candidate {
 	return all
 }
 
-// kHeap keeps the k best candidates seen, the worst at the root.
+// kHeap keeps the k best candidates seen, the worst at the root. The
+// heap orders indexes into the candidates, so that a large k (the rank
+// pool) moves small integers, not candidates.
 type kHeap struct {
 	k     int
 	items []Candidate
+	order []int32 // a heap of indexes into items
 }
+
+// full reports whether the heap holds k candidates.
+func (h *kHeap) full() bool { return len(h.items) == h.k }
+
+// worst returns the worst candidate kept; the heap must not be empty.
+func (h *kHeap) worst() *Candidate { return &h.items[h.order[0]] }
 
 // wants reports whether c would enter the k best.
 func (h *kHeap) wants(c *Candidate) bool {
-	return len(h.items) < h.k || better(c, &h.items[0])
+	return len(h.items) < h.k || (h.k > 0 && better(c, h.worst()))
 }
 
 func (h *kHeap) push(c Candidate) {
 	if len(h.items) < h.k {
 		h.items = append(h.items, c)
-		h.up(len(h.items) - 1)
+		h.order = append(h.order, int32(len(h.items)-1))
+		h.up(len(h.order) - 1)
 		return
 	}
-	h.items[0] = c
+	h.items[h.order[0]] = c
 	h.down(0)
 }
 
 // worse is the heap order: the root is the worst kept candidate.
-func (h *kHeap) worse(i, j int) bool { return better(&h.items[j], &h.items[i]) }
+func (h *kHeap) worse(i, j int) bool { return better(&h.items[h.order[j]], &h.items[h.order[i]]) }
 
 func (h *kHeap) up(i int) {
 	for i > 0 {
@@ -400,7 +380,7 @@ func (h *kHeap) up(i int) {
 		if !h.worse(i, parent) {
 			return
 		}
-		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		h.order[i], h.order[parent] = h.order[parent], h.order[i]
 		i = parent
 	}
 }
@@ -408,16 +388,16 @@ func (h *kHeap) up(i int) {
 func (h *kHeap) down(i int) {
 	for {
 		l, r, worst := 2*i+1, 2*i+2, i
-		if l < len(h.items) && h.worse(l, worst) {
+		if l < len(h.order) && h.worse(l, worst) {
 			worst = l
 		}
-		if r < len(h.items) && h.worse(r, worst) {
+		if r < len(h.order) && h.worse(r, worst) {
 			worst = r
 		}
 		if worst == i {
 			return
 		}
-		h.items[i], h.items[worst] = h.items[worst], h.items[i]
+		h.order[i], h.order[worst] = h.order[worst], h.order[i]
 		i = worst
 	}
 }

@@ -157,6 +157,7 @@ func TestReasons(t *testing.T) {
 		offer     offerSpec
 		advance   time.Duration
 		exclude   bool
+		emptyPool bool // a rank pool of no offers
 		want      Reason
 		detailHas string
 	}{
@@ -197,6 +198,7 @@ func TestReasons(t *testing.T) {
 		{name: "over budget total", job: []string{"maxPricePerHour: \"500\"", "maxTotal: \"150\"", "estimatedRuntime: 1h", "estimatedRuntime: 2h"}, want: OverBudget, detailHas: "about 400 CNY in all, budget 150"},
 		{name: "requirements false", job: []string{"placement:", "requirements: offer.market == \"spot\"\nplacement:"}, want: RequirementsFalse},
 		{name: "requirements error", job: []string{"placement:", "requirements: offer.frameworks.rocm == \"6.0\"\nplacement:"}, want: RequirementsError, detailHas: "rocm"},
+		{name: "outside the rank pool", job: []string{"placement:", "rank: double(offer.quantity)\nplacement:"}, emptyPool: true, want: OutsideRankPool, detailHas: "0 cheapest"},
 		{name: "rank error", job: []string{"placement:", "rank: double(offer.frameworks.rocm)\nplacement:"}, want: RankError, detailHas: "rocm"},
 	}
 	covered := map[Reason]bool{}
@@ -214,6 +216,9 @@ func TestReasons(t *testing.T) {
 			b := newBook(t, c, tc.offer)
 			c.t = c.t.Add(tc.advance)
 			m := New(b, Config{HomeRegion: "cn-east-1"})
+			if tc.emptyPool {
+				m.rankPool = 0
+			}
 			job := jobDoc(t, tc.job...)
 			opts := Options{}
 			if tc.exclude {

@@ -35,6 +35,7 @@ type plan struct {
 	scaled   map[float64]time.Duration // runtimes on devices of a throughput, worked out once
 	balanced bool
 	weights  descriptor.Weights
+	rankPool int // how many offers a rank is evaluated on
 
 	// Bound to the book's interned IDs for one decision (bind).
 	view                     book.View

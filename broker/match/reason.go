@@ -33,6 +33,7 @@ const (
 	OverBudget              Reason = "over_budget"
 	RequirementsFalse       Reason = "requirements_false"
 	RequirementsError       Reason = "requirements_error"
+	OutsideRankPool         Reason = "outside_rank_pool"
 	RankError               Reason = "rank_error"
 )
 
@@ -43,5 +44,5 @@ var Reasons = []Reason{
 	AcceleratorsUnrequested, AcceleratorMissing, AcceleratorModel, AcceleratorKind,
 	AcceleratorVendor, AcceleratorCount, AcceleratorMemory, AcceleratorThroughput,
 	ComputeCapability, FrameworkMissing, FrameworkVersion, AcceleratorGroups, OverBudget, RequirementsFalse,
-	RequirementsError, RankError,
+	RequirementsError, OutsideRankPool, RankError,
 }

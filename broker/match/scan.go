@@ -166,8 +166,8 @@ func ordered(bs []*book.Bucket, top *kHeap, bound func(*book.Bucket) Candidate, 
 	seen := onceEach{scans: len(bs)}
 	n := 0
 	for _, k := range ks {
-		if len(top.items) == top.k {
-			w := &top.items[0]
+		if top.full() {
+			w := top.worst()
 			if k.c.exact > w.exact || k.c.exact == w.exact && k.c.Score > w.Score {
 				break // every offer still to come scores worse than the k-th
 			}
@@ -192,33 +192,37 @@ func (p *plan) fastest(model string) time.Duration {
 	return min(p.runtime, scaleRuntime(p.runtime, p.refTF, p.precise.of(m.TFLOPS)))
 }
 
-// cheapestFirst visits the buckets' offers merged in order of their
-// lowest hourly rate and stops once the k best are known: when even the
-// lowest rate still to come, over the shortest run any offer could give
-// the job, with the largest rounding allowance in the book, costs more
-// than the k-th best (book.RemainingBound). It returns how many it
-// visited.
+// cheapestFirst visits the buckets' offers merged in order of a lower
+// bound on their cost and stops once the k best are known: when even the
+// least bound still to come exceeds the k-th best. An offer's bound
+// (book.RemainingBound) is its lowest hourly rate over the shortest run
+// any offer of its bucket's model could give the job, with the largest
+// rounding allowance in the book; within a bucket it grows with the rate,
+// so each bucket's next offer stands for all its others. It returns how
+// many it visited.
 func cheapestFirst(v book.View, p *plan, bs []*book.Bucket, top *kHeap, visit func(*book.Slot)) int {
+	if top.k == 0 {
+		return 0 // nothing can enter
+	}
 	perWeek, fixed := v.MaxLoss()
-	shortest := int64(p.shortestRuntime())
+	nodes := int64(p.nodes)
 	h := make(cursorHeap, 0, len(bs))
 	for _, b := range bs {
-		h = append(h, cursor{chunks: b.Chunks()})
+		c := cursor{chunks: b.Chunks(), shortest: int64(p.fastest(b.Model))}
+		c.bound(nodes, perWeek, fixed)
+		h = append(h, c)
 	}
 	h.init()
 	seen := onceEach{scans: len(bs)}
 	visited := 0
-	lastRate := descriptor.Nanos(-1)
 	for len(h) > 0 {
 		cur := &h[0]
-		s := cur.slot()
-		if len(top.items) == top.k && s.MinRate != lastRate {
-			lastRate = s.MinRate
-			if rb, ok := book.RemainingBound(s.MinRate, shortest, int64(p.nodes), perWeek, fixed); ok && rb > descriptor.Nanos(top.items[0].exact) {
-				break // nothing still to come can enter the k best
-			}
+		if top.full() && cur.key > descriptor.Nanos(top.worst().exact) {
+			break // nothing still to come can enter the k best
 		}
+		s := cur.slot()
 		if cur.next() {
+			cur.bound(nodes, perWeek, fixed)
 			h.down(0)
 		} else {
 			h.pop()
@@ -234,8 +238,10 @@ func cheapestFirst(v book.View, p *plan, bs []*book.Bucket, top *kHeap, visit fu
 
 // A cursor walks one bucket's chunks in rate order.
 type cursor struct {
-	chunks [][]book.Slot
-	ci, si int
+	chunks   [][]book.Slot
+	ci, si   int
+	shortest int64            // the shortest run an offer of the bucket could give the job
+	key      descriptor.Nanos // a lower bound on the cost of the slot and every one after it
 }
 
 func (c *cursor) slot() *book.Slot { return &c.chunks[c.ci][c.si] }
@@ -248,10 +254,18 @@ func (c *cursor) next() bool {
 	return c.ci < len(c.chunks)
 }
 
-// cursorHeap orders cursors by their slot's rate, lowest at the root.
+// bound sets the cursor's key from its slot's rate.
+func (c *cursor) bound(nodes, perWeek, fixed int64) {
+	c.key = 0
+	if rb, ok := book.RemainingBound(c.slot().MinRate, c.shortest, nodes, perWeek, fixed); ok {
+		c.key = rb
+	}
+}
+
+// cursorHeap orders cursors by key, least at the root.
 type cursorHeap []cursor
 
-func (h cursorHeap) less(i, j int) bool { return h[i].slot().MinRate < h[j].slot().MinRate }
+func (h cursorHeap) less(i, j int) bool { return h[i].key < h[j].key }
 
 func (h cursorHeap) init() {
 	for i := len(h)/2 - 1; i >= 0; i-- {

@@ -151,11 +151,11 @@ func normalizedOrNil(n [3]float64) *[3]float64 {
 // integers (nano-units, nanoseconds); Score shows them. Balanced scores
 // are set later, once the ranges are known.
 func setScore(p *plan, c *Candidate) {
+	objective := p.job.Objective.Type
 	if p.job.Rank != nil {
-		c.Score = -c.Parts.RankValue
-		return
+		objective = "cost" // the rank pool's order (rankPooled scores by rank)
 	}
-	switch p.job.Objective.Type {
+	switch objective {
 	case "time":
 		c.exact, c.Score = int64(c.Parts.Time), c.Parts.Time.Seconds()
 	case "latency":

@@ -90,6 +90,9 @@ func TestMatchingSpecExamples(t *testing.T) {
 				}
 			}
 			m := New(b, cfg)
+			if n, ok := broker["rankPool"]; ok {
+				m.rankPool = int(n.(uint64))
+			}
 			res, err := m.Match(jd, Options{})
 			kind, want, _ := strings.Cut(cells[5], " ")
 			if kind == "reason" {
@@ -135,8 +138,8 @@ func TestMatchingSpecExamples(t *testing.T) {
 			}
 		})
 	}
-	if n < 15 {
-		t.Fatalf("found %d worked examples in spec/matching.md §9, want 15", n)
+	if n < 16 {
+		t.Fatalf("found %d worked examples in spec/matching.md §9, want 16", n)
 	}
 }
 
