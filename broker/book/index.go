@@ -91,9 +91,7 @@ func (b *Bucket) add(e *Entry) {
 	b.MaxMemory, b.MaxDisk = max(b.MaxMemory, e.Memory), max(b.MaxDisk, e.Disk)
 	b.n++
 	if len(b.chunks) == 0 {
-		c := make([]Slot, 1, chunkMax)
-		c[0] = s
-		b.chunks = append(b.chunks, c)
+		b.chunks = append(b.chunks, []Slot{s}) // grows as it fills: small buckets stay small
 		return
 	}
 	ci, si, _ := b.find(e.MinRate, e.Name)
@@ -104,7 +102,7 @@ func (b *Bucket) add(e *Entry) {
 	if c := b.chunks[ci]; len(c) == chunkMax {
 		// Split the full chunk in two halves, each with room to grow.
 		half := chunkMax / 2
-		upper := make([]Slot, chunkMax-half, chunkMax)
+		upper := make([]Slot, chunkMax-half, chunkMax-half+chunkMax/4)
 		copy(upper, c[half:])
 		clear(c[half:])
 		b.chunks[ci] = c[:half]
