@@ -325,7 +325,7 @@ func slotsIn(bs []*Bucket) int {
 	n := 0
 	for _, b := range bs {
 		for _, c := range b.Chunks() {
-			n += len(c)
+			n += len(c.Slots)
 		}
 	}
 	return n

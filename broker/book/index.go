@@ -28,11 +28,28 @@ type Slot struct {
 // moves at most this many slots, however large the bucket.
 const chunkMax = 128
 
+// A Chunk is a run of a bucket's slots, consecutive in memory, with
+// bounds on what its offers' cost bounds need: a scan can pass over a
+// whole chunk that cannot hold an offer it wants.
+type Chunk struct {
+	Slots        []Slot
+	MaxRate      descriptor.Nanos // the highest MaxRate of its slots
+	MaxIncrement int64            // the longest minimum increment of its slots
+}
+
+// summarize recomputes the chunk's bounds.
+func (c *Chunk) summarize() {
+	c.MaxRate, c.MaxIncrement = 0, 0
+	for i := range c.Slots {
+		c.MaxRate, c.MaxIncrement = max(c.MaxRate, c.Slots[i].MaxRate), max(c.MaxIncrement, c.Slots[i].Increment)
+	}
+}
+
 // A Bucket holds the offers of one currency, model (or CPU size class),
 // region and jurisdiction, ordered by lowest hourly rate, then name, in
 // chunks of at most chunkMax slots. Read it only within a View.
 type Bucket struct {
-	chunks [][]Slot // each sorted, none empty; chunk i's slots precede chunk i+1's
+	chunks []Chunk // each sorted, none empty; chunk i's slots precede chunk i+1's
 	n      int
 
 	Region, Jurisdiction int32  // the book's IDs (View.Regions, View.Jurisdictions)
@@ -49,7 +66,7 @@ func (b *Bucket) Len() int { return b.n }
 
 // Chunks returns the bucket's slots in rate order, as runs of consecutive
 // memory. They must not be modified or kept past the View.
-func (b *Bucket) Chunks() [][]Slot { return b.chunks }
+func (b *Bucket) Chunks() []Chunk { return b.chunks }
 
 // MinRate is the lowest hourly rate of any offer in the bucket; false when
 // the bucket is empty.
@@ -57,7 +74,7 @@ func (b *Bucket) MinRate() (descriptor.Nanos, bool) {
 	if b.n == 0 {
 		return 0, false
 	}
-	return b.chunks[0][0].MinRate, true
+	return b.chunks[0].Slots[0].MinRate, true
 }
 
 // order compares a slot with the key (rate, name): rate first, then name.
@@ -75,13 +92,13 @@ func order(s *Slot, rate descriptor.Nanos, name string) int {
 // is the first at or after it, and the position within that chunk.
 func (b *Bucket) find(rate descriptor.Nanos, name string) (ci, si int, found bool) {
 	ci = sort.Search(len(b.chunks), func(i int) bool {
-		c := b.chunks[i]
+		c := b.chunks[i].Slots
 		return order(&c[len(c)-1], rate, name) >= 0
 	})
 	if ci == len(b.chunks) {
 		return ci, 0, false
 	}
-	si, found = slices.BinarySearchFunc(b.chunks[ci], struct{}{}, func(s Slot, _ struct{}) int { return order(&s, rate, name) })
+	si, found = slices.BinarySearchFunc(b.chunks[ci].Slots, struct{}{}, func(s Slot, _ struct{}) int { return order(&s, rate, name) })
 	return ci, si, found
 }
 
@@ -91,27 +108,31 @@ func (b *Bucket) add(e *Entry) {
 	b.MaxMemory, b.MaxDisk = max(b.MaxMemory, e.Memory), max(b.MaxDisk, e.Disk)
 	b.n++
 	if len(b.chunks) == 0 {
-		b.chunks = append(b.chunks, []Slot{s}) // grows as it fills: small buckets stay small
+		b.chunks = append(b.chunks, Chunk{Slots: []Slot{s}, MaxRate: s.MaxRate, MaxIncrement: s.Increment}) // grows as it fills: small buckets stay small
 		return
 	}
 	ci, si, _ := b.find(e.MinRate, e.Name)
 	if ci == len(b.chunks) { // after every slot: the end of the last chunk
 		ci--
-		si = len(b.chunks[ci])
+		si = len(b.chunks[ci].Slots)
 	}
-	if c := b.chunks[ci]; len(c) == chunkMax {
+	if c := b.chunks[ci].Slots; len(c) == chunkMax {
 		// Split the full chunk in two halves, each with room to grow.
 		half := chunkMax / 2
 		upper := make([]Slot, chunkMax-half, chunkMax-half+chunkMax/4)
 		copy(upper, c[half:])
 		clear(c[half:])
-		b.chunks[ci] = c[:half]
-		b.chunks = slices.Insert(b.chunks, ci+1, upper)
+		b.chunks[ci].Slots = c[:half]
+		b.chunks[ci].summarize()
+		b.chunks = slices.Insert(b.chunks, ci+1, Chunk{Slots: upper})
+		b.chunks[ci+1].summarize()
 		if si > half {
 			ci, si = ci+1, si-half
 		}
 	}
-	b.chunks[ci] = slices.Insert(b.chunks[ci], si, s)
+	c := &b.chunks[ci]
+	c.Slots = slices.Insert(c.Slots, si, s)
+	c.MaxRate, c.MaxIncrement = max(c.MaxRate, s.MaxRate), max(c.MaxIncrement, s.Increment)
 }
 
 func (b *Bucket) remove(e *Entry) {
@@ -120,19 +141,20 @@ func (b *Bucket) remove(e *Entry) {
 		return
 	}
 	b.n--
-	c := slices.Delete(b.chunks[ci], si, si+1)
-	if len(c) == 0 {
+	c := &b.chunks[ci]
+	c.Slots = slices.Delete(c.Slots, si, si+1)
+	if len(c.Slots) == 0 {
 		b.chunks = slices.Delete(b.chunks, ci, ci+1)
 		return
 	}
-	b.chunks[ci] = c
+	c.summarize()
 }
 
 // setFree updates the copy of e's free quantity.
 func (b *Bucket) setFree(e *Entry) {
 	b.MaxFree = max(b.MaxFree, e.Free)
 	if ci, si, found := b.find(e.MinRate, e.Name); found {
-		b.chunks[ci][si].Free = e.Free
+		b.chunks[ci].Slots[si].Free = e.Free
 	}
 }
 

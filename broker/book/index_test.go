@@ -31,6 +31,8 @@ func TestBucketAgainstSortedSlice(t *testing.T) {
 			default:
 				e := &Entry{Name: name}
 				e.MinRate = descriptor.Nanos(rng.IntN(40 + round*50))
+				e.MaxRate = e.MinRate + descriptor.Nanos(rng.IntN(30))
+				e.Increment = int64(rng.IntN(5))
 				e.Free = int32(rng.IntN(64))
 				b.add(e)
 				held[name] = e
@@ -49,12 +51,17 @@ func TestBucketAgainstSortedSlice(t *testing.T) {
 				return strings.Compare(x.Name, y.Name)
 			})
 			var got []*Slot
-			for _, c := range b.Chunks() {
+			for _, ch := range b.Chunks() {
+				c := ch.Slots
 				if len(c) == 0 || len(c) > chunkMax {
 					t.Fatalf("round %d step %d: a chunk of %d slots", round, step, len(c))
 				}
 				for i := range c {
 					got = append(got, &c[i])
+					if c[i].MaxRate > ch.MaxRate || c[i].Increment > ch.MaxIncrement {
+						t.Fatalf("round %d step %d: %s (max rate %d, increment %d) exceeds its chunk's bounds (%d, %d)",
+							round, step, c[i].Entry.Name, c[i].MaxRate, c[i].Increment, ch.MaxRate, ch.MaxIncrement)
+					}
 				}
 			}
 			if len(got) != len(want) || b.Len() != len(want) {

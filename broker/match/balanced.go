@@ -1,6 +1,8 @@
 package match
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,4 +134,180 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 		top.push(c)
 	}
 	return visited
+}
+
+// matchBalancedByBucket is matchBalanced for jobs whose offers all give
+// the same time: CPU jobs, when the broker estimates no queues. Their
+// scores then vary only with cost and with the latency of a bucket's
+// region, so it never visits every feasible offer. Within a bucket, offers
+// lie in order of lowest rate, so a bound on the cost of one
+// (book.RemainingBound over the job's runtime, key below) bounds every
+// later one:
+//
+//  1. In each bucket, the first offer that passes every check but
+//     requirements, if any: whether the bucket's latency counts for the
+//     range, and a first cost.
+//  2. The lowest cost: each bucket on from there while its key could be
+//     below the lowest cost found.
+//  3. The highest cost: each bucket from its dearest chunk down, skipping a
+//     chunk whose offers' upper bounds (from the chunk's highest rate and
+//     increment, Bucket.Chunks) cannot exceed the highest found.
+//  4. The k best: buckets in order of the score their first key gives,
+//     each while its key's score could enter the k best.
+//
+// It returns how many offers it looked at.
+func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket, top *kHeap) int {
+	nodes := int64(p.nodes)
+	perWeek, fixed := v.MaxLoss()
+	runtime := p.runtime
+	key := func(s *book.Slot) descriptor.Nanos {
+		if rb, ok := book.RemainingBound(s.MinRate, int64(runtime), nodes, perWeek, fixed); ok {
+			return rb
+		}
+		return 0
+	}
+	looked := 0
+	priced := map[*book.Slot]pricing{}
+	// judge says whether an offer passes every check but requirements,
+	// and its estimate.
+	judge := func(s *book.Slot) (pricing, bool) {
+		looked++
+		if pr, ok := priced[s]; ok {
+			return pr, !pr.overBudget(p)
+		}
+		if _, ok := p.admits(s); !ok {
+			return pricing{}, false
+		}
+		lb := s.Lower(runtime, nodes)
+		peakLo, _ := s.Peak(nodes)
+		if peakLo > p.maxHourly || lb > p.maxTotal {
+			return pricing{}, false
+		}
+		pr := priceRun(p, s.Entry, runtime, 0)
+		priced[s] = pr
+		return pr, !pr.overBudget(p)
+	}
+	type walk struct {
+		b    *book.Bucket
+		ci   int // step 1's offer: chunk and slot
+		si   int
+		lat  float64
+		used bool
+	}
+	var walks []walk
+	lo, hi := descriptor.MaxNanos, descriptor.Nanos(-1)
+	var latLo, latHi float64
+	for _, b := range bs { // 1
+		w := walk{b: b, lat: p.latency[b.Region]}
+	find:
+		for ci, ch := range b.Chunks() {
+			for si := range ch.Slots {
+				if pr, ok := judge(&ch.Slots[si]); ok {
+					w.ci, w.si, w.used = ci, si, true
+					lo, hi = min(lo, pr.total), max(hi, pr.total)
+					break find
+				}
+			}
+		}
+		if !w.used {
+			continue
+		}
+		if len(walks) == 0 {
+			latLo, latHi = w.lat, w.lat
+		}
+		latLo, latHi = min(latLo, w.lat), max(latHi, w.lat)
+		walks = append(walks, w)
+	}
+	if len(walks) == 0 {
+		return looked
+	}
+	for _, w := range walks { // 2
+		chunks := w.b.Chunks()
+	lower:
+		for ci := w.ci; ci < len(chunks); ci++ {
+			for si := range chunks[ci].Slots {
+				if ci == w.ci && si <= w.si {
+					continue
+				}
+				s := &chunks[ci].Slots[si]
+				if key(s) >= lo {
+					break lower // this offer and every later one cost at least lo
+				}
+				if pr, ok := judge(s); ok {
+					lo = min(lo, pr.total)
+				}
+			}
+		}
+	}
+	for _, w := range walks { // 3
+		chunks := w.b.Chunks()
+		for ci := len(chunks) - 1; ci >= 0; ci-- {
+			ch := &chunks[ci]
+			bound := book.CostBounds{MaxRate: ch.MaxRate, LossPerWeek: int32(perWeek), LossFixed: int32(fixed)}
+			if bound.Upper(runtime+time.Duration(ch.MaxIncrement), nodes) <= hi {
+				continue // no offer of the chunk costs more than hi
+			}
+			for si := len(ch.Slots) - 1; si >= 0; si-- {
+				s := &ch.Slots[si]
+				if s.Upper(runtime, nodes) <= hi {
+					continue
+				}
+				if pr, ok := judge(s); ok {
+					hi = max(hi, pr.total)
+				}
+			}
+		}
+	}
+	t := int64(runtime)
+	r := ranges{lo: measure{int64(lo), t, latLo}, hi: measure{int64(hi), t, latHi}}
+	score := func(cost descriptor.Nanos, lat float64) float64 {
+		sc, _ := r.balanced(p, measure{int64(cost), t, lat})
+		return sc
+	}
+	type start struct {
+		w     walk
+		score float64
+	}
+	starts := make([]start, len(walks))
+	for i, w := range walks {
+		starts[i] = start{w, score(key(&w.b.Chunks()[w.ci].Slots[w.si]), w.lat)}
+	}
+	slices.SortStableFunc(starts, func(a, b start) int { return cmp.Compare(a.score, b.score) })
+	for _, st := range starts { // 4
+		if top.full() && st.score > top.worst().Score {
+			break // every offer of this bucket and the later ones scores worse
+		}
+		chunks := st.w.b.Chunks()
+	best:
+		for ci := st.w.ci; ci < len(chunks); ci++ {
+			for si := range chunks[ci].Slots {
+				if ci == st.w.ci && si < st.w.si {
+					continue
+				}
+				s := &chunks[ci].Slots[si]
+				c := Candidate{Entry: s.Entry, tie: splitmix64(p.seed ^ s.NameHash), Score: score(key(s), st.w.lat)}
+				if top.full() && c.Score > top.worst().Score {
+					break best
+				}
+				if !top.wants(&c) {
+					continue
+				}
+				pr, ok := judge(s)
+				if !ok {
+					continue
+				}
+				c.Score = score(pr.total, st.w.lat)
+				if !top.wants(&c) {
+					continue
+				}
+				if reason, _ := requirements(p, s.Entry); reason != "" {
+					continue
+				}
+				c = p.candidate(s.Entry, pr, 0)
+				c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(pr.total), t, st.w.lat})
+				top.push(c)
+			}
+		}
+	}
+	return looked
 }

@@ -258,6 +258,9 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 		bs := p.buckets(v)
 		visit := func(s *book.Slot) { m.visit(p, s, top) }
 		switch {
+		case p.balanced && len(p.accels) == 0 && m.cfg.Queue == nil:
+			// Every offer gives the job the same time.
+			res.Visited = m.matchBalancedByBucket(v, p, bs, top)
 		case p.balanced:
 			// Balanced scores depend on the range of every feasible offer.
 			res.Visited = m.matchBalanced(p, bs, top)

@@ -30,16 +30,19 @@ import (
 // skips or repeats, matched at a nanosecond-fraction start just before
 // Europe's and America's clocks go back.
 func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
-	seeds, offers, jobs := []uint64{1, 2, 3, 4, 5, 6}, 400, 700
+	seeds, offers, jobs := []uint64{1, 2, 3, 4, 5, 6, 7, 8}, 400, 700
 	if testing.Short() {
-		seeds, jobs = []uint64{1, 4}, 200
+		seeds, jobs = []uint64{1, 4, 7}, 200
 	}
 	placed, unplaced := 0, 0
 	above53, subSecond := 0, 0
 	for _, seed := range seeds {
 		g := synth.New(seed, 60)
 		c := &clock{synth.Epoch}
-		if seed >= 4 {
+		if seed >= 7 { // three regions: buckets of many offers, where early stops matter
+			g.Dense = true
+		}
+		if seed >= 4 && seed != 7 {
 			g.Hard = true
 			g.Epoch = []time.Time{
 				time.Date(2026, 10, 25, 0, 59, 59, 999_999_999, time.UTC), // Europe: 03:00 → 02:00 at 01:00 UTC
@@ -98,6 +101,12 @@ func TestPlacedOffersSatisfyTheirJobs(t *testing.T) {
 			placed++
 			if got, want := names(res.Candidates), names(naive.Candidates); got != want {
 				t.Fatalf("seed %d job %s: indexed %s, full scan %s\n%s", seed, job.Job.Metadata.Name, got, want, job.Canonical)
+			}
+			for i, c := range res.Candidates {
+				if n := naive.Candidates[i]; c.Score != n.Score || c.Parts != n.Parts {
+					t.Fatalf("seed %d job %s: candidate %d scores %v %+v indexed, %v %+v in the full scan\n%s",
+						seed, job.Job.Metadata.Name, i+1, c.Score, c.Parts, n.Score, n.Parts, job.Canonical)
+				}
 			}
 			for _, cand := range res.Candidates {
 				if cand.Parts.Cost > 1<<53 {

@@ -136,7 +136,8 @@ func each(bs []*book.Bucket, visit func(*book.Slot)) int {
 // many it let through.
 func (o *onceEach) visit(b *book.Bucket, fn func(*book.Slot)) int {
 	n := 0
-	for _, c := range b.Chunks() {
+	for _, ch := range b.Chunks() {
+		c := ch.Slots
 		for i := range c {
 			if o.first(&c[i]) {
 				n++
@@ -238,17 +239,17 @@ func cheapestFirst(v book.View, p *plan, bs []*book.Bucket, top *kHeap, visit fu
 
 // A cursor walks one bucket's chunks in rate order.
 type cursor struct {
-	chunks   [][]book.Slot
+	chunks   []book.Chunk
 	ci, si   int
 	shortest int64            // the shortest run an offer of the bucket could give the job
 	key      descriptor.Nanos // a lower bound on the cost of the slot and every one after it
 }
 
-func (c *cursor) slot() *book.Slot { return &c.chunks[c.ci][c.si] }
+func (c *cursor) slot() *book.Slot { return &c.chunks[c.ci].Slots[c.si] }
 
 // next moves on; false when the bucket is done.
 func (c *cursor) next() bool {
-	if c.si++; c.si == len(c.chunks[c.ci]) {
+	if c.si++; c.si == len(c.chunks[c.ci].Slots) {
 		c.ci, c.si = c.ci+1, 0
 	}
 	return c.ci < len(c.chunks)

@@ -82,6 +82,9 @@ type Generator struct {
 	// model, and one group in three a stated fp16 throughput below the
 	// vocabulary's peak.
 	Mixed bool
+	// Dense puts every offer in one of three US regions, so that each
+	// index bucket holds many offers.
+	Dense bool
 	// Epoch, when set, replaces the package's Epoch for this generator.
 	Epoch time.Time
 
@@ -130,6 +133,9 @@ func money(v float64) string { return fmt.Sprintf("%.4f", v) }
 func (g *Generator) Offer() (*descriptor.Document, *identity.Envelope) {
 	key := g.providers[g.rng.IntN(len(g.providers))]
 	region := Regions[g.rng.IntN(len(Regions))]
+	if g.Dense {
+		region = Regions[4+g.rng.IntN(3)] // us-east-1, us-east-2, us-west-1
+	}
 	inChina := region.Currency == "CNY"
 	g.pools++
 	fx := currencyPerUSD[region.Currency] * (0.8 + 0.5*g.rng.Float64())
