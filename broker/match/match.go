@@ -162,26 +162,29 @@ func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
 	e := s.Entry
 	queue := m.queue(e)
 	runtime := p.runtimeOn(s, group)
-	c := Candidate{Entry: e, tie: splitmix64(p.seed ^ s.NameHash)}
+	// The score in locals first: most offers go no further than wants.
+	tie := splitmix64(p.seed ^ s.NameHash)
+	var exact int64
+	var score float64
 	var pr pricing
 	priced := false
 	switch {
 	case p.job.Objective.Type == "time" && p.job.Rank == nil:
 		t := queue + runtime
-		c.exact, c.Score = int64(t), t.Seconds()
+		exact, score = int64(t), t.Seconds()
 	case p.job.Objective.Type == "latency" && p.job.Rank == nil:
-		c.Score = p.latency[s.Region]
+		score = p.latency[s.Region]
 	default: // cost, and the rank pool's order
 		// A lower bound first (book.Prices.LowerBound): at most the
 		// exact cost, so an offer it keeps out could not have entered.
-		c.exact = int64(s.Lower(runtime, int64(p.nodes)))
-		if !top.wants(&c) {
+		exact = int64(s.Lower(runtime, int64(p.nodes)))
+		if !top.wantsKey(exact, score, tie, e) || p.surelyOver(s, runtime) {
 			return
 		}
 		pr, priced = priceRun(p, e, runtime, queue), true
-		c.exact, c.Score = int64(pr.total), float64(pr.total)
+		exact, score = int64(pr.total), float64(pr.total)
 	}
-	if !top.wants(&c) {
+	if !top.wantsKey(exact, score, tie, e) || (!priced && p.surelyOver(s, runtime)) {
 		return
 	}
 	if !priced {
@@ -193,10 +196,19 @@ func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
 	if r, _ := requirements(p, e); r != "" {
 		return
 	}
-	score, exact := c.Score, c.exact
-	c = p.candidate(e, pr, queue)
+	c := p.candidate(e, pr, queue)
 	c.Score, c.exact = score, exact
 	top.push(c)
+}
+
+// surelyOver reports whether an offer's cost bounds put it over the job's
+// budget from any start (book.CostBounds), so that it need not be priced.
+func (p *plan) surelyOver(s *book.Slot, runtime time.Duration) bool {
+	nodes := int64(p.nodes)
+	if peakLo, _ := s.Peak(nodes); peakLo > p.maxHourly {
+		return true
+	}
+	return p.maxTotal != NoLimit && s.Lower(runtime, nodes) > p.maxTotal
 }
 
 // candidate builds a candidate's score parts from its price.
@@ -223,17 +235,20 @@ func requirements(p *plan, e *book.Entry) (Reason, error) {
 
 // better orders candidates: lower score, then the seeded tie-break, then
 // the pool's name, so every decision is a total order.
-func better(a, b *Candidate) bool {
-	if a.exact != b.exact {
-		return a.exact < b.exact
+func better(a, b *Candidate) bool { return beats(a.exact, a.Score, a.tie, a.Entry, b) }
+
+// beats is better for a candidate given by its order keys.
+func beats(exact int64, score float64, tie uint64, e *book.Entry, b *Candidate) bool {
+	if exact != b.exact {
+		return exact < b.exact
 	}
-	if a.Score != b.Score {
-		return a.Score < b.Score
+	if score != b.Score {
+		return score < b.Score
 	}
-	if a.tie != b.tie {
-		return a.tie < b.tie
+	if tie != b.tie {
+		return tie < b.tie
 	}
-	return a.Entry.Name < b.Entry.Name
+	return e.Name < b.Entry.Name
 }
 
 // splitmix64 scrambles the seed and a pool's name hash into the tie-break.
@@ -359,8 +374,11 @@ func (h *kHeap) full() bool { return len(h.items) == h.k }
 func (h *kHeap) worst() *Candidate { return &h.items[h.order[0]] }
 
 // wants reports whether c would enter the k best.
-func (h *kHeap) wants(c *Candidate) bool {
-	return len(h.items) < h.k || (h.k > 0 && better(c, h.worst()))
+func (h *kHeap) wants(c *Candidate) bool { return h.wantsKey(c.exact, c.Score, c.tie, c.Entry) }
+
+// wantsKey is wants for a candidate given by its order keys.
+func (h *kHeap) wantsKey(exact int64, score float64, tie uint64, e *book.Entry) bool {
+	return len(h.items) < h.k || (h.k > 0 && beats(exact, score, tie, e, h.worst()))
 }
 
 func (h *kHeap) push(c Candidate) {
