@@ -92,8 +92,7 @@ type Book struct {
 	jurisdictions symbols
 	currencies    symbols
 	providers     symbols
-	groups        symbols
-	groupSpecs    []*descriptor.Accelerator // by Hot.Group
+	groups        groupTable
 	stringMaps    stringMaps
 	expiry        expiryHeap
 	reservations  map[string]*Reservation
@@ -201,10 +200,7 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	e.Provider = b.providers.id(e.Attrs.Provider)
 	e.Group = -1
 	if gs := o.Class.Accelerators; len(gs) > 0 {
-		e.Group = b.groups.id(groupKey(&gs[0]))
-		if int(e.Group) == len(b.groupSpecs) {
-			b.groupSpecs = append(b.groupSpecs, &gs[0])
-		}
+		e.Group = b.groups.hold(&gs[0])
 	}
 	// Share what many offers hold alike, to keep the book small.
 	e.Attrs.Provider = b.providers.names[e.Provider]
@@ -314,6 +310,9 @@ func (b *Book) removeLocked(e *Entry) {
 		bk.remove(e)
 	}
 	e.buckets = nil
+	if e.Group >= 0 {
+		b.groups.release(e.Group)
+	}
 	delete(b.entries, e.Name)
 	if e.expiryIdx >= 0 && int(e.expiryIdx) < len(b.expiry) && b.expiry[e.expiryIdx] == e {
 		heap.Remove(&b.expiry, int(e.expiryIdx))
@@ -418,10 +417,10 @@ func (v View) CPUBuckets(currency string, cpus float64) []*Bucket {
 
 // Groups returns how many distinct accelerator group descriptions the
 // book has interned: Hot.Group is below it.
-func (v View) Groups() int { return len(v.b.groupSpecs) }
+func (v View) Groups() int { return len(v.b.groups.specs) }
 
 // Group returns the accelerator group description with an ID.
-func (v View) Group(id int32) *descriptor.Accelerator { return v.b.groupSpecs[id] }
+func (v View) Group(id int32) *descriptor.Accelerator { return v.b.groups.specs[id] }
 
 // MaxLoss returns the largest rounding allowance (Prices.Loss) of any
 // offer the book has held: a bound for offers a scan has not reached.

@@ -164,9 +164,54 @@ type bucketKey struct {
 	region, jurisdiction int32
 }
 
-// groupKey is an accelerator group's description as a string: groups
-// alike in every field share an ID, so that a matching decision can judge
-// each description once.
+// groupTable interns accelerator group descriptions: offers whose first
+// groups are alike in every field share an ID, so that a matching decision
+// judges each description once. An ID is freed when no offer holds it and
+// reused later; IDs stay fixed while a View is in use, since changes wait
+// for the book's lock.
+type groupTable struct {
+	ids   map[string]int32
+	specs []*descriptor.Accelerator // by ID; nil when free
+	keys  []string
+	refs  []int32
+	free  []int32
+}
+
+// hold returns the ID of a's description, counting one more holder.
+func (t *groupTable) hold(a *descriptor.Accelerator) int32 {
+	key := groupKey(a)
+	if id, ok := t.ids[key]; ok {
+		t.refs[id]++
+		return id
+	}
+	if t.ids == nil {
+		t.ids = map[string]int32{}
+	}
+	spec := *a // a copy: the table must not keep the offer alive
+	spec.Frameworks = slices.Clone(a.Frameworks)
+	var id int32
+	if n := len(t.free); n > 0 {
+		id, t.free = t.free[n-1], t.free[:n-1]
+		t.specs[id], t.keys[id], t.refs[id] = &spec, key, 1
+	} else {
+		id = int32(len(t.specs))
+		t.specs, t.keys, t.refs = append(t.specs, &spec), append(t.keys, key), append(t.refs, 1)
+	}
+	t.ids[key] = id
+	return id
+}
+
+// release counts one holder fewer of an ID, freeing it at none.
+func (t *groupTable) release(id int32) {
+	if t.refs[id]--; t.refs[id] > 0 {
+		return
+	}
+	delete(t.ids, t.keys[id])
+	t.specs[id], t.keys[id] = nil, ""
+	t.free = append(t.free, id)
+}
+
+// groupKey is an accelerator group's description as a string.
 func groupKey(a *descriptor.Accelerator) string {
 	b, err := json.Marshal(a)
 	if err != nil { // cannot happen for a parsed offer; keep it apart

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cinet/cinet/descriptor"
 )
@@ -76,6 +77,64 @@ func TestBucketAgainstSortedSlice(t *testing.T) {
 					t.Fatalf("round %d step %d: %s has %d free, above the bucket's bound %d", round, step, s.Entry.Name, s.Free, b.MaxFree)
 				}
 			}
+		}
+	}
+}
+
+// TestGroupIDsFreed: a peer that floods offers whose accelerator groups
+// all differ does not grow the book's table of group descriptions past
+// what it holds at once; IDs of withdrawn offers are reused, and matching
+// decisions see each offer's own description under its ID.
+func TestGroupIDsFreed(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	doc := func(pool string, count int) *descriptor.Document {
+		src := fmt.Sprintf(`apiVersion: cinet/v1
+kind: Offer
+metadata: {name: %s}
+computeId: ci:%s/cn-east-1/a/%s
+provider: %s
+broker: %s
+region: cn-east-1
+zone: a
+jurisdiction: CN
+class:
+  cpu: {arch: x86_64, count: 8}
+  memory: 32Gi
+  accelerators: [{model: H20, count: %d}]
+quantity: 1
+price: {currency: CNY, timezone: Asia/Shanghai, rates: {instanceHour: "10"}}
+validUntil: %s
+sequence: 1
+`, pool, fingerprint, pool, provider, owner, count, monday.Add(time.Hour).Format(time.RFC3339))
+		d, err := descriptor.Parse(pool, []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for round := range 5 {
+		var names []string
+		for i := range 20 {
+			d := doc(fmt.Sprintf("r%dp%d", round, i), 1+round*20+i) // a description no offer had before
+			if err := b.Put(d, nil, owner); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, d.Offer.ComputeID.Name())
+		}
+		b.View(func(v View) {
+			if v.Groups() > 20 {
+				t.Fatalf("round %d: %d group IDs for 20 offers", round, v.Groups())
+			}
+			for _, n := range names {
+				e := v.b.entries[n]
+				if g := v.Group(e.Group); g.Count != e.Offer.Class.Accelerators[0].Count {
+					t.Fatalf("round %d: %s has %d devices, its group ID %d describes %d", round, n, e.Offer.Class.Accelerators[0].Count, e.Group, g.Count)
+				}
+			}
+		})
+		for _, n := range names {
+			b.Remove(n)
 		}
 	}
 }
