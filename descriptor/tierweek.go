@@ -1,7 +1,10 @@
 package descriptor
 
 import (
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,6 +34,55 @@ const nanosPerMinute = int64(time.Minute)
 // A tier that wraps midnight belongs to the day it starts on; Sunday's
 // runs into Monday.
 func (p *PriceSchedule) Week() *TierWeek {
+	key := p.weekKey()
+	if w, ok := weeks.get(key); ok {
+		return w
+	}
+	w := p.layWeek()
+	weeks.put(key, w)
+	return w
+}
+
+// weeks shares the weeks of schedules alike: most offers of a zone have
+// the same tiers, or none. A TierWeek never changes once laid out.
+var weeks = weekCache{m: map[string]*TierWeek{}}
+
+type weekCache struct {
+	mu sync.Mutex
+	m  map[string]*TierWeek
+}
+
+func (c *weekCache) get(key string) (*TierWeek, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.m[key]
+	return w, ok
+}
+
+func (c *weekCache) put(key string, w *TierWeek) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= 4096 { // a flood of distinct schedules: start again
+		clear(c.m)
+	}
+	c.m[key] = w
+}
+
+// weekKey is what the week depends on: the zone and each tier's window.
+func (p *PriceSchedule) weekKey() string {
+	var b strings.Builder
+	b.WriteString(p.Timezone)
+	for _, t := range p.Tiers {
+		fmt.Fprintf(&b, "|%s-%s", t.Start, t.End)
+		for _, d := range t.Days {
+			b.WriteString("," + d)
+		}
+	}
+	return b.String()
+}
+
+// layWeek lays the schedule's tiers over the week.
+func (p *PriceSchedule) layWeek() *TierWeek {
 	w := &TierWeek{loc: p.Location()}
 	type window struct{ start, end, tier int32 }
 	var windows []window

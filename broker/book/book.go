@@ -33,7 +33,7 @@ type Entry struct {
 	// Precomputed for matching: what a scan reads (Hot), the price
 	// timeline, and the tie-break seed.
 	Hot
-	Prices *Prices
+	Prices Prices
 
 	expiryIdx int32 // position in the expiry heap
 	digest    [sha256.Size]byte
@@ -248,10 +248,10 @@ func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.P
 			ValidFrom:  o.ValidFrom.UnixNano(),
 			ValidUntil: o.ValidUntil.UnixNano(),
 		},
-		Prices: NewPrices(o),
 	}
 	e.Free = int32(o.Quantity)
 	e.NameHash = h.Sum64()
+	e.Prices.init(o)
 	e.CostBounds = e.Prices.Bounds()
 	if d, err := hex.DecodeString(strings.TrimPrefix(doc.Digest, "sha256:")); err == nil {
 		copy(e.digest[:], d)

@@ -98,8 +98,18 @@ var perHourNanos = big.NewRat(1_000_000_000, 3600*1_000_000_000) // a rate per h
 
 // NewPrices prepares an offer's schedule for estimates.
 func NewPrices(o *descriptor.Offer) *Prices {
+	p := new(Prices)
+	p.init(o)
+	return p
+}
+
+// init prepares p for o. An estimate reads the prices, the meters of
+// every tier (one array) and the week, which offers alike share
+// (PriceSchedule.Week): few places in memory, for a matching decision
+// prices offers it has not touched before.
+func (p *Prices) init(o *descriptor.Offer) {
 	ps := &o.Price
-	p := &Prices{week: ps.Week(), increment: int64(ps.MinimumIncrement.Std()), Min: descriptor.MaxNanos}
+	*p = Prices{week: ps.Week(), increment: int64(ps.MinimumIncrement.Std()), Min: descriptor.MaxNanos}
 	p.changes = int64(p.week.Changes())
 	p.flat = -1
 	if inForce := p.week.Tiers(); len(inForce) > 0 {
@@ -108,13 +118,14 @@ func NewPrices(o *descriptor.Offer) *Prices {
 	meters := timeMeters(&o.Class)
 	p.tiers = make([]tierPrices, len(ps.Tiers)+1)
 	inForce := p.week.Tiers()
+	all := make([]coef, 0, len(p.tiers)*len(meters))
 	for ti := range p.tiers {
 		rates := ps.Rates
 		if ti > 0 {
 			rates = ps.Rates.Overlay(ps.Tiers[ti-1].Rates)
 		}
 		hourly := new(big.Rat)
-		var cs []coef
+		cs := all[len(all):len(all):cap(all)]
 		for _, m := range meters {
 			// Only meters the base rates price are in the record; a tier
 			// changes their rates (the descriptor refuses a tier that
@@ -138,13 +149,13 @@ func NewPrices(o *descriptor.Offer) *Prices {
 			ceil = ceil.Add(1)
 		}
 		p.tiers[ti] = tierPrices{hourly: ceil, meters: cs}
+		all = all[:len(all)+len(cs)]
 		for _, t := range inForce {
 			if t+1 == ti {
 				p.Min, p.Max = min(p.Min, floor), max(p.Max, ceil)
 			}
 		}
 	}
-	return p
 }
 
 // ratFloor returns floor(r) as nano-units, saturating at MaxNanos.
