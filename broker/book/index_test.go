@@ -138,3 +138,34 @@ sequence: 1
 		}
 	}
 }
+
+// BenchmarkPutOneBucket measures what adding an offer costs when every
+// offer of the book falls in one bucket — a peer flooding one region and
+// model — at 1,000, 10,000 and 100,000 offers held: a chunk bounds the
+// slots an insert moves, so the cost per offer stays flat.
+func BenchmarkPutOneBucket(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("held=%d", n), func(b *testing.B) {
+			c := &clock{monday}
+			bk := New(c.now)
+			docs := make([]*descriptor.Document, n+b.N)
+			until := monday.Add(time.Hour)
+			for i := range docs {
+				// Rates spread so that inserts land all over the bucket.
+				docs[i] = offerDoc(b, fmt.Sprintf("p%d", i), 1, 1, until, "")
+				docs[i].Offer.Price.Rates.InstanceHour = descriptor.MustDecimal(fmt.Sprintf("%d.%04d", 1+(i*7919)%97, (i*104729)%10000))
+			}
+			for _, d := range docs[:n] {
+				if err := bk.Put(d, nil, owner); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := bk.Put(docs[n+i], nil, owner); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
