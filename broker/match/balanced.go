@@ -2,6 +2,7 @@ package match
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 	nodes := int64(p.nodes)
 	minUB, maxLB := descriptor.MaxNanos, descriptor.Nanos(0)
 	var lo, hi measure
-	visited := each(bs, func(s *book.Slot) {
+	pass1 := func(s *book.Slot) {
 		group, ok := p.admits(s)
 		if !ok {
 			return
@@ -94,7 +95,30 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 		lo.latency, hi.latency = min(lo.latency, ms.latency), max(hi.latency, ms.latency)
 		minUB, maxLB = min(minUB, o.ub), max(maxLB, o.lb)
 		offers = append(offers, o)
-	})
+	}
+	// Each bucket's offers are a run of offers, in rate order: a segment.
+	type segment struct {
+		from, to   int
+		minRuntime time.Duration
+		minTime    int64
+		latency    float64
+		first      float64 // bound's score for the first offer
+	}
+	var segs []segment
+	seen := onceEach{scans: len(bs)}
+	visited := 0
+	for _, b := range bs {
+		sg := segment{from: len(offers), minRuntime: time.Duration(math.MaxInt64), minTime: math.MaxInt64, latency: p.latency[b.Region]}
+		visited += seen.visit(b, pass1)
+		if sg.to = len(offers); sg.to == sg.from {
+			continue
+		}
+		for i := sg.from; i < sg.to; i++ {
+			sg.minRuntime = min(sg.minRuntime, offers[i].runtime)
+			sg.minTime = min(sg.minTime, int64(offers[i].queue+offers[i].runtime))
+		}
+		segs = append(segs, sg)
+	}
 	if len(offers) == 0 {
 		return visited
 	}
@@ -111,29 +135,60 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 		}
 	}
 	r := ranges{lo: lo, hi: hi}
-	for i := range offers {
-		o := &offers[i]
-		e := o.s.Entry
-		lat := p.latency[o.s.Region]
-		t := int64(o.queue + o.runtime)
-		c := Candidate{Entry: e, tie: splitmix64(p.seed ^ o.s.NameHash)}
-		c.Score, _ = r.balanced(p, measure{int64(o.lb), t, lat})
-		if !top.wants(&c) {
-			continue
+	// A lower bound on the score of an offer of a segment and of every
+	// later one: the cost bound of its rate over the segment's shortest
+	// run (book.RemainingBound), with the segment's shortest time.
+	perWeek, fixed := p.view.MaxLoss()
+	bound := func(sg *segment, s *book.Slot) float64 {
+		cost := descriptor.Nanos(0)
+		if rb, ok := book.RemainingBound(s.MinRate, int64(sg.minRuntime), nodes, perWeek, fixed); ok {
+			cost = rb
 		}
-		o.price(p)
-		c.Score, _ = r.balanced(p, measure{int64(o.pr.total), t, lat})
-		if !top.wants(&c) {
-			continue
+		sc, _ := r.balanced(p, measure{int64(cost), sg.minTime, sg.latency})
+		return sc
+	}
+	for i := range segs {
+		segs[i].first = bound(&segs[i], offers[segs[i].from].s)
+	}
+	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
+	for si := range segs {
+		sg := &segs[si]
+		if top.full() && sg.first > top.worst().Score {
+			break // every offer still to come scores worse than the k-th
 		}
-		if reason, _ := requirements(p, e); reason != "" {
-			continue
+		for i := sg.from; i < sg.to; i++ {
+			o := &offers[i]
+			if top.full() && bound(sg, o.s) > top.worst().Score {
+				break // this offer and the rest of its bucket score worse
+			}
+			m.balancedVisit(p, &r, o, top)
 		}
-		c = p.candidate(e, o.pr, o.queue)
-		c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(o.pr.total), t, lat})
-		top.push(c)
 	}
 	return visited
+}
+
+// balancedVisit scores one offer of a balanced decision whose ranges are
+// known, and keeps it if it enters the k best.
+func (m *Matcher) balancedVisit(p *plan, r *ranges, o *balancedOffer, top *kHeap) {
+	e := o.s.Entry
+	lat := p.latency[o.s.Region]
+	t := int64(o.queue + o.runtime)
+	c := Candidate{Entry: e, tie: splitmix64(p.seed ^ o.s.NameHash)}
+	c.Score, _ = r.balanced(p, measure{int64(o.lb), t, lat})
+	if !top.wants(&c) {
+		return
+	}
+	o.price(p)
+	c.Score, _ = r.balanced(p, measure{int64(o.pr.total), t, lat})
+	if !top.wants(&c) {
+		return
+	}
+	if reason, _ := requirements(p, e); reason != "" {
+		return
+	}
+	c = p.candidate(e, o.pr, o.queue)
+	c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(o.pr.total), t, lat})
+	top.push(c)
 }
 
 // matchBalancedByBucket is matchBalanced for jobs whose offers all give

@@ -26,8 +26,8 @@ import (
 //     their offers' scores (the fastest device a bucket's model has; the
 //     latency of its region), stopping once the next bound is worse than
 //     the k-th best;
-//   - rank: every offer that passes the checks is evaluated;
-//   - balanced: see matchBalanced.
+//   - rank: the pool (RankPool) is the k cheapest, found as for cost;
+//   - balanced: see matchBalanced and matchBalancedByBucket.
 //
 // Every skip rests on a bound, so the answer is full evaluation's
 // (MatchNaive); the property tests hold the two to each other.
@@ -118,18 +118,6 @@ func (p *plan) runtimeOn(s *book.Slot, group int) time.Duration {
 		return d
 	}
 	return scaledRuntime(p, s.Entry, group)
-}
-
-// each calls visit for every slot of the buckets, once per offer (an
-// offer with groups of several models sits in several buckets). It
-// returns how many it visited.
-func each(bs []*book.Bucket, visit func(*book.Slot)) int {
-	seen := onceEach{scans: len(bs)}
-	n := 0
-	for _, b := range bs {
-		n += seen.visit(b, visit)
-	}
-	return n
 }
 
 // visit calls fn for every slot of b not yet let through; it returns how
