@@ -3,9 +3,11 @@
 //
 // A newer sequence replaces an older offer for the same pool; offers lapse
 // when their validity ends on the book's clock; free quantity is tracked as
-// time-limited reservations are granted and released. Indexes by
-// accelerator model and by region let the matching core visit only offers
-// that can serve a job. Each entry carries the numbers matching needs,
+// time-limited reservations are granted and released. Buckets by
+// currency, accelerator model (or CPU size class), region and jurisdiction,
+// each in order of lowest rate with the offers' hot data inline (index.go),
+// let the matching core visit only offers that can serve a job, best
+// first. Each entry carries the numbers matching needs,
 // computed once when the offer enters: class sizes, and the instance price
 // across the week in integer nano-units of the offer's currency, so that
 // estimates and budget checks are exact and never use floating point.

@@ -4,15 +4,15 @@
 //
 // A decision runs in stages, wired in one place (Matcher.evaluate):
 //
-//	candidates  accelerator-model and region indexes choose which offers to visit
+//	candidates  the book's buckets (currency, model, region, jurisdiction) choose which offers to visit
 //	feasibility cheap yes/no checks, each failure recorded as a Reason
 //	price       the run's estimated cost and peak hourly price; the budget check
 //	requirements the job's CEL condition
-//	score       cost, time, latency, balanced, or the job's CEL rank
+//	score       cost, time, latency, balanced, or the job's CEL rank over its pool
 //	select      the top K by score; ties broken by a hash seeded with the job digest
 //
-// Requirements are evaluated lazily when the objective lets scores be
-// computed without them: candidates are taken best-first and only those
-// that could enter the top K are tested. The result is the same as testing
-// every offer; Explain does test every offer.
+// Match visits buckets best-first and stops on bounds (scan.go), prices
+// an offer and tests its requirements only when it could enter the top K,
+// and gives the same result as testing every offer, which MatchNaive and
+// Explain do.
 package match

@@ -26,7 +26,8 @@ import (
 //     their offers' scores (the fastest device a bucket's model has; the
 //     latency of its region), stopping once the next bound is worse than
 //     the k-th best;
-//   - rank: the pool (RankPool) is the k cheapest, found as for cost;
+//   - rank: the pool, the RankPool cheapest offers, is found as for cost,
+//     then ranked;
 //   - balanced: see matchBalanced and matchBalancedByBucket.
 //
 // Every skip rests on a bound, so the answer is full evaluation's
