@@ -25,17 +25,18 @@ type plan struct {
 
 	maxHourly, maxTotal descriptor.Nanos // NoLimit when the budget does not set them
 
-	start    time.Time
-	nowNanos int64
-	runtime  time.Duration
-	seed     uint64
-	exclude  map[string]bool
-	precise  precision                 // throughput precision for runtime scaling
-	refTF    float64                   // reference device throughput the estimated runtime is for
-	scaled   map[float64]time.Duration // runtimes on devices of a throughput, worked out once
-	balanced bool
-	weights  descriptor.Weights
-	rankPool int // how many offers a rank is evaluated on
+	start     time.Time
+	nowNanos  int64
+	runtime   time.Duration
+	seed      uint64
+	exclude   map[string]bool
+	precise   precision                 // throughput precision for runtime scaling
+	refTF     float64                   // reference device throughput the estimated runtime is for
+	scaled    map[float64]time.Duration // runtimes on devices of a throughput, worked out once
+	fastestOf map[string]time.Duration  // by model: the shortest run an offer of it could give (fastest)
+	balanced  bool
+	weights   descriptor.Weights
+	rankPool  int // how many offers a rank is evaluated on
 
 	// Bound to the book's interned IDs for one decision (bind).
 	view                     book.View

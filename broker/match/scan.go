@@ -175,11 +175,18 @@ func (p *plan) fastest(model string) time.Duration {
 	if len(p.accels) == 0 || p.refTF <= 0 {
 		return p.runtime
 	}
-	m, ok := descriptor.LookupAccelerator(model)
-	if !ok || p.precise.of(m.TFLOPS) <= 0 {
-		return 1
+	if d, ok := p.fastestOf[model]; ok {
+		return d // worked out once per decision: buckets of a model are many
 	}
-	return min(p.runtime, scaleRuntime(p.runtime, p.refTF, p.precise.of(m.TFLOPS)))
+	d := time.Duration(1)
+	if m, ok := descriptor.LookupAccelerator(model); ok && p.precise.of(m.TFLOPS) > 0 {
+		d = min(p.runtime, scaleRuntime(p.runtime, p.refTF, p.precise.of(m.TFLOPS)))
+	}
+	if p.fastestOf == nil {
+		p.fastestOf = map[string]time.Duration{}
+	}
+	p.fastestOf[model] = d
+	return d
 }
 
 // cheapestFirst visits the buckets' offers merged in order of a lower
@@ -196,17 +203,18 @@ func cheapestFirst(v book.View, p *plan, bs []*book.Bucket, top *kHeap, visit fu
 	}
 	perWeek, fixed := v.MaxLoss()
 	nodes := int64(p.nodes)
-	h := make(cursorHeap, 0, len(bs))
+	h := cursorHeap{cursors: make([]cursor, 0, len(bs)), order: make([]int32, 0, len(bs))}
 	for _, b := range bs {
 		c := cursor{chunks: b.Chunks(), shortest: int64(p.fastest(b.Model))}
 		c.bound(nodes, perWeek, fixed)
-		h = append(h, c)
+		h.order = append(h.order, int32(len(h.cursors)))
+		h.cursors = append(h.cursors, c)
 	}
 	h.init()
 	seen := onceEach{scans: len(bs)}
 	visited := 0
-	for len(h) > 0 {
-		cur := &h[0]
+	for len(h.order) > 0 {
+		cur := &h.cursors[h.order[0]]
 		if top.full() && cur.key > descriptor.Nanos(top.worst().exact) {
 			break // nothing still to come can enter the k best
 		}
@@ -252,38 +260,44 @@ func (c *cursor) bound(nodes, perWeek, fixed int64) {
 	}
 }
 
-// cursorHeap orders cursors by key, least at the root.
-type cursorHeap []cursor
+// cursorHeap orders cursors by key, least at the root; the heap holds
+// indexes, so that sifting moves small integers.
+type cursorHeap struct {
+	cursors []cursor
+	order   []int32
+}
 
-func (h cursorHeap) less(i, j int) bool { return h[i].key < h[j].key }
+func (h *cursorHeap) less(i, j int) bool {
+	return h.cursors[h.order[i]].key < h.cursors[h.order[j]].key
+}
 
-func (h cursorHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
+func (h *cursorHeap) init() {
+	for i := len(h.order)/2 - 1; i >= 0; i-- {
 		h.down(i)
 	}
 }
 
-func (h cursorHeap) down(i int) {
+func (h *cursorHeap) down(i int) {
 	for {
 		l, r, least := 2*i+1, 2*i+2, i
-		if l < len(h) && h.less(l, least) {
+		if l < len(h.order) && h.less(l, least) {
 			least = l
 		}
-		if r < len(h) && h.less(r, least) {
+		if r < len(h.order) && h.less(r, least) {
 			least = r
 		}
 		if least == i {
 			return
 		}
-		h[i], h[least] = h[least], h[i]
+		h.order[i], h.order[least] = h.order[least], h.order[i]
 		i = least
 	}
 }
 
 func (h *cursorHeap) pop() {
-	n := len(*h) - 1
-	(*h)[0] = (*h)[n]
-	*h = (*h)[:n]
+	n := len(h.order) - 1
+	h.order[0] = h.order[n]
+	h.order = h.order[:n]
 	h.down(0)
 }
 
