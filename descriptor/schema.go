@@ -59,7 +59,7 @@ var schemaFormats = map[string]*schemaFormat{
 		return nil
 	}),
 	"cinet-timezone": stringFormat(func(s string) error {
-		if _, err := time.LoadLocation(s); err != nil || s == "Local" {
+		if _, err := loadLocation(s); err != nil || s == "Local" {
 			return fmt.Errorf("%q is not an IANA time zone name", s)
 		}
 		return nil
