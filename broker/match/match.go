@@ -280,15 +280,7 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 			// Balanced scores depend on the range of every feasible offer.
 			res.Visited = m.matchBalanced(p, bs, top)
 		case p.job.Rank != nil:
-			// The pool: the cheapest offers that pass every check.
-			pool := &kHeap{k: m.rankPool}
-			res.Visited = cheapestFirst(v, p, bs, pool, func(s *book.Slot) { m.visit(p, s, pool) })
-			ranked, _, _ := m.rankPooled(p, pool.items)
-			for i := range ranked {
-				if top.wants(&ranked[i]) {
-					top.push(ranked[i])
-				}
-			}
+			res.Visited = m.matchRank(v, p, bs, top)
 		case p.job.Objective.Type == "time":
 			res.Visited = ordered(bs, top, func(b *book.Bucket) Candidate {
 				t := p.fastest(b.Model) // queues are never negative

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/descriptor"
 )
 
 // RankPool is how many offers a job's CEL rank is evaluated on
@@ -60,4 +62,120 @@ func (p *plan) rank(e *book.Entry, c *Candidate) error {
 	c.Parts.RankValue = v
 	c.exact, c.Score = 0, -v
 	return nil
+}
+
+// A pooled is an offer that may be in a rank job's pool: it passes every
+// check, and its cost is known by bounds until it is priced.
+type pooled struct {
+	s       *book.Slot
+	lb, ub  descriptor.Nanos
+	pr      pricing
+	priced  bool
+	runtime time.Duration
+	queue   time.Duration
+}
+
+func (o *pooled) price(p *plan) {
+	if !o.priced {
+		o.pr = priceRun(p, o.s.Entry, o.runtime, o.queue)
+		o.lb, o.ub, o.priced = o.pr.total, o.pr.total, true
+	}
+}
+
+// matchRank finds a rank job's pool (the m.rankPool cheapest offers that
+// pass every check) and its k best by rank, pricing only the offers whose
+// place in the pool their cost bounds leave open, and the k best:
+//
+//  1. Offers are collected cheapest first (cheapestFirst) with bounds on
+//     their cost, checked against the budget by the bounds where they
+//     decide it and against the requirements. U, the pool-th least upper
+//     bound, bounds the pool-th least cost T from above, so the merge
+//     stops once every offer still to come costs more than U.
+//  2. L, the pool-th least lower bound, bounds T from below: an offer
+//     whose upper bound is below L is in the pool, one whose lower bound
+//     is above U is not, and the rest are priced and take the places left
+//     in cost order.
+//  3. The pool is ranked; the k best are priced for their parts.
+func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap) int {
+	nodes := int64(p.nodes)
+	var got []pooled
+	bounds := &kHeap{k: m.rankPool} // the pool-th least upper bounds, as exact scores
+	visited := cheapestFirst(v, p, bs, bounds, func(s *book.Slot) {
+		group, ok := p.admits(s)
+		if !ok {
+			return
+		}
+		o := pooled{s: s, runtime: p.runtimeOn(s, group), queue: m.queue(s.Entry)}
+		o.lb = s.Lower(o.runtime, nodes)
+		if bounds.full() && int64(o.lb) > bounds.worst().exact {
+			return // it costs more than the pool-th least upper bound
+		}
+		if p.surelyOver(s, o.runtime) {
+			return
+		}
+		o.ub = s.Upper(o.runtime, nodes)
+		if _, peakHi := s.Peak(nodes); peakHi > p.maxHourly || o.ub > p.maxTotal || o.ub == descriptor.MaxNanos || o.runtime <= 0 {
+			o.price(p) // the bounds do not decide the budget: the estimate does
+			if o.pr.overBudget(p) {
+				return
+			}
+		}
+		if r, _ := requirements(p, s.Entry); r != "" {
+			return
+		}
+		got = append(got, o)
+		c := Candidate{Entry: s.Entry, exact: int64(o.ub), Score: float64(o.ub), tie: splitmix64(p.seed ^ s.NameHash)}
+		if bounds.wants(&c) {
+			bounds.push(c)
+		}
+	})
+	pool := got
+	if len(got) > m.rankPool {
+		upper := bounds.worst().exact
+		lbs := make([]descriptor.Nanos, len(got))
+		for i := range got {
+			lbs[i] = got[i].lb
+		}
+		slices.Sort(lbs)
+		lower := lbs[m.rankPool-1]
+		var in, open []pooled
+		for _, o := range got {
+			switch {
+			case o.ub < lower:
+				in = append(in, o)
+			case int64(o.lb) > upper:
+			default:
+				o.price(p)
+				open = append(open, o)
+			}
+		}
+		slices.SortFunc(open, func(a, b pooled) int {
+			x := Candidate{Entry: a.s.Entry, exact: int64(a.pr.total), Score: float64(a.pr.total), tie: splitmix64(p.seed ^ a.s.NameHash)}
+			y := Candidate{Entry: b.s.Entry, exact: int64(b.pr.total), Score: float64(b.pr.total), tie: splitmix64(p.seed ^ b.s.NameHash)}
+			if better(&x, &y) {
+				return -1
+			}
+			return 1
+		})
+		pool = append(in, open[:min(len(open), m.rankPool-len(in))]...)
+	}
+	byEntry := make(map[*book.Entry]int, len(pool))
+	for i := range pool {
+		o := &pool[i]
+		c := Candidate{Entry: o.s.Entry, tie: splitmix64(p.seed ^ o.s.NameHash)}
+		if p.rank(o.s.Entry, &c) != nil || !top.wants(&c) {
+			continue
+		}
+		byEntry[o.s.Entry] = i
+		top.push(c)
+	}
+	for i := range top.items {
+		c := &top.items[i]
+		o := &pool[byEntry[c.Entry]]
+		o.price(p)
+		score, value := c.Score, c.Parts.RankValue
+		*c = p.candidate(c.Entry, o.pr, o.queue)
+		c.Score, c.Parts.RankValue = score, value
+	}
+	return visited
 }
