@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -464,5 +466,41 @@ func TestNoMatchExplainedLater(t *testing.T) {
 	b.Release(res.ID)
 	if msg := nm.Error(); !strings.Contains(msg, "1 can now") {
 		t.Fatalf("after the capacity freed: %q", msg)
+	}
+}
+
+// TestScaleRuntimeIntegers holds the integer path of scaleRuntime to the
+// big.Rat one, over published figures, random decimals and extremes.
+func TestScaleRuntimeIntegers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	figures := []float64{989.5, 133.2, 148, 312, 0.1, 1e-9, 1e9, 1979, 65.5, 362.1, 1.7976931348623157e308, 5e-324}
+	runtimes := []time.Duration{1, 1500 * time.Millisecond, time.Hour, 1000 * time.Hour, time.Duration(math.MaxInt64)}
+	for i := range 20000 {
+		ref, tf := figures[rng.IntN(len(figures))], figures[rng.IntN(len(figures))]
+		if i%2 == 0 {
+			ref = float64(rng.IntN(100000)) / math.Pow(10, float64(rng.IntN(6)))
+			tf = float64(1+rng.IntN(100000)) / math.Pow(10, float64(rng.IntN(6)))
+		}
+		rt := runtimes[rng.IntN(len(runtimes))]
+		if i%3 == 0 {
+			rt = time.Duration(rng.Int64N(int64(400 * 24 * time.Hour)))
+		}
+		if ref <= 0 || tf <= 0 {
+			continue
+		}
+		got, ok := scaleRuntime64(rt, ref, tf)
+		if !ok {
+			continue
+		}
+		r, tt := decimalRat(ref), decimalRat(tf)
+		q := new(big.Rat).Mul(new(big.Rat).SetInt64(int64(rt)), r)
+		q.Quo(q, tt)
+		n, rem := new(big.Int).QuoRem(q.Num(), q.Denom(), new(big.Int))
+		if rem.Sign() != 0 {
+			n.Add(n, big.NewInt(1))
+		}
+		if !n.IsInt64() || n.Int64() != int64(got) {
+			t.Fatalf("%v × %v / %v: integers give %d, big.Rat %s", rt, ref, tf, got, n)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/bits"
 	"os"
 	"strconv"
 	"time"
@@ -65,6 +66,9 @@ func scaledRuntime(p *plan, e *book.Entry, group int) time.Duration {
 // float64 ("133.2", not 133.19999999999998863131622783839702606201171875).
 // A runtime too long for a Duration is the longest Duration.
 func scaleRuntime(runtime time.Duration, ref, tf float64) time.Duration {
+	if d, ok := scaleRuntime64(runtime, ref, tf); ok {
+		return d
+	}
 	r, t := decimalRat(ref), decimalRat(tf)
 	q := new(big.Rat).Mul(new(big.Rat).SetInt64(int64(runtime)), r)
 	q.Quo(q, t)
@@ -76,6 +80,75 @@ func scaleRuntime(runtime time.Duration, ref, tf float64) time.Duration {
 		return time.Duration(math.MaxInt64)
 	}
 	return time.Duration(n.Int64())
+}
+
+// scaleRuntime64 is scaleRuntime in 64- and 128-bit integers, for the
+// usual figures (a few significant digits); ok is false when they do not
+// fit, and scaleRuntime works in big.Rat.
+func scaleRuntime64(runtime time.Duration, ref, tf float64) (time.Duration, bool) {
+	mr, er, ok1 := decimalParts(ref)
+	mt, et, ok2 := decimalParts(tf)
+	if !ok1 || !ok2 || runtime < 0 || mt == 0 {
+		return 0, false
+	}
+	// runtime × mr × 10^er / (mt × 10^et)
+	hi, lo := bits.Mul64(uint64(runtime), mr)
+	den := mt
+	for k := er - et; k != 0; {
+		switch {
+		case k > 0:
+			h1, l1 := bits.Mul64(lo, 10)
+			h2, l2 := bits.Mul64(hi, 10)
+			var carry uint64
+			if hi, carry = bits.Add64(h1, l2, 0); h2 != 0 || carry != 0 {
+				return 0, false
+			}
+			lo = l1
+			k--
+		default:
+			h, l := bits.Mul64(den, 10)
+			if h != 0 {
+				return 0, false
+			}
+			den = l
+			k++
+		}
+	}
+	if hi >= den {
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, den)
+	if r != 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	return time.Duration(q), true
+}
+
+// decimalParts returns the shortest decimal that reads back as v as
+// m × 10^e; ok is false for values that are not finite and positive.
+func decimalParts(v float64) (m uint64, e int, ok bool) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		return 0, 0, false
+	}
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], v, 'e', -1, 64) // d.ddde±xx
+	i := 0
+	digits := 0
+	for ; i < len(b) && b[i] != 'e'; i++ {
+		if b[i] == '.' {
+			continue
+		}
+		m = m*10 + uint64(b[i]-'0') // at most 17 digits: fits
+		digits++
+	}
+	exp, err := strconv.Atoi(string(b[i+1:]))
+	if err != nil {
+		return 0, 0, false
+	}
+	return m, exp - (digits - 1), true
 }
 
 // decimalRat returns the shortest decimal that reads back as v, exactly.
