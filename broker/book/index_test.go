@@ -89,28 +89,8 @@ func TestGroupIDsFreed(t *testing.T) {
 	c := &clock{monday}
 	b := New(c.now)
 	doc := func(pool string, count int) *descriptor.Document {
-		src := fmt.Sprintf(`apiVersion: cinet/v1
-kind: Offer
-metadata: {name: %s}
-computeId: ci:%s/cn-east-1/a/%s
-provider: %s
-broker: %s
-region: cn-east-1
-zone: a
-jurisdiction: CN
-class:
-  cpu: {arch: x86_64, count: 8}
-  memory: 32Gi
-  accelerators: [{model: H20, count: %d}]
-quantity: 1
-price: {currency: CNY, timezone: Asia/Shanghai, rates: {instanceHour: "10"}}
-validUntil: %s
-sequence: 1
-`, pool, fingerprint, pool, provider, owner, count, monday.Add(time.Hour).Format(time.RFC3339))
-		d, err := descriptor.Parse(pool, []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := offerDoc(t, pool, 1, 1, monday.Add(time.Hour), "")
+		d.Offer.Class.Accelerators = []descriptor.Accelerator{{Model: "H20", Count: count}}
 		return d
 	}
 	for round := range 5 {
