@@ -30,13 +30,20 @@ type OfferView struct {
 	Envelope   *identity.Envelope   `json:"envelope,omitempty"`
 }
 
-func viewOf(e *book.Entry, free int) OfferView {
-	o := e.Offer
+func viewOf(e *book.Entry, free int) (OfferView, error) {
+	o, err := e.Offer()
+	if err != nil {
+		return OfferView{}, err
+	}
+	env, err := e.Envelope()
+	if err != nil {
+		return OfferView{}, err
+	}
 	return OfferView{
 		Name: e.Name, ComputeID: o.ComputeID, Digest: e.Digest(), Provider: o.Provider, Broker: e.Owner,
 		Region: o.Region, Quantity: o.Quantity, Free: free, ValidUntil: o.ValidUntil, Sequence: o.Sequence,
-		Offer: o, Envelope: e.Envelope,
-	}
+		Offer: o, Envelope: env,
+	}, nil
 }
 
 func (s *Server) registerOffer(w http.ResponseWriter, r *http.Request, c *Caller) {
@@ -61,15 +68,25 @@ func (s *Server) registerOffer(w http.ResponseWriter, r *http.Request, c *Caller
 		s.internal(w, r, fmt.Errorf("the offer %s left the book as it was registered", doc.Offer.ComputeID))
 		return
 	}
-	writeJSON(w, http.StatusCreated, viewOf(e, s.cfg.Book.Free(e)))
+	v, err := viewOf(e, s.cfg.Book.Free(e))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
 }
 
 func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
 	want := r.URL.Query().Get("provider")
 	out := []OfferView{}
 	for _, e := range s.cfg.Book.Snapshot() {
-		if want == "" || e.Offer.Provider.String() == want {
-			out = append(out, viewOf(e, s.cfg.Book.Free(e)))
+		if want == "" || e.Attrs.Provider == want {
+			v, err := viewOf(e, s.cfg.Book.Free(e))
+			if err != nil {
+				s.internal(w, r, err)
+				return
+			}
+			out = append(out, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"offers": out})
@@ -78,7 +95,7 @@ func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
 func (s *Server) withdrawOffer(w http.ResponseWriter, r *http.Request, c *Caller) {
 	name := r.PathValue("name")
 	e, ok := s.cfg.Book.Get(name)
-	if !ok || (c.Role != Operator && e.Offer.Provider != c.Principal) {
+	if !ok || (c.Role != Operator && e.ProvidedBy != c.Principal) {
 		problem(w, http.StatusNotFound, "offer-not-found", "Not Found", "no offer of yours named "+name)
 		return
 	}

@@ -1,6 +1,7 @@
 package book
 
 import (
+	"bytes"
 	"container/heap"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,7 +12,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +23,21 @@ import (
 
 // An Entry is one offer in the book. Its fields are set when it enters and
 // never change; only its free quantity does, under the book's lock.
+//
+// The book does not keep the parsed offer: a million offers would not fit
+// in memory. It keeps the signed document, what matching reads, and the
+// fields callers ask for often; Offer parses the document again for the
+// rest.
 type Entry struct {
-	Name     string // the compute identifier's name, the book's key
-	Offer    *descriptor.Offer
-	Envelope *identity.Envelope // the provider's signed offer; nil for an unsigned local offer
-	Owner    identity.PrincipalID
-	Attrs    *descriptor.OfferAttributes // what CEL expressions see; Quantity is the free quantity
+	Name       string               // the compute identifier's name, the book's key
+	Owner      identity.PrincipalID // the broker the offer came from, which grants reservations
+	ProvidedBy identity.PrincipalID // the offer's provider
+	Sequence   uint64               // the offer's sequence number
+	Quantity   int32                // instances offered, reserved or not
+	// Accelerators are the offer's accelerator groups, shared with the
+	// offers that describe them alike: read only.
+	Accelerators []descriptor.Accelerator
+	Attrs        *descriptor.OfferAttributes // what CEL expressions see; Quantity is the free quantity
 
 	// Precomputed for matching: what a scan reads (Hot), the price
 	// timeline, and the tie-break seed.
@@ -37,7 +46,50 @@ type Entry struct {
 
 	expiryIdx int32 // position in the expiry heap
 	digest    [sha256.Size]byte
-	buckets   []*Bucket // the index buckets holding a slot of the entry
+	packed    []byte             // the offer document in canonical JSON, deflated (pack)
+	env       *identity.Envelope // the provider's signed offer, its payload left out when it is the document; nil for an unsigned local offer
+	buckets   []*Bucket          // the index buckets holding a slot of the entry
+}
+
+// Offer parses the offer document again, for the rare reader that needs
+// more of it than the entry's fields (about 30 µs). It fails only if the
+// document no longer parses, which would mean the descriptor rules changed
+// under a running book.
+func (e *Entry) Offer() (*descriptor.Offer, error) {
+	doc, err := e.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	d, err := descriptor.ParseOffer(e.Name, doc)
+	if err != nil {
+		return nil, fmt.Errorf("book: offer %s no longer parses: %w", e.Name, err)
+	}
+	return d.Offer, nil
+}
+
+// Canonical returns the offer document in canonical JSON, whose digest is
+// Digest.
+func (e *Entry) Canonical() ([]byte, error) { return unpack(e.packed) }
+
+// Signed reports whether the offer came signed by its provider: every
+// offer but a broker's unsigned local ones.
+func (e *Entry) Signed() bool { return e.env != nil }
+
+// Envelope returns the provider's signed offer, nil for an unsigned local
+// offer. The envelope is the caller's.
+func (e *Entry) Envelope() (*identity.Envelope, error) {
+	if e.env == nil {
+		return nil, nil
+	}
+	env := *e.env
+	if env.Payload == nil {
+		doc, err := e.Canonical()
+		if err != nil {
+			return nil, err
+		}
+		env.Payload = doc
+	}
+	return &env, nil
 }
 
 // Hot is what a feasibility scan reads of an offer: sizes, validity, free
@@ -93,6 +145,7 @@ type Book struct {
 	currencies    symbols
 	providers     symbols
 	groups        groupTable
+	strs          strs
 	stringMaps    stringMaps
 	expiry        expiryHeap
 	reservations  map[string]*Reservation
@@ -194,27 +247,14 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sweepLocked(now)
-	e.Region = b.regions.id(o.Region)
-	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
-	e.Currency = b.currencies.id(o.Price.Currency)
-	e.Provider = b.providers.id(e.Attrs.Provider)
-	e.Group = -1
-	if gs := o.Class.Accelerators; len(gs) > 0 {
-		e.Group = b.groups.hold(&gs[0])
+	old, replacing := b.entries[e.Name]
+	if replacing && e.Sequence <= old.Sequence {
+		return fmt.Errorf("%w: %s has sequence %d, the book holds %d", ErrStale, e.Name, e.Sequence, old.Sequence)
 	}
-	// Share what many offers hold alike, to keep the book small.
-	e.Attrs.Provider = b.providers.names[e.Provider]
-	e.Attrs.Frameworks = b.stringMaps.intern(e.Attrs.Frameworks)
-	if o.Metadata.Labels != nil {
-		o.Metadata.Labels = b.stringMaps.intern(o.Metadata.Labels)
-		e.Attrs.Labels = o.Metadata.Labels
-	}
-	if old, ok := b.entries[e.Name]; ok {
-		if o.Sequence <= old.Offer.Sequence {
-			return fmt.Errorf("%w: %s has sequence %d, the book holds %d", ErrStale, e.Name, o.Sequence, old.Offer.Sequence)
-		}
+	b.holdShared(e, o)
+	if replacing {
 		// Reservations granted on the old offer still hold capacity.
-		e.setFree(max(0, e.Free-(int32(old.Offer.Quantity)-old.Free)))
+		e.setFree(max(0, e.Free-(old.Quantity-old.Free)))
 		b.removeLocked(old)
 	}
 	b.entries[e.Name] = e
@@ -229,17 +269,68 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 	return nil
 }
 
+// holdShared gives an entry the book's IDs for its region, jurisdiction,
+// currency, provider and first accelerator group, and points what it holds
+// alike with other offers at the book's shared copies; removeLocked lets
+// go of them.
+func (b *Book) holdShared(e *Entry, o *descriptor.Offer) {
+	a := e.Attrs
+	e.Region = b.regions.id(o.Region)
+	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
+	e.Currency = b.currencies.id(o.Price.Currency)
+	e.Provider = b.providers.id(a.Provider)
+	a.Provider = b.providers.names[e.Provider]
+	a.Region = b.regions.names[e.Region]
+	a.Jurisdiction = b.jurisdictions.names[e.Jurisdiction]
+	a.Price.Currency = b.currencies.names[e.Currency]
+	a.Broker = b.strs.hold(a.Broker)
+	a.Zone = b.strs.hold(a.Zone)
+	a.Market = b.strs.hold(a.Market)
+	a.CPU.Arch = b.strs.hold(a.CPU.Arch)
+	a.CPU.Vendor = b.strs.hold(a.CPU.Vendor)
+	a.Frameworks = b.stringMaps.hold(a.Frameworks)
+	a.Labels = b.stringMaps.hold(a.Labels)
+	e.Group = -1
+	switch gs := o.Class.Accelerators; len(gs) {
+	case 0:
+	case 1:
+		e.Group = b.groups.hold(&gs[0])
+		e.Accelerators = b.groups.lists[e.Group]
+	default:
+		e.Group = b.groups.hold(&gs[0])
+		e.Accelerators = gs
+	}
+	if e.Accelerators != nil {
+		a.Accelerator.Model = e.Accelerators[0].Model
+	}
+}
+
+// releaseShared lets go of what holdShared held.
+func (b *Book) releaseShared(e *Entry) {
+	a := e.Attrs
+	for _, s := range []string{a.Broker, a.Zone, a.Market, a.CPU.Arch, a.CPU.Vendor} {
+		b.strs.release(s)
+	}
+	b.stringMaps.release(a.Frameworks)
+	b.stringMaps.release(a.Labels)
+	if e.Group >= 0 {
+		b.groups.release(e.Group)
+	}
+}
+
 func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.PrincipalID) *Entry {
 	o := doc.Offer
 	name := o.ComputeID.Name()
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	e := &Entry{
-		Name:     name,
-		Offer:    o,
-		Envelope: env,
-		Owner:    owner,
-		Attrs:    o.Attributes(),
+		Name:       name,
+		Owner:      owner,
+		ProvidedBy: o.Provider,
+		Sequence:   o.Sequence,
+		Quantity:   int32(o.Quantity),
+		Attrs:      o.Attributes(),
+		packed:     pack(doc.Canonical),
 		Hot: Hot{
 			CPUs:       int32(o.Class.CPU.Count),
 			Groups:     int32(len(o.Class.Accelerators)),
@@ -262,6 +353,13 @@ func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.P
 	if e.Attrs.ComputeID == name {
 		e.Attrs.ComputeID = name
 	}
+	if env != nil {
+		kept := *env
+		if bytes.Equal(env.Payload, doc.Canonical) {
+			kept.Payload = nil // Envelope inflates it
+		}
+		e.env = &kept
+	}
 	return e
 }
 
@@ -281,7 +379,7 @@ const maxCPUClass = 30
 
 func (b *Book) index(e *Entry) {
 	var models []string
-	for _, a := range e.Offer.Class.Accelerators {
+	for _, a := range e.Accelerators {
 		if !slices.Contains(models, a.Model) {
 			models = append(models, a.Model)
 		}
@@ -290,7 +388,7 @@ func (b *Book) index(e *Entry) {
 		models = append(models, CPUOnly)
 	}
 	for _, m := range models {
-		key := bucketKey{modelKey{currency: e.Offer.Price.Currency, model: m}, e.Region, e.Jurisdiction}
+		key := bucketKey{modelKey{currency: e.Attrs.Price.Currency, model: m}, e.Region, e.Jurisdiction}
 		if m == CPUOnly {
 			key.cpuClass = cpuClass(int(e.CPUs))
 		}
@@ -310,9 +408,7 @@ func (b *Book) removeLocked(e *Entry) {
 		bk.remove(e)
 	}
 	e.buckets = nil
-	if e.Group >= 0 {
-		b.groups.release(e.Group)
-	}
+	b.releaseShared(e)
 	delete(b.entries, e.Name)
 	if e.expiryIdx >= 0 && int(e.expiryIdx) < len(b.expiry) && b.expiry[e.expiryIdx] == e {
 		heap.Remove(&b.expiry, int(e.expiryIdx))
@@ -340,7 +436,7 @@ func (b *Book) Sweep() {
 }
 
 func (b *Book) sweepLocked(now time.Time) {
-	for len(b.expiry) > 0 && !now.Before(b.expiry[0].Offer.ValidUntil) {
+	for len(b.expiry) > 0 && now.UnixNano() >= b.expiry[0].ValidUntil {
 		b.removeLocked(b.expiry[0])
 	}
 	kept := b.resExpiry[:0]
@@ -417,10 +513,10 @@ func (v View) CPUBuckets(currency string, cpus float64) []*Bucket {
 
 // Groups returns how many distinct accelerator group descriptions the
 // book has interned: Hot.Group is below it.
-func (v View) Groups() int { return len(v.b.groups.specs) }
+func (v View) Groups() int { return len(v.b.groups.lists) }
 
 // Group returns the accelerator group description with an ID.
-func (v View) Group(id int32) *descriptor.Accelerator { return v.b.groups.specs[id] }
+func (v View) Group(id int32) *descriptor.Accelerator { return &v.b.groups.lists[id][0] }
 
 // MaxLoss returns the largest rounding allowance (Prices.Loss) of any
 // offer the book has held: a bound for offers a scan has not reached.
@@ -470,7 +566,7 @@ type expiryHeap []*Entry
 
 func (h expiryHeap) Len() int { return len(h) }
 func (h expiryHeap) Less(i, j int) bool {
-	return h[i].Offer.ValidUntil.Before(h[j].Offer.ValidUntil)
+	return h[i].ValidUntil < h[j].ValidUntil
 }
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -516,26 +612,4 @@ func (s *symbols) lookup(name string) int32 {
 		return id
 	}
 	return -1
-}
-
-// stringMaps interns the small string maps offers carry — labels and
-// installed frameworks — which most offers share with others from the same
-// provider. Nothing writes to a map once an offer is parsed.
-type stringMaps struct{ sets map[string]map[string]string }
-
-func (f *stringMaps) intern(m map[string]string) map[string]string {
-	keys := make([]string, 0, len(m))
-	for k, v := range m {
-		keys = append(keys, strconv.Quote(k)+"="+strconv.Quote(v))
-	}
-	slices.Sort(keys)
-	key := strings.Join(keys, ",")
-	if shared, ok := f.sets[key]; ok {
-		return shared
-	}
-	if f.sets == nil {
-		f.sets = map[string]map[string]string{}
-	}
-	f.sets[key] = m
-	return m
 }

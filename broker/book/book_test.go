@@ -83,8 +83,8 @@ func TestPutReplaceAndStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := b.Get("ci:" + fingerprint + "/cn-east-1/a/p1")
-	if e.Offer.Sequence != 3 || int(e.Free) != 9 || b.Len() != 1 {
-		t.Fatalf("after replace: seq %d free %d len %d", e.Offer.Sequence, int(e.Free), b.Len())
+	if e.Sequence != 3 || int(e.Free) != 9 || b.Len() != 1 {
+		t.Fatalf("after replace: seq %d free %d len %d", e.Sequence, int(e.Free), b.Len())
 	}
 	b.View(func(v View) {
 		if n := slotsIn(v.CPUBuckets("CNY", 8)); n != 1 {

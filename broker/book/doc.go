@@ -11,4 +11,13 @@
 // computed once when the offer enters: class sizes, and the instance price
 // across the week in integer nano-units of the offer's currency, so that
 // estimates and budget checks are exact and never use floating point.
+//
+// A book of a million offers fits in under 2 GB because an entry does not
+// keep the parsed offer: it keeps the signed document deflated against a
+// dictionary of what offer documents share (packed.go), the fields matching
+// and callers read, and values many offers hold alike (zones, labels,
+// accelerator groups) shared through reference-counted tables, so that a
+// peer publishing ever different values cannot grow them beyond the offers
+// held. Entry.Offer parses the document again for the rare reader that
+// needs the rest.
 package book

@@ -171,7 +171,7 @@ type bucketKey struct {
 // for the book's lock.
 type groupTable struct {
 	ids   map[string]int32
-	specs []*descriptor.Accelerator // by ID; nil when free
+	lists [][]descriptor.Accelerator // by ID, the description alone; nil when free
 	keys  []string
 	refs  []int32
 	free  []int32
@@ -187,15 +187,15 @@ func (t *groupTable) hold(a *descriptor.Accelerator) int32 {
 	if t.ids == nil {
 		t.ids = map[string]int32{}
 	}
-	spec := *a // a copy: the table must not keep the offer alive
-	spec.Frameworks = slices.Clone(a.Frameworks)
+	spec := []descriptor.Accelerator{*a} // a copy: the table must not keep the offer alive
+	spec[0].Frameworks = slices.Clone(a.Frameworks)
 	var id int32
 	if n := len(t.free); n > 0 {
 		id, t.free = t.free[n-1], t.free[:n-1]
-		t.specs[id], t.keys[id], t.refs[id] = &spec, key, 1
+		t.lists[id], t.keys[id], t.refs[id] = spec, key, 1
 	} else {
-		id = int32(len(t.specs))
-		t.specs, t.keys, t.refs = append(t.specs, &spec), append(t.keys, key), append(t.refs, 1)
+		id = int32(len(t.lists))
+		t.lists, t.keys, t.refs = append(t.lists, spec), append(t.keys, key), append(t.refs, 1)
 	}
 	t.ids[key] = id
 	return id
@@ -207,7 +207,7 @@ func (t *groupTable) release(id int32) {
 		return
 	}
 	delete(t.ids, t.keys[id])
-	t.specs[id], t.keys[id] = nil, ""
+	t.lists[id], t.keys[id] = nil, ""
 	t.free = append(t.free, id)
 }
 

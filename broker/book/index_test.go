@@ -95,12 +95,15 @@ func TestGroupIDsFreed(t *testing.T) {
 	}
 	for round := range 5 {
 		var names []string
+		counts := map[string]int{}
 		for i := range 20 {
-			d := doc(fmt.Sprintf("r%dp%d", round, i), 1+round*20+i) // a description no offer had before
+			count := 1 + round*20 + i // a description no offer had before
+			d := doc(fmt.Sprintf("r%dp%d", round, i), count)
 			if err := b.Put(d, nil, owner); err != nil {
 				t.Fatal(err)
 			}
 			names = append(names, d.Offer.ComputeID.Name())
+			counts[d.Offer.ComputeID.Name()] = count
 		}
 		b.View(func(v View) {
 			if v.Groups() > 20 {
@@ -108,8 +111,8 @@ func TestGroupIDsFreed(t *testing.T) {
 			}
 			for _, n := range names {
 				e := v.b.entries[n]
-				if g := v.Group(e.Group); g.Count != e.Offer.Class.Accelerators[0].Count {
-					t.Fatalf("round %d: %s has %d devices, its group ID %d describes %d", round, n, e.Offer.Class.Accelerators[0].Count, e.Group, g.Count)
+				if g := v.Group(e.Group); g.Count != counts[n] || e.Accelerators[0].Count != counts[n] {
+					t.Fatalf("round %d: %s has %d devices, its group ID %d describes %d, its entry %d", round, n, counts[n], e.Group, g.Count, e.Accelerators[0].Count)
 				}
 			}
 		})

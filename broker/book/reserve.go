@@ -71,7 +71,7 @@ func (b *Book) Release(id string) error {
 func (b *Book) releaseLocked(r *Reservation) {
 	delete(b.reservations, r.ID)
 	if e, ok := b.entries[r.Offer]; ok {
-		e.setFree(min(int32(e.Offer.Quantity), e.Free+int32(r.Count)))
+		e.setFree(min(e.Quantity, e.Free+int32(r.Count)))
 		b.gen.Add(1) // freed capacity may serve a waiting job
 	}
 }

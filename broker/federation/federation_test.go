@@ -221,7 +221,7 @@ func (b *broker) register(t testing.TB, pool string, seq, quantity int) string {
 
 func (b *broker) holds(name string, seq uint64) bool {
 	e, ok := b.book.Get(name)
-	return ok && e.Offer.Sequence == seq
+	return ok && e.Sequence == seq
 }
 
 func TestOffersPropagateAndWithdraw(t *testing.T) {

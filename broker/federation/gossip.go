@@ -238,7 +238,7 @@ func (n *Node) checkWithdrawal(data []byte, author identity.PrincipalID) (Withdr
 	}
 	e, ok := n.cfg.Book.Get(w.Name)
 	switch {
-	case !ok || e.Offer.Sequence > w.Sequence:
+	case !ok || e.Sequence > w.Sequence:
 		return w, "stale", nil
 	case e.Owner != author:
 		return w, "not-owner", nil
@@ -309,8 +309,12 @@ func (n *Node) PublishWithdrawal(ctx context.Context, name string, sequence uint
 // starts, so that peers learn what changed while it was away.
 func (n *Node) PublishOwn(ctx context.Context) error {
 	for _, e := range n.cfg.Book.Snapshot() {
-		if e.Owner == n.self && e.Envelope != nil {
-			if err := n.PublishOffer(ctx, e.Envelope.Encode()); err != nil {
+		if e.Owner == n.self && e.Signed() {
+			env, err := e.Envelope()
+			if err != nil {
+				return err
+			}
+			if err := n.PublishOffer(ctx, env.Encode()); err != nil {
 				return err
 			}
 		}

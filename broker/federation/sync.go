@@ -35,7 +35,7 @@ const syncDeadline = 30 * time.Second
 func (n *Node) summary() map[string]uint64 {
 	have := map[string]uint64{}
 	for _, e := range n.cfg.Book.Snapshot() {
-		have[e.Name] = e.Offer.Sequence
+		have[e.Name] = e.Sequence
 	}
 	return have
 }
@@ -69,13 +69,18 @@ func (n *Node) serveSync(s network.Stream) {
 	}
 	size := 0
 	for _, e := range n.cfg.Book.Snapshot() {
-		if e.Envelope == nil {
+		if !e.Signed() {
 			continue
 		}
-		if seq, ok := req.Have[e.Name]; ok && seq >= e.Offer.Sequence {
+		if seq, ok := req.Have[e.Name]; ok && seq >= e.Sequence {
 			continue
 		}
-		enc := e.Envelope.Encode()
+		env, err := e.Envelope()
+		if err != nil {
+			n.cfg.Log.Warn("an offer in the book cannot be sent", "offer", e.Name, "err", err)
+			continue
+		}
+		enc := env.Encode()
 		if len(resp.Offers) == SyncPage || size+len(enc) > MaxSyncResponse*3/4 {
 			resp.More = true
 			break

@@ -71,7 +71,7 @@ func (r *Runner) Accept(ctx context.Context, home identity.PrincipalID, f Forwar
 	if e.Owner != r.cfg.Key.ID() {
 		return refuse("offer %s is owned by %s", f.Offer, e.Owner)
 	}
-	provider := e.Offer.Provider
+	provider := e.ProvidedBy
 	if r.cfg.Adapters[provider] == nil {
 		return refuse("no adapter runs provider %s's placements here", provider)
 	}
@@ -94,7 +94,7 @@ func (r *Runner) Accept(ctx context.Context, home identity.PrincipalID, f Forwar
 	}
 	j.Attempts = []Attempt{{
 		ID: f.Placement, Offer: f.Offer, OfferDigest: f.OfferDigest, Broker: r.cfg.Key.ID().String(),
-		Provider: provider.String(), Region: e.Offer.Region, Reservation: res.ID,
+		Provider: provider.String(), Region: e.Attrs.Region, Reservation: res.ID,
 	}}
 	intent := "without the tenant's signature (sent with a token or from a console session)"
 	if signed {

@@ -451,8 +451,8 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 	for _, c := range res.Candidates {
 		e := c.Entry
 		cands = append(cands, Candidate{
-			Offer: e.Name, Digest: e.Digest(), Broker: e.Owner.String(), Provider: e.Offer.Provider.String(),
-			Region: e.Offer.Region, Estimate: &Money{c.Parts.Cost, c.Parts.Currency},
+			Offer: e.Name, Digest: e.Digest(), Broker: e.Owner.String(), Provider: e.Attrs.Provider,
+			Region: e.Attrs.Region, Estimate: &Money{c.Parts.Cost, c.Parts.Currency},
 		})
 	}
 	return r.update(ctx, j, func(j *Job) {
@@ -651,8 +651,12 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 	// book's copy, which holds the reservation; else the offer placed on.
 	var class *descriptor.ComputeClass
 	if e, ok := r.cfg.Book.Get(a.Offer); ok {
-		class = &e.Offer.Class
-		p.Offer = e.Offer
+		o, err := e.Offer()
+		if err != nil {
+			return fmt.Errorf("jobs: attempt %s: %w", a.ID, err)
+		}
+		class = &o.Class
+		p.Offer = o
 	} else {
 		offer, err := r.cfg.Offers(ctx, a.OfferDigest)
 		if err != nil {

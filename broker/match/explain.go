@@ -99,7 +99,7 @@ func (m *Matcher) explain(p *plan) *Explanation {
 		}
 		parts := c.Parts
 		x.Fates = append(x.Fates, Fate{
-			Offer: c.Entry.Name, Provider: c.Entry.Offer.Provider.String(), Region: c.Entry.Offer.Region,
+			Offer: c.Entry.Name, Provider: c.Entry.Attrs.Provider, Region: c.Entry.Attrs.Region,
 			Status: status, Rank: c.Rank, Score: c.Score, Parts: &parts,
 		})
 	}
@@ -121,7 +121,7 @@ func (m *Matcher) explain(p *plan) *Explanation {
 // rejection is an offer's fate when a check refuses it.
 func (m *Matcher) rejection(p *plan, e *book.Entry, r Reason, pr *pricing, err error) Fate {
 	return Fate{
-		Offer: e.Name, Provider: e.Offer.Provider.String(), Region: e.Offer.Region,
+		Offer: e.Name, Provider: e.Attrs.Provider, Region: e.Attrs.Region,
 		Status: Rejected, Reason: r, Detail: describe(p, e, r, pr, err),
 	}
 }

@@ -62,7 +62,7 @@ func feasible(p *plan, e *book.Entry, h *book.Hot) (Reason, int) {
 // for the first such request; when every request fits some group but no
 // assignment serves them all, it is AcceleratorGroups.
 func accelerators(p *plan, e *book.Entry) (Reason, int) {
-	groups := e.Offer.Class.Accelerators
+	groups := e.Accelerators
 	if len(p.accels) > len(groups) || len(groups) > 64 {
 		// More requests than groups: someone goes without.
 		for ri := range p.accels {
@@ -195,24 +195,24 @@ func groupReason(r *descriptor.AcceleratorRequest, g *descriptor.Accelerator) (R
 
 // describe explains a rejection in words, for Explain.
 func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) string {
-	o := e.Offer
+	a := e.Attrs
 	switch r {
 	case Expired:
-		return "valid until " + o.ValidUntil.Format(time.RFC3339)
+		return "valid until " + time.Unix(0, e.ValidUntil).UTC().Format(time.RFC3339)
 	case NotYetValid:
-		return "valid from " + o.ValidFrom.Format(time.RFC3339)
+		return "valid from " + time.Unix(0, e.ValidFrom).UTC().Format(time.RFC3339)
 	case Refused:
 		return "the owning broker refused a reservation for this job"
 	case InsufficientQuantity:
 		return fmt.Sprintf("%d free, job needs %d", e.Free, p.nodes)
 	case RegionDenied:
-		return "region " + o.Region + " is not allowed"
+		return "region " + a.Region + " is not allowed"
 	case JurisdictionDenied:
-		return "jurisdiction " + o.Jurisdiction + " is not allowed"
+		return "jurisdiction " + a.Jurisdiction + " is not allowed"
 	case ProviderDenied:
-		return "provider " + e.Attrs.Provider + " is not allowed"
+		return "provider " + a.Provider + " is not allowed"
 	case CurrencyMismatch:
-		return fmt.Sprintf("priced in %s, job pays in %s", o.Price.Currency, p.currency)
+		return fmt.Sprintf("priced in %s, job pays in %s", a.Price.Currency, p.currency)
 	case InsufficientCPU:
 		return fmt.Sprintf("%d vCPUs, job needs %g", e.CPUs, p.cpus)
 	case InsufficientMemory:
@@ -227,10 +227,10 @@ func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) strin
 	case AcceleratorMissing:
 		return "no accelerators"
 	case AcceleratorGroups:
-		return describeAccelerators(o) + "; every request fits some group, but no assignment gives each its own"
+		return describeAccelerators(e.Accelerators) + "; every request fits some group, but no assignment gives each its own"
 	case AcceleratorModel, AcceleratorKind, AcceleratorVendor, AcceleratorCount, AcceleratorMemory,
 		FrameworkMissing, FrameworkVersion, ComputeCapability, AcceleratorThroughput:
-		return describeAccelerators(o)
+		return describeAccelerators(e.Accelerators)
 	case OverBudget:
 		if price == nil {
 			return "over budget"
@@ -251,9 +251,9 @@ func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) strin
 	return ""
 }
 
-func describeAccelerators(o *descriptor.Offer) string {
+func describeAccelerators(groups []descriptor.Accelerator) string {
 	s := ""
-	for i, g := range o.Class.Accelerators {
+	for i, g := range groups {
 		if i > 0 {
 			s += ", "
 		}

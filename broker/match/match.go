@@ -214,7 +214,7 @@ func (p *plan) surelyOver(s *book.Slot, runtime time.Duration) bool {
 // candidate builds a candidate's score parts from its price.
 func (p *plan) candidate(e *book.Entry, pr pricing, queue time.Duration) Candidate {
 	return Candidate{Entry: e, tie: splitmix64(p.seed ^ e.NameHash), Parts: Parts{
-		Cost: pr.total, PeakHourly: pr.peakHourly, Currency: e.Offer.Price.Currency,
+		Cost: pr.total, PeakHourly: pr.peakHourly, Currency: e.Attrs.Price.Currency,
 		Runtime: pr.runtime, Time: queue + pr.runtime, LatencyMs: p.latency[e.Region],
 	}}
 }

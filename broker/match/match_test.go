@@ -283,7 +283,7 @@ func TestObjectives(t *testing.T) {
 		}
 		var got []string
 		for _, c := range res.Candidates {
-			got = append(got, c.Entry.Offer.Metadata.Name)
+			got = append(got, offerOf(c.Entry).Metadata.Name)
 		}
 		if tc.want != nil && strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("%s: order %v, want %v", tc.objective, got, tc.want)
@@ -296,7 +296,7 @@ func TestObjectives(t *testing.T) {
 	job := jobDoc(t, need...)
 	res, _ := m.Match(job, Options{})
 	for _, c := range res.Candidates {
-		if c.Entry.Offer.Metadata.Name == "cheap-a100" && c.Parts.Runtime != 3461538461539 { // 3600 s × 300/312, rounded up to the nanosecond
+		if offerOf(c.Entry).Metadata.Name == "cheap-a100" && c.Parts.Runtime != 3461538461539 { // 3600 s × 300/312, rounded up to the nanosecond
 			t.Errorf("A100 runtime %v", c.Parts.Runtime)
 		}
 	}
@@ -317,7 +317,7 @@ func TestBalancedAndRank(t *testing.T) {
 		}
 		var names []string
 		for _, c := range res.Candidates {
-			names = append(names, fmt.Sprintf("%s:%.2f", c.Entry.Offer.Metadata.Name, c.Score))
+			names = append(names, fmt.Sprintf("%s:%.2f", offerOf(c.Entry).Metadata.Name, c.Score))
 		}
 		return strings.Join(names, " ")
 	}
@@ -352,7 +352,7 @@ func TestTieBreakSeededByDigest(t *testing.T) {
 		}
 		var names []string
 		for _, c := range res.Candidates {
-			names = append(names, c.Entry.Offer.Metadata.Name)
+			names = append(names, offerOf(c.Entry).Metadata.Name)
 		}
 		return strings.Join(names, ",")
 	}
@@ -383,8 +383,8 @@ func TestPlaceFailover(t *testing.T) {
 	asked := map[string]int{}
 	refuse := map[string]bool{"o0": true, "o1": true, "o2": true, "o3": true, "o4": true}
 	granted, attempts, err := m.Place(context.Background(), job, Options{K: 3}, func(_ context.Context, c Candidate) error {
-		asked[c.Entry.Offer.Metadata.Name]++
-		if refuse[c.Entry.Offer.Metadata.Name] {
+		asked[offerOf(c.Entry).Metadata.Name]++
+		if refuse[offerOf(c.Entry).Metadata.Name] {
 			return errors.New("no capacity")
 		}
 		return nil
@@ -392,8 +392,8 @@ func TestPlaceFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if granted.Entry.Offer.Metadata.Name != "o5" || len(attempts) != 6 {
-		t.Fatalf("granted %s after %d attempts, want o5 after 6", granted.Entry.Offer.Metadata.Name, len(attempts))
+	if offerOf(granted.Entry).Metadata.Name != "o5" || len(attempts) != 6 {
+		t.Fatalf("granted %s after %d attempts, want o5 after 6", offerOf(granted.Entry).Metadata.Name, len(attempts))
 	}
 	for name, n := range asked {
 		if n != 1 {
@@ -454,7 +454,7 @@ func TestNoMatchExplainedLater(t *testing.T) {
 	c := &clock{now}
 	b := newBook(t, c, offerSpec{pool: "only"})
 	e := b.Snapshot()[0]
-	res, err := b.Reserve(e.Name, e.Offer.Quantity, "other", time.Hour)
+	res, err := b.Reserve(e.Name, int(e.Quantity), "other", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

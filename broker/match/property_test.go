@@ -165,9 +165,19 @@ func names(cs []Candidate) string {
 	return strings.Join(s, " ")
 }
 
+// offerOf parses an entry's offer document again: the checks here read the
+// document, not the book's copies of its fields.
+func offerOf(e *book.Entry) *descriptor.Offer {
+	o, err := e.Offer()
+	if err != nil {
+		panic(err)
+	}
+	return o
+}
+
 // violates checks a candidate against the job from first principles.
 func violates(j *descriptor.Job, c Candidate, now time.Time, defaultCurrency string) string {
-	e, o := c.Entry, c.Entry.Offer
+	e, o := c.Entry, offerOf(c.Entry)
 	if now.Before(o.ValidFrom) || !now.Before(o.ValidUntil) {
 		return "validity"
 	}
@@ -277,8 +287,9 @@ func wantRuntime(j *descriptor.Job, c Candidate) time.Duration {
 		}
 	}
 	var first time.Duration = -1
-	for gi := range c.Entry.Offer.Class.Accelerators {
-		g := &c.Entry.Offer.Class.Accelerators[gi]
+	groups := offerOf(c.Entry).Class.Accelerators
+	for gi := range groups {
+		g := &groups[gi]
 		if !groupMeets(r, g) {
 			continue
 		}

@@ -46,7 +46,7 @@ func scaledRuntime(p *plan, e *book.Entry, group int) time.Duration {
 	if group < 0 || p.refTF <= 0 {
 		return p.runtime
 	}
-	tf := p.precise.of(e.Offer.Class.Accelerators[group].TFLOPS)
+	tf := p.precise.of(e.Accelerators[group].TFLOPS)
 	if tf <= 0 {
 		return p.runtime
 	}

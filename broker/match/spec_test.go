@@ -127,7 +127,7 @@ func TestMatchingSpecExamples(t *testing.T) {
 			case "order":
 				var names []string
 				for _, c := range res.Candidates {
-					names = append(names, c.Entry.Offer.Metadata.Name)
+					names = append(names, offerOf(c.Entry).Metadata.Name)
 				}
 				got = strings.Join(names, " ")
 			default:

@@ -112,8 +112,8 @@ func (r *Registry) Check(envelope []byte, owner identity.PrincipalID) (*descript
 	if doc.Offer.Broker != owner {
 		return nil, nil, fmt.Errorf("%w: %w: it names broker %s, not %s, which sent it", ErrInvalid, book.ErrNotOwner, doc.Offer.Broker, owner)
 	}
-	if e, ok := r.Book.Get(doc.Offer.ComputeID.Name()); ok && e.Offer.Sequence >= doc.Offer.Sequence {
-		return nil, nil, fmt.Errorf("%w: %s at sequence %d; the book holds %d", book.ErrStale, e.Name, doc.Offer.Sequence, e.Offer.Sequence)
+	if e, ok := r.Book.Get(doc.Offer.ComputeID.Name()); ok && e.Sequence >= doc.Offer.Sequence {
+		return nil, nil, fmt.Errorf("%w: %s at sequence %d; the book holds %d", book.ErrStale, e.Name, doc.Offer.Sequence, e.Sequence)
 	}
 	return doc, env, nil
 }
@@ -247,7 +247,7 @@ func (r *Registry) Withdraw(ctx context.Context, name string) error {
 	}
 	r.Book.Remove(name)
 	if held && e.Owner == r.Owner && r.Gossip != nil {
-		r.Gossip.PublishWithdrawal(ctx, name, e.Offer.Sequence)
+		r.Gossip.PublishWithdrawal(ctx, name, e.Sequence)
 	}
 	return nil
 }
