@@ -268,6 +268,9 @@ func (m *Matcher) Match(doc *descriptor.Document, opts Options) (*Result, error)
 	}
 	res := &Result{}
 	top := &kHeap{k: opts.K}
+	if opts.K <= 64 {
+		top.items, top.order = make([]Candidate, 0, opts.K), make([]int32, 0, opts.K)
+	}
 	m.book.View(func(v book.View) {
 		p.bind(v, &m.cfg)
 		bs := p.buckets(v)

@@ -366,3 +366,70 @@ func peakHourly(o *descriptor.Offer, start time.Time, runtime time.Duration) *ap
 	})
 	return peak
 }
+
+// TestConcurrentMatchesAgree: decisions made at once on one matcher (the
+// broker's matching workers do) give what they give one at a time; the
+// working memory decisions reuse (rankScratch) is never shared between
+// two of them. Run with -race.
+func TestConcurrentMatchesAgree(t *testing.T) {
+	g := synth.New(11, 60)
+	c := &clock{synth.Epoch}
+	b := book.New(c.now)
+	for range 400 {
+		d, env := g.Offer()
+		if err := b.Put(d, env, d.Offer.Broker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New(b, Config{HomeRegion: "us-east-1"})
+	m.rankPool = 7
+	// Mostly rank jobs, which use the reused memory, and some others.
+	var jobs []*descriptor.Document
+	want := map[*descriptor.Document]string{}
+	for tries := 0; len(jobs) < 60 && tries < 20_000; tries++ {
+		job := g.Job()
+		if job.Job.Rank == nil && tries%10 != 0 {
+			continue
+		}
+		res, err := m.Match(job, Options{})
+		if err != nil {
+			continue
+		}
+		jobs = append(jobs, job)
+		want[job] = fmt.Sprint(names(res.Candidates), scores(res.Candidates))
+	}
+	if len(jobs) < 60 {
+		t.Fatalf("only %d jobs to match", len(jobs))
+	}
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			for i := range 5 * len(jobs) {
+				job := jobs[(i*(w+1)+w)%len(jobs)]
+				res, err := m.Match(job, Options{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := fmt.Sprint(names(res.Candidates), scores(res.Candidates)); got != want[job] {
+					errs <- fmt.Errorf("job %s: %s at once, %s alone", job.Job.Metadata.Name, got, want[job])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func scores(cs []Candidate) []float64 {
+	var out []float64
+	for _, c := range cs {
+		out = append(out, c.Score)
+	}
+	return out
+}

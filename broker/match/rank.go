@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cinet/cinet/broker/book"
@@ -64,6 +65,31 @@ func (p *plan) rank(e *book.Entry, c *Candidate) error {
 	return nil
 }
 
+// rankScratch is matchRank's working memory, kept for the next decision:
+// a rank decision gathers hundreds of offers, and allocating their room
+// anew each time was most of what matching allocated.
+type rankScratch struct {
+	got, in, open []pooled
+	lbs           []descriptor.Nanos
+	bounds        kHeap
+	byEntry       map[*book.Entry]int
+}
+
+var rankScratches = sync.Pool{New: func() any { return &rankScratch{byEntry: map[*book.Entry]int{}} }}
+
+// release empties the scratch, keeping its room, and returns it to the
+// pool; nothing it held may be used after.
+func (sc *rankScratch) release() {
+	clear(sc.got)
+	clear(sc.in)
+	clear(sc.open)
+	clear(sc.bounds.items)
+	clear(sc.byEntry)
+	sc.got, sc.in, sc.open, sc.lbs = sc.got[:0], sc.in[:0], sc.open[:0], sc.lbs[:0]
+	sc.bounds.items, sc.bounds.order = sc.bounds.items[:0], sc.bounds.order[:0]
+	rankScratches.Put(sc)
+}
+
 // A pooled is an offer that may be in a rank job's pool: it passes every
 // check, and its cost is known by bounds until it is priced.
 type pooled struct {
@@ -98,8 +124,11 @@ func (o *pooled) price(p *plan) {
 //  3. The pool is ranked; the k best are priced for their parts.
 func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap) int {
 	nodes := int64(p.nodes)
-	var got []pooled
-	bounds := &kHeap{k: m.rankPool} // the pool-th least upper bounds, as exact scores
+	sc := rankScratches.Get().(*rankScratch)
+	defer sc.release()
+	got := sc.got
+	bounds := &sc.bounds // the pool-th least upper bounds, as exact scores
+	bounds.k = m.rankPool
 	visited := cheapestFirst(v, p, bs, bounds, func(s *book.Slot) {
 		group, ok := p.admits(s)
 		if !ok {
@@ -129,16 +158,18 @@ func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap)
 			bounds.push(c)
 		}
 	})
+	sc.got = got
 	pool := got
 	if len(got) > m.rankPool {
 		upper := bounds.worst().exact
-		lbs := make([]descriptor.Nanos, len(got))
+		lbs := sc.lbs[:0]
 		for i := range got {
-			lbs[i] = got[i].lb
+			lbs = append(lbs, got[i].lb)
 		}
+		sc.lbs = lbs
 		slices.Sort(lbs)
 		lower := lbs[m.rankPool-1]
-		var in, open []pooled
+		in, open := sc.in[:0], sc.open[:0]
 		for _, o := range got {
 			switch {
 			case o.ub < lower:
@@ -158,8 +189,9 @@ func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap)
 			return 1
 		})
 		pool = append(in, open[:min(len(open), m.rankPool-len(in))]...)
+		sc.in, sc.open = pool, open
 	}
-	byEntry := make(map[*book.Entry]int, len(pool))
+	byEntry := sc.byEntry
 	for i := range pool {
 		o := &pool[i]
 		c := Candidate{Entry: o.s.Entry, tie: splitmix64(p.seed ^ o.s.NameHash)}
