@@ -275,10 +275,10 @@ func (b *Book) Put(doc *descriptor.Document, env *identity.Envelope, owner ident
 // go of them.
 func (b *Book) holdShared(e *Entry, o *descriptor.Offer) {
 	a := e.Attrs
-	e.Region = b.regions.id(o.Region)
-	e.Jurisdiction = b.jurisdictions.id(o.Jurisdiction)
-	e.Currency = b.currencies.id(o.Price.Currency)
-	e.Provider = b.providers.id(a.Provider)
+	e.Region = b.regions.hold(o.Region)
+	e.Jurisdiction = b.jurisdictions.hold(o.Jurisdiction)
+	e.Currency = b.currencies.hold(o.Price.Currency)
+	e.Provider = b.providers.hold(a.Provider)
 	a.Provider = b.providers.names[e.Provider]
 	a.Region = b.regions.names[e.Region]
 	a.Jurisdiction = b.jurisdictions.names[e.Jurisdiction]
@@ -316,6 +316,10 @@ func (b *Book) releaseShared(e *Entry) {
 	if e.Group >= 0 {
 		b.groups.release(e.Group)
 	}
+	b.regions.release(e.Region)
+	b.jurisdictions.release(e.Jurisdiction)
+	b.currencies.release(e.Currency)
+	b.providers.release(e.Provider)
 }
 
 func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.PrincipalID) *Entry {
@@ -394,7 +398,7 @@ func (b *Book) index(e *Entry) {
 		}
 		bk := b.buckets[key]
 		if bk == nil {
-			bk = &Bucket{Region: e.Region, Jurisdiction: e.Jurisdiction, Model: m}
+			bk = &Bucket{key: key, Region: e.Region, Jurisdiction: e.Jurisdiction, Model: m}
 			b.buckets[key] = bk
 			b.byModel[key.modelKey] = append(b.byModel[key.modelKey], bk)
 		}
@@ -406,6 +410,15 @@ func (b *Book) index(e *Entry) {
 func (b *Book) removeLocked(e *Entry) {
 	for _, bk := range e.buckets {
 		bk.remove(e)
+		if bk.n == 0 { // its region, model or currency may never come back
+			delete(b.buckets, bk.key)
+			list := slices.DeleteFunc(b.byModel[bk.key.modelKey], func(x *Bucket) bool { return x == bk })
+			if len(list) == 0 {
+				delete(b.byModel, bk.key.modelKey)
+			} else {
+				b.byModel[bk.key.modelKey] = list
+			}
+		}
 	}
 	e.buckets = nil
 	b.releaseShared(e)
@@ -523,7 +536,8 @@ func (v View) Group(id int32) *descriptor.Accelerator { return &v.b.groups.lists
 func (v View) MaxLoss() (perWeek, fixed int64) { return v.b.maxLossPerWeek, v.b.maxLossFixed }
 
 // Regions returns every region the book has interned, indexed by the IDs
-// entries carry. The slice must not be modified.
+// entries carry ("" at an ID no entry holds). The slice must not be
+// modified.
 func (v View) Regions() []string { return v.b.regions.names }
 
 // Jurisdictions returns the interned jurisdictions, indexed by ID.
@@ -586,25 +600,47 @@ func (h *expiryHeap) Pop() any {
 	return e
 }
 
-// symbols interns strings as small integers. IDs are never reused, so an
-// entry's IDs stay valid for the book's life; the tables grow with the
-// distinct regions, jurisdictions, currencies and providers ever seen.
+// symbols interns strings as small integers. An ID is freed when no entry
+// holds it and reused later, so that a peer publishing ever different
+// regions or providers cannot grow the table beyond the offers the book
+// holds; IDs stay fixed while a View is in use, since changes wait for
+// the book's lock. A freed ID's name is "".
 type symbols struct {
 	ids   map[string]int32
 	names []string
+	refs  []int32
+	free  []int32
 }
 
-func (s *symbols) id(name string) int32 {
+// hold returns name's ID, counting one more holder.
+func (s *symbols) hold(name string) int32 {
 	if id, ok := s.ids[name]; ok {
+		s.refs[id]++
 		return id
 	}
 	if s.ids == nil {
 		s.ids = map[string]int32{}
 	}
-	id := int32(len(s.names))
+	var id int32
+	if n := len(s.free); n > 0 {
+		id, s.free = s.free[n-1], s.free[:n-1]
+		s.names[id], s.refs[id] = name, 1
+	} else {
+		id = int32(len(s.names))
+		s.names, s.refs = append(s.names, name), append(s.refs, 1)
+	}
 	s.ids[name] = id
-	s.names = append(s.names, name)
 	return id
+}
+
+// release counts one holder of id fewer, freeing it at none.
+func (s *symbols) release(id int32) {
+	if s.refs[id]--; s.refs[id] > 0 {
+		return
+	}
+	delete(s.ids, s.names[id])
+	s.names[id] = ""
+	s.free = append(s.free, id)
 }
 
 func (s *symbols) lookup(name string) int32 {

@@ -51,6 +51,7 @@ func (c *Chunk) summarize() {
 type Bucket struct {
 	chunks []Chunk // each sorted, none empty; chunk i's slots precede chunk i+1's
 	n      int
+	key    bucketKey
 
 	Region, Jurisdiction int32  // the book's IDs (View.Regions, View.Jurisdictions)
 	Model                string // accelerator model; CPUOnly for offers without

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,10 +116,11 @@ sequence: 1
 }
 
 // TestSharedValuesReleased: the values the book shares among offers —
-// zones, markets, processor names, labels, frameworks, group descriptions
-// — leave its tables with the last offer holding them, also when offers
-// are replaced or refused as stale, so that a peer publishing ever
-// different values cannot grow the book beyond the offers it holds.
+// regions, jurisdictions, currencies, providers, zones, markets, processor
+// names, labels, frameworks, group descriptions — and the index buckets of
+// regions and models leave the book with the last offer holding them, also
+// when offers are replaced or refused as stale, so that a peer publishing
+// ever different values cannot grow the book beyond the offers it holds.
 func TestSharedValuesReleased(t *testing.T) {
 	c := &clock{monday}
 	b := New(c.now)
@@ -130,7 +132,15 @@ func TestSharedValuesReleased(t *testing.T) {
 			d.Offer.Metadata.Labels = map[string]string{"round": fmt.Sprint(round), "offer": pool}
 			d.Offer.Zone = fmt.Sprintf("zone-%d-%d", round, i)
 			d.Offer.Class.CPU.Vendor = fmt.Sprintf("vendor-%d-%d", round, i)
-			d.Offer.Class.Accelerators = []descriptor.Accelerator{{Model: "H20", Count: 1 + round*30 + i}}
+			d.Offer.Class.Accelerators = []descriptor.Accelerator{{Model: fmt.Sprintf("M-%d-%d", round, i), Count: 1 + round*30 + i}}
+			d.Offer.Region = fmt.Sprintf("r-%d-%d", round, i)
+			d.Offer.Jurisdiction = fmt.Sprintf("J%d%d", round, i)
+			d.Offer.Price.Currency = fmt.Sprintf("C%d%d", round, i)
+			key, err := identity.GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Offer.Provider = key.ID()
 			if err := b.Put(d, nil, owner); err != nil {
 				t.Fatal(err)
 			}
@@ -145,11 +155,29 @@ func TestSharedValuesReleased(t *testing.T) {
 		if n, m, g := b.strs.len(), b.stringMaps.len(), len(b.groups.ids); n != 63 || m != 31 || g != 30 {
 			t.Fatalf("round %d: %d strings, %d maps, %d groups shared; want 63, 31, 30", round, n, m, g)
 		}
+		for _, tab := range []*symbols{&b.regions, &b.jurisdictions, &b.currencies, &b.providers} {
+			// A replacing offer takes its ID before the one replaced lets
+			// go: one ID more than names, reused round after round.
+			if len(tab.ids) != 30 || len(tab.names) > 31 {
+				t.Fatalf("round %d: a table holds %d names under %d IDs, want 30 under at most 31", round, len(tab.ids), len(tab.names))
+			}
+		}
+		if len(b.buckets) != 30 || len(b.byModel) != 30 {
+			t.Fatalf("round %d: %d buckets under %d model keys, want 30 and 30", round, len(b.buckets), len(b.byModel))
+		}
 	}
 	for i := range 30 {
 		b.Remove(fmt.Sprintf("ci:%s/cn-east-1/a/p%d", fingerprint, i))
 	}
 	if n, m, g := b.strs.len(), b.stringMaps.len(), len(b.groups.ids); n != 0 || m != 0 || g != 0 || b.Len() != 0 {
 		t.Fatalf("with the book empty it shares %d strings, %d maps, %d groups", n, m, g)
+	}
+	for _, tab := range []*symbols{&b.regions, &b.jurisdictions, &b.currencies, &b.providers} {
+		if len(tab.ids) != 0 || slices.ContainsFunc(tab.names, func(n string) bool { return n != "" }) {
+			t.Fatalf("with the book empty a table still holds %v", tab.names)
+		}
+	}
+	if len(b.buckets) != 0 || len(b.byModel) != 0 {
+		t.Fatalf("with the book empty it keeps %d buckets under %d model keys", len(b.buckets), len(b.byModel))
 	}
 }

@@ -504,3 +504,54 @@ func TestScaleRuntimeIntegers(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesAfterIDsReused: when the last offer of a region, jurisdiction
+// or provider leaves, the book gives its ID to the next new one; placement
+// rules still judge every offer by its own region, jurisdiction and
+// provider, and no withdrawn one is matched.
+func TestRulesAfterIDsReused(t *testing.T) {
+	c := &clock{now}
+	b := newBook(t, c,
+		offerSpec{pool: "gone", region: "cn-north-9", juris: "CN-BJ", did: betaDID, fp: betaFP},
+		offerSpec{pool: "stays", region: "cn-east-1", juris: "CN"})
+	if !b.Remove("ci:" + betaFP + "/cn-north-9/a/gone") {
+		t.Fatal("the offer to withdraw is not in the book")
+	}
+	d := offerSpec{pool: "new", region: "cn-west-2", juris: "CN-SC", rate: "90"}.doc(t)
+	if err := b.Put(d, nil, d.Offer.Broker); err != nil {
+		t.Fatal(err)
+	}
+	b.View(func(v book.View) {
+		if r, j := v.Regions(), v.Jurisdictions(); len(r) != 2 || len(j) != 2 || r[0] != "cn-west-2" || j[0] != "CN-SC" {
+			t.Fatalf("regions %q, jurisdictions %q: the withdrawn offer's IDs were not reused", r, j)
+		}
+	})
+	m := New(b, Config{Currency: "CNY"})
+	for _, tc := range []struct {
+		rule string
+		want string
+	}{
+		{"jurisdictions: {allow: [CN]}", "new stays"}, // CN covers its subdivisions
+		{"jurisdictions: {allow: [CN-BJ]}", ""},
+		{"jurisdictions: {allow: [CN-SC]}", "new"},
+		{"jurisdictions: {allow: [CN-BJ, CN-SC]}", "new"},
+		{"regions: {allow: [cn-north-9]}", ""},
+		{"regions: {allow: [cn-west-2]}", "new"},
+		{"regions: {deny: [cn-west-2]}", "stays"},
+		{"regions: {deny: [cn-north-9]}", "new stays"},
+	} {
+		job := jobDoc(t, "jurisdictions: {allow: [CN]}", tc.rule, "nodes: 2", "nodes: 1")
+		res, err := m.Match(job, Options{K: 5})
+		got := ""
+		if err == nil {
+			var s []string
+			for _, c := range res.Candidates {
+				s = append(s, offerOf(c.Entry).Metadata.Name)
+			}
+			got = strings.Join(s, " ")
+		}
+		if got != tc.want {
+			t.Errorf("%s: placed on %q, want %q (%v)", tc.rule, got, tc.want, err)
+		}
+	}
+}
