@@ -181,3 +181,101 @@ func TestSharedValuesReleased(t *testing.T) {
 		t.Fatalf("with the book empty it keeps %d buckets under %d model keys", len(b.buckets), len(b.byModel))
 	}
 }
+
+// TestConcurrentChurnAndReaders: while writers put, replace and withdraw
+// offers whose regions, labels and groups come and go (freeing and
+// reusing IDs and dropping buckets), readers walk the index, look IDs up
+// and read entries' documents. Run with -race: every reader sees a
+// consistent book, and every entry it meets gives back its own document.
+func TestConcurrentChurnAndReaders(t *testing.T) {
+	c := &clock{monday}
+	b := New(c.now)
+	until := monday.Add(time.Hour)
+	docs := make([][]*descriptor.Document, 4) // by writer, then round
+	for w := range docs {
+		for i := range 40 {
+			region := fmt.Sprintf("r%d-%d", w, i) // each replacement moves the pool to a region of its own
+			d := offerDoc(t, fmt.Sprintf("w%dp%d", w, i%10), 1+i/10, 4, until, "")
+			d.Offer.Region = region
+			d.Offer.Metadata.Labels = map[string]string{"round": fmt.Sprint(i / 10)}
+			d.Offer.Class.Accelerators = []descriptor.Accelerator{{Model: "H20", Count: 1 + i%3}}
+			docs[w] = append(docs[w], d)
+		}
+	}
+	errs := make(chan error, 8)
+	stop := make(chan struct{})
+	for w := range docs {
+		go func() {
+			for i, d := range docs[w] {
+				if err := b.Put(d, nil, owner); err != nil {
+					errs <- err
+					return
+				}
+				if i%7 == 6 {
+					b.Remove(d.Offer.ComputeID.Name())
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				var seen []*Entry
+				var bad error
+				b.View(func(v View) { seen, bad = readIndex(v) })
+				if bad != nil {
+					errs <- bad
+					return
+				}
+				for _, e := range seen[:min(len(seen), 3)] {
+					o, err := e.Offer()
+					if err != nil || o.ComputeID.Name() != e.Name {
+						errs <- fmt.Errorf("%s: parsed again as %v, %v", e.Name, o, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readIndex walks the H20 buckets, checking each slot against its entry.
+func readIndex(v View) ([]*Entry, error) {
+	var seen []*Entry
+	regions := v.Regions()
+	for _, bk := range v.Buckets("CNY", "H20") {
+		if bk.Len() == 0 || regions[bk.Region] == "" {
+			return nil, fmt.Errorf("a bucket of %d offers in region ID %d (%q)", bk.Len(), bk.Region, regions[bk.Region])
+		}
+		for _, ch := range bk.Chunks() {
+			for _, s := range ch.Slots {
+				if g := v.Group(s.Group); g.Model != "H20" {
+					return nil, fmt.Errorf("%s: group %d is a %s", s.Entry.Name, s.Group, g.Model)
+				}
+				if regions[s.Region] != s.Entry.Attrs.Region {
+					return nil, fmt.Errorf("%s: slot region %q, entry %q", s.Entry.Name, regions[s.Region], s.Entry.Attrs.Region)
+				}
+				seen = append(seen, s.Entry)
+			}
+		}
+	}
+	return seen, nil
+}
