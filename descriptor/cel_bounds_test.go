@@ -3,6 +3,7 @@ package descriptor
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -188,4 +189,56 @@ func BenchmarkExprEval(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestEveryBoundIsChecked: each size the cost estimate assumes
+// (attrBounds) is one checkBounds enforces, found here by the attributes'
+// CEL names, not by checkBounds's own list: an attribute one past any
+// bound makes the offer's expressions run counted.
+func TestEveryBoundIsChecked(t *testing.T) {
+	for path, bound := range attrBounds {
+		a := randomAttrs(rand.New(rand.NewPCG(7, 8)), false)
+		if !a.checkBounds() {
+			t.Fatal("small attributes are beyond the bounds")
+		}
+		elems := strings.Split(path, ".")[1:] // after "offer"
+		part := ""
+		if last := elems[len(elems)-1]; strings.HasPrefix(last, "@") {
+			part, elems = last, elems[:len(elems)-1]
+		}
+		v := reflect.ValueOf(a).Elem()
+		for _, name := range elems {
+			v = celField(t, v, name)
+		}
+		long := strings.Repeat("x", int(bound)+1)
+		switch {
+		case v.Kind() == reflect.String:
+			v.SetString(long)
+		case part == "":
+			m := map[string]string{}
+			for i := range int(bound) + 1 {
+				m[fmt.Sprint(i)] = "v"
+			}
+			v.Set(reflect.ValueOf(m))
+		case part == "@keys":
+			v.Set(reflect.ValueOf(map[string]string{long: "v"}))
+		case part == "@values":
+			v.Set(reflect.ValueOf(map[string]string{"k": long}))
+		}
+		if a.checkBounds() {
+			t.Errorf("%s one past its bound of %d passes checkBounds", path, bound)
+		}
+	}
+}
+
+// celField returns the field of a struct value that CEL names name.
+func celField(t *testing.T, v reflect.Value, name string) reflect.Value {
+	t.Helper()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("cel") == name {
+			return v.Field(i)
+		}
+	}
+	t.Fatalf("no attribute %q in %s", name, v.Type())
+	return reflect.Value{}
 }
