@@ -434,7 +434,8 @@ func partyTo(entry []byte, id identity.PrincipalID) bool {
 }
 
 func (s *Server) tiles(w http.ResponseWriter, r *http.Request, c *Caller) {
-	auditlog.Handler(s.cfg.Settler.TileSource(), func(w http.ResponseWriter, status int, err error) {
+	// Entries name tenants: only the authenticated route serves them.
+	auditlog.Handler(s.cfg.Settler.TileSource(), c != nil, func(w http.ResponseWriter, status int, err error) {
 		if status == http.StatusInternalServerError {
 			s.internal(w, r, err)
 			return

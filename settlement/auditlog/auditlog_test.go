@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -216,7 +219,7 @@ func TestTilesHandler(t *testing.T) {
 		m.append(t, entry(i))
 	}
 	m.cp = sign(t, k, m)
-	srv := httptest.NewServer(Handler(source{m}, nil))
+	srv := httptest.NewServer(Handler(source{m}, true, nil))
 	defer srv.Close()
 	get := func(path string) (int, []byte) {
 		resp, err := http.Get(srv.URL + "/" + path)
@@ -249,9 +252,57 @@ func TestTilesHandler(t *testing.T) {
 	if code, _ := get("tile/entries/002.p/88"); code != 200 {
 		t.Fatalf("partial bundle: %d", code)
 	}
-	for _, bad := range []string{"tile/entries/002.p/89", "tile/0/003", "tile/1/001", "tile/x", "nope", "tile/0/00a"} {
+	for _, bad := range []string{"tile/entries/002.p/89", "tile/0/003", "tile/1/001", "tile/x", "nope", "tile/0/00a",
+		"tile/99/000", "tile/7/000", "tile/8/000", "tile/0/x999/999/999/999/999/999", "tile/entries%2F000", "tile%2Fentries/000", "tile/0%2F000"} {
 		if code, _ := get(bad); code != 404 {
 			t.Errorf("%s: %d, want 404", bad, code)
+		}
+	}
+
+	// A handler of hash tiles alone serves no entry bundle, by any path.
+	hashes := httptest.NewServer(Handler(source{m}, false, nil))
+	defer hashes.Close()
+	for path, want := range map[string]int{"tile/0/000": 200, "tile/entries/000": 404, "tile/entries/002.p/88": 404, "tile/entries%2F000": 404} {
+		resp, err := http.Get(hashes.URL + "/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("hash tiles only: %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestWithinTree holds the overflow-free bound of withinTree to the same
+// bound in unbounded integers, on tiles of every level at the edges of
+// trees of every size class.
+func TestWithinTree(t *testing.T) {
+	obvious := func(tile tlog.Tile, size int64) bool {
+		if tile.N < 0 || tile.W <= 0 || tile.W > 1<<TileHeight || tile.L < -1 {
+			return false
+		}
+		need := new(big.Int).SetInt64(tile.N)
+		need.Lsh(need, TileHeight).Add(need, big.NewInt(int64(tile.W)))
+		need.Lsh(need, uint(max(tile.L, 0))*TileHeight)
+		return need.Cmp(big.NewInt(size)) <= 0
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int64{0, 1, 255, 256, 257, 65535, 65536, 1 << 40, math.MaxInt64}
+	for range 2000 {
+		sizes = append(sizes, rng.Int64N(1<<uint(rng.IntN(62)+1)))
+	}
+	for _, size := range sizes {
+		for l := -1; l <= 9; l++ {
+			edge := (size >> (uint(max(l, 0)) * TileHeight)) >> TileHeight
+			for _, n := range []int64{0, 1, edge - 1, edge, edge + 1, math.MaxInt64 >> 8, math.MaxInt64, rng.Int64()} {
+				for _, w := range []int{1, 88, 255, 256, 257, 0} {
+					tile := tlog.Tile{H: TileHeight, L: l, N: n, W: w}
+					if got, want := withinTree(tile, size), obvious(tile, size); got != want {
+						t.Fatalf("withinTree(%+v, %d) = %v, want %v", tile, size, got, want)
+					}
+				}
+			}
 		}
 	}
 }

@@ -37,10 +37,16 @@ const MaxEntrySize = 1<<16 - 1
 //
 // A tile's content never changes — a partial tile's path names its width
 // — so tiles are served cacheable (full ones immutable); the checkpoint
-// is revalidated. fail writes an error response: 404 for what the log
-// does not hold, 500 for a failure to read it (err then carries the cause,
-// for the server's log); nil writes plain text.
-func Handler(src Source, fail func(w http.ResponseWriter, status int, err error)) http.Handler {
+// is revalidated. The handler reads the request's path as it was sent,
+// escaped, so that it answers for the same path a router matched: a
+// router that sends "/tile/entries%2F000" to a route other than the
+// entries' must not have it served as entries. Entry bundles are served
+// only when entries is true, so that a handler for the public hash tiles
+// can never serve them, whatever reaches it. fail writes an error
+// response: 404 for what the log does not hold (or, with entries false,
+// for an entry bundle), 500 for a failure to read it (err then carries the
+// cause, for the server's log); nil writes plain text.
+func Handler(src Source, entries bool, fail func(w http.ResponseWriter, status int, err error)) http.Handler {
 	if fail == nil {
 		fail = func(w http.ResponseWriter, status int, err error) { http.Error(w, err.Error(), status) }
 	}
@@ -56,7 +62,7 @@ func Handler(src Source, fail func(w http.ResponseWriter, status int, err error)
 			fail(w, http.StatusNotFound, errors.New("the log has no checkpoint yet"))
 			return
 		}
-		path := strings.TrimPrefix(r.URL.Path, "/")
+		path := strings.TrimPrefix(r.URL.EscapedPath(), "/")
 		if path == "checkpoint" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-cache")
@@ -68,19 +74,17 @@ func Handler(src Source, fail func(w http.ResponseWriter, status int, err error)
 			fail(w, http.StatusNotFound, err)
 			return
 		}
-		// A tile must lie within the checkpointed tree.
-		if (t.N*(1<<TileHeight)+int64(t.W))<<(uint(max(t.L, 0))*TileHeight) > c.Size && t.L >= 0 {
+		if t.L == -1 && !entries {
+			fail(w, http.StatusNotFound, fmt.Errorf("entry bundles are not served here"))
+			return
+		}
+		if !withinTree(t, c.Size) {
 			fail(w, http.StatusNotFound, fmt.Errorf("tile %s lies beyond the checkpoint's %d entries", path, c.Size))
 			return
 		}
 		var data []byte
 		if t.L == -1 {
-			start := t.N << TileHeight
-			if start+int64(t.W) > c.Size {
-				fail(w, http.StatusNotFound, fmt.Errorf("entries %s lie beyond the checkpoint's %d entries", path, c.Size))
-				return
-			}
-			entries, err := src.ReadEntries(ctx, start, int64(t.W))
+			entries, err := src.ReadEntries(ctx, t.N<<TileHeight, int64(t.W))
 			if err != nil {
 				fail(w, http.StatusInternalServerError, fmt.Errorf("reading entries %s: %w", path, err))
 				return
@@ -101,6 +105,27 @@ func Handler(src Source, fail func(w http.ResponseWriter, status int, err error)
 		}
 		w.Write(data)
 	})
+}
+
+// withinTree reports whether every hash of tile t (or, at level -1, every
+// entry of the bundle) lies within a tree of size entries. A tile at
+// level L ≥ 0 holds hashes N·256 … N·256+W−1 of that level, each of 256^L
+// entries; it lies within the tree when (N·256+W)·256^L ≤ size, which is
+// computed as N·256+W ≤ size / 256^L so that no level or index, however
+// large, overflows.
+func withinTree(t tlog.Tile, size int64) bool {
+	if t.N < 0 || t.W <= 0 || t.W > 1<<TileHeight || t.L < -1 || size < 0 {
+		return false
+	}
+	level := max(t.L, 0)
+	if level*TileHeight >= 63 {
+		return false // a single hash of that level covers more than any tree
+	}
+	covered := size >> (uint(level) * TileHeight)
+	if t.N > covered>>TileHeight {
+		return false
+	}
+	return int64(t.W) <= covered-t.N<<TileHeight // N·256 ≤ covered: no overflow
 }
 
 // EntryBundle encodes entries as a tlog-tiles entry bundle: each entry
