@@ -84,6 +84,19 @@ providers:
 	return b
 }
 
+// appendConfig adds to the broker's configuration file.
+func (b *brokerProc) appendConfig(yaml string) {
+	b.t.Helper()
+	f, err := os.OpenFile(filepath.Join(b.dir, "broker.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(yaml); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // start runs the broker and waits until it is ready.
 func (b *brokerProc) start() {
 	b.t.Helper()

@@ -94,7 +94,8 @@ type Config struct {
 	Hide []string `json:"hide,omitempty"`
 	// ServiceListen is the IP address a service's ports are exposed on,
 	// each at a port the kernel picks (default 127.0.0.1: this machine
-	// only). Only with the sandbox's own network may it be other than a
+	// only; a broker sets it to a loopback address that is none of its
+	// console's hosts, whose cookies a service there would receive). Only with the sandbox's own network may it be other than a
 	// loopback address: on the host's network a service's port is the
 	// host's, and exposing it would let a job publish any service of
 	// this machine's loopback.

@@ -76,6 +76,15 @@ type Config struct {
 	OpenAPI     []byte       // served at /openapi.json
 	Console     http.Handler // the console's pages, served at /ui/; nil for none
 	Metrics     http.Handler // served at /metrics
+	// Limits bound how often one caller is served.
+	Limits Limits
+	// Refused, when not nil, counts each request refused, by reason (the
+	// Refused… constants).
+	Refused func(reason string)
+	// StreamWriteTimeout is how long a stream of logs or events may wait
+	// on its reader for each write; the server's read and write timeouts
+	// do not end a stream that keeps being read. Default 60s.
+	StreamWriteTimeout time.Duration
 	// Ready reports whether the broker can serve (its stores answer).
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
@@ -90,6 +99,7 @@ type Server struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sessions *sessions
+	limits   *limiter
 }
 
 // New returns the API server.
@@ -100,7 +110,10 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessions()}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = 60 * time.Second
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), sessions: newSessions(), limits: newLimiter(cfg.Limits)}
 	s.routes()
 	return s
 }
@@ -186,6 +199,10 @@ func (s *Server) routes() {
 	for _, rt := range s.Routes() {
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			if rt.public {
+				if ok, wait := s.limits.anonymous.take(clientOf(r), s.cfg.Now()); !ok {
+					s.tooMany(w, r, RefusedAnonymousRate, wait, "this address has sent more requests than the broker serves without credentials")
+					return
+				}
 				rt.handle(w, r, nil)
 				return
 			}
@@ -210,6 +227,10 @@ func (s *Server) routes() {
 		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := s.limits.anonymous.take(clientOf(r), s.cfg.Now()); !ok {
+			s.tooMany(w, r, RefusedAnonymousRate, wait, "this address has sent more requests than the broker serves without credentials")
+			return
+		}
 		problem(w, http.StatusNotFound, "not-found", "Not Found", "no such endpoint: "+r.Method+" "+r.URL.Path+"; see /openapi.json")
 	})
 }
@@ -246,6 +267,35 @@ func (r *statusRecorder) Flush() {
 }
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// streaming readies w for a response that stays open as long as its
+// reader reads: the server's read deadline, which would end the request's
+// context, is lifted, and each write is given StreamWriteTimeout from its
+// start, so that a reader that stops reading ends the stream and frees
+// its connection.
+func (s *Server) streaming(w http.ResponseWriter) http.ResponseWriter {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	return &streamWriter{ResponseWriter: w, rc: rc, window: s.cfg.StreamWriteTimeout}
+}
+
+type streamWriter struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	window time.Duration
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.window))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *streamWriter) Flush() {
+	w.rc.SetWriteDeadline(time.Now().Add(w.window))
+	w.rc.Flush()
+}
+
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // A Caller is an authenticated principal and its role.
 type Caller struct {
 	Principal identity.PrincipalID
@@ -255,13 +305,34 @@ type Caller struct {
 	proof     *httpsig.Proof // its request's signature, when it signed it
 }
 
-// authenticate reads the body, checks the request's signature or token and
-// finds the caller's role. It writes the problem and returns false when
-// the caller is not let in.
+// authenticate finds the caller from the request's headers — its session
+// cookie, token or signature — and only then reads the body, so that no
+// caller the broker does not know can make it read or hold one. It writes
+// the problem and returns false when the caller is not let in.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, bool) {
+	now := s.cfg.Now()
+	addr := clientOf(r)
+	// An address that spent its budget on failures (or anonymous calls)
+	// is refused before its credentials cost a signature check.
+	if ok, wait := s.limits.anonymous.left(addr, now); !ok {
+		s.tooMany(w, r, RefusedAnonymousRate, wait, "this address has sent more unauthenticated requests than the broker serves")
+		return nil, false
+	}
+	c, signed, p := s.identify(r, now)
+	if p != nil {
+		s.limits.anonymous.take(addr, now)
+		s.refuse(w, r, RefusedUnauthorized)
+		writeProblem(w, p)
+		return nil, false
+	}
+	if ok, wait := s.limits.principals.take(c.Principal, now); !ok {
+		s.tooMany(w, r, RefusedPrincipalRate, wait, fmt.Sprintf("%s has sent more requests than the broker serves one principal", c.Principal))
+		return nil, false
+	}
 	body, err := io.ReadAll(r.Body)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
+		s.refuse(w, r, RefusedTooLarge)
 		problem(w, http.StatusRequestEntityTooLarge, "too-large", "Content Too Large", fmt.Sprintf("the request body is over %d bytes", MaxBody))
 		return nil, false
 	}
@@ -270,53 +341,66 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, 
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	now := s.cfg.Now()
-	if r.Header.Get("Authorization") == "" && r.Header.Get("Signature") == "" {
-		if c, found := s.sessionCaller(w, r, body); found {
-			return c, c != nil
-		}
-	}
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		c, err := s.verifyToken(tok, now)
-		if err != nil {
+	if signed != nil {
+		if err := signed.CheckBody(body); err != nil {
+			s.refuse(w, r, RefusedUnauthorized)
 			problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", err.Error())
 			return nil, false
 		}
-		c.body = body
-		return c, true
+		fresh, err := s.cfg.Store.UseNonce(r.Context(), signed.Signer.String()+"/"+signed.Nonce, signed.Expires)
+		if err != nil {
+			s.cfg.Log.Error("recording a request nonce", "err", err)
+			problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "the broker cannot check the request's nonce now; try again")
+			return nil, false
+		}
+		if !fresh {
+			s.refuse(w, r, RefusedUnauthorized)
+			problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
+			return nil, false
+		}
 	}
-	signed, err := httpsig.Verify(r, body, now)
+	c.body = body
+	return c, true
+}
+
+// identify finds the caller from the request's headers alone. For a signed
+// request it also returns the signature, whose body and nonce are still to
+// be checked. It returns the problem to answer when the caller is not let
+// in.
+func (s *Server) identify(r *http.Request, now time.Time) (*Caller, *httpsig.Signed, *Problem) {
+	unauthorized := func(code, detail string) (*Caller, *httpsig.Signed, *Problem) {
+		return nil, nil, &Problem{Type: ProblemType(code), Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
+	}
+	if r.Header.Get("Authorization") == "" && r.Header.Get("Signature") == "" {
+		if c, p, found := s.sessionCaller(r); found {
+			return c, nil, p
+		}
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		c, err := s.verifyToken(r.Context(), tok, now)
+		if err != nil {
+			return unauthorized("unauthenticated", err.Error())
+		}
+		return c, nil, nil
+	}
+	signed, err := httpsig.VerifyHeaders(r, now)
 	if err != nil {
 		detail := err.Error()
 		if errors.Is(err, httpsig.ErrMissing) {
 			detail = "sign the request with your key (see spec/api/README.md) or send an operator-issued token as 'Authorization: Bearer …'"
 		}
-		problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", detail)
-		return nil, false
+		return unauthorized("unauthenticated", detail)
 	}
 	if !s.ownAuthority(r.Host) {
-		problem(w, http.StatusUnauthorized, "wrong-authority", "Unauthorized",
+		return unauthorized("wrong-authority",
 			fmt.Sprintf("the request is signed for %q, which is not this broker (it answers to %s)", r.Host, strings.Join(s.cfg.Authorities, ", ")))
-		return nil, false
 	}
-	// The role before the nonce: a key that is no principal costs the
-	// broker no write.
 	role, ok := s.roleOf(signed.Signer)
 	if !ok {
-		problem(w, http.StatusForbidden, "unknown-principal", "Forbidden", fmt.Sprintf("%s is not a principal of this broker; ask its operator", signed.Signer))
-		return nil, false
+		return nil, nil, &Problem{Type: ProblemType("unknown-principal"), Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: fmt.Sprintf("%s is not a principal of this broker; ask its operator", signed.Signer)}
 	}
-	fresh, err := s.cfg.Store.UseNonce(r.Context(), signed.Signer.String()+"/"+signed.Nonce, signed.Expires)
-	if err != nil {
-		s.cfg.Log.Error("recording a request nonce", "err", err)
-		problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "the broker cannot check the request's nonce now; try again")
-		return nil, false
-	}
-	if !fresh {
-		problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
-		return nil, false
-	}
-	return &Caller{Principal: signed.Signer, Role: role, body: body, proof: httpsig.ProofOf(r)}, true
+	return &Caller{Principal: signed.Signer, Role: role, proof: httpsig.ProofOf(r)}, signed, nil
 }
 
 // ownAuthority reports whether host names this broker.

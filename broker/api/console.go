@@ -26,31 +26,95 @@ import (
 const (
 	CodeTTL    = 2 * time.Minute
 	SessionTTL = 8 * time.Hour
-	// SessionCookie names the cookie that carries a session.
-	SessionCookie = "cinet_session"
+	// SessionCookie names the cookie that carries a session over plain
+	// HTTP, and SecureSessionCookie over TLS: the __Host- prefix makes a
+	// browser keep it Secure, for this host alone and every path of it,
+	// so that no other site and no plain-HTTP page can set or shadow it.
+	SessionCookie       = "cinet_session"
+	SecureSessionCookie = "__Host-cinet_session"
 	// CSRFHeader carries a session's CSRF token on state-changing requests.
 	CSRFHeader = "X-CSRF-Token"
-	// maxCodes bounds the codes and sessions held at once.
-	maxCodes = 10000
+	// PerPrincipal bounds the sign-in codes, and apart from them the
+	// sessions, one principal holds at once: a new one ends its oldest,
+	// so that no principal can fill the tables for the others.
+	PerPrincipal = 16
+	// maxGrants bounds each table in all; when it is full the oldest
+	// entry of anyone's goes. At the anonymous rate limit one address
+	// needs hours to fill it.
+	maxGrants = 100_000
 )
 
 type grant struct {
 	principal identity.PrincipalID
 	role      Role
+	issued    time.Time
 	expires   time.Time
 	csrf      string // sessions only
+}
+
+// grants is a table of codes or sessions by their secret, each principal's
+// kept in the order they were issued.
+type grants struct {
+	byID        map[string]grant
+	byPrincipal map[identity.PrincipalID][]string // oldest first
+}
+
+func newGrants() *grants {
+	return &grants{byID: map[string]grant{}, byPrincipal: map[identity.PrincipalID][]string{}}
+}
+
+// add puts g under id, ending the principal's oldest past PerPrincipal
+// and the table's oldest past maxGrants.
+func (t *grants) add(id string, g grant) {
+	for len(t.byPrincipal[g.principal]) >= PerPrincipal {
+		t.remove(t.byPrincipal[g.principal][0])
+	}
+	if len(t.byID) >= maxGrants {
+		oldest := ""
+		for k, o := range t.byID {
+			if oldest == "" || o.issued.Before(t.byID[oldest].issued) {
+				oldest = k
+			}
+		}
+		t.remove(oldest)
+	}
+	t.byID[id] = g
+	t.byPrincipal[g.principal] = append(t.byPrincipal[g.principal], id)
+}
+
+func (t *grants) remove(id string) {
+	g, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	delete(t.byID, id)
+	ids := slices.DeleteFunc(t.byPrincipal[g.principal], func(k string) bool { return k == id })
+	if len(ids) == 0 {
+		delete(t.byPrincipal, g.principal)
+	} else {
+		t.byPrincipal[g.principal] = ids
+	}
+}
+
+// sweep drops what has expired.
+func (t *grants) sweep(now time.Time) {
+	for k, g := range t.byID {
+		if !now.Before(g.expires) {
+			t.remove(k)
+		}
+	}
 }
 
 // sessions holds sign-in codes and sessions in memory: a broker that
 // restarts signs everyone out.
 type sessions struct {
 	mu       sync.Mutex
-	codes    map[string]grant
-	sessions map[string]grant
+	codes    *grants
+	sessions *grants
 }
 
 func newSessions() *sessions {
-	return &sessions{codes: map[string]grant{}, sessions: map[string]grant{}}
+	return &sessions{codes: newGrants(), sessions: newGrants()}
 }
 
 func randomToken() string {
@@ -59,60 +123,40 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// sweep drops what has expired; the caller holds mu.
-func (ss *sessions) sweep(now time.Time) {
-	for k, g := range ss.codes {
-		if !now.Before(g.expires) {
-			delete(ss.codes, k)
-		}
-	}
-	for k, g := range ss.sessions {
-		if !now.Before(g.expires) {
-			delete(ss.sessions, k)
-		}
-	}
-}
-
-func (ss *sessions) issueCode(c *Caller, now time.Time) (string, time.Time, error) {
+func (ss *sessions) issueCode(c *Caller, now time.Time) (string, time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.sweep(now)
-	if len(ss.codes) >= maxCodes {
-		return "", time.Time{}, fmt.Errorf("too many sign-in codes are outstanding; try again in %s", CodeTTL)
-	}
+	ss.codes.sweep(now)
 	code, exp := randomToken(), now.Add(CodeTTL)
-	ss.codes[code] = grant{principal: c.Principal, role: c.Role, expires: exp}
-	return code, exp, nil
+	ss.codes.add(code, grant{principal: c.Principal, role: c.Role, issued: now, expires: exp})
+	return code, exp
 }
 
 // redeem exchanges a code, once, for a session.
 func (ss *sessions) redeem(code string, now time.Time) (id string, g grant, err error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	g, ok := ss.codes[code]
-	delete(ss.codes, code)
+	g, ok := ss.codes.byID[code]
+	ss.codes.remove(code)
 	switch {
 	case !ok:
 		return "", g, fmt.Errorf("the sign-in code is unknown or was used already; ask for a new one (cinet console login)")
 	case !now.Before(g.expires):
 		return "", g, fmt.Errorf("the sign-in code expired at %s; ask for a new one (cinet console login)", g.expires.UTC().Format(time.RFC3339))
 	}
-	ss.sweep(now)
-	if len(ss.sessions) >= maxCodes {
-		return "", g, fmt.Errorf("too many console sessions are open; try again later")
-	}
+	ss.sessions.sweep(now)
 	id = randomToken()
-	g.expires, g.csrf = now.Add(SessionTTL), randomToken()
-	ss.sessions[id] = g
+	g.issued, g.expires, g.csrf = now, now.Add(SessionTTL), randomToken()
+	ss.sessions.add(id, g)
 	return id, g, nil
 }
 
 func (ss *sessions) lookup(id string, now time.Time) (grant, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	g, ok := ss.sessions[id]
+	g, ok := ss.sessions.byID[id]
 	if ok && !now.Before(g.expires) {
-		delete(ss.sessions, id)
+		ss.sessions.remove(id)
 		return g, false
 	}
 	return g, ok
@@ -121,29 +165,48 @@ func (ss *sessions) lookup(id string, now time.Time) (grant, bool) {
 func (ss *sessions) end(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.sessions, id)
+	ss.sessions.remove(id)
 }
 
-// sessionCaller authenticates a request by its session cookie. A request
-// that changes anything must carry the session's CSRF token.
-func (s *Server) sessionCaller(w http.ResponseWriter, r *http.Request, body []byte) (*Caller, bool) {
-	ck, err := r.Cookie(SessionCookie)
+// endAll ends every session of a principal, as when its tokens are
+// revoked.
+func (ss *sessions) endAll(p identity.PrincipalID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, id := range slices.Clone(ss.sessions.byPrincipal[p]) {
+		ss.sessions.remove(id)
+	}
+}
+
+// sessionCookie is the name of the session cookie on r's connection.
+func (s *Server) sessionCookie(r *http.Request) string {
+	if r.TLS != nil {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
+// sessionCaller authenticates a request by its session cookie; found is
+// false when it carries none. A request that changes anything must carry
+// the session's CSRF token.
+func (s *Server) sessionCaller(r *http.Request) (c *Caller, p *Problem, found bool) {
+	ck, err := r.Cookie(s.sessionCookie(r))
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	g, ok := s.sessions.lookup(ck.Value, s.cfg.Now())
 	if !ok {
-		problem(w, http.StatusUnauthorized, "session-expired", "Unauthorized", "the console session has ended or expired; sign in again")
-		return nil, true
+		return nil, &Problem{Type: ProblemType("session-expired"), Title: "Unauthorized", Status: http.StatusUnauthorized,
+			Detail: "the console session has ended or expired; sign in again"}, true
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		sent := r.Header.Get(CSRFHeader)
 		if sent == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(g.csrf)) != 1 {
-			problem(w, http.StatusForbidden, "csrf", "Forbidden", "a console request that changes something must carry the session's "+CSRFHeader+" header")
-			return nil, true
+			return nil, &Problem{Type: ProblemType("csrf"), Title: "Forbidden", Status: http.StatusForbidden,
+				Detail: "a console request that changes something must carry the session's " + CSRFHeader + " header"}, true
 		}
 	}
-	return &Caller{Principal: g.principal, Role: g.role, body: body, session: ck.Value}, true
+	return &Caller{Principal: g.principal, Role: g.role, session: ck.Value}, nil, true
 }
 
 type codeView struct {
@@ -159,11 +222,7 @@ func (s *Server) consoleCode(w http.ResponseWriter, r *http.Request, c *Caller) 
 		problem(w, http.StatusForbidden, "forbidden", "Forbidden", "sign-in codes are issued to a signed request, not to a console session")
 		return
 	}
-	code, exp, err := s.sessions.issueCode(c, s.cfg.Now())
-	if err != nil {
-		problem(w, http.StatusTooManyRequests, "too-many", "Too Many Requests", err.Error())
-		return
-	}
+	code, exp := s.sessions.issueCode(c, s.cfg.Now())
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -194,7 +253,7 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, _ *Caller) 
 		problem(w, http.StatusUnauthorized, "bad-code", "Unauthorized", err.Error())
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionTTL / time.Second)})
 	writeJSON(w, http.StatusCreated, sessionView{Principal: g.principal.String(), Role: g.role, CSRF: g.csrf, Expires: g.expires.UTC()})
 }
@@ -216,7 +275,7 @@ func (s *Server) closeSession(w http.ResponseWriter, r *http.Request, c *Caller)
 	if c.session != "" {
 		s.sessions.end(c.session)
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	w.WriteHeader(http.StatusNoContent)
 }

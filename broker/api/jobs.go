@@ -157,6 +157,7 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		stream = "stdout"
 	}
 	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	w = s.streaming(w) // logs may be long, and followed for as long as the job runs
 	if len(j.Attempts) == 0 && follow {
 		var err error
 		if j, err = s.awaitAttempt(r.Context(), j); err != nil {
@@ -286,11 +287,12 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *Caller) {
 	if !ok {
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		problem(w, http.StatusNotImplemented, "no-streaming", "Not Implemented", "this connection cannot stream")
 		return
 	}
+	w = s.streaming(w)
+	flusher := w.(http.Flusher)
 	ch, stop := s.cfg.Runner.Subscribe(j.ID)
 	defer stop()
 	// Read again after subscribing, so no transition falls between.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,7 @@ func IssueToken(broker *identity.Key, principal identity.PrincipalID, role Role,
 	return base64.RawURLEncoding.EncodeToString(env.Encode()), expires, nil
 }
 
-func (s *Server) verifyToken(tok string, now time.Time) (*Caller, error) {
+func (s *Server) verifyToken(ctx context.Context, tok string, now time.Time) (*Caller, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
 		return nil, errors.New("the token is not base64url")

@@ -56,9 +56,46 @@ func (e *ProblemError) Error() string {
 	return b.String()
 }
 
+// MaxRetries bounds how often Do sends a request again after the broker
+// answered 429 (rate limited), each time after the Retry-After it gave:
+// a request refused so was not read, so sending it again is safe.
+const MaxRetries = 5
+
 // Do sends a request and returns the response, which is the caller's to
 // close. A problem answer is returned as a *ProblemError.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte, contentType string) (*http.Response, error) {
+	for retry := 0; ; retry++ {
+		resp, err := c.send(ctx, method, path, body, contentType)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && retry < MaxRetries {
+			wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if err == nil && wait > 0 && wait <= 60 {
+				resp.Body.Close()
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(wait) * time.Second):
+				}
+				continue
+			}
+		}
+		if resp.StatusCode >= 400 {
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			var p ProblemError
+			if err := json.Unmarshal(data, &p.Problem); err != nil || p.Status == 0 {
+				return nil, fmt.Errorf("the broker answered %s: %s", resp.Status, bytes.TrimSpace(data))
+			}
+			return nil, &p
+		}
+		return resp, nil
+	}
+}
+
+// send sends a request once, signed afresh.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, contentType string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Base, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -83,15 +120,6 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, conte
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("calling the broker at %s: %w", c.Base, err)
-	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var p ProblemError
-		if err := json.Unmarshal(data, &p.Problem); err != nil || p.Status == 0 {
-			return nil, fmt.Errorf("the broker answered %s: %s", resp.Status, bytes.TrimSpace(data))
-		}
-		return nil, &p
 	}
 	return resp, nil
 }

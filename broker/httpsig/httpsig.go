@@ -97,6 +97,7 @@ type Signed struct {
 	Signer  identity.PrincipalID
 	Nonce   string
 	Expires time.Time
+	digest  string // the Content-Digest signed
 }
 
 // Errors a verifier returns; every one wraps ErrInvalid.
@@ -111,6 +112,31 @@ var (
 // the signed authority (r.Host) is its own, and that the nonce has not
 // been seen before (until Expires).
 func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
+	signed, err := VerifyHeaders(r, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := signed.CheckBody(body); err != nil {
+		return nil, err
+	}
+	return signed, nil
+}
+
+// CheckBody checks that body is the one the verified signature covers,
+// by the Content-Digest header it signed.
+func (s *Signed) CheckBody(body []byte) error {
+	if s.digest != ContentDigest(body) {
+		return fmt.Errorf("%w: Content-Digest does not match the body", ErrInvalid)
+	}
+	return nil
+}
+
+// VerifyHeaders checks r's signature at now from its headers alone: the
+// signature covers the Content-Digest header, not the body, so a server
+// can refuse a request that is not signed by a principal it knows before
+// it reads a byte of the body. The body must then be checked with
+// CheckBody before the request is acted on.
+func VerifyHeaders(r *http.Request, now time.Time) (*Signed, error) {
 	inputs, sigs := r.Header.Values("Signature-Input"), r.Header.Values("Signature")
 	if len(inputs) == 0 && len(sigs) == 0 {
 		return nil, ErrMissing
@@ -144,8 +170,9 @@ func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
 	case expires.Sub(created) > MaxAge || !expires.After(created):
 		return nil, fmt.Errorf("%w: a signature is valid for at most %s", ErrInvalid, MaxAge)
 	}
-	if got, want := r.Header.Get("Content-Digest"), ContentDigest(body); got != want {
-		return nil, fmt.Errorf("%w: Content-Digest does not match the body", ErrInvalid)
+	digest := r.Header.Get("Content-Digest")
+	if !strings.HasPrefix(digest, "sha-256=:") {
+		return nil, fmt.Errorf("%w: want a Content-Digest header of the body's sha-256", ErrInvalid)
 	}
 	signer, err := identity.ParsePrincipalID(p.keyid)
 	if err != nil {
@@ -154,7 +181,7 @@ func Verify(r *http.Request, body []byte, now time.Time) (*Signed, error) {
 	if !signer.Verify(base(r, params), sig) {
 		return nil, ErrBadProof
 	}
-	return &Signed{Signer: signer, Nonce: p.nonce, Expires: expires}, nil
+	return &Signed{Signer: signer, Nonce: p.nonce, Expires: expires, digest: digest}, nil
 }
 
 type sigParams struct {

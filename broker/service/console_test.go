@@ -4,14 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/service"
+	"github.com/cinet/cinet/identity"
 )
 
 // browser is a console client: it carries the session cookie, and the
@@ -249,5 +257,106 @@ func TestCheckpointHistory(t *testing.T) {
 	}
 	if status, _, body := e.raw(regulatorKey, "GET", "/v1/audit/checkpoints?limit=1", nil); status != 200 || strings.Count(string(body), `"size"`) != 1 {
 		t.Errorf("limit=1: %d %s", status, body)
+	}
+}
+
+// TestServiceReceivesNoConsoleCookie: a tenant runs a service that echoes
+// the Cookie header of each request into its answer; a victim signed in to
+// the console (a cookie jar that keeps cookies as browsers do, by host and
+// not by port) opens the service's endpoint, as the console links it. No
+// console cookie reaches the service. A broker configured to expose
+// services on the console's own host refuses to start.
+func TestServiceReceivesNoConsoleCookie(t *testing.T) {
+	e := start(t)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := &http.Client{Jar: jar}
+	code := e.consoleCode(t)
+	resp, err := victim.Post(e.url+"/v1/console/session", "application/json", strings.NewReader(`{"code": "`+code+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	base, _ := url.Parse(e.url)
+	if resp.StatusCode != 201 || len(jar.Cookies(base)) == 0 {
+		t.Fatalf("signing in: %d, cookies %v", resp.StatusCode, jar.Cookies(base))
+	}
+
+	const echo = `exec perl -MIO::Socket::INET -e '
+$s = IO::Socket::INET->new(LocalAddr => "$ENV{CINET_NODE_ADDR}:8000", Listen => 5, ReuseAddr => 1) or die "listen: $!";
+while ($c = $s->accept) { $h = ""; while (<$c>) { last if /^\r?$/; $h .= $_ if /^cookie:/i } print $c "HTTP/1.0 200 OK\r\n\r\nheaders:$h\n"; close $c }'`
+	doc := fmt.Sprintf(`apiVersion: cinet/v1
+kind: Job
+metadata: {name: echo}
+tasks:
+  - name: serve
+    command: ["/bin/sh", "-c", %q]
+resources: {cpus: 1, memory: 64Mi}
+estimatedRuntime: 10s
+service:
+  ports: [{name: http, port: 8000, protocol: http}]
+  readiness: {path: /health, period: 50ms}
+`, echo)
+	j, err := e.as(otherTenant).SubmitJob(context.Background(), []byte(doc), "echo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ep string
+	waitFor(t, "the echo service ready", func() bool {
+		cur, err := e.as(otherTenant).Job(context.Background(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.State.Ended() {
+			t.Fatalf("the echo service ended: %s %s", cur.State, cur.Detail)
+		}
+		if n := len(cur.Attempts); n > 0 && len(cur.Attempts[n-1].Endpoints) == 1 && cur.Attempts[n-1].Endpoints[0].Ready {
+			ep = cur.Attempts[n-1].Endpoints[0].URL
+		}
+		return ep != ""
+	})
+	defer e.as(otherTenant).Cancel(context.Background(), j.ID)
+
+	resp, err = victim.Get(ep + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(got), "headers:") {
+		t.Fatalf("the echo service answered %q", got)
+	}
+	if strings.Contains(strings.ToLower(string(got)), "cookie") {
+		t.Fatalf("a tenant's service at %s received the console's cookie: %q", ep, got)
+	}
+	// The endpoint's host is not the console's.
+	epURL, _ := url.Parse(ep)
+	if epURL.Hostname() == base.Hostname() {
+		t.Fatalf("the service is exposed on the console's host %s", base.Hostname())
+	}
+
+	// Exposing services on the console's host is refused at start.
+	dir := t.TempDir()
+	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`region: r
+data: %s
+listen: 127.0.0.1:0
+providers:
+  - provider: %s
+    adapter: local
+    config: {workdir: %s, serviceListen: 127.0.0.1}
+`, dir, providerKey.ID(), filepath.Join(dir, "work"))
+	path := filepath.Join(dir, "broker.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	c, err := service.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := service.New(context.Background(), c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "console") {
+		t.Fatalf("a broker exposing services on the console's host: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	reg        *prometheus.Registry
 	matchTime  prometheus.Histogram
 	settleLag  prometheus.Histogram
+	refused    *prometheus.CounterVec
 	jobsDesc   *prometheus.Desc
 	logDesc    *prometheus.Desc
 	offersDesc *prometheus.Desc
@@ -36,6 +37,10 @@ func newMetrics(s *Service) *metrics {
 			Name: "cinet_settlement_lag_seconds", Help: "Time from a placement's end to its usage being settled.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cinet_api_refused_total",
+			Help: "Connections and requests the API refused, by reason: connections, connections_per_address, rate_anonymous, rate_principal, unauthenticated, too_large.",
+		}, []string{"reason"}),
 		jobsDesc:   prometheus.NewDesc("cinet_jobs", "Jobs by state.", []string{"state"}, nil),
 		logDesc:    prometheus.NewDesc("cinet_audit_log_entries", "Entries in the audit log.", nil, nil),
 		offersDesc: prometheus.NewDesc("cinet_offers", "Offers in the book.", nil, nil),
@@ -43,13 +48,16 @@ func newMetrics(s *Service) *metrics {
 			"Usage records of forwarded placements not yet taken in: as the home broker (side=home: ended, record not received) and as the executing broker (side=executing: signed, not acknowledged).", []string{"side"}, nil),
 		s: s,
 	}
-	m.reg.MustRegister(m.matchTime, m.settleLag, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.matchTime, m.settleLag, m.refused, m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// Refused counts a connection or request the API refused.
+func (m *metrics) Refused(reason string) { m.refused.WithLabelValues(reason).Inc() }
 
 // Matched implements jobs.Observer.
 func (m *metrics) Matched(d time.Duration) { m.matchTime.Observe(d.Seconds()) }

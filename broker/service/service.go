@@ -14,16 +14,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/local" // registers "local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/connlimit"
 	"github.com/cinet/cinet/broker/console"
 	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/jobs"
@@ -69,6 +72,9 @@ type Config struct {
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
 	Checkpoint string `yaml:"checkpoint"`
+	// Limits bound the API's connections, how long a client may take,
+	// and how often one caller is served (spec/api/README.md, "Limits").
+	Limits LimitsConf `yaml:"limits"`
 	// Federation joins this broker to others over libp2p
 	// (spec/protocol.md); without it the broker runs alone.
 	Federation *FederationConf `yaml:"federation"`
@@ -111,6 +117,78 @@ type FederationConf struct {
 	// the tenant's signed request (those sent with a token or from a
 	// console session).
 	RequireSignedSubmissions bool `yaml:"requireSignedSubmissions"`
+}
+
+// LimitsConf is the limits section of a broker's configuration; a value
+// left out takes its default.
+type LimitsConf struct {
+	// Connections caps the API's connections in all (default 4096), and
+	// ConnectionsPerAddress those from one client address, an IPv6 client
+	// by its /64 (default 256). Connections beyond them are closed at once.
+	Connections           int `yaml:"connections"`
+	ConnectionsPerAddress int `yaml:"connectionsPerAddress"`
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s),
+	// ReadTimeout the whole request with its body (default 30s),
+	// WriteTimeout writing a response (default 60s; a stream of logs or
+	// events is given that long for each write, however long it lasts),
+	// and IdleTimeout how long a kept-alive connection waits for its next
+	// request (default 60s).
+	ReadHeaderTimeout string `yaml:"readHeaderTimeout"`
+	ReadTimeout       string `yaml:"readTimeout"`
+	WriteTimeout      string `yaml:"writeTimeout"`
+	IdleTimeout       string `yaml:"idleTimeout"`
+	// AnonymousRate and AnonymousBurst bound, per client address, the
+	// requests that are not authenticated (default 20/s, bursts of 200);
+	// PrincipalRate and PrincipalBurst one principal's (default 50/s,
+	// bursts of 200). A negative rate is no limit.
+	AnonymousRate  float64 `yaml:"anonymousRate"`
+	AnonymousBurst int     `yaml:"anonymousBurst"`
+	PrincipalRate  float64 `yaml:"principalRate"`
+	PrincipalBurst int     `yaml:"principalBurst"`
+}
+
+// limits are LimitsConf read, with defaults.
+type limits struct {
+	conns                   connlimit.Limits
+	readHeader, read, write time.Duration
+	idle                    time.Duration
+	api                     api.Limits
+}
+
+func (c LimitsConf) parse() (limits, error) {
+	l := limits{
+		conns:      connlimit.Limits{Total: c.Connections, PerAddress: c.ConnectionsPerAddress},
+		readHeader: 10 * time.Second, read: 30 * time.Second, write: 60 * time.Second, idle: 60 * time.Second,
+		api: api.Limits{AnonymousRate: rate.Limit(c.AnonymousRate), AnonymousBurst: c.AnonymousBurst,
+			PrincipalRate: rate.Limit(c.PrincipalRate), PrincipalBurst: c.PrincipalBurst},
+	}
+	if l.conns.Total == 0 {
+		l.conns.Total = 4096
+	}
+	if l.conns.PerAddress == 0 {
+		l.conns.PerAddress = 256
+	}
+	if l.conns.Total < 0 || l.conns.PerAddress < 0 {
+		return l, errors.New("service: limits: connections and connectionsPerAddress are counts above 0")
+	}
+	for name, v := range map[string]struct {
+		s string
+		d *time.Duration
+	}{"readHeaderTimeout": {c.ReadHeaderTimeout, &l.readHeader}, "readTimeout": {c.ReadTimeout, &l.read},
+		"writeTimeout": {c.WriteTimeout, &l.write}, "idleTimeout": {c.IdleTimeout, &l.idle}} {
+		if v.s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v.s)
+		if err != nil || d <= 0 {
+			return l, fmt.Errorf("service: limits: %s %q: want a positive duration such as 30s", name, v.s)
+		}
+		*v.d = d
+	}
+	if l.read < l.readHeader {
+		return l, fmt.Errorf("service: limits: readTimeout %s is shorter than readHeaderTimeout %s, which it includes", l.read, l.readHeader)
+	}
+	return l, nil
 }
 
 // A Principal is a caller the operator admits, with its role.
@@ -173,6 +251,7 @@ type Service struct {
 	metricsListener net.Listener
 	metrics         *metrics
 	checkpointEvery time.Duration
+	limits          limits
 }
 
 // New opens a broker's stores and wires its parts; Run runs it.
@@ -209,6 +288,10 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("service: poll %q: want a duration such as 250ms", c.Poll)
 		}
 	}
+	lim, err := c.Limits.parse()
+	if err != nil {
+		return nil, err
+	}
 	checkpointEvery := 10 * time.Second
 	if c.Checkpoint != "" {
 		if checkpointEvery, err = time.ParseDuration(c.Checkpoint); err != nil || checkpointEvery <= 0 {
@@ -235,7 +318,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		}
 		conf := p.Config
 		if p.Adapter == "local" {
-			if conf, err = localConfig(conf, c.AllowUnisolated, data, keyFile); err != nil {
+			if conf, err = localConfig(conf, c.AllowUnisolated, consoleHosts(listenAddr(c), c.PublicNames), data, keyFile); err != nil {
 				return nil, fmt.Errorf("service: provider %s: %w", p.Provider, err)
 			}
 		}
@@ -274,7 +357,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		ledger.Close()
 		return nil, err
 	}
-	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: checkpointEvery}
+	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: checkpointEvery, limits: lim}
 	var brokers []identity.PrincipalID // brokers settled with besides the federation's members: none
 	// The brokers whose records are accepted: the federation's members,
 	// as the node admits them.
@@ -297,14 +380,13 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Store: js, Book: s.Book, Matcher: matcher, Settler: s.Settler, Key: key, Region: c.Region, Fee: fee,
 		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: poll, Observe: s.metrics,
 	})
-	listen := c.Listen
-	if listen == "" {
-		listen = "127.0.0.1:8420"
-	}
-	if s.listener, err = net.Listen("tcp", listen); err != nil {
+	listen := listenAddr(c)
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("service: listening on %s: %w", listen, err)
 	}
+	s.listener = connlimit.Listen(l, lim.conns, s.metrics.Refused)
 	if c.MetricsListen != "" {
 		if s.metricsListener, err = net.Listen("tcp", c.MetricsListen); err != nil {
 			s.close()
@@ -324,6 +406,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Key:        key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
 		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
 		OpenAPI: spec.OpenAPI, Console: console.Handler(), Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
+		Limits: lim.api, Refused: s.metrics.Refused, StreamWriteTimeout: lim.write,
 	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
@@ -389,16 +472,60 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 	return node, nil
 }
 
+// listenAddr is the API's listen address.
+func listenAddr(c *Config) string {
+	if c.Listen == "" {
+		return "127.0.0.1:8420"
+	}
+	return c.Listen
+}
+
+// consoleHosts are the hosts a browser may reach the console by: those of
+// the API's public names, and of its listen address. A cookie is sent to
+// every port of the host it was set by, so a tenant's service on one of
+// these hosts would receive the console's session cookies.
+func consoleHosts(listen string, publicNames []string) []string {
+	var out []string
+	for _, a := range append([]string{listen}, publicNames...) {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		out = append(out, strings.ToLower(host))
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			out = append(out, "localhost")
+		}
+	}
+	return out
+}
+
 // localConfig adds to a local provider's configuration what its tasks
 // must never see: the broker's data directory and key. Without isolation
-// a task could read both; only a development broker may run so.
-func localConfig(conf map[string]any, allowUnisolated bool, hide ...string) (map[string]any, error) {
+// a task could read both; only a development broker may run so. It also
+// keeps the provider's services off the hosts the console is reached by
+// (spec/api/README.md, "Console sessions"): by default they are exposed
+// on the first loopback address from 127.0.0.2 that is none of them.
+func localConfig(conf map[string]any, allowUnisolated bool, console []string, hide ...string) (map[string]any, error) {
 	out := map[string]any{}
 	for k, v := range conf {
 		out[k] = v
 	}
 	if out["isolation"] == local.IsolationNone && !allowUnisolated {
 		return nil, errors.New("isolation: none lets every job read the broker's key and other jobs' files; only cinet dev may use it")
+	}
+	if sl, _ := out["serviceListen"].(string); sl != "" {
+		for _, h := range console {
+			if ip, hip := net.ParseIP(sl), net.ParseIP(h); strings.EqualFold(sl, h) || (ip != nil && hip != nil && ip.Equal(hip)) {
+				return nil, fmt.Errorf("serviceListen %s is a host the console is reached by: every tenant's service there would receive the console's session cookies; expose services on another address", sl)
+			}
+		}
+	} else {
+		for i := 2; i < 255; i++ {
+			if ip := fmt.Sprintf("127.0.0.%d", i); !slices.Contains(console, ip) {
+				out["serviceListen"] = ip
+				break
+			}
+		}
 	}
 	h, _ := out["hide"].([]any)
 	for _, p := range hide {
@@ -451,7 +578,9 @@ func (s *Service) ready(ctx context.Context) error {
 // picks them up.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close()
-	srv := &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: s.API, ReadHeaderTimeout: s.limits.readHeader, ReadTimeout: s.limits.read,
+		WriteTimeout: s.limits.write, IdleTimeout: s.limits.idle, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn)}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Runner.Run(gctx) })
 	g.Go(func() error {
@@ -467,7 +596,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return srv.Shutdown(shut)
 	})
 	if s.metricsListener != nil {
-		msrv := &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		msrv := &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: s.limits.readHeader, ReadTimeout: s.limits.read,
+			WriteTimeout: s.limits.write, IdleTimeout: s.limits.idle}
 		g.Go(func() error {
 			if err := msrv.Serve(s.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err

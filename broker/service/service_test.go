@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	if local.IsShim() {
 		os.Exit(local.Shim(os.Args[len(os.Args)-1]))
 	}
+	if spec := os.Getenv("CINET_TEST_FLOOD"); spec != "" {
+		os.Exit(flood(spec))
+	}
 	os.Exit(m.Run())
 }
 
@@ -62,6 +65,12 @@ func (e *env) as(k *identity.Key) *client.Client { return &client.Client{Base: e
 // tenants and a regulator.
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, "")
+}
+
+// startWith is start with more of the broker's configuration.
+func startWith(t *testing.T, extra string) *env {
+	t.Helper()
 	dir := t.TempDir()
 	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
 		t.Fatal(err)
@@ -84,7 +93,7 @@ providers:
     config: {workdir: %s, shim: [%q]}
 `, dir, tenantKey.ID(), otherTenant.ID(), regulatorKey.ID(), providerKey.ID(), filepath.Join(dir, "work"), os.Args[0],
 		Key(7).ID(), filepath.Join(dir, "work7"), os.Args[0])
-	svc := runBroker(t, dir, cfg)
+	svc := runBroker(t, dir, cfg+extra)
 	e := &env{t: t, svc: svc, url: svc.URL(), dir: dir}
 	e.registerOffer(providerKey, "local-cpu", 4)
 	return e
