@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cinet/cinet/adapters"
@@ -81,6 +82,9 @@ type Config struct {
 	// Refused, when not nil, counts each request refused, by reason (the
 	// Refused… constants).
 	Refused func(reason string)
+	// TokenMaxTTL bounds the tokens the broker issues (default and at
+	// most MaxTokenTTL).
+	TokenMaxTTL time.Duration
 	// StreamWriteTimeout is how long a stream of logs or events may wait
 	// on its reader for each write; the server's read and write timeouts
 	// do not end a stream that keeps being read. Default 60s.
@@ -100,6 +104,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sessions *sessions
 	limits   *limiter
+	tokens   sync.Map // token ID → *store.TokenRow, of good tokens
 }
 
 // New returns the API server.
@@ -109,6 +114,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TokenMaxTTL <= 0 || cfg.TokenMaxTTL > MaxTokenTTL {
+		cfg.TokenMaxTTL = MaxTokenTTL
 	}
 	if cfg.StreamWriteTimeout <= 0 {
 		cfg.StreamWriteTimeout = 60 * time.Second
@@ -174,6 +182,8 @@ func (s *Server) Routes() []Route {
 		{pattern: "GET /v1/audit/proof", roles: all, handle: s.proof},
 
 		{pattern: "POST /v1/tokens", roles: []Role{Operator}, handle: s.issueToken},
+		{pattern: "GET /v1/tokens", roles: []Role{Operator}, handle: s.listTokens},
+		{pattern: "DELETE /v1/tokens/{id}", roles: []Role{Operator}, handle: s.revokeToken},
 		{pattern: "GET /v1/principals", roles: []Role{Operator}, handle: s.principals},
 
 		// The console: its pages, and its sign-in by one-time code.

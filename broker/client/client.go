@@ -20,6 +20,7 @@ import (
 	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/broker/jobs"
+	"github.com/cinet/cinet/broker/store"
 	"github.com/cinet/cinet/identity"
 )
 
@@ -336,11 +337,26 @@ func (c *Client) Proof(ctx context.Context, record string) (*api.ProofView, erro
 	return &out, c.JSON(ctx, "GET", "/v1/audit/proof?record="+url.QueryEscape(record), nil, "", &out)
 }
 
-// IssueToken asks the broker (as its operator) for a token.
-func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (map[string]any, error) {
+// IssueToken asks the broker (as its operator, with a signed request) for
+// a token.
+func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (*api.IssuedToken, error) {
 	body, _ := json.Marshal(map[string]string{"principal": principal, "role": role, "ttl": ttl})
-	var out map[string]any
-	return out, c.JSON(ctx, "POST", "/v1/tokens", body, "application/json", &out)
+	var out api.IssuedToken
+	return &out, c.JSON(ctx, "POST", "/v1/tokens", body, "application/json", &out)
+}
+
+// Tokens lists the tokens the broker issued that have not expired.
+func (c *Client) Tokens(ctx context.Context) ([]*store.TokenRow, error) {
+	var out struct {
+		Tokens []*store.TokenRow `json:"tokens"`
+	}
+	return out.Tokens, c.JSON(ctx, "GET", "/v1/tokens", nil, "", &out)
+}
+
+// RevokeToken revokes a token by its ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) (*store.TokenRow, error) {
+	var out store.TokenRow
+	return &out, c.JSON(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, "", &out)
 }
 
 // A ConsoleCode signs a browser in to the broker's console, once.

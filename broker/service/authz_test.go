@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement/settlementtest"
@@ -209,15 +211,15 @@ func TestAuthorization(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if s := withToken(tok["token"].(string), "GET", "/v1/jobs/"+j.ID); s != 200 {
+	if s := withToken(tok.Token, "GET", "/v1/jobs/"+j.ID); s != 200 {
 		t.Errorf("the tenant's token reading its job: %d", s)
 	}
-	if s := withToken(tok["token"].(string), "GET", "/tile/entries/000.p/1"); s != 403 {
+	if s := withToken(tok.Token, "GET", "/tile/entries/000.p/1"); s != 403 {
 		t.Errorf("the tenant's token reading tiles: %d", s)
 	}
-	forged, _, _ := api.IssueToken(settlementtest.Key(9), tenantKey.ID(), api.Operator, time.Now(), time.Hour)
-	expired, _, _ := api.IssueToken(operatorKey, tenantKey.ID(), api.Tenant, time.Now().Add(-2*time.Hour), time.Hour)
-	for name, tk := range map[string]string{"forged": forged, "expired": expired, "garbage": "not-a-token"} {
+	forged, _ := api.IssueToken(settlementtest.Key(9), tenantKey.ID(), api.Operator, time.Now(), time.Hour)
+	expired, _ := api.IssueToken(operatorKey, tenantKey.ID(), api.Tenant, time.Now().Add(-2*time.Hour), time.Hour)
+	for name, tk := range map[string]string{"forged": forged.Token, "expired": expired.Token, "garbage": "not-a-token"} {
 		if s := withToken(tk, "GET", "/v1/jobs"); s != 401 {
 			t.Errorf("a %s token: %d", name, s)
 		}
@@ -274,4 +276,101 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if !regexp.MustCompile(`"openapi": "3\.1\.\d+"`).Match(spec.OpenAPI) {
 		t.Error("the document does not declare OpenAPI 3.1")
 	}
+}
+
+// TestTokens: the operator issues a token with a signed request; it works
+// until revoked, and is refused from the next request on. A stolen console
+// session — the operator's included — or a token cannot mint tokens; a
+// token the broker has no record of, one past the broker's longest
+// lifetime, and one signed by another key are refused.
+func TestTokens(t *testing.T) {
+	e := startWith(t, "tokenMaxTTL: 48h\n")
+	ctx := context.Background()
+	op := e.as(operatorKey)
+	tok, err := op.IssueToken(ctx, regulatorKey.ID().String(), "regulator", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.ID, "tok-") || tok.Token == "" || tok.Role != api.Regulator {
+		t.Fatalf("issued %+v", tok)
+	}
+	byToken := &client.Client{Base: e.url, Token: tok.Token}
+	if _, err := byToken.Balances(ctx, ""); err != nil {
+		t.Fatalf("the regulator's token: %v", err)
+	}
+	// A token cannot mint another.
+	opTok, err := op.IssueToken(ctx, operatorKey.ID().String(), "operator", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOpToken := &client.Client{Base: e.url, Token: opTok.Token}
+	if _, err := byOpToken.IssueToken(ctx, tenantKey.ID().String(), "operator", "1h"); !isProblem(err, 403) {
+		t.Errorf("a token minting a token: %v", err)
+	}
+	// Nor can a console session, the operator's included.
+	cc, err := op.ConsoleCode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, base: e.url}
+	if status, body := b.do("POST", "/v1/console/session", []byte(`{"code": "`+cc.Code+`"}`), false); status != 201 {
+		t.Fatalf("the operator signing in: %d %s", status, body)
+	}
+	var sess struct{ CSRF string }
+	_, sb := b.do("GET", "/v1/console/session", nil, false)
+	json.Unmarshal(sb, &sess)
+	b.csrf = sess.CSRF
+	if status, body := b.do("POST", "/v1/tokens", []byte(`{"principal": "`+tenantKey.ID().String()+`", "role": "operator", "ttl": "2160h"}`), true); status != 403 {
+		t.Errorf("an operator's console session minting a token: %d %s", status, body)
+	}
+	// Past the broker's longest lifetime.
+	if _, err := op.IssueToken(ctx, regulatorKey.ID().String(), "regulator", "49h"); !isProblem(err, 422) {
+		t.Errorf("a token past tokenMaxTTL: %v", err)
+	}
+
+	// Listed; revoked; refused from then on, and listed as revoked.
+	list, err := op.Tokens(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("tokens listed: %v %v", list, err)
+	}
+	if _, err := op.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byToken.Balances(ctx, ""); !isProblem(err, 401) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a revoked token: %v", err)
+	}
+	list, _ = op.Tokens(ctx)
+	for _, row := range list {
+		if (row.ID == tok.ID) == row.Revoked.IsZero() {
+			t.Errorf("listed after revoking %s: %+v", tok.ID, row)
+		}
+	}
+	if _, err := op.RevokeToken(ctx, "tok-none"); !isProblem(err, 404) {
+		t.Errorf("revoking an unknown token: %v", err)
+	}
+	// Only the operator lists or revokes.
+	if status, _, _ := e.raw(regulatorKey, "GET", "/v1/tokens", nil); status != 403 {
+		t.Errorf("a regulator listing tokens: %d", status)
+	}
+	if status, _, _ := e.raw(tenantKey, "DELETE", "/v1/tokens/"+opTok.ID, nil); status != 403 {
+		t.Errorf("a tenant revoking a token: %d", status)
+	}
+
+	// A token signed with the broker's key that it never recorded (as a
+	// token minted offline, or before tokens were recorded, would be), and
+	// one signed by another key.
+	for name, k := range map[string]*identity.Key{"unrecorded": operatorKey, "another key": tenantKey} {
+		forged, err := api.IssueToken(k, tenantKey.ID(), api.Operator, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (&client.Client{Base: e.url, Token: forged.Token}).Jobs(ctx, "", 0); !isProblem(err, 401) {
+			t.Errorf("a %s token: %v", name, err)
+		}
+	}
+}
+
+func isProblem(err error, status int) bool {
+	var p *client.ProblemError
+	return errors.As(err, &p) && p.Status == status
 }

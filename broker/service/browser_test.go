@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
 	. "github.com/cinet/cinet/settlement/settlementtest"
@@ -372,14 +373,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "main", "FOCUS export")
 	shoot(t, ctx, "regulator-statement")
 
-	// The operator: health, metrics, and a token issued from the page.
-	e.signInAs(t, ctx, operatorKey, "Jobs")
-	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/operate"), chromedp.WaitVisible("#principal"),
-		chromedp.SetValue("#principal", regulatorKey.ID().String()), chromedp.SetValue("#role", "regulator"),
-		chromedp.Click(`//button[normalize-space()="Issue"]`)); err != nil {
+	// The operator: health, metrics, and the tokens issued, one revoked
+	// from the page.
+	tok, err := e.as(operatorKey).IssueToken(context.Background(), regulatorKey.ID().String(), "regulator", "1h")
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "main [aria-live]", "A regulator token for")
+	e.signInAs(t, ctx, operatorKey, "Jobs")
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.url+"/ui/#/operate"), chromedp.WaitVisible("#tokens tbody"),
+		chromedp.Click(`//button[normalize-space()="Revoke"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "main [aria-live]", "Token "+tok.ID+" revoked")
+	if _, err := (&client.Client{Base: e.url, Token: tok.Token}).Balances(context.Background(), ""); err == nil {
+		t.Fatal("a token revoked from the console still works")
+	}
 	waitText(t, ctx, "main tbody", tenantKey.ID().String())
 	waitText(t, ctx, "main", "cinet_")
 	shoot(t, ctx, "operator")

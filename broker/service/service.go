@@ -72,6 +72,9 @@ type Config struct {
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
 	Checkpoint string `yaml:"checkpoint"`
+	// TokenMaxTTL bounds how long the API tokens the broker issues are
+	// valid (default and at most 2160h, 90 days).
+	TokenMaxTTL string `yaml:"tokenMaxTTL"`
 	// Limits bound the API's connections, how long a client may take,
 	// and how often one caller is served (spec/api/README.md, "Limits").
 	Limits LimitsConf `yaml:"limits"`
@@ -292,6 +295,12 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var tokenMaxTTL time.Duration
+	if c.TokenMaxTTL != "" {
+		if tokenMaxTTL, err = time.ParseDuration(c.TokenMaxTTL); err != nil || tokenMaxTTL <= 0 || tokenMaxTTL > api.MaxTokenTTL {
+			return nil, fmt.Errorf("service: tokenMaxTTL %q: want a duration up to %s, such as 24h", c.TokenMaxTTL, api.MaxTokenTTL)
+		}
+	}
 	checkpointEvery := 10 * time.Second
 	if c.Checkpoint != "" {
 		if checkpointEvery, err = time.ParseDuration(c.Checkpoint); err != nil || checkpointEvery <= 0 {
@@ -406,7 +415,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Key:        key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
 		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
 		OpenAPI: spec.OpenAPI, Console: console.Handler(), Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
-		Limits: lim.api, Refused: s.metrics.Refused, StreamWriteTimeout: lim.write,
+		Limits: lim.api, Refused: s.metrics.Refused, StreamWriteTimeout: lim.write, TokenMaxTTL: tokenMaxTTL,
 	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
@@ -633,6 +642,9 @@ func (s *Service) sweepNonces(ctx context.Context) {
 		case now := <-t.C:
 			if err := s.Jobs.ForgetNonces(ctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Warn("forgetting expired request nonces", "err", err)
+			}
+			if err := s.Jobs.ForgetTokens(ctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Warn("forgetting expired API tokens", "err", err)
 			}
 		}
 	}

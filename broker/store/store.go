@@ -60,6 +60,19 @@ CREATE TABLE leases (
 	expires {{INT}} NOT NULL
 );
 `,
+	// 3: the API tokens this broker issued, so that they can be listed
+	// and revoked (revoked is 0 until then); kept until they expire.
+	`
+CREATE TABLE api_tokens (
+	id        TEXT PRIMARY KEY,
+	principal TEXT NOT NULL,
+	role      TEXT NOT NULL,
+	issued    {{INT}} NOT NULL,
+	expires   {{INT}} NOT NULL,
+	revoked   {{INT}} NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_expires ON api_tokens (expires);
+`,
 }
 
 // Store implements jobs.Store and keeps offers and nonces.
@@ -341,6 +354,101 @@ func (s *Store) Nonces(ctx context.Context) (int, error) {
 func (s *Store) ForgetNonces(ctx context.Context, now time.Time) error {
 	return s.db.Update(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM api_nonces WHERE expires < ?`), ns(now))
+		return err
+	})
+}
+
+// A TokenRow is an API token the broker issued: not the token itself,
+// which only its holder keeps, but what it grants and whether it was
+// revoked.
+type TokenRow struct {
+	ID        string    `json:"id"`
+	Principal string    `json:"principal"`
+	Role      string    `json:"role"`
+	Issued    time.Time `json:"issued"`
+	Expires   time.Time `json:"expires"`
+	Revoked   time.Time `json:"revoked,omitzero"` // zero while it is good
+}
+
+// PutToken records a token issued.
+func (s *Store) PutToken(ctx context.Context, t *TokenRow) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO api_tokens (id, principal, role, issued, expires) VALUES (?, ?, ?, ?, ?)`),
+			t.ID, t.Principal, t.Role, ns(t.Issued), ns(t.Expires))
+		return err
+	})
+}
+
+// ErrNoToken is returned for a token the broker holds no record of.
+var ErrNoToken = errors.New("store: no such token")
+
+const tokenColumns = `id, principal, role, issued, expires, revoked`
+
+func scanToken(sc interface{ Scan(...any) error }) (*TokenRow, error) {
+	t := &TokenRow{}
+	var issued, expires, revoked int64
+	if err := sc.Scan(&t.ID, &t.Principal, &t.Role, &issued, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	t.Issued, t.Expires = utc(issued), utc(expires)
+	if revoked != 0 {
+		t.Revoked = utc(revoked)
+	}
+	return t, nil
+}
+
+// Token returns the record of a token, or ErrNoToken.
+func (s *Store) Token(ctx context.Context, id string) (*TokenRow, error) {
+	t, err := scanToken(s.db.R.QueryRowContext(ctx, s.db.Rebind(`SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNoToken, id)
+	}
+	return t, err
+}
+
+// Tokens lists the tokens that have not expired at now, revoked or not,
+// oldest first.
+func (s *Store) Tokens(ctx context.Context, now time.Time) ([]*TokenRow, error) {
+	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT `+tokenColumns+` FROM api_tokens WHERE expires > ? ORDER BY issued, id`), ns(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*TokenRow
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken marks a token revoked at at, and returns its record; one
+// revoked already keeps its first revocation time. ErrNoToken when there
+// is no such token.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (*TokenRow, error) {
+	var t *TokenRow
+	err := s.db.Update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked = 0`), ns(at), id); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, s.db.Rebind(`SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s", ErrNoToken, id)
+		}
+		return err
+	})
+	return t, err
+}
+
+// ForgetTokens drops the records of tokens that expired before now: no
+// request can carry them any more.
+func (s *Store) ForgetTokens(ctx context.Context, now time.Time) error {
+	return s.db.Update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM api_tokens WHERE expires < ?`), ns(now))
 		return err
 	})
 }

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -74,6 +76,54 @@ func TestOffersAndNonces(t *testing.T) {
 			}
 			if fresh, _ := s.UseNonce(ctx, "n1", now.Add(3*time.Minute)); !fresh {
 				t.Fatal("an expired nonce was not forgotten")
+			}
+		})
+	}
+}
+
+// TestTokens: issued tokens are listed until they expire, revoked once
+// (the first time stands), and forgotten after they expire, on every
+// database.
+func TestTokens(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) *store.Store{"sqlite": openSQLite, "postgres": openPostgres} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			ctx := context.Background()
+			now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+			for i, ttl := range []time.Duration{time.Hour, time.Minute, 2 * time.Hour} {
+				row := &store.TokenRow{ID: fmt.Sprint("t", i), Principal: "did:key:z6Mk" + fmt.Sprint(i), Role: "tenant", Issued: now.Add(time.Duration(i)), Expires: now.Add(ttl)}
+				if err := s.PutToken(ctx, row); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.PutToken(ctx, &store.TokenRow{ID: "t0", Principal: "x", Role: "operator", Issued: now, Expires: now.Add(time.Hour)}); err == nil {
+				t.Fatal("a token ID was recorded twice")
+			}
+			if _, err := s.Token(ctx, "none"); !errors.Is(err, store.ErrNoToken) {
+				t.Fatalf("an unknown token: %v", err)
+			}
+			got, err := s.RevokeToken(ctx, "t0", now.Add(time.Second))
+			if err != nil || !got.Revoked.Equal(now.Add(time.Second)) || got.Principal != "did:key:z6Mk0" {
+				t.Fatalf("revoking: %+v %v", got, err)
+			}
+			if again, err := s.RevokeToken(ctx, "t0", now.Add(time.Minute)); err != nil || !again.Revoked.Equal(now.Add(time.Second)) {
+				t.Fatalf("revoking again: %+v %v", again, err)
+			}
+			if _, err := s.RevokeToken(ctx, "none", now); !errors.Is(err, store.ErrNoToken) {
+				t.Fatalf("revoking an unknown token: %v", err)
+			}
+			list, err := s.Tokens(ctx, now.Add(30*time.Minute))
+			if err != nil || len(list) != 2 || list[0].ID != "t0" || list[0].Revoked.IsZero() || list[1].ID != "t2" || !list[1].Revoked.IsZero() {
+				t.Fatalf("tokens listed: %+v %v", list, err)
+			}
+			if err := s.ForgetTokens(ctx, now.Add(90*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Token(ctx, "t0"); !errors.Is(err, store.ErrNoToken) {
+				t.Fatalf("an expired token kept: %v", err)
+			}
+			if tok, err := s.Token(ctx, "t2"); err != nil || tok.Role != "tenant" {
+				t.Fatalf("a good token forgotten: %+v %v", tok, err)
 			}
 		})
 	}

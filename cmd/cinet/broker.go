@@ -6,16 +6,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/adapters/slurm"
 	"github.com/cinet/cinet/adapters/terraform"
-	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/service"
-	"github.com/cinet/cinet/identity"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -23,7 +20,7 @@ func newBrokerCmd() *cobra.Command {
 		Use:   "broker",
 		Short: "Run a broker, and issue API tokens",
 	}
-	cmd.AddCommand(newBrokerRunCmd(), newTokenCmd())
+	cmd.AddCommand(newBrokerRunCmd())
 	return cmd
 }
 
@@ -111,61 +108,6 @@ The configuration (YAML; relative paths from the file's directory):
 	return cmd
 }
 
-func newTokenCmd() *cobra.Command {
-	var keyFile, principal, role string
-	var ttl time.Duration
-	var o output
-	cmd := &cobra.Command{
-		Use:   "token --broker-key BROKER_KEY --principal DID --role ROLE",
-		Short: "Issue an API token with the broker's key",
-		Long: `Token signs, with the broker's own key, a bearer token that lets a principal
-call the broker's API in a role until it expires. Whoever holds the token
-acts as that principal; it cannot be revoked before it expires, so keep the
-time short. Send it as 'Authorization: Bearer TOKEN' or with --token.`,
-		Example: `  cinet broker token --broker-key /var/lib/cinet/broker.key --principal did:key:z6Mk... --role regulator --ttl 24h`,
-		Args:    exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			structured, err := o.json()
-			if err != nil {
-				return err
-			}
-			if keyFile == "" || principal == "" || role == "" {
-				return usageError{errors.New("--broker-key, --principal and --role are required")}
-			}
-			k, err := identity.LoadKeyFile(keyFile)
-			if err != nil {
-				return err
-			}
-			id, err := identity.ParsePrincipalID(principal)
-			if err != nil {
-				return usageError{err}
-			}
-			r, err := api.ParseRole(role)
-			if err != nil {
-				return usageError{err}
-			}
-			tok, expires, err := api.IssueToken(k, id, r, time.Now(), ttl)
-			if err != nil {
-				return err
-			}
-			if structured {
-				return o.write(cmd.OutOrStdout(), map[string]string{"token": tok, "principal": id.String(), "role": string(r), "expires": expires.UTC().Format(time.RFC3339)})
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), tok)
-			fmt.Fprintf(cmd.ErrOrStderr(), "a %s token for %s, valid until %s\n", r, id, expires.Format(time.RFC3339))
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&keyFile, "broker-key", "", "the broker's key file, which signs the token")
-	cmd.Flags().StringVar(&principal, "principal", "", "the principal's DID")
-	cmd.Flags().StringVar(&role, "role", "", "tenant, provider, regulator or operator")
-	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
-	o.register(cmd)
-	return cmd
-}
-
-// newTerraformAgentCmd is the terraform adapter's node agent: what a
-// module's infrastructure starts on each node (spec/adapters.md §3.4).
 func newTerraformAgentCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "terraform-agent run|stop DIR RANK",

@@ -70,7 +70,7 @@ the federation and settle the usage in books regulators can verify.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newKeygenCmd(), newIDCmd(), newDescriptorCmd(), newJobCmd(), newLedgerCmd(), newAuditCmd(), newProviderCmd(), newBrokerCmd(), newFederationCmd(), newConsoleCmd(), newDevCmd(), newShimCmd(), newTerraformAgentCmd(), newSlurmNodeCmd())
+	root.AddCommand(newKeygenCmd(), newIDCmd(), newDescriptorCmd(), newJobCmd(), newLedgerCmd(), newAuditCmd(), newProviderCmd(), newBrokerCmd(), newFederationCmd(), newConsoleCmd(), newTokenCmd(), newDevCmd(), newShimCmd(), newTerraformAgentCmd(), newSlurmNodeCmd())
 	return root
 }
 

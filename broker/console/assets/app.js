@@ -397,24 +397,32 @@ async function operateView() {
   const lines = String(metrics).split("\n").filter((l) => l.startsWith("cinet_"));
   let principals = null;
   try { principals = await api("GET", "/v1/principals"); } catch (err) { principals = { error: err.message }; }
-  const principal = el("input", { type: "text", id: "principal", autocomplete: "off" });
-  const role = el("select", { id: "role" }, ["tenant", "provider", "regulator", "operator"].map((r) => el("option", { value: r }, r)));
-  const ttl = el("input", { type: "text", id: "ttl", value: "24h" });
+  const tokens = el("div", { id: "tokens" });
+  const listTokens = async () => {
+    let list = [];
+    try { list = (await api("GET", "/v1/tokens")).tokens; } catch (err) { put(tokens, problemView(err)); return; }
+    if (list.length === 0) { put(tokens, el("p", { class: "hint" }, "No token is outstanding.")); return; }
+    put(tokens, el("div", { class: "scroll" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Token", "Principal", "Role", "Expires", "Revoked", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, list.map((t) => el("tr", {},
+        el("td", { class: "mono" }, t.id), el("td", { class: "mono" }, t.principal), el("td", {}, t.role), el("td", {}, when(t.expires)),
+        el("td", {}, t.revoked ? when(t.revoked) : "–"),
+        el("td", {}, t.revoked ? "" : el("button", { type: "button", onclick: async () => {
+          try { await api("DELETE", "/v1/tokens/" + encodeURIComponent(t.id)); put(out, el("p", { class: "ok" }, `Token ${t.id} revoked.`)); }
+          catch (err) { put(out, problemView(err)); }
+          listTokens();
+        } }, "Revoke"))))))));
+  };
   show("Operate",
     el("dl", {}, el("dt", {}, "Broker"), el("dd", { class: "mono" }, info.broker || info.error), el("dt", {}, "Region"), el("dd", {}, info.region || "–"),
       el("dt", {}, "Audit log"), el("dd", { class: "mono" }, info.logOrigin || "–"), el("dt", {}, "Verifier key"), el("dd", { class: "mono" }, info.verifierKey || "–"),
       el("dt", {}, "Ready"), el("dd", {}, ready)),
     el("h2", {}, "Principals"), principalsTable(principals),
     el("h2", {}, "Metrics"), el("pre", { class: "logs", tabindex: "0" }, lines.join("\n") || "none"),
-    el("h2", {}, "Issue a token"),
-    el("form", { onsubmit: async (ev) => {
-      ev.preventDefault();
-      try {
-        const t = await api("POST", "/v1/tokens", JSON.stringify({ principal: principal.value.trim(), role: role.value, ttl: ttl.value.trim() }));
-        put(out, el("p", { class: "ok" }, `A ${role.value} token for ${principal.value.trim()}, until ${when(t.expires)}:`), el("pre", { class: "logs", tabindex: "0" }, t.token));
-      } catch (err) { put(out, problemView(err)); }
-    } }, el("label", { for: "principal" }, "Principal (did:key:…)"), principal, el("label", { for: "role" }, "Role"), role,
-    el("label", { for: "ttl" }, "Good for"), ttl, el("p", {}, el("button", { type: "submit" }, "Issue"))), out);
+    el("h2", {}, "Tokens"), tokens,
+    el("p", { class: "hint" }, "Tokens are issued only to a request signed with the broker's key: cinet token issue --key BROKER_KEY --principal DID --role ROLE."),
+    out);
+  listTokens();
 }
 
 // auditView verifies the log's latest checkpoint in the browser and that
