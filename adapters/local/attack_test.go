@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -421,5 +422,104 @@ func TestServiceCannotReachTheHost(t *testing.T) {
 	case <-accepted:
 		t.Fatal("the tenant's endpoint reached the machine's own service")
 	default:
+	}
+}
+
+// TestAttackForgeExit: a task that writes an ending of its own choosing to
+// the descriptors init reports on, then exits 7, is recorded as failed
+// with 7, and its text is nowhere; it holds no descriptor but its stdio.
+func TestAttackForgeExit(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	forged := `{"exitCode":0,"error":"\u001b]8;;http://evil\u0007forged\u001b]8;;\u0007"}`
+	script := `ls /proc/self/fd | tr '\n' ' '; echo; for fd in 3 4 5 6 7 8 9; do echo '` + forged + `' >&$fd; done 2>/dev/null; exit 7`
+	st := b.run(t, adapters.Placement{ID: "forger", Tasks: []descriptor.Task{sh("main", script)}})
+	if st.State != adapters.Failed || len(st.Tasks) != 1 || st.Tasks[0].ExitCode != 7 {
+		t.Fatalf("a task that exited 7 after forging its end: %+v", st)
+	}
+	if strings.Contains(st.Detail, "forged") {
+		t.Fatalf("the forged text reached the status: %+v", st)
+	}
+	// ls holds its own directory open as 3; nothing else is there.
+	if fds := strings.TrimSpace(b.logs(t, "forger", "main", "stdout")); fds != "0 1 2 3" {
+		t.Errorf("the task's descriptors: %q, want 0 1 2 (and ls's own 3)", fds)
+	}
+}
+
+// TestAttackKernelSurface: the system calls the seccomp filter denies
+// fail with EPERM inside a task — new user namespaces (unshare -Ur, clone),
+// keyrings, io_uring, eBPF, perf, ptrace, mount — and a key a job could
+// have left in its uid's keyring for the next job is never made.
+func TestAttackKernelSurface(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the syscall numbers below are amd64's")
+	}
+	b := newBroker(t, local.Config{})
+	// perl's syscall() with raw numbers: -1 and errno on failure.
+	calls := map[string]string{
+		"unshare(CLONE_NEWUSER)": `syscall(272, 0x10000000)`,
+		"clone(CLONE_NEWUSER)":   `syscall(56, 0x10000000|17, 0, 0, 0, 0)`,
+		"add_key(user keyring)":  `syscall(248, $user, $name, $secret, 6, -4)`,
+		"keyctl(user keyring)":   `syscall(250, 0, -4, 0)`,
+		"request_key":            `syscall(249, $user, $name, 0, 0)`,
+		"io_uring_setup":         `syscall(425, 4, $buf)`,
+		"bpf(prog load)":         `syscall(321, 5, $buf, 128)`,
+		"perf_event_open":        `syscall(298, $buf, 0, -1, -1, 0)`,
+		"ptrace(TRACEME)":        `syscall(101, 0, 0, 0, 0)`,
+		"mount(tmpfs)":           `syscall(165, $none, $tmp, $tmpfs, 0, 0)`,
+		"setns":                  `syscall(308, 0, 0)`,
+		"clone3":                 `syscall(435, $buf, 88)`,
+		"open_by_handle_at":      `syscall(304, 0, $buf, 0)`,
+		"process_vm_readv(init)": `syscall(310, 1, 0, 0, 0, 0, 0)`,
+		"kexec_load":             `syscall(246, 0, 0, 0, 0)`,
+	}
+	var script strings.Builder
+	// Buffers and strings in variables: syscall() may write to what it is
+	// given, and perl's literals are read-only.
+	script.WriteString(`my ($user, $name, $secret, $none, $tmp, $tmpfs) = ("user", "leftover", "secret", "none", "/tmp", "tmpfs"); `)
+	for name, call := range calls {
+		fmt.Fprintf(&script, "my $buf = \"\\0\" x 128; $! = 0; $r = %s; print \"%s=\", ($r == -1 ? 0+$! : \"ok\"), \"\\n\";\n", call, name)
+	}
+	task := descriptor.Task{Name: "main", Command: []string{"/usr/bin/perl", "-e", script.String()}}
+	shell := sh("shell", `unshare -Ur true 2>/dev/null && echo unshare-ok || echo unshare-refused`)
+	st := b.run(t, adapters.Placement{ID: "surface", Tasks: []descriptor.Task{task, shell}})
+	if st.State != adapters.Succeeded {
+		t.Fatalf("status %+v; stderr %s", st, b.logs(t, "surface", "main", "stderr"))
+	}
+	got := map[string]string{}
+	for line := range strings.SplitSeq(b.logs(t, "surface", "main", "stdout"), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			got[k] = v
+		}
+	}
+	for name := range calls {
+		want := "1" // EPERM
+		if name == "clone3" {
+			want = "38" // ENOSYS: the C library falls back to clone
+		}
+		if got[name] != want {
+			t.Errorf("%s: %q, want errno %s", name, got[name], want)
+		}
+	}
+	if out := b.logs(t, "surface", "shell", "stdout"); !strings.Contains(out, "unshare-refused") {
+		t.Errorf("unshare -Ur in a task: %q", out)
+	}
+	// Threads and processes still start (clone without CLONE_NEWUSER).
+	st = b.run(t, adapters.Placement{ID: "forks", Tasks: []descriptor.Task{sh("main", `(echo child) & wait; echo parent`)}})
+	if out := b.logs(t, "forks", "main", "stdout"); st.State != adapters.Succeeded || out != "child\nparent\n" {
+		t.Fatalf("forking under the filter: %+v %q", st, out)
+	}
+}
+
+// TestAttackHostPaths: init's command line, which any task reads in
+// /proc/1, names none of the host's paths.
+func TestAttackHostPaths(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	st := b.run(t, adapters.Placement{ID: "paths", Tasks: []descriptor.Task{sh("main", `tr '\0' ' ' < /proc/1/cmdline; echo`)}})
+	out := b.logs(t, "paths", "main", "stdout")
+	if st.State != adapters.Succeeded || out == "" {
+		t.Fatalf("status %+v: %q", st, out)
+	}
+	if strings.Contains(out, b.data) {
+		t.Errorf("/proc/1/cmdline names the broker's data directory: %q", out)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -103,7 +105,14 @@ func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, ne
 	}
 	// Init is this program again, with the shim's own arguments (so that
 	// it lands in Shim) and a bare environment: the broker's stays out.
-	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	// Its last argument, the placement's directory, is not passed (init
+	// does not read it): a task sees init's command line in /proc/1, and
+	// it would name where the broker keeps its data.
+	args := slices.Clone(os.Args[1:])
+	if len(args) > 0 {
+		args[len(args)-1] = "/"
+	}
+	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Env = []string{shimEnv + "=init", "PATH=/usr/local/bin:/usr/bin:/bin"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = []*os.File{ctlR, endW}
@@ -231,6 +240,14 @@ func (t *sandboxedTask) destroy() {
 // task and reports its end. It never returns to the caller's main.
 func sandboxInit() int {
 	ctl, end := os.NewFile(3, "control"), os.NewFile(4, "end")
+	// No descriptor of init's but the task's stdio reaches the task: not
+	// its control and report pipes (a task that could write the report
+	// would choose its own exit), nor anything init inherited.
+	if err := closeOnExecFrom(3); err != nil {
+		fmt.Fprintln(os.Stderr, "cinet: cannot set up the sandbox:", err)
+		json.NewEncoder(end).Encode(sandboxEnd{ExitCode: 127, Error: "setting up the sandbox: " + err.Error()})
+		return 0
+	}
 	report := func(e sandboxEnd) int {
 		json.NewEncoder(end).Encode(e)
 		end.Close()
@@ -480,6 +497,9 @@ func (s *sandboxSpec) startTask() (int, error) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("setting no_new_privs: %w", err)
 	}
+	if err := confineThread(); err != nil {
+		return 0, err
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
@@ -496,6 +516,32 @@ func (s *sandboxSpec) startTask() (int, error) {
 		return 0, err
 	}
 	return p.Pid, nil
+}
+
+// closeOnExecFrom marks every descriptor from first up close-on-exec.
+func closeOnExecFrom(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	// A kernel before 5.11: each open descriptor in turn.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < first {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return fmt.Errorf("marking descriptor %d close-on-exec: %w", fd, err)
+		}
+	}
+	return nil
 }
 
 // CanIsolate reports why this host cannot run the local adapter's
