@@ -360,7 +360,7 @@ func newLogsCmd() *cobra.Command {
 	var r remote
 	var task, stream string
 	var node int
-	var followFlag bool
+	var followFlag, raw bool
 	cmd := &cobra.Command{
 		Use:   "logs ID",
 		Short: "Print a job's output",
@@ -378,11 +378,16 @@ func newLogsCmd() *cobra.Command {
 				return err
 			}
 			defer rc.Close()
-			_, err = io.Copy(cmd.OutOrStdout(), rc)
+			w := cmd.OutOrStdout()
+			if raw {
+				w = rawWriter(w)
+			}
+			_, err = io.Copy(w, rc)
 			return err
 		},
 	}
 	r.register(cmd)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the output byte for byte, control characters and all (by default they are shown escaped, so that a job's output cannot command your terminal)")
 	cmd.Flags().StringVar(&task, "task", "", "the task (default the first)")
 	cmd.Flags().StringVar(&stream, "stream", "stdout", "stdout or stderr")
 	cmd.Flags().IntVar(&node, "node", 0, "which node of a multi-node job, from 0")

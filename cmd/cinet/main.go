@@ -33,6 +33,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
 	root.SetIn(stdin)
+	// What the CLI prints carries text from jobs and brokers: nothing of
+	// it may command the terminal.
+	out, errOut := &termSafe{w: stdout}, &termSafe{w: stderr}
+	defer out.Flush()
+	defer errOut.Flush()
+	stdout, stderr = out, errOut
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
