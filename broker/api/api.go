@@ -216,12 +216,15 @@ func (s *Server) routes() {
 				rt.handle(w, r, nil)
 				return
 			}
-			c, ok := s.authenticate(w, r)
+			// Who the caller is, and whether its role may call the route,
+			// are settled from the headers; only then is the body read.
+			c, signed, ok := s.identifyCaller(w, r)
 			if !ok {
 				return
 			}
 			// Signing in and out of the console is not writing.
 			if c.Role == Regulator && r.Method != http.MethodGet && !strings.HasPrefix(r.URL.Path, "/v1/console/") {
+				s.refuse(w, r, RefusedForbidden)
 				problem(w, http.StatusForbidden, "read-only", "Forbidden", "a regulator reads settlement and audit data and writes nothing")
 				return
 			}
@@ -230,7 +233,11 @@ func (s *Server) routes() {
 				allowed = allowed || c.Role == role || c.Role == Operator
 			}
 			if !allowed {
+				s.refuse(w, r, RefusedForbidden)
 				problem(w, http.StatusForbidden, "forbidden", "Forbidden", fmt.Sprintf("%s %s is not for the %s role", r.Method, r.URL.Path, c.Role))
+				return
+			}
+			if !s.readBody(w, r, c, signed) {
 				return
 			}
 			rt.handle(w, r, c)
@@ -315,62 +322,71 @@ type Caller struct {
 	proof     *httpsig.Proof // its request's signature, when it signed it
 }
 
-// authenticate finds the caller from the request's headers — its session
-// cookie, token or signature — and only then reads the body, so that no
-// caller the broker does not know can make it read or hold one. It writes
-// the problem and returns false when the caller is not let in.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Caller, bool) {
+// identifyCaller finds the caller from the request's headers — its
+// session cookie, token or signature — and spends a request of its rate
+// budget, so that no caller the broker does not know can make it read or
+// hold a body. For a signed request it also returns the signature, whose
+// body and nonce readBody checks. It writes the problem and returns false
+// when the caller is not let in.
+func (s *Server) identifyCaller(w http.ResponseWriter, r *http.Request) (*Caller, *httpsig.Signed, bool) {
 	now := s.cfg.Now()
 	addr := clientOf(r)
 	// An address that spent its budget on failures (or anonymous calls)
 	// is refused before its credentials cost a signature check.
 	if ok, wait := s.limits.anonymous.left(addr, now); !ok {
 		s.tooMany(w, r, RefusedAnonymousRate, wait, "this address has sent more unauthenticated requests than the broker serves")
-		return nil, false
+		return nil, nil, false
 	}
 	c, signed, p := s.identify(r, now)
 	if p != nil {
 		s.limits.anonymous.take(addr, now)
 		s.refuse(w, r, RefusedUnauthorized)
 		writeProblem(w, p)
-		return nil, false
+		return nil, nil, false
 	}
 	if ok, wait := s.limits.principals.take(c.Principal, now); !ok {
 		s.tooMany(w, r, RefusedPrincipalRate, wait, fmt.Sprintf("%s has sent more requests than the broker serves one principal", c.Principal))
-		return nil, false
+		return nil, nil, false
 	}
+	return c, signed, true
+}
+
+// readBody reads the body of an identified caller's request, bounded, and
+// holds a signed one to its signature and its nonce. It writes the problem
+// and returns false when the request is refused.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, c *Caller, signed *httpsig.Signed) bool {
 	body, err := io.ReadAll(r.Body)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		s.refuse(w, r, RefusedTooLarge)
 		problem(w, http.StatusRequestEntityTooLarge, "too-large", "Content Too Large", fmt.Sprintf("the request body is over %d bytes", MaxBody))
-		return nil, false
+		return false
 	}
 	if err != nil {
 		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", "reading the body: "+err.Error())
-		return nil, false
+		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if signed != nil {
 		if err := signed.CheckBody(body); err != nil {
 			s.refuse(w, r, RefusedUnauthorized)
 			problem(w, http.StatusUnauthorized, "unauthenticated", "Unauthorized", err.Error())
-			return nil, false
+			return false
 		}
 		fresh, err := s.cfg.Store.UseNonce(r.Context(), signed.Signer.String()+"/"+signed.Nonce, signed.Expires)
 		if err != nil {
 			s.cfg.Log.Error("recording a request nonce", "err", err)
 			problem(w, http.StatusServiceUnavailable, "unavailable", "Service Unavailable", "the broker cannot check the request's nonce now; try again")
-			return nil, false
+			return false
 		}
 		if !fresh {
 			s.refuse(w, r, RefusedUnauthorized)
 			problem(w, http.StatusUnauthorized, "replayed", "Unauthorized", "this signed request was already received: a replay")
-			return nil, false
+			return false
 		}
 	}
 	c.body = body
-	return c, true
+	return true
 }
 
 // identify finds the caller from the request's headers alone. For a signed

@@ -67,6 +67,7 @@ const (
 	RefusedAnonymousRate = "rate_anonymous"  // an address over its anonymous budget
 	RefusedPrincipalRate = "rate_principal"  // a principal over its budget
 	RefusedUnauthorized  = "unauthenticated" // credentials missing, wrong, expired or revoked
+	RefusedForbidden     = "forbidden"       // a principal whose role may not call the route
 	RefusedTooLarge      = "too_large"       // a body over MaxBody
 )
 

@@ -102,7 +102,7 @@ func startWith(t testing.TB, k *identity.Key, mem []identity.PrincipalID, o star
 	}
 	b := &broker{book: book.New(nil), settler: settler}
 	b.reg = &offers.Registry{Store: js, Book: b.book, Settler: settler, Owner: k.ID(), Now: time.Now,
-		Runs: func(identity.PrincipalID) bool { return true }}
+		CanRun: func(context.Context, identity.PrincipalID, *descriptor.Offer) error { return nil }}
 	if _, err := b.reg.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,11 @@ type Registry struct {
 	Settler *settlement.Settler
 	// Owner is this broker: the owner of the capacity its providers offer.
 	Owner identity.PrincipalID
-	// Runs reports whether this broker can run a provider's placements;
-	// offers from other providers are refused.
-	Runs func(identity.PrincipalID) bool
-	Now  func() time.Time
+	// CanRun says why this broker cannot run what a provider's offer
+	// sells — it has no adapter for the provider, or the adapter cannot
+	// provide the offer's class and quantity — or nil if it can.
+	CanRun func(ctx context.Context, provider identity.PrincipalID, o *descriptor.Offer) error
+	Now    func() time.Time
 	// Gossip, when set, tells the federation of the offers this broker
 	// registers and withdraws.
 	Gossip Gossiper
@@ -75,8 +76,8 @@ func (r *Registry) Register(ctx context.Context, envelope []byte, provider ident
 	if doc.Offer.Broker != r.Owner {
 		return nil, fmt.Errorf("%w: the offer names broker %s as its owner; this broker is %s, and registers only the capacity it owns", ErrInvalid, doc.Offer.Broker, r.Owner)
 	}
-	if !r.Runs(provider) {
-		return nil, fmt.Errorf("%w: this broker has no adapter for provider %s, so it cannot run what the offer sells", ErrInvalid, provider)
+	if err := r.CanRun(ctx, provider, doc.Offer); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := r.Settler.RegisterOffer(ctx, doc); err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func newMetrics(s *Service) *metrics {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cinet_api_refused_total",
-			Help: "Connections and requests the API refused, by reason: connections, connections_per_address, rate_anonymous, rate_principal, unauthenticated, too_large.",
+			Help: "Connections and requests the API refused, by reason: connections, connections_per_address, rate_anonymous, rate_principal, unauthenticated, forbidden, too_large.",
 		}, []string{"reason"}),
 		jobsDesc:   prometheus.NewDesc("cinet_jobs", "Jobs by state.", []string{"state"}, nil),
 		logDesc:    prometheus.NewDesc("cinet_audit_log_entries", "Entries in the audit log.", nil, nil),

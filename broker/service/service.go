@@ -378,7 +378,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	s.Book = book.New(time.Now)
 	matcher := match.New(s.Book, match.Config{HomeRegion: c.Region, Latency: latency, Currency: c.Currency})
 	s.Offers = &offers.Registry{Store: js, Book: s.Book, Settler: s.Settler, Owner: key.ID(), Now: time.Now,
-		Runs: func(p identity.PrincipalID) bool { return ads[p] != nil }}
+		CanRun: admitter(ads)}
 	n, err := s.Offers.Load(ctx)
 	if err != nil {
 		s.close()
@@ -479,6 +479,26 @@ func startFederation(ctx context.Context, c *Config, key *identity.Key, fee desc
 	}
 	log.Info("federation node ready", "addrs", node.Addrs(), "members", len(members), "open", f.Open)
 	return node, nil
+}
+
+// admitter is what an offer registered here must pass: the broker runs
+// its provider through an adapter, and the adapter, when it can tell,
+// can provide what the offer sells.
+func admitter(ads map[identity.PrincipalID]adapters.Adapter) func(context.Context, identity.PrincipalID, *descriptor.Offer) error {
+	return func(ctx context.Context, p identity.PrincipalID, o *descriptor.Offer) error {
+		a := ads[p]
+		if a == nil {
+			return fmt.Errorf("this broker has no adapter for provider %s, so it cannot run what the offer sells", p)
+		}
+		if c, ok := a.(interface {
+			CheckOffer(context.Context, *descriptor.Offer) error
+		}); ok {
+			if err := c.CheckOffer(ctx, o); err != nil {
+				return fmt.Errorf("the provider's machine cannot provide what the offer sells: %w", err)
+			}
+		}
+		return nil
+	}
 }
 
 // listenAddr is the API's listen address.

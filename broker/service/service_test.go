@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ func start(t *testing.T) *env {
 }
 
 // startWith is start with more of the broker's configuration.
-func startWith(t *testing.T, extra string) *env {
+func startWith(t testing.TB, extra string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
@@ -760,5 +761,46 @@ service:
 	}
 	if _, err := http.Get(eps[0].URL + "/"); err == nil {
 		t.Error("the endpoint still serves after the job ended")
+	}
+}
+
+// TestOfferBeyondTheMachine: a provider of the local adapter cannot
+// register a class the machine cannot provide — more CPUs, memory or
+// disk than it has, other processors, accelerators — and is told which
+// limit; a class that fits is registered.
+func TestOfferBeyondTheMachine(t *testing.T) {
+	e := start(t)
+	arch := map[string]string{"amd64": "x86_64", "arm64": "arm64"}[runtime.GOARCH]
+	other := "arm64"
+	if arch == "arm64" {
+		other = "x86_64"
+	}
+	for _, tc := range []struct{ name, class, want string }{
+		{"cpus", "cpu: {arch: " + arch + ", count: 100000}\n  memory: 1Gi", "CPUs"},
+		{"memory", "cpu: {arch: " + arch + ", count: 1}\n  memory: 1000Ti", "memory"},
+		{"disk", "cpu: {arch: " + arch + ", count: 1}\n  memory: 1Gi\n  disk: 1000Pi", "disk"},
+		{"arch", "cpu: {arch: " + other + ", count: 1}\n  memory: 1Gi", "processors"},
+		{"accelerators", "cpu: {arch: " + arch + ", count: 1}\n  memory: 1Gi\n  accelerators: [{model: H100, count: 8}]", "accelerators"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cid, _ := identity.NewComputeID(providerKey.ID(), "cn-east-1", "a", "big-"+tc.name)
+			doc := strings.Replace(fmt.Sprintf(offerYAML, "big-"+tc.name, cid, providerKey.ID(), operatorKey.ID(), 1),
+				"cpu: {arch: x86_64, count: 2}\n  memory: 2Gi", tc.class, 1)
+			parsed, err := descriptor.Parse("offer.yaml", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := offers.Seal(providerKey, parsed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, _, body := e.raw(providerKey, "POST", "/v1/offers", env.Encode())
+			if status != 422 || !strings.Contains(string(body), tc.want) || !strings.Contains(string(body), "this machine") && tc.name != "accelerators" {
+				t.Fatalf("an offer beyond the machine (%s): %d %s", tc.name, status, body)
+			}
+		})
+	}
+	if arch != "" {
+		e.registerOffer(providerKey, "fits", 1)
 	}
 }
