@@ -95,6 +95,9 @@ type Config struct {
 	Log   *slog.Logger
 }
 
+// hsts is the Strict-Transport-Security of answers over TLS: a year.
+const hsts = "max-age=31536000"
+
 // MaxBody bounds a request body.
 const MaxBody = 1 << 20
 
@@ -267,6 +270,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "took", time.Since(start))
 	}()
+	if r.TLS != nil {
+		// A browser that reached the broker over HTTPS keeps to it.
+		rec.Header().Set("Strict-Transport-Security", hsts)
+	}
 	r.Body = http.MaxBytesReader(rec, r.Body, MaxBody)
 	s.mux.ServeHTTP(rec, r)
 }

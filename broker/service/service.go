@@ -72,6 +72,9 @@ type Config struct {
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
 	Checkpoint string `yaml:"checkpoint"`
+	// TLS serves the API over HTTPS (spec/api/README.md, "TLS"); without
+	// it the API is plain HTTP, for loopback or behind a proxy.
+	TLS *TLSConf `yaml:"tls"`
 	// TokenMaxTTL bounds how long the API tokens the broker issues are
 	// valid (default and at most 2160h, 90 days).
 	TokenMaxTTL string `yaml:"tokenMaxTTL"`
@@ -255,6 +258,7 @@ type Service struct {
 	metrics         *metrics
 	checkpointEvery time.Duration
 	limits          limits
+	tls             *serverTLS // nil for plain HTTP
 }
 
 // New opens a broker's stores and wires its parts; Run runs it.
@@ -390,6 +394,12 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: poll, Observe: s.metrics,
 	})
 	listen := listenAddr(c)
+	if c.TLS != nil {
+		if s.tls, err = c.newServerTLS(data, log); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		s.close()
@@ -589,7 +599,12 @@ func LogOrigin(id identity.PrincipalID) string { return settlement.LogOrigin(id)
 func (s *Service) Addr() string { return s.listener.Addr().String() }
 
 // URL is the API's base URL.
-func (s *Service) URL() string { return "http://" + s.Addr() }
+func (s *Service) URL() string {
+	if s.tls != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
 
 func (s *Service) ready(ctx context.Context) error {
 	if err := s.Jobs.Ping(ctx); err != nil {
@@ -613,11 +628,29 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Runner.Run(gctx) })
 	g.Go(func() error {
-		if err := srv.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(s.listener) }
+		if s.tls != nil {
+			srv.TLSConfig = s.tls.config
+			serve = func() error { return srv.ServeTLS(s.listener, "", "") }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
+	if s.tls != nil && s.tls.acmeHTTP != nil {
+		// The ACME authority's HTTP-01 challenges; anything else there is
+		// sent to HTTPS.
+		asrv := &http.Server{Addr: s.tls.httpListen, Handler: s.tls.acmeHTTP.HTTPHandler(nil), ReadHeaderTimeout: s.limits.readHeader,
+			ReadTimeout: s.limits.read, WriteTimeout: s.limits.write, IdleTimeout: s.limits.idle}
+		g.Go(func() error {
+			if err := asrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("service: serving ACME challenges on %s: %w", s.tls.httpListen, err)
+			}
+			return nil
+		})
+		g.Go(func() error { <-gctx.Done(); return asrv.Close() })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)

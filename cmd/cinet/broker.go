@@ -47,6 +47,22 @@ The configuration (YAML; relative paths from the file's directory):
   publicNames: [broker.example:8420]  # the names signed requests may name; default: listen
   metricsListen: 127.0.0.1:9420  # /metrics for anyone who reaches it; default: operator only, on the API
   checkpoint: 10s                # how often the audit log is checkpointed when it grew
+  tls:                           # HTTPS for the API and console (spec/api/README.md, "TLS")
+    cert: /etc/cinet/tls.crt     # PEM files, read again when they change; or
+    key: /etc/cinet/tls.key
+    # acme: {domains: [broker.example], email: ops@broker.example, httpListen: ":80"}
+  tokenMaxTTL: 720h              # the longest an API token may be valid (at most 2160h)
+  limits:                        # what one client may take (spec/api/README.md, "Limits"); defaults:
+    connections: 4096            # connections in all, and from one address (an IPv6 /64)
+    connectionsPerAddress: 256
+    readHeaderTimeout: 10s       # headers, whole request, each write, and idle keep-alive
+    readTimeout: 30s
+    writeTimeout: 60s
+    idleTimeout: 60s
+    anonymousRate: 20            # requests/s without credentials, per address (-1: no limit)
+    anonymousBurst: 200
+    principalRate: 50            # requests/s of one principal
+    principalBurst: 200
   fee: "0.02"
   principals:
     - {did: did:key:z6Mk…, role: tenant}      # tenant, provider, regulator, operator

@@ -3,7 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,7 +56,7 @@ var devRegions = []struct{ region, jurisdiction, factor string }{
 
 func newDevCmd() *cobra.Command {
 	var dataDir, examples, listen, tofuBin string
-	var demo bool
+	var demo, useTLS bool
 	var brokers int
 	var with []string
 	var o output
@@ -135,7 +137,13 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 				logOut = io.Discard
 			}
 			log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			d, stopBroker, err := startDev(ctx, dataDir, devOptions{examples: examples, listen: listen, tofu: tf}, brokers, log)
+			opts := devOptions{examples: examples, listen: listen, tofu: tf}
+			if useTLS {
+				if opts.ca, opts.caKey, opts.caFile, err = devCA(dataDir); err != nil {
+					return err
+				}
+			}
+			d, stopBroker, err := startDev(ctx, dataDir, opts, brokers, log)
 			if err != nil {
 				return err
 			}
@@ -144,7 +152,11 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 				// The client config says the broker is ready: it is written
 				// once offers are registered, and removed when it stops.
 				clientFile := filepath.Join(dataDir, "client.yaml")
-				if err := writeNewFile(clientFile, []byte(fmt.Sprintf("broker: %s\nkey: %s\n", d.url, d.keyFiles["tenant"]))); err != nil {
+				conf := fmt.Sprintf("broker: %s\nkey: %s\n", d.url, d.keyFiles["tenant"])
+				if opts.caFile != "" {
+					conf += "ca: " + opts.caFile + "\n"
+				}
+				if err := writeNewFile(clientFile, []byte(conf)); err != nil {
 					stopBroker()
 					return err
 				}
@@ -178,6 +190,7 @@ The tool is --tofu, else tofu or terraform in PATH, else the binary
 	cmd.Flags().StringVar(&dataDir, "data", "", "the data directory (default: a new temporary directory)")
 	cmd.Flags().StringVar(&examples, "examples", "examples", "the examples directory: offers/local-cpu.yaml prices the local offer; --demo runs jobs/")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "the API's address (default: a free port on loopback)")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve each broker's API over HTTPS, with certificates from a CA of the data directory's own (DATA/ca.pem: client.yaml trusts it; other clients take --ca DATA/ca.pem)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "submit the example jobs, follow them, print the results and exit")
 	cmd.Flags().StringSliceVar(&with, "with", nil, "more providers: terraform (jobs run through OpenTofu's apply)")
 	cmd.Flags().StringVar(&tofuBin, "tofu", "", "the OpenTofu or Terraform binary --with terraform uses")
@@ -205,6 +218,8 @@ type dev struct {
 	tenant, regulator *identity.Key
 	keyFiles          map[string]string
 	offerDoc          *descriptor.Document
+	http              *http.Client // trusts the dev CA, under --tls
+	caFile            string       // the dev CA's certificate, under --tls
 }
 
 // devKey loads DIR/NAME.key, creating it on first use.
@@ -231,6 +246,11 @@ type devOptions struct {
 	shared string
 	// members and bootstrap make it a member of a federation.
 	members, bootstrap []string
+	// ca, when set, signs a certificate for the broker's API, which is
+	// then served over HTTPS; caFile is the CA's certificate.
+	ca     *x509.Certificate
+	caKey  crypto.Signer
+	caFile string
 }
 
 // startDev sets up and starts 'cinet dev's brokers: one alone, or a
@@ -379,6 +399,17 @@ func setUpDev(dir string, o devOptions) (*dev, error) {
 			"config": map[string]any{"binary": tofu, "dataDir": filepath.Join(dir, "terraform"), "cpus": 4, "memory": "4Gi"},
 		})
 	}
+	if o.ca != nil {
+		certFile, keyFile, err := devCert(dir, o.ca, o.caKey)
+		if err != nil {
+			return nil, err
+		}
+		cfg["tls"] = map[string]any{"cert": certFile, "key": keyFile}
+		if d.http, err = client.HTTPWithCA(o.caFile); err != nil {
+			return nil, err
+		}
+		d.caFile = o.caFile
+	}
 	if o.members != nil {
 		// Short periods, so that what the federation does shows at once.
 		cfg["checkpoint"] = "1s"
@@ -492,7 +523,9 @@ func scalePrice(p descriptor.PriceSchedule, factor string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func (d *dev) as(k *identity.Key) *client.Client { return &client.Client{Base: d.url, Key: k} }
+func (d *dev) as(k *identity.Key) *client.Client {
+	return &client.Client{Base: d.url, Key: k, HTTP: d.http}
+}
 
 func (d *dev) registerOffers(ctx context.Context) error {
 	for _, o := range []struct {
@@ -542,6 +575,10 @@ func (d *dev) printWelcome(w io.Writer, console string) {
 		}
 		fmt.Fprintf(w, "  jobs submitted to the home broker below run on the best offer of any of them\n\n")
 	}
+	caEnv := ""
+	if d.caFile != "" {
+		caEnv = " CINET_CA=" + d.caFile
+	}
 	fmt.Fprintf(w, `cinet dev: the home broker, in region %s, with a local provider
   console    %s
              (signs you in as the tenant, once, within 2 minutes; '%s console login' makes another link)
@@ -553,7 +590,7 @@ Keys in the data directory: broker.key, provider.key, tenant.key, regulator.key;
 client.yaml names this broker and the tenant's key while it runs.
 Paste into another shell:
 
-  export CINET_CONFIG=%s   # or CINET_BROKER=%s CINET_KEY=%s
+  export CINET_CONFIG=%s   # or CINET_BROKER=%s CINET_KEY=%s%s
   %s job submit %s --wait
   %s job list
   %s ledger balance
@@ -561,7 +598,7 @@ Paste into another shell:
   %s provider offers --all --key %s
 
 Press Ctrl-C to stop.
-`, d.region, console, self, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"],
+`, d.region, console, self, d.url, d.url, d.broker.ID(), d.dir, filepath.Join(d.dir, "client.yaml"), d.url, d.keyFiles["tenant"], caEnv,
 		self, filepath.Join(d.examples, "jobs", "batch-cpu.yaml"), self, self, self, d.keyFiles["regulator"], self, d.keyFiles["provider"])
 }
 

@@ -51,7 +51,7 @@ type reconciledPair struct {
 }
 
 func newReconcileCmd() *cobra.Command {
-	var key, token string
+	var key, token, ca string
 	var wait time.Duration
 	var o output
 	cmd := &cobra.Command{
@@ -86,7 +86,7 @@ regulator's key (--key, or $CINET_KEY) must be admitted at every broker.`,
 				if _, err := url.ParseRequestURI(u); err != nil {
 					return usageError{fmt.Errorf("%q: want a broker's URL: %w", u, err)}
 				}
-				r := remote{broker: u, key: key, token: token}
+				r := remote{broker: u, key: key, token: token, ca: ca}
 				c, err := r.client()
 				if err != nil {
 					return err
@@ -124,6 +124,7 @@ regulator's key (--key, or $CINET_KEY) must be admitted at every broker.`,
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the regulator's key file, which signs requests (or $CINET_KEY)")
 	cmd.Flags().StringVar(&token, "token", "", "a token instead of a key (or $CINET_TOKEN)")
+	cmd.Flags().StringVar(&ca, "ca", "", "a PEM file of CA certificates to trust for the brokers' TLS, besides the system's (or $CINET_CA)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "check again every second until every check passes, for up to this long")
 	o.register(cmd)
 	return cmd

@@ -17,7 +17,7 @@ import (
 // environment (CINET_BROKER, CINET_KEY, CINET_TOKEN), then the client
 // config file ($CINET_CONFIG, or ~/.config/cinet/client.yaml).
 type remote struct {
-	broker, key, token string
+	broker, key, token, ca string
 }
 
 // clientFile is the client config file.
@@ -25,6 +25,9 @@ type clientFile struct {
 	Broker string `yaml:"broker"`
 	Key    string `yaml:"key"`
 	Token  string `yaml:"token"`
+	// CA is a PEM file of CA certificates trusted for the broker's TLS,
+	// besides the system's.
+	CA string `yaml:"ca"`
 }
 
 func (r *remote) register(cmd *cobra.Command) {
@@ -34,6 +37,7 @@ func (r *remote) register(cmd *cobra.Command) {
 		f.StringVar(&r.key, "key", "", "your key file, which signs requests (or $CINET_KEY)")
 	}
 	f.StringVar(&r.token, "token", "", "an operator-issued token instead of a key (or $CINET_TOKEN)")
+	f.StringVar(&r.ca, "ca", "", "a PEM file of CA certificates to trust for the broker's TLS, besides the system's (or $CINET_CA, or ca: in the client config)")
 }
 
 func configPath() string {
@@ -69,6 +73,7 @@ func (r *remote) resolve() error {
 	pick(&r.broker, "CINET_BROKER", file.Broker)
 	pick(&r.key, "CINET_KEY", file.Key)
 	pick(&r.token, "CINET_TOKEN", file.Token)
+	pick(&r.ca, "CINET_CA", file.CA)
 	return nil
 }
 
@@ -89,6 +94,13 @@ func (r *remote) client() (*client.Client, error) {
 		return nil, usageError{errors.New("no broker: give --broker URL, set CINET_BROKER, or name one in " + configPath())}
 	}
 	c := &client.Client{Base: r.broker, Token: r.token}
+	if r.ca != "" {
+		hc, err := client.HTTPWithCA(r.ca)
+		if err != nil {
+			return nil, err
+		}
+		c.HTTP = hc
+	}
 	if r.token == "" {
 		if r.key == "" {
 			return nil, usageError{errors.New("no key: give --key FILE (or $CINET_KEY, or a token) to sign requests")}
