@@ -284,21 +284,7 @@ func TestServiceReceivesNoConsoleCookie(t *testing.T) {
 		t.Fatalf("signing in: %d, cookies %v", resp.StatusCode, jar.Cookies(base))
 	}
 
-	const echo = `exec perl -MIO::Socket::INET -e '
-$s = IO::Socket::INET->new(LocalAddr => "$ENV{CINET_NODE_ADDR}:8000", Listen => 5, ReuseAddr => 1) or die "listen: $!";
-while ($c = $s->accept) { $h = ""; while (<$c>) { last if /^\r?$/; $h .= $_ if /^cookie:/i } print $c "HTTP/1.0 200 OK\r\n\r\nheaders:$h\n"; close $c }'`
-	doc := fmt.Sprintf(`apiVersion: cinet/v1
-kind: Job
-metadata: {name: echo}
-tasks:
-  - name: serve
-    command: ["/bin/sh", "-c", %q]
-resources: {cpus: 1, memory: 64Mi}
-estimatedRuntime: 10s
-service:
-  ports: [{name: http, port: 8000, protocol: http}]
-  readiness: {path: /health, period: 50ms}
-`, echo)
+	doc := serviceJob("echo", 1, `{ $h = ""; while (<$c>) { last if /^\r?$/; $h .= $_ if /^cookie:/i } print $c "HTTP/1.0 200 OK\r\n\r\nheaders:$h\n"; close $c }`)
 	j, err := e.as(otherTenant).SubmitJob(context.Background(), []byte(doc), "echo.yaml")
 	if err != nil {
 		t.Fatal(err)

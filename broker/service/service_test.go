@@ -675,6 +675,27 @@ func TestMultiNodeJob(t *testing.T) {
 	}
 }
 
+// serviceJob is a service job of replicas, each an HTTP server on port
+// 8000 in perl whose accept loop body (the connection is $c) is given.
+func serviceJob(name string, replicas int, body string) string {
+	server := `exec perl -MIO::Socket::INET -e '
+$s = IO::Socket::INET->new(LocalAddr => "$ENV{CINET_NODE_ADDR}:8000", Listen => 5, ReuseAddr => 1) or die "listen: $!";
+while ($c = $s->accept) ` + body + `'`
+	return fmt.Sprintf(`apiVersion: cinet/v1
+kind: Job
+metadata: {name: %s}
+tasks:
+  - name: serve
+    command: ["/bin/sh", "-c", %q]
+resources: {cpus: 1, memory: 64Mi}
+estimatedRuntime: 10s
+service:
+  replicas: %d
+  ports: [{name: http, port: 8000, protocol: http}]
+  readiness: {path: /health, period: 50ms}
+`, name, server, replicas)
+}
+
 // TestServiceJob: a service job of two replicas serves through the
 // endpoints its attempt lists, each replica its own, once they are ready;
 // cancelling it ends the service and bills both instances.
@@ -682,22 +703,7 @@ func TestServiceJob(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	tenant := e.as(tenantKey)
-	const server = `exec perl -MIO::Socket::INET -e '
-$s = IO::Socket::INET->new(LocalAddr => "$ENV{CINET_NODE_ADDR}:8000", Listen => 5, ReuseAddr => 1) or die "listen: $!";
-while ($c = $s->accept) { while (<$c>) { last if /^\r?$/ } print $c "HTTP/1.0 200 OK\r\n\r\nserved by $ENV{CINET_NODE_ADDR}\n"; close $c }'`
-	doc := fmt.Sprintf(`apiVersion: cinet/v1
-kind: Job
-metadata: {name: server}
-tasks:
-  - name: serve
-    command: ["/bin/sh", "-c", %q]
-resources: {cpus: 1, memory: 64Mi}
-estimatedRuntime: 10s
-service:
-  replicas: 2
-  ports: [{name: http, port: 8000, protocol: http}]
-  readiness: {path: /health, period: 50ms}
-`, server)
+	doc := serviceJob("server", 2, `{ while (<$c>) { last if /^\r?$/ } print $c "HTTP/1.0 200 OK\r\n\r\nserved by $ENV{CINET_NODE_ADDR}\n"; close $c }`)
 	status, _, body := e.raw(tenantKey, "POST", "/v1/jobs", []byte(doc))
 	if status != 201 {
 		t.Fatalf("submit: %d %s", status, body)

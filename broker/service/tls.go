@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/cinet/cinet/broker/client"
 )
 
 // TLSConf is the tls section of a broker's configuration: the API (and
@@ -37,6 +39,10 @@ type ACMEConf struct {
 	// Directory is the authority's directory URL (default Let's
 	// Encrypt's).
 	Directory string `yaml:"directory"`
+	// DirectoryCA is a PEM file of CA certificates trusted for the
+	// authority's own HTTPS, besides the system's: for a private
+	// authority.
+	DirectoryCA string `yaml:"directoryCA"`
 	// Cache keeps the account key and certificates (default
 	// DATA/acme).
 	Cache string `yaml:"cache"`
@@ -79,9 +85,17 @@ func (c *Config) newServerTLS(data string, log *slog.Logger) (*serverTLS, error)
 		if cache == "" {
 			cache = filepath.Join(data, "acme")
 		}
+		ac := &acme.Client{DirectoryURL: a.Directory}
+		if a.DirectoryCA != "" {
+			hc, err := client.HTTPWithCA(c.path(a.DirectoryCA))
+			if err != nil {
+				return nil, fmt.Errorf("service: tls: acme: directoryCA: %w", err)
+			}
+			ac.HTTPClient = hc
+		}
 		m := &autocert.Manager{
 			Prompt: autocert.AcceptTOS, Cache: autocert.DirCache(cache), HostPolicy: autocert.HostWhitelist(a.Domains...),
-			Email: a.Email, Client: &acme.Client{DirectoryURL: a.Directory},
+			Email: a.Email, Client: ac,
 		}
 		cfg := m.TLSConfig()
 		cfg.MinVersion = tls.VersionTLS12

@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,5 +189,99 @@ func TestTLSConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("tls %s: %v, want an error naming %q", tc.tls, err, tc.want)
 		}
+	}
+}
+
+// TestACME: a broker whose tls section names an ACME authority obtains a
+// certificate for its name from it the first time the name is asked for,
+// and serves it. The authority is Pebble, Let's Encrypt's test server
+// ($CINET_TEST_PEBBLE, which .ci/run builds), told to take every
+// challenge as met.
+func TestACME(t *testing.T) {
+	pebble := os.Getenv("CINET_TEST_PEBBLE")
+	if pebble == "" {
+		if os.Getenv("CINET_TEST_PEBBLE_REQUIRED") != "" {
+			t.Fatal("CINET_TEST_PEBBLE is not set, and the ACME test is required")
+		}
+		t.Skip("set CINET_TEST_PEBBLE to a pebble binary (go install github.com/letsencrypt/pebble/v2/cmd/pebble)")
+	}
+	dir := t.TempDir()
+	// Pebble's own HTTPS, under a certificate of the test's.
+	pebbleCert, pebbleKey := filepath.Join(dir, "pebble.crt"), filepath.Join(dir, "pebble.key")
+	selfSigned(t, "pebble", pebbleCert, pebbleKey)
+	port := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	api, mgmt := port(), port()
+	conf := fmt.Sprintf(`{"pebble": {"listenAddress": "127.0.0.1:%d", "managementListenAddress": "127.0.0.1:%d",
+		"certificate": %q, "privateKey": %q, "httpPort": %d, "tlsPort": %d,
+		"externalAccountBindingRequired": false, "keyAlgorithm": "ecdsa",
+		"profiles": {"default": {"description": "default", "validityPeriod": 7776000}}}}`, api, mgmt, pebbleCert, pebbleKey, port(), port())
+	confFile := filepath.Join(dir, "pebble.json")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(pebble, "-config", confFile)
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_VA_NOSLEEP=1")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	trustPebble := x509.NewCertPool()
+	pemBytes, _ := os.ReadFile(pebbleCert)
+	trustPebble.AppendCertsFromPEM(pemBytes)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: trustPebble}}}
+	waitFor(t, "pebble answering", func() bool {
+		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/dir", api))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+
+	if err := identity.WriteKeyFile(filepath.Join(dir, "broker.key"), operatorKey); err != nil {
+		t.Fatal(err)
+	}
+	svc := runBroker(t, dir, fmt.Sprintf(`region: cn-east-1
+data: %s
+listen: 127.0.0.1:0
+tls:
+  acme: {domains: [broker.test], email: ops@broker.test, directory: "https://127.0.0.1:%d/dir", directoryCA: %s}
+`, dir, api, pebbleCert))
+
+	// The roots pebble issues under, from its management API.
+	resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(root) {
+		t.Fatalf("pebble's root: %q", root)
+	}
+	broker := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "broker.test"}}}
+	resp, err = broker.Get(svc.URL() + "/healthz")
+	if err != nil {
+		t.Fatalf("the broker's certificate from the ACME authority: %v\npebble: %s", err, logs.String())
+	}
+	resp.Body.Close()
+	if names := resp.TLS.PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != "broker.test" {
+		t.Fatalf("the certificate names %v", names)
+	}
+	// A name the broker was not configured for is refused.
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "other.test"}}}
+	if _, err := other.Get(svc.URL() + "/healthz"); err == nil {
+		t.Fatal("a certificate was obtained for a name not configured")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acme", "broker.test")); err != nil {
+		t.Errorf("the certificate is not kept in DATA/acme: %v", err)
 	}
 }
