@@ -523,3 +523,36 @@ func TestAttackHostPaths(t *testing.T) {
 		t.Errorf("/proc/1/cmdline names the broker's data directory: %q", out)
 	}
 }
+
+// TestAttackFloodLogsAndTmp: a task that writes 3 MiB to stdout keeps
+// the log limit's worth and a last line saying how much was discarded;
+// one that fills /tmp is stopped at its class's memory; its output
+// descriptors are pipes, whose links name no host path.
+func TestAttackFloodLogsAndTmp(t *testing.T) {
+	b := newBroker(t, local.Config{LogLimit: descriptor.Quantity(1 << 20)})
+	flood := sh("main", `head -c 3145728 /dev/zero | tr '\0' a; readlink /proc/self/fd/1 /proc/self/fd/2 >&2`)
+	st := b.run(t, adapters.Placement{ID: "flood", Tasks: []descriptor.Task{flood}})
+	if st.State != adapters.Succeeded {
+		t.Fatalf("status %+v", st)
+	}
+	out := b.logs(t, "flood", "main", "stdout")
+	const note = "\n[cinet: output cut at the log limit of 1048576 bytes; 2097152 more bytes were discarded]\n"
+	if len(out) != 1<<20+len(note) || !strings.HasSuffix(out, note) {
+		t.Fatalf("a 3 MiB stdout kept %d bytes, ending %q", len(out), out[max(0, len(out)-120):])
+	}
+	if links := b.logs(t, "flood", "main", "stderr"); strings.Contains(links, b.data) || strings.Count(links, "pipe:") != 2 {
+		t.Errorf("the task's output descriptors: %q", links)
+	}
+
+	fill := sh("main", `head -c 134217728 /dev/zero > /tmp/big; echo "exit $?"; du -m /tmp/big | cut -f1`)
+	st = b.run(t, adapters.Placement{ID: "tmp", Limits: adapters.Limits{Memory: 256 << 20}, Tasks: []descriptor.Task{fill}})
+	out = b.logs(t, "tmp", "main", "stdout")
+	if st.State != adapters.Succeeded || !strings.Contains(out, "exit 0") {
+		t.Fatalf("128 MiB in a /tmp of 256 MiB: %+v %q %s", st, out, b.logs(t, "tmp", "main", "stderr"))
+	}
+	st = b.run(t, adapters.Placement{ID: "tmp2", Limits: adapters.Limits{Memory: 64 << 20}, Tasks: []descriptor.Task{fill}})
+	out = b.logs(t, "tmp2", "main", "stdout")
+	if strings.Contains(out, "exit 0") {
+		t.Fatalf("128 MiB in a /tmp of a 64 MiB class was kept: %+v %q", st, out)
+	}
+}

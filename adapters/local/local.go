@@ -92,6 +92,11 @@ type Config struct {
 	// holds them: the broker's data directory and key belong here. Workdir
 	// is always hidden.
 	Hide []string `json:"hide,omitempty"`
+	// LogLimit caps what one stream (stdout or stderr) of one task on one
+	// node keeps, in the sandbox (default 64Mi): past it the stream is
+	// cut, what follows is counted and discarded, and a last line says
+	// so.
+	LogLimit descriptor.Quantity `json:"logLimit,omitempty"`
 	// ServiceListen is the IP address a service's ports are exposed on,
 	// each at a port the kernel picks (default 127.0.0.1: this machine
 	// only; a broker sets it to a loopback address that is none of its
@@ -194,9 +199,12 @@ func New(c Config) (*Local, error) {
 	}
 	l := &Local{cfg: c, grace: grace}
 	if c.Isolated() {
-		sb := &sandboxConf{PIDs: c.PIDs, HostNetwork: c.Network == "host", Expose: c.Expose, Hide: []string{dir}}
+		sb := &sandboxConf{PIDs: c.PIDs, HostNetwork: c.Network == "host", Expose: c.Expose, Hide: []string{dir}, LogLimit: int64(c.LogLimit)}
 		if sb.PIDs == 0 {
 			sb.PIDs = 1024
+		}
+		if sb.LogLimit == 0 {
+			sb.LogLimit = DefaultLogLimit
 		}
 		if sb.Expose == nil {
 			sb.Expose = DefaultExpose
@@ -249,7 +257,11 @@ type sandboxConf struct {
 	PIDs        int64    `json:"pids"`
 	Expose      []string `json:"expose"`
 	Hide        []string `json:"hide"`
+	LogLimit    int64    `json:"logLimit"`
 }
+
+// DefaultLogLimit is what one stream of one task keeps by default.
+const DefaultLogLimit = 64 << 20
 
 // run is the shim's record of a placement's run. The task cannot reach
 // it: it is outside the sandbox, in a directory only root may enter.

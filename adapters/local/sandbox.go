@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +49,8 @@ type sandboxSpec struct {
 	Env      []string `json:"env"`      // the task's environment
 	Dir      string   `json:"dir"`      // its working directory, inside the sandbox
 	Hostname string   `json:"hostname"` // the UTS namespace's host name
+	LogLimit int64    `json:"logLimit"` // what each of stdout and stderr keeps; 0 for all
+	TmpSize  int64    `json:"tmpSize"`  // /tmp's size in bytes; 0 for the kernel's default
 }
 
 // sandboxEnd is how the task ended, as init saw it.
@@ -261,7 +264,7 @@ func sandboxInit() int {
 		fmt.Fprintln(os.Stderr, "cinet: cannot set up the sandbox:", err)
 		return report(sandboxEnd{ExitCode: 127, Error: "setting up the sandbox: " + err.Error()})
 	}
-	pid, err := spec.startTask()
+	pid, copied, err := spec.startTask()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cinet: cannot start %q: %v\n", spec.Argv[0], err)
 		return report(sandboxEnd{ExitCode: 127, Error: fmt.Sprintf("cannot start %q: %v", spec.Argv[0], err)})
@@ -302,8 +305,13 @@ func sandboxInit() int {
 		break
 	}
 	// What the task left running dies with init; kill it first so that it
-	// has stopped before its end is reported.
+	// has stopped before its end is reported, and its output, whose pipes
+	// close with the last process that holds them, is all in the logs.
 	syscall.Kill(-1, syscall.SIGKILL)
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+	}
 	return report(e)
 }
 
@@ -337,7 +345,7 @@ func (s *sandboxSpec) enter() error {
 	}{
 		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
 		{"dev", "tmpfs", "mode=0755,size=64k", unix.MS_NOSUID | unix.MS_NOEXEC},
-		{"tmp", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
+		{"tmp", "tmpfs", tmpOpts(s.TmpSize), unix.MS_NOSUID | unix.MS_NODEV},
 		{"dev/shm", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
 	}
 	for _, m := range mounts {
@@ -477,11 +485,32 @@ func loopbackUp() error {
 }
 
 // startTask starts the task as the job's user, in a session of its own,
-// with no way to gain privileges (set-uid programs do not elevate).
-func (s *sandboxSpec) startTask() (int, error) {
+// with no way to gain privileges (set-uid programs do not elevate). The
+// task's stdout and stderr are pipes whose output init copies to its own,
+// the log files, up to LogLimit each; copied is closed when both are
+// done, which is when every process that held them has ended.
+func (s *sandboxSpec) startTask() (pid int, copied <-chan struct{}, err error) {
 	if err := os.Chdir(s.Dir); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	var pipes [2][2]*os.File // read and write ends of stdout's and stderr's
+	for k := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, nil, err
+		}
+		pipes[k] = [2]*os.File{r, w}
+	}
+	done := make(chan struct{})
+	started := false
+	defer func() {
+		for _, p := range pipes {
+			p[1].Close() // the task has its own
+			if !started {
+				p[0].Close()
+			}
+		}
+	}()
 	for _, kv := range s.Env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
 			os.Setenv("PATH", v)
@@ -489,33 +518,65 @@ func (s *sandboxSpec) startTask() (int, error) {
 	}
 	path, err := exec.LookPath(s.Argv[0])
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	// no_new_privs is a property of the thread, inherited by the child
 	// this thread forks.
 	runtime.LockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return 0, fmt.Errorf("setting no_new_privs: %w", err)
+		return 0, nil, fmt.Errorf("setting no_new_privs: %w", err)
 	}
 	if err := confineThread(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer devnull.Close()
 	p, err := os.StartProcess(path, s.Argv, &os.ProcAttr{
-		Dir: s.Dir, Env: s.Env, Files: []*os.File{devnull, os.Stdout, os.Stderr},
+		Dir: s.Dir, Env: s.Env, Files: []*os.File{devnull, pipes[0][1], pipes[1][1]},
 		Sys: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: s.UID, Gid: s.UID, Groups: []uint32{}},
 			Setsid:     true,
 		},
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return p.Pid, nil
+	started = true
+	var wg sync.WaitGroup
+	for k, out := range []*os.File{os.Stdout, os.Stderr} {
+		wg.Go(func() {
+			copyCapped(out, pipes[k][0], s.LogLimit)
+			pipes[k][0].Close()
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	return p.Pid, done, nil
+}
+
+// copyCapped copies src to dst until src ends, keeping at most limit
+// bytes (0: all); past it what comes is read, counted and discarded, and
+// a last line says how much.
+func copyCapped(dst io.Writer, src io.Reader, limit int64) {
+	if limit <= 0 {
+		io.Copy(dst, src)
+		return
+	}
+	kept, _ := io.Copy(dst, io.LimitReader(src, limit))
+	dropped, _ := io.Copy(io.Discard, src)
+	if kept == limit && dropped > 0 {
+		fmt.Fprintf(dst, "\n[cinet: output cut at the log limit of %d bytes; %d more bytes were discarded]\n", limit, dropped)
+	}
+}
+
+// tmpOpts are the mount options of a task's /tmp.
+func tmpOpts(size int64) string {
+	if size <= 0 {
+		return "mode=1777"
+	}
+	return fmt.Sprintf("mode=1777,size=%d", size)
 }
 
 // closeOnExecFrom marks every descriptor from first up close-on-exec.

@@ -314,6 +314,16 @@ func (s *spec) rendezvousPort() (int, error) {
 
 const defaultRendezvousPort = 29500
 
+// tmpSize bounds a task's /tmp: the class's memory, whose cgroup its
+// pages are charged to anyway, or 1 GiB when the placement has no memory
+// limit.
+func (s *spec) tmpSize() int64 {
+	if s.Limits.Memory > 0 {
+		return s.Limits.Memory
+	}
+	return 1 << 30
+}
+
 // nodeWork is a node's work directory, below the placement's: node 0's is
 // work/, node k's work-k/.
 func nodeWork(rank int) string {
@@ -388,7 +398,7 @@ func (s *spec) startNode(dir string, uid uint32, i int, t descriptor.Task, inst 
 		ss := sandboxSpec{
 			Root: root, Work: work, Expose: sb.Expose, Hide: sb.Hide, UID: uid,
 			Network: !sb.HostNetwork, Argv: argv, Env: env, Dir: filepath.Join(sandboxWork, t.Workdir),
-			Hostname: hostname,
+			Hostname: hostname, LogLimit: sb.LogLimit, TmpSize: s.tmpSize(),
 		}
 		l := limits{CPUs: s.Limits.CPUs, Memory: s.Limits.Memory, PIDs: sb.PIDs}
 		return startSandboxed(ss, fmt.Sprintf("%s.%d.%d", p.ID, i, inst), l, out[0], out[1], netns, keepNetns)
