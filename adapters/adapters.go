@@ -81,6 +81,9 @@ type Placement struct {
 type Limits struct {
 	CPUs   float64 `json:"cpus,omitempty"`   // CPU time per wall second
 	Memory int64   `json:"memory,omitempty"` // bytes
+	// Disk is what each node may write to its work directory, in bytes;
+	// 0 for no bound.
+	Disk int64 `json:"disk,omitempty"`
 	// Accelerators is how many accelerator devices each node has.
 	Accelerators int `json:"accelerators,omitempty"`
 }

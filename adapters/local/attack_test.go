@@ -556,3 +556,63 @@ func TestAttackFloodLogsAndTmp(t *testing.T) {
 		t.Fatalf("128 MiB in a /tmp of a 64 MiB class was kept: %+v %q", st, out)
 	}
 }
+
+// TestAttackFillDisk: a placement whose class has a disk of 64 MiB
+// cannot write more than that to its work directory, which
+// /proc/self/mountinfo shows as a file system of its own, naming no host
+// path; when the placement ends the mount goes and the image stays.
+func TestAttackFillDisk(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	// A refused fallocate may keep what it allocated: the file goes.
+	script := `fallocate -l 100M /work/big 2>/dev/null && echo big-kept || echo big-refused; rm -f /work/big; ` +
+		`head -c 33554432 /dev/zero > /work/ok && echo ok-kept; ` +
+		`head -c 67108864 /dev/zero > /work/more 2>/dev/null && echo more-kept || echo more-refused; ` +
+		`df -B1M --output=size /work | tail -1; cat /proc/self/mountinfo >&2`
+	st := b.run(t, adapters.Placement{ID: "fill", Limits: adapters.Limits{Disk: 64 << 20}, Tasks: []descriptor.Task{sh("main", script)}})
+	out, info := b.logs(t, "fill", "main", "stdout"), b.logs(t, "fill", "main", "stderr")
+	if st.State != adapters.Succeeded {
+		t.Fatalf("status %+v: %s %s", st, out, info)
+	}
+	for _, want := range []string{"big-refused", "ok-kept", "more-refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("a 64 MiB work disk: want %s in %q", want, out)
+		}
+	}
+	if strings.Contains(info, b.data) {
+		t.Errorf("/proc/self/mountinfo names the broker's data directory:\n%s", info)
+	}
+	work := filepath.Join(b.a.Workdir(), "fill", "work")
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), work) {
+		t.Errorf("the work disk is still mounted at %s after the placement ended", work)
+	}
+	if _, err := os.Stat(filepath.Join(b.a.Workdir(), "fill", "disk", "work.img")); err != nil {
+		t.Errorf("the work disk's image: %v", err)
+	}
+}
+
+// TestRetention: a placement's directory, work disk and all, stays until
+// the broker released it and the retention has passed, then goes; one
+// not released stays, whatever its age.
+func TestRetention(t *testing.T) {
+	b := newBroker(t, local.Config{Retention: descriptor.Duration(time.Nanosecond)})
+	for _, id := range []string{"released", "kept"} {
+		b.run(t, adapters.Placement{ID: id, Limits: adapters.Limits{Disk: 32 << 20}, Tasks: []descriptor.Task{sh("main", "echo done > /work/out")}})
+	}
+	if err := b.a.Release(t.Context(), "released"); err != nil {
+		t.Fatal(err)
+	}
+	// Readable after Release, until the next sweep.
+	if st, err := b.a.Status(t.Context(), "released"); err != nil || st.State != adapters.Succeeded {
+		t.Fatalf("a released placement's status: %+v %v", st, err)
+	}
+	b.run(t, adapters.Placement{ID: "next", Tasks: []descriptor.Task{sh("main", "true")}})
+	if _, err := os.Stat(filepath.Join(b.a.Workdir(), "released")); !os.IsNotExist(err) {
+		t.Errorf("a placement released past its retention was kept: %v", err)
+	}
+	if _, err := b.a.Status(t.Context(), "released"); err == nil {
+		t.Error("a removed placement still has a status")
+	}
+	if _, err := os.Stat(filepath.Join(b.a.Workdir(), "kept", "run.json")); err != nil {
+		t.Errorf("a placement never released was removed: %v", err)
+	}
+}

@@ -97,6 +97,10 @@ type Config struct {
 	// cut, what follows is counted and discarded, and a last line says
 	// so.
 	LogLimit descriptor.Quantity `json:"logLimit,omitempty"`
+	// Retention is how long a placement's directory — its work
+	// directories, logs and run record — is kept after the broker
+	// released it, once settled (default 168h, a week).
+	Retention descriptor.Duration `json:"retention,omitempty"`
 	// ServiceListen is the IP address a service's ports are exposed on,
 	// each at a port the kernel picks (default 127.0.0.1: this machine
 	// only; a broker sets it to a loopback address that is none of its
@@ -167,6 +171,9 @@ type Local struct {
 	// mu serializes Provision per adapter, so one shim starts per
 	// placement, and the accounting of lost placements.
 	mu sync.Mutex
+	// sweepMu guards swept, when released placements were last swept.
+	sweepMu sync.Mutex
+	swept   time.Time
 }
 
 // New returns a local adapter. With isolation (the default) it first
@@ -330,6 +337,7 @@ func (l *Local) Provision(ctx context.Context, p adapters.Placement) error {
 	if err != nil {
 		return err
 	}
+	l.sweep(time.Now())
 	if len(p.Tasks) == 0 {
 		return errors.New("local: a placement has at least one task")
 	}
@@ -474,6 +482,7 @@ func (l *Local) endLost(dir string) (*run, error) {
 			t.End = t.Started
 		}
 	}
+	unmountWorkDisks(dir)
 	r.Done, r.Lost = true, true
 	r.Detail = "the shim supervising the placement died; its usage counts up to " + r.Seen.Format(time.RFC3339)
 	data, err := json.Marshal(r)
@@ -619,8 +628,16 @@ func (l *Local) Release(ctx context.Context, id string) error {
 		return err
 	}
 	if r == nil || r.Done {
+		if r != nil {
+			return markReleased(dir)
+		}
 		return nil
 	}
+	defer func() {
+		if r != nil && r.Done {
+			markReleased(dir)
+		}
+	}()
 	if live {
 		if err := syscall.Kill(r.ShimPID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("local: signalling the shim of %s: %w", id, err)

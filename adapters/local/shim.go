@@ -89,8 +89,20 @@ func shim(dir string) error {
 		}
 		defer held.Close()
 		r.UID = uid
+		if s.Placement.Limits.Disk > 0 {
+			// Unmounted when the run ends (or, if the shim dies first,
+			// when the adapter finds the placement lost).
+			defer unmountWorkDisks(dir)
+		}
 		for inst := range s.Placement.Instances() {
-			if err := os.Chown(filepath.Join(dir, nodeWork(inst)), int(uid), int(uid)); err != nil {
+			work := filepath.Join(dir, nodeWork(inst))
+			if s.Placement.Limits.Disk > 0 {
+				if err := mountWorkDisk(dir, work, s.Placement.Limits.Disk, uid); err != nil {
+					r.Done, r.Detail = true, "the work directory could not be made: "+err.Error()
+					return adapters.WriteFileAtomic(filepath.Join(dir, runFile), mustJSON(r))
+				}
+			}
+			if err := os.Chown(work, int(uid), int(uid)); err != nil {
 				return err
 			}
 		}
@@ -205,6 +217,14 @@ func shim(dir string) error {
 	}
 	r.Done = true
 	return save()
+}
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return data
 }
 
 // A runningTask is a task the shim started, in its sandbox or not.

@@ -668,7 +668,7 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 		}
 	}
 	if class != nil {
-		p.Limits = adapters.Limits{CPUs: float64(class.CPU.Count), Memory: int64(class.Memory)}
+		p.Limits = adapters.Limits{CPUs: float64(class.CPU.Count), Memory: int64(class.Memory), Disk: int64(class.Disk)}
 		for _, acc := range class.Accelerators {
 			p.Limits.Accelerators += acc.Count
 		}

@@ -72,7 +72,10 @@ The configuration (YAML; relative paths from the file's directory):
       # Each task runs as its own user in namespaces and a cgroup limited
       # to the offer's class; the broker must run as root. Options:
       # network: none|host, pids: 1024, uids: 1000000-1065535,
-      # expose: [/usr, /etc, …], hide: [paths no task may see].
+      # expose: [/usr, /etc, …], hide: [paths no task may see],
+      # logLimit: 64Mi (per stream of a task), retention: 168h (how long
+      # a settled placement's directory is kept). A class's disk is each
+      # node's /work, as a file system of that size (spec/jobs.md §8).
       config: {workdir: /var/lib/cinet/work}
     # Other adapters (spec/adapters.md has each one's configuration):
     #   terraform  an OpenTofu/Terraform module per provider; nodes run the

@@ -1,0 +1,86 @@
+//go:build linux
+
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A placement whose class has a disk gets, for each node, a work
+// directory that is a file system of its own of exactly that size: an
+// ext4 image in the placement's directory (disk/work-K.img), made sparse,
+// formatted with the job's user as the owner of its root, and mounted on
+// the node's work directory through a loop device while the placement
+// runs. A task then cannot write more than its class's disk — the kernel
+// answers ENOSPC — and /proc/self/mountinfo shows /work as the root of
+// that file system, not as a directory of the host's. The image stays
+// with the placement's directory when the placement ends; only the mount
+// goes.
+
+const diskDir = "disk"
+
+// minDisk is the smallest image mkfs.ext4 makes reliably; a class of less
+// gets this much.
+const minDisk = 16 << 20
+
+// mountWorkDisk makes the image for the work directory work and mounts it
+// there, owned by uid.
+func mountWorkDisk(dir, work string, size int64, uid uint32) error {
+	if err := os.MkdirAll(filepath.Join(dir, diskDir), 0o700); err != nil {
+		return err
+	}
+	img := filepath.Join(dir, diskDir, filepath.Base(work)+".img")
+	f, err := os.OpenFile(img, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("the work disk's image: %w", err)
+	}
+	err = f.Truncate(max(size, minDisk))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("the work disk's image: %w", err)
+	}
+	// No reserved blocks (the class's disk is the job's), and the inode
+	// tables and journal initialized lazily, so that making it costs
+	// little whatever its size.
+	mkfs := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0",
+		"-E", fmt.Sprintf("root_owner=%d:%d,lazy_itable_init=1,lazy_journal_init=1", uid, uid), img)
+	if out, err := mkfs.CombinedOutput(); err != nil {
+		return fmt.Errorf("formatting the work disk: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	// mount(8) attaches the loop device, and detaches it at unmount.
+	mount := exec.Command("mount", "-o", "loop,nosuid,nodev,noatime", img, work)
+	if out, err := mount.CombinedOutput(); err != nil {
+		return fmt.Errorf("mounting the work disk: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unmountWorkDisks unmounts whatever work disks of the placement at dir
+// are mounted; the images stay.
+func unmountWorkDisks(dir string) error {
+	imgs, err := filepath.Glob(filepath.Join(dir, diskDir, "*.img"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, img := range imgs {
+		work := filepath.Join(dir, strings.TrimSuffix(filepath.Base(img), ".img"))
+		if err := unix.Unmount(work, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			// Something still holds it (a process the kernel is taking
+			// down): detach it now, to go when they do.
+			if err := unix.Unmount(work, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+				errs = append(errs, fmt.Errorf("unmounting %s: %w", work, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
