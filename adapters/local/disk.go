@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A placement whose class has a disk gets, for each node, a work
-// directory that is a file system of its own of exactly that size: an
+// Every sandboxed node's work directory is a file system of its own, of
+// the size of the class's disk (or the adapter's defaultDisk): an
 // ext4 image in the placement's directory (disk/work-K.img), made sparse,
 // formatted with the job's user as the owner of its root, and mounted on
 // the node's work directory through a loop device while the placement
@@ -31,7 +31,8 @@ const diskDir = "disk"
 const minDisk = 16 << 20
 
 // mountWorkDisk makes the image for the work directory work and mounts it
-// there, owned by uid.
+// there, owned by uid. What the work directory already holds (staged
+// before the placement started) is copied onto the disk first.
 func mountWorkDisk(dir, work string, size int64, uid uint32) error {
 	if err := os.MkdirAll(filepath.Join(dir, diskDir), 0o700); err != nil {
 		return err
@@ -57,11 +58,36 @@ func mountWorkDisk(dir, work string, size int64, uid uint32) error {
 		return fmt.Errorf("formatting the work disk: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	// mount(8) attaches the loop device, and detaches it at unmount.
-	mount := exec.Command("mount", "-o", "loop,nosuid,nodev,noatime", img, work)
-	if out, err := mount.CombinedOutput(); err != nil {
-		return fmt.Errorf("mounting the work disk: %v: %s", err, strings.TrimSpace(string(out)))
+	mount := func(at string) error {
+		if out, err := exec.Command("mount", "-o", "loop,nosuid,nodev,noatime", img, at).CombinedOutput(); err != nil {
+			return fmt.Errorf("mounting the work disk: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
 	}
-	return nil
+	if entries, err := os.ReadDir(work); err != nil {
+		return err
+	} else if len(entries) > 0 {
+		staging := filepath.Join(dir, diskDir, filepath.Base(work)+".staging")
+		if err := os.Mkdir(staging, 0o700); err != nil {
+			return err
+		}
+		err := mount(staging)
+		if err == nil {
+			// -a keeps modes and times; the owner is made the job's by
+			// the caller for the root, and kept for what was staged.
+			if out, cerr := exec.Command("cp", "-a", work+"/.", staging+"/").CombinedOutput(); cerr != nil {
+				err = fmt.Errorf("copying what was staged in the work directory: %v: %s", cerr, strings.TrimSpace(string(out)))
+			}
+			if uerr := unix.Unmount(staging, 0); err == nil && uerr != nil {
+				err = fmt.Errorf("unmounting the staged work disk: %w", uerr)
+			}
+		}
+		os.Remove(staging)
+		if err != nil {
+			return err
+		}
+	}
+	return mount(work)
 }
 
 // unmountWorkDisks unmounts whatever work disks of the placement at dir

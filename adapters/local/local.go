@@ -97,6 +97,10 @@ type Config struct {
 	// cut, what follows is counted and discarded, and a last line says
 	// so.
 	LogLimit descriptor.Quantity `json:"logLimit,omitempty"`
+	// DefaultDisk is the size of a node's /work when the offer's class
+	// names no disk (default 10Gi): every sandboxed node's /work is a
+	// file system of its own (spec/jobs.md §8).
+	DefaultDisk descriptor.Quantity `json:"defaultDisk,omitempty"`
 	// Retention is how long a placement's directory — its work
 	// directories, logs and run record — is kept after the broker
 	// released it, once settled (default 168h, a week).
@@ -206,7 +210,10 @@ func New(c Config) (*Local, error) {
 	}
 	l := &Local{cfg: c, grace: grace}
 	if c.Isolated() {
-		sb := &sandboxConf{PIDs: c.PIDs, HostNetwork: c.Network == "host", Expose: c.Expose, Hide: []string{dir}, LogLimit: int64(c.LogLimit)}
+		sb := &sandboxConf{PIDs: c.PIDs, HostNetwork: c.Network == "host", Expose: c.Expose, Hide: []string{dir}, LogLimit: int64(c.LogLimit), Disk: int64(c.DefaultDisk)}
+		if sb.Disk == 0 {
+			sb.Disk = DefaultDisk
+		}
 		if sb.PIDs == 0 {
 			sb.PIDs = 1024
 		}
@@ -265,10 +272,15 @@ type sandboxConf struct {
 	Expose      []string `json:"expose"`
 	Hide        []string `json:"hide"`
 	LogLimit    int64    `json:"logLimit"`
+	Disk        int64    `json:"disk"` // a node's /work when the class names none
 }
 
-// DefaultLogLimit is what one stream of one task keeps by default.
-const DefaultLogLimit = 64 << 20
+// Defaults of the sandbox: what one stream of one task keeps, and a
+// node's disk when the class names none.
+const (
+	DefaultLogLimit = 64 << 20
+	DefaultDisk     = 10 << 30
+)
 
 // run is the shim's record of a placement's run. The task cannot reach
 // it: it is outside the sandbox, in a directory only root may enter.

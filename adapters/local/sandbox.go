@@ -59,6 +59,9 @@ type sandboxEnd struct {
 	Signal   string `json:"signal,omitempty"`
 	Error    string `json:"error,omitempty"` // the sandbox or the task could not start
 	Node     int    `json:"-"`               // which node, of a multi-node task
+	// Unreported is set when init ended without a report: it was killed
+	// (on a cancel or a timeout, by the shim) or died.
+	Unreported bool `json:"-"`
 }
 
 // Where the job's work directory is inside the sandbox.
@@ -139,7 +142,7 @@ func startSandboxed(spec sandboxSpec, group string, l limits, stdout, stderr, ne
 		data, _ := io.ReadAll(io.LimitReader(endR, 64<<10))
 		endR.Close()
 		if json.Unmarshal(data, &e) != nil {
-			e = sandboxEnd{ExitCode: -1, Signal: "killed"}
+			e = sandboxEnd{ExitCode: -1, Signal: "killed", Unreported: true}
 		}
 		t.ended <- e
 	}()

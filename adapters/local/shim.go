@@ -89,18 +89,15 @@ func shim(dir string) error {
 		}
 		defer held.Close()
 		r.UID = uid
-		if s.Placement.Limits.Disk > 0 {
-			// Unmounted when the run ends (or, if the shim dies first,
-			// when the adapter finds the placement lost).
-			defer unmountWorkDisks(dir)
-		}
+		// Unmounted when the run ends (or, if the shim dies first, when
+		// the adapter finds the placement lost).
+		defer unmountWorkDisks(dir)
+		disk := cmp.Or(s.Placement.Limits.Disk, sb.Disk)
 		for inst := range s.Placement.Instances() {
 			work := filepath.Join(dir, nodeWork(inst))
-			if s.Placement.Limits.Disk > 0 {
-				if err := mountWorkDisk(dir, work, s.Placement.Limits.Disk, uid); err != nil {
-					r.Done, r.Detail = true, "the work directory could not be made: "+err.Error()
-					return adapters.WriteFileAtomic(filepath.Join(dir, runFile), mustJSON(r))
-				}
+			if err := mountWorkDisk(dir, work, disk, uid); err != nil {
+				r.Done, r.Detail = true, "the work directory could not be made: "+err.Error()
+				return adapters.WriteFileAtomic(filepath.Join(dir, runFile), mustJSON(r))
 			}
 			if err := os.Chown(work, int(uid), int(uid)); err != nil {
 				return err
@@ -203,6 +200,8 @@ func shim(dir string) error {
 			r.Detail = fmt.Sprintf("task %s%s: %v", t.Name, on, err)
 		case end.Error != "":
 			r.Detail = fmt.Sprintf("task %s%s: %s", t.Name, on, end.Error)
+		case end.Unreported && !r.Cancelled && !last.TimedOut && acct.OOMKills == 0:
+			r.Detail = fmt.Sprintf("task %s%s: its sandbox's init ended without saying how the task ended (its stderr log, and the placement's %s, may say why)", t.Name, on, shimLog)
 		case acct.OOMKills > 0:
 			r.Detail = fmt.Sprintf("task %s%s was killed for using more memory than its limit of %s", t.Name, on, descriptor.Quantity(s.Limits.Memory))
 		case nodes > 1 && end.failed() && !r.Cancelled && !last.TimedOut:
@@ -213,6 +212,13 @@ func shim(dir string) error {
 		}
 		if r.Cancelled || last.TimedOut || last.ExitCode != 0 {
 			break
+		}
+	}
+	// The disks are unmounted before the end is recorded: whoever acts
+	// on a finished placement finds nothing of it mounted.
+	if s.Sandbox != nil {
+		if err := unmountWorkDisks(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "cinet local shim:", err)
 		}
 	}
 	r.Done = true

@@ -74,8 +74,9 @@ The configuration (YAML; relative paths from the file's directory):
       # network: none|host, pids: 1024, uids: 1000000-1065535,
       # expose: [/usr, /etc, …], hide: [paths no task may see],
       # logLimit: 64Mi (per stream of a task), retention: 168h (how long
-      # a settled placement's directory is kept). A class's disk is each
-      # node's /work, as a file system of that size (spec/jobs.md §8).
+      # a settled placement's directory is kept), defaultDisk: 10Gi (each
+      # node's /work is a file system of the class's disk, or of this
+      # when the class names none; spec/jobs.md §8).
       config: {workdir: /var/lib/cinet/work}
     # Other adapters (spec/adapters.md has each one's configuration):
     #   terraform  an OpenTofu/Terraform module per provider; nodes run the
