@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -614,5 +615,32 @@ func TestRetention(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.a.Workdir(), "kept", "run.json")); err != nil {
 		t.Errorf("a placement never released was removed: %v", err)
+	}
+}
+
+// TestDiskUnmountedWhenDirectoryRemoved: a placement whose directory is
+// removed from under it while it runs (its images, record and all) still
+// has its disk unmounted when it ends: nothing is left mounted.
+func TestDiskUnmountedWhenDirectoryRemoved(t *testing.T) {
+	b := newBroker(t, local.Config{})
+	if err := b.a.Provision(t.Context(), adapters.Placement{ID: "gone", Job: "gone", Tasks: []descriptor.Task{sh("main", "echo up; sleep 2")}}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "gone", "main", "up")
+	dir := filepath.Join(b.a.Workdir(), "gone")
+	rec := b.runRecord(t, "gone")
+	for _, f := range []string{"disk", "run.json", "placement.json"} {
+		os.RemoveAll(filepath.Join(dir, f))
+	}
+	// The shim ends with its task.
+	deadline := time.Now().Add(60 * time.Second)
+	for syscall.Kill(rec.ShimPID, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the shim did not end")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), filepath.Join(dir, "work")) {
+		t.Fatalf("the work disk of a placement whose directory was removed is still mounted")
 	}
 }

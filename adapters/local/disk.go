@@ -91,15 +91,20 @@ func mountWorkDisk(dir, work string, size int64, uid uint32) error {
 }
 
 // unmountWorkDisks unmounts whatever work disks of the placement at dir
-// are mounted; the images stay.
+// are mounted: it looks at the work directories themselves (work,
+// work-1, …), so that a disk whose image or record was removed from under
+// a running placement is unmounted all the same. The images stay.
 func unmountWorkDisks(dir string) error {
-	imgs, err := filepath.Glob(filepath.Join(dir, diskDir, "*.img"))
-	if err != nil {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	var errs []error
-	for _, img := range imgs {
-		work := filepath.Join(dir, strings.TrimSuffix(filepath.Base(img), ".img"))
+	for _, e := range entries {
+		if name := e.Name(); name != workDir && !strings.HasPrefix(name, workDir+"-") {
+			continue
+		}
+		work := filepath.Join(dir, e.Name())
 		if err := unix.Unmount(work, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			// Something still holds it (a process the kernel is taking
 			// down): detach it now, to go when they do.
