@@ -54,6 +54,7 @@ func newBroker(t *testing.T, cfg local.Config) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
+	releaseAllAtEnd(t, a, cfg.Workdir)
 	return &broker{data: data, key: key, a: a}
 }
 

@@ -43,11 +43,21 @@ func TestMain(m *testing.M) {
 
 func newLocal(t testing.TB) adapters.Adapter {
 	t.Helper()
-	a, err := adapters.New("local", []byte(`{"workdir": "`+t.TempDir()+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return newLocalWith(t, "")
+}
+
+// releaseAllAtEnd releases, when the test ends (before its temporary
+// directories go), every placement of the adapter still running: a test
+// that fails midway leaves no shim, task or mounted disk behind.
+func releaseAllAtEnd(t testing.TB, a adapters.Adapter, workdir string) {
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir(workdir)
+		for _, e := range entries {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				a.Release(context.Background(), e.Name())
+			}
+		}
+	})
 }
 
 // configs are the ways the adapter runs tasks: in the sandbox, in the
@@ -60,10 +70,12 @@ var configs = []struct{ name, extra string }{
 
 func newLocalWith(t testing.TB, extra string) adapters.Adapter {
 	t.Helper()
-	a, err := adapters.New("local", []byte(`{"workdir": "`+t.TempDir()+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]`+extra+`}`))
+	workdir := t.TempDir()
+	a, err := adapters.New("local", []byte(`{"workdir": "`+workdir+`", "killGrace": "1s", "shim": ["`+os.Args[0]+`"]`+extra+`}`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	releaseAllAtEnd(t, a, workdir)
 	return a
 }
 
@@ -92,6 +104,7 @@ func TestNodesMeet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			releaseAllAtEnd(t, a, workdir)
 			// Each node runs this test binary, from its own work directory.
 			for rank := range n {
 				dir := filepath.Join(workdir, "mesh", "work")
@@ -237,6 +250,7 @@ func TestSurvivesTheBroker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		releaseAllAtEnd(t, a, dir)
 		return a
 	}
 	ctx := t.Context()
@@ -382,6 +396,7 @@ func TestLostNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	releaseAllAtEnd(t, a, dir)
 	const n = 3
 	p := adapters.Placement{ID: "lostnodes", Job: "j", Nodes: n, Tasks: []descriptor.Task{
 		{Name: "main", Command: []string{"/bin/sh", "-c", `echo $$ > "$HOME/pid"; exec sleep 600`}},
@@ -463,6 +478,7 @@ func TestService(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			releaseAllAtEnd(t, a, workdir)
 			const replicas = 2
 			works := make([]string, replicas)
 			for r := range replicas {
