@@ -83,6 +83,7 @@ type buckets[K comparable] struct {
 	mu       sync.Mutex
 	m        map[K]*rate.Limiter
 	overflow *rate.Limiter
+	swept    time.Time // when a full table was last swept for idle buckets
 }
 
 func newBuckets[K comparable](limit rate.Limit, burst int) *buckets[K] {
@@ -98,7 +99,14 @@ func (b *buckets[K]) get(k K, now time.Time) *rate.Limiter {
 	}
 	if len(b.m) >= maxBuckets {
 		// Drop the buckets that are full again: their callers are idle,
-		// and a new bucket for them would be the same.
+		// and a new bucket for them would be the same. At most once a
+		// second: a table full of busy callers would otherwise be scanned
+		// whole for every newcomer, which many addresses could turn into
+		// CPU. Newcomers share the overflow bucket in between.
+		if now.Sub(b.swept) < time.Second {
+			return b.overflow
+		}
+		b.swept = now
 		for k, l := range b.m {
 			if l.TokensAt(now) >= float64(b.burst) {
 				delete(b.m, k)

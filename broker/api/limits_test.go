@@ -39,6 +39,30 @@ func TestBuckets(t *testing.T) {
 	}
 }
 
+// TestBucketsFull: a table full of busy callers sends newcomers to the
+// shared overflow bucket, and is swept for idle callers at most once a
+// second; once callers are idle, newcomers get buckets of their own.
+func TestBucketsFull(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	b := newBuckets[int](1, 2)
+	for i := range maxBuckets {
+		b.take(i, now) // each spends one of its two: busy
+	}
+	if l := b.get(-1, now); l != b.overflow {
+		t.Fatal("a newcomer to a full table of busy callers got a bucket of its own")
+	}
+	swept := b.swept
+	b.get(-2, now.Add(500*time.Millisecond))
+	if !b.swept.Equal(swept) {
+		t.Fatal("the table was swept again within a second")
+	}
+	// Two seconds on, every bucket is full again: the callers are idle.
+	later := now.Add(2 * time.Second)
+	if l := b.get(-3, later); l == b.overflow || len(b.m) != 1 {
+		t.Fatalf("after the callers went idle: overflow %v, %d buckets held", l == b.overflow, len(b.m))
+	}
+}
+
 // BenchmarkBucketTake is what the limiter costs one request: finding the
 // caller's bucket and taking from it.
 func BenchmarkBucketTake(b *testing.B) {
