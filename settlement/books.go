@@ -245,8 +245,14 @@ func (s *Settler) Statement(ctx context.Context, account Account, from, to time.
 // ErrHold wraps the reasons a hold cannot be placed or released.
 var ErrHold = errors.New("settlement: hold")
 
+// ErrHoldExists is a hold placed for a job that has one: PlaceHold returns
+// the one it has with it.
+var ErrHoldExists = errors.New("the job already has a hold")
+
 // PlaceHold reserves amount of a tenant's budget for a job. Usage the job
-// incurs on this broker captures from the hold.
+// incurs on this broker captures from the hold. A job has one hold: asked
+// again, PlaceHold returns the job's hold and an error wrapping
+// ErrHoldExists.
 func (s *Settler) PlaceHold(ctx context.Context, job string, tenant Account, currency string, amount descriptor.Nanos) (*Hold, error) {
 	if amount < 0 || job == "" || tenant.Kind() != TenantAccounts || !descriptor.IsCurrency(currency) {
 		return nil, fmt.Errorf("%w: a hold needs a job, a tenant account, a currency and a non-negative amount", ErrHold)
@@ -254,16 +260,21 @@ func (s *Settler) PlaceHold(ctx context.Context, job string, tenant Account, cur
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &Hold{Job: job, Account: tenant, Currency: currency, Amount: amount, Open: true, CreatedAt: s.cfg.Now().UTC()}
+	var had *Hold
 	err := s.cfg.Store.Update(ctx, func(tx Tx) error {
 		existing, err := tx.Holds([]string{job})
 		if err != nil {
 			return err
 		}
-		if _, ok := existing[job]; ok {
-			return fmt.Errorf("%w: job %s already has a hold", ErrHold, job)
+		if e, ok := existing[job]; ok {
+			had = e
+			return fmt.Errorf("%w: job %s: %w", ErrHold, job, ErrHoldExists)
 		}
 		return tx.PutHolds([]*Hold{h})
 	})
+	if had != nil {
+		return had, err
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
 )
@@ -79,17 +77,17 @@ func (n *Node) serveExec(s network.Stream) {
 func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execRequest) execResponse {
 	x := n.cfg.Executing
 	if x == nil {
-		return execResponse{Code: "refused", Error: "this broker executes no forwarded placements"}
+		return execResponse{Code: codeRefused, Error: "this broker executes no forwarded placements"}
 	}
 	var resp execResponse
 	var err error
 	switch req.Op {
 	case opForward:
 		if req.Forward == nil {
-			return execResponse{Code: "refused", Error: "forward: no placement given"}
+			return execResponse{Code: codeRefused, Error: "forward: no placement given"}
 		}
 		if err := n.checkAuthority(home, req.Forward.Submission); err != nil {
-			return execResponse{Code: "refused", Error: err.Error()}
+			return execResponse{Code: codeRefused, Error: err.Error()}
 		}
 		if err = x.Accept(ctx, home, *req.Forward); err == nil {
 			// The placement holds the instances now: the lease is spent.
@@ -101,7 +99,7 @@ func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execR
 		resp.Status = &st
 	case opLogs:
 		if req.Logs == nil {
-			return execResponse{Code: "refused", Error: "logs: no slice given"}
+			return execResponse{Code: codeRefused, Error: "logs: no slice given"}
 		}
 		resp.Data, err = x.ExecLogs(ctx, home, *req.Logs)
 	case opCancel:
@@ -113,22 +111,18 @@ func (n *Node) execFor(ctx context.Context, home identity.PrincipalID, req execR
 	case opAck:
 		err = x.ExecAck(ctx, home, req.Placement, req.Record)
 	default:
-		return execResponse{Code: "refused", Error: fmt.Sprintf("unknown operation %q", req.Op)}
+		return execResponse{Code: codeRefused, Error: fmt.Sprintf("unknown operation %q", req.Op)}
 	}
-	switch {
-	case err == nil:
+	if err == nil {
 		return resp
-	case errors.Is(err, jobs.ErrNotFound):
-		return execResponse{Code: "not-found", Error: err.Error()}
-	case errors.Is(err, book.ErrNoReservation):
-		return execResponse{Code: "no-reservation", Error: err.Error()}
-	case errors.Is(err, jobs.ErrRefused):
-		return execResponse{Code: "refused", Error: strings.TrimPrefix(err.Error(), jobs.ErrRefused.Error()+": ")}
+	}
+	if code, msg := codeOf(err); code != "" {
+		return execResponse{Code: code, Error: msg}
 	}
 	// The store or an adapter failed: the asker tries again; what failed
 	// is this broker's business.
 	n.cfg.Log.Warn("answering a forwarded placement", "op", req.Op, "home", home, "placement", req.Placement, "err", err)
-	return execResponse{Code: "unavailable", Error: "the executing broker could not answer now; ask again"}
+	return execResponse{Code: codeUnavailable, Error: "the executing broker could not answer now; ask again"}
 }
 
 // callExec sends one exec request to the executing broker.
@@ -137,17 +131,10 @@ func (n *Node) callExec(ctx context.Context, exec identity.PrincipalID, req exec
 	if err := n.call(ctx, exec, ProtocolExec, execDeadline, MaxExec, req, &resp); err != nil {
 		return execResponse{}, err
 	}
-	switch resp.Code {
-	case "":
-		return resp, nil
-	case "not-found":
-		return resp, fmt.Errorf("%w (broker %s: %s)", jobs.ErrNotFound, exec, resp.Error)
-	case "no-reservation":
-		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrNoReservation, exec, resp.Error)
-	case "refused":
-		return resp, fmt.Errorf("%w by broker %s: %s", jobs.ErrRefused, exec, resp.Error)
+	if resp.Code != "" {
+		return resp, errorOf(exec, resp.Code, resp.Error)
 	}
-	return resp, fmt.Errorf("federation: broker %s: %s", exec, resp.Error)
+	return resp, nil
 }
 
 // Forward hands a placement to the broker that holds its lease.

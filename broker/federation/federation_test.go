@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/offers"
 	"github.com/cinet/cinet/broker/store"
 	"github.com/cinet/cinet/descriptor"
@@ -456,9 +457,54 @@ func TestReserveRace(t *testing.T) {
 		}
 		break
 	}
-	// A reservation of an offer a does not own is refused.
-	if _, err := b.Reserve(context.Background(), keyC.ID(), name, 1, "j", time.Minute); !errors.Is(err, ErrRefused) {
+	// A reservation of an offer a does not own is refused, as jobs.Remote
+	// promises: the home broker's runner excludes such an offer rather
+	// than waiting on it as if its owner were out of reach.
+	_, err := b.Reserve(context.Background(), keyC.ID(), name, 1, "j", time.Minute)
+	if !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), "which alone reserves it") {
 		t.Fatalf("c reserved a's offer: %v", err)
+	}
+	// So is a malformed one, and an unknown offer is unknown.
+	if _, err := b.Reserve(context.Background(), keyA.ID(), name, 0, "j", time.Minute); !errors.Is(err, jobs.ErrRefused) {
+		t.Fatalf("a reservation of no instances: %v", err)
+	}
+	if _, err := b.Reserve(context.Background(), keyA.ID(), "no-such-offer", 1, "j", time.Minute); !errors.Is(err, book.ErrUnknownOffer) || errors.Is(err, jobs.ErrRefused) {
+		t.Fatalf("an unknown offer: %v", err)
+	}
+}
+
+// TestWireErrors: every error of the wire table crosses as its code and
+// comes back as the same error, with its message once; an error outside
+// the table is no kind the asker would act on (it retries), and a code
+// it does not know is the same.
+func TestWireErrors(t *testing.T) {
+	peer := keyB.ID()
+	for _, w := range wireErrors {
+		sent := fmt.Errorf("%w: the reason", w.err)
+		code, msg := codeOf(sent)
+		if code != w.code || msg != "the reason" {
+			t.Errorf("%v crosses as %q %q", sent, code, msg)
+		}
+		got := errorOf(peer, code, msg)
+		for _, other := range wireErrors {
+			if errors.Is(got, other.err) != (other.code == w.code) {
+				t.Errorf("%q comes back as %v: errors.Is(%v) = %v", code, got, other.err, !(other.code == w.code))
+			}
+		}
+		if want := w.err.Error() + " (broker " + peer.String() + ": the reason)"; got.Error() != want {
+			t.Errorf("%q reads %q, want %q", code, got.Error(), want)
+		}
+	}
+	if code, _ := codeOf(errors.New("disk full")); code != "" {
+		t.Errorf("an outage crosses as %q", code)
+	}
+	for _, code := range []string{codeUnavailable, "from-a-newer-broker"} {
+		got := errorOf(peer, code, "x")
+		for _, w := range wireErrors {
+			if errors.Is(got, w.err) {
+				t.Errorf("%q comes back as %v", code, w.err)
+			}
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,10 +19,6 @@ const (
 	MaxReserveCount = 1 << 20
 	reserveDeadline = 10 * time.Second
 )
-
-// ErrRefused is a reservation the owner declined for a reason other than
-// capacity.
-var ErrRefused = errors.New("federation: reservation refused")
 
 type reserveRequest struct {
 	Op     string `json:"op"` // "reserve" or "release"
@@ -61,29 +56,30 @@ func orDefault(s, d string) string {
 }
 
 func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserveResponse {
-	refuse := func(code string, err error) reserveResponse { return reserveResponse{Code: code, Error: err.Error()} }
+	refuse := func(err error) reserveResponse {
+		code, msg := codeOf(err)
+		return reserveResponse{Code: code, Error: msg}
+	}
 	prefix := jobs.LeaseHolder(asker, "")
 	switch req.Op {
 	case "reserve":
 		ttl := time.Duration(req.TTL) * time.Millisecond
 		if req.Count < 1 || req.Count > MaxReserveCount || ttl <= 0 || ttl > MaxLease || len(req.Holder) > 256 {
-			return refuse("refused", fmt.Errorf("count must be 1 to %d and the lease 1ms to %s", MaxReserveCount, MaxLease))
+			return refuse(fmt.Errorf("%w: count must be 1 to %d and the lease 1ms to %s", jobs.ErrRefused, MaxReserveCount, MaxLease))
 		}
 		e, ok := n.cfg.Book.Get(req.Offer)
 		if !ok {
-			return refuse("unknown-offer", fmt.Errorf("%w: %s", book.ErrUnknownOffer, req.Offer))
+			return refuse(fmt.Errorf("%w: %s", book.ErrUnknownOffer, req.Offer))
 		}
 		if e.Owner != n.self {
-			return refuse("refused", fmt.Errorf("%s is owned by %s, which alone reserves it", req.Offer, e.Owner))
+			return refuse(fmt.Errorf("%w: %s is owned by %s, which alone reserves it", jobs.ErrRefused, req.Offer, e.Owner))
 		}
 		r, err := n.cfg.Book.Reserve(req.Offer, req.Count, jobs.LeaseHolder(asker, req.Holder), ttl)
-		switch {
-		case errors.Is(err, book.ErrInsufficient):
-			return refuse("insufficient", err)
-		case errors.Is(err, book.ErrUnknownOffer):
-			return refuse("unknown-offer", err)
-		case err != nil:
-			return refuse("refused", err)
+		if err != nil {
+			if code, _ := codeOf(err); code == "" {
+				err = fmt.Errorf("%w: %w", jobs.ErrRefused, err)
+			}
+			return refuse(err)
 		}
 		if n.cfg.Leases != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), reserveDeadline)
@@ -92,27 +88,28 @@ func (n *Node) reserveFor(asker identity.PrincipalID, req reserveRequest) reserv
 				// A lease a restart would forget is not granted.
 				n.cfg.Book.Release(r.ID)
 				n.cfg.Log.Warn("keeping a lease", "offer", req.Offer, "err", err)
-				return refuse("refused", errors.New("the owner could not keep the lease; ask again"))
+				return reserveResponse{Code: codeUnavailable, Error: "the owner could not keep the lease; ask again"}
 			}
 		}
 		return reserveResponse{ID: r.ID, Expires: r.Expires}
 	case "release":
 		r, ok := n.cfg.Book.ReservationOf(req.ID)
 		if !ok || !strings.HasPrefix(r.Holder, prefix) {
-			return refuse("no-reservation", fmt.Errorf("%w: %s", book.ErrNoReservation, req.ID))
+			return refuse(fmt.Errorf("%w: %s", book.ErrNoReservation, req.ID))
 		}
 		if err := n.cfg.Book.Release(req.ID); err != nil {
-			return refuse("no-reservation", err)
+			return refuse(fmt.Errorf("%w: %w", book.ErrNoReservation, err))
 		}
 		n.forgetLease(req.ID)
 		return reserveResponse{ID: req.ID}
 	}
-	return refuse("refused", fmt.Errorf("unknown operation %q", req.Op))
+	return refuse(fmt.Errorf("%w: unknown operation %q", jobs.ErrRefused, req.Op))
 }
 
 // Reserve asks the broker that owns an offer to hold count instances of it
 // for ttl (at most MaxLease). Errors wrap book.ErrInsufficient,
-// book.ErrUnknownOffer or ErrRefused when the owner says so.
+// book.ErrUnknownOffer or jobs.ErrRefused when the owner says so, as
+// jobs.Remote promises.
 func (n *Node) Reserve(ctx context.Context, owner identity.PrincipalID, offer string, count int, holder string, ttl time.Duration) (book.Reservation, error) {
 	resp, err := n.callReserve(ctx, owner, reserveRequest{Op: "reserve", Offer: offer, Count: count, Holder: holder, TTL: ttl.Milliseconds()})
 	if err != nil {
@@ -132,17 +129,10 @@ func (n *Node) callReserve(ctx context.Context, owner identity.PrincipalID, req 
 	if err := n.call(ctx, owner, ProtocolReserve, reserveDeadline, MaxReserve, req, &resp); err != nil {
 		return reserveResponse{}, err
 	}
-	switch resp.Code {
-	case "":
-		return resp, nil
-	case "insufficient":
-		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrInsufficient, owner, resp.Error)
-	case "unknown-offer":
-		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrUnknownOffer, owner, resp.Error)
-	case "no-reservation":
-		return resp, fmt.Errorf("%w (broker %s: %s)", book.ErrNoReservation, owner, resp.Error)
+	if resp.Code != "" {
+		return resp, errorOf(owner, resp.Code, resp.Error)
 	}
-	return resp, fmt.Errorf("%w by broker %s: %s", ErrRefused, owner, resp.Error)
+	return resp, nil
 }
 
 // Leases keeps the leases this broker granted: broker/store implements it.

@@ -582,15 +582,12 @@ func (r *Runner) hold(ctx context.Context, j *Job, c Candidate) error {
 	if err != nil {
 		return err
 	}
+	// A hold placed before a crash, before the job recorded it, is kept.
 	h, err := r.cfg.Settler.PlaceHold(ctx, j.ID, settlement.AccountOf(settlement.TenantAccounts, tenant), c.Estimate.Currency, c.Estimate.Amount)
-	if err != nil && !strings.Contains(err.Error(), "already has a hold") {
+	if err != nil && !errors.Is(err, settlement.ErrHoldExists) {
 		return err
 	}
-	amount := c.Estimate.Amount
-	if h != nil {
-		amount = h.Amount
-	}
-	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{amount, c.Estimate.Currency} })
+	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{h.Amount, h.Currency} })
 }
 
 // placement is what the adapter runs for an attempt.
