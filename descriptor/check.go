@@ -277,7 +277,7 @@ func (c *checker) tiers(tiers []Tier, base *Rates) {
 		}
 		start, end := ClockMinutes(t.Start), ClockMinutes(t.End)
 		if start == end {
-			c.errorf(at("price", "tiers", i, "end"), "window %s–%s is empty", t.Start, t.End)
+			c.errorf(at("price", "tiers", i, "end"), "window %s–%s is empty (a start equal to its end); a whole day is 00:00–24:00", t.Start, t.End)
 			continue
 		}
 		length := end - start

@@ -142,6 +142,9 @@ type Attempt struct {
 	BudgetEnd time.Time `json:"budgetEnd,omitzero"`
 	// BudgetStopped: the broker stopped the attempt at its budget.
 	BudgetStopped bool `json:"budgetStopped,omitempty"`
+	// LimitStopped: the broker stopped the attempt when it had run for
+	// settlement.MaxRecordPeriod, the longest one usage record covers.
+	LimitStopped bool `json:"limitStopped,omitempty"`
 
 	// Endpoints are a service's, while the attempt runs (spec/jobs.md §7).
 	Endpoints []adapters.Endpoint `json:"endpoints,omitempty"`

@@ -40,6 +40,11 @@ func usageRecord(j *Job, a *Attempt, offer *descriptor.Document, self identity.P
 	if !a.BudgetEnd.IsZero() && end.After(a.BudgetEnd) {
 		end = a.BudgetEnd // never billed past the budget
 	}
+	if end.Sub(u.Start) > settlement.MaxRecordPeriod {
+		// The attempt was stopped at the longest record: what ran while
+		// it stopped is not billed, as past a budget end.
+		end = u.Start.Add(settlement.MaxRecordPeriod)
+	}
 	if !end.After(u.Start) {
 		return nil, false, nil
 	}

@@ -784,10 +784,27 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 				return err
 			}
 		}
+		// An attempt is billed in one usage record, which covers at most
+		// settlement.MaxRecordPeriod: it is stopped then (spec/jobs.md §2).
+		if limit := a.StartedAt.Add(settlement.MaxRecordPeriod); !a.StartedAt.IsZero() && !a.LimitStopped && !a.BudgetStopped && !r.now().Add(2*r.cfg.Poll).Before(limit) {
+			if err := r.update(ctx, j, func(j *Job) {
+				j.current().LimitStopped = true
+				j.History = append(j.History, Transition{State: Running, At: r.now(),
+					Detail: fmt.Sprintf("stopping: an attempt runs at most %s, the longest usage record, which ends at %s", longestRecord, limit.UTC().Format(time.RFC3339Nano))})
+			}); err != nil {
+				return err
+			}
+			if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+				return err
+			}
+		}
 		return nil
 	}
 	return r.finish(ctx, j, a, ad, st)
 }
+
+// longestRecord is settlement.MaxRecordPeriod in words.
+const longestRecord = "31 days"
 
 // errWaiting: an executing broker is out of reach, within its grace.
 var errWaiting = errors.New("jobs: waiting for an executing broker")
@@ -914,6 +931,10 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 		b := doc.Job.Budget
 		return r.update(ctx, j, func(j *Job) {
 			j.end(Failed, r.now(), fmt.Sprintf("stopped at its budget of %s %s", b.MaxTotal, b.Currency))
+		})
+	case a.LimitStopped:
+		return r.update(ctx, j, func(j *Job) {
+			j.end(Failed, r.now(), fmt.Sprintf("stopped after %s, the longest an attempt runs (one usage record)", longestRecord))
 		})
 	case st.State == adapters.Cancelled || j.CancelRequested:
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })

@@ -44,6 +44,8 @@ type broker struct {
 	offer   *descriptor.Document
 	runner  *jobs.Runner
 	stop    func()
+	// skew moves the runner's clock ahead of the machine's.
+	skew atomic.Int64
 	// failOffers makes reading offers fail, as a stopped database would,
 	// so that settling an attempt fails after its end was recorded.
 	failOffers atomic.Bool
@@ -158,6 +160,7 @@ func newBroker(t testing.TB, dir string) *broker {
 			return b.offer, nil
 		},
 		Poll: 20 * time.Millisecond,
+		Now:  func() time.Time { return time.Now().Add(time.Duration(b.skew.Load())) },
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -554,6 +557,27 @@ func TestResumesBetweenEndAndSettlement(t *testing.T) {
 // the budget — here a CPU burn meant to run 30 s on a budget of about 4 s
 // at the class's full price (and of about a second, near the case that was
 // once charged 7.2 times its budget).
+// TestLongestRecord: an attempt is billed in one usage record, which
+// covers at most 31 days, so the broker stops an attempt that has run that
+// long — here, on a clock moved 31 days on — says why, and bills it.
+func TestLongestRecord(t *testing.T) {
+	b := newBroker(t, t.TempDir())
+	j := b.submit(jobYAML("sleep 600", ""))
+	b.waitFor(j.ID, jobs.Running)
+	b.skew.Store(int64(settlement.MaxRecordPeriod))
+	j = b.waitFor(j.ID, jobs.Settled)
+	if j.Outcome != jobs.Failed || !strings.Contains(j.Detail, "stopped after 31 days") || !j.Attempts[0].LimitStopped {
+		t.Fatalf("job %s: %s; %+v", j.Outcome, j.Detail, j.Attempts)
+	}
+	stopping := false
+	for _, tr := range j.History {
+		stopping = stopping || strings.HasPrefix(tr.Detail, "stopping: an attempt runs at most 31 days")
+	}
+	if !stopping || j.Cost == nil || j.Cost.Amount <= 0 || j.Attempts[0].Record == "" {
+		t.Fatalf("history %+v; cost %+v; attempt %+v", j.History, j.Cost, j.Attempts[0])
+	}
+}
+
 func TestBudgetHolds(t *testing.T) {
 	b := newBroker(t, t.TempDir())
 	for _, budget := range []string{"0.0001", "0.00003"} {

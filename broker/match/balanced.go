@@ -79,9 +79,9 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 			if o.pr.overBudget(p) {
 				return
 			}
-		case peakLo > p.maxHourly || o.lb > p.maxTotal:
+		case p.overHourly(peakLo) || o.lb > p.maxTotal:
 			return // over budget from any start
-		case peakHi > p.maxHourly || o.ub > p.maxTotal || o.ub == descriptor.MaxNanos:
+		case p.overHourly(peakHi) || o.ub > p.maxTotal || o.ub == descriptor.MaxNanos:
 			o.price(p) // the bounds do not decide: the estimate does
 			if o.pr.overBudget(p) {
 				return
@@ -188,6 +188,7 @@ func (m *Matcher) balancedVisit(p *plan, r *ranges, o *balancedOffer, top *kHeap
 	}
 	c = p.candidate(e, o.pr, o.queue)
 	c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(o.pr.total), t, lat})
+	c.Parts.balanced = true
 	top.push(c)
 }
 
@@ -235,7 +236,7 @@ func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket,
 		}
 		lb := s.Lower(runtime, nodes)
 		peakLo, _ := s.Peak(nodes)
-		if peakLo > p.maxHourly || lb > p.maxTotal {
+		if p.overHourly(peakLo) || lb > p.maxTotal {
 			return pricing{}, false
 		}
 		pr := priceRun(p, s.Entry, runtime, 0)
@@ -360,6 +361,7 @@ func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket,
 				}
 				c = p.candidate(s.Entry, pr, 0)
 				c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(pr.total), t, st.w.lat})
+				c.Parts.balanced = true
 				top.push(c)
 			}
 		}

@@ -9,15 +9,15 @@ import (
 
 // A Fate is what became of one offer in a decision.
 type Fate struct {
-	Offer    string  `json:"offer"` // the pool's name
-	Provider string  `json:"provider"`
-	Region   string  `json:"region"`
-	Status   Status  `json:"status"`
-	Rank     int     `json:"rank,omitempty"` // ranked offers: 1 is the offer the broker places the job on
-	Score    float64 `json:"score,omitempty"`
-	Parts    *Parts  `json:"parts,omitempty"`  // ranked offers
-	Reason   Reason  `json:"reason,omitempty"` // rejected offers
-	Detail   string  `json:"detail,omitempty"` // rejected offers: the reason in words
+	Offer    string   `json:"offer"` // the pool's name
+	Provider string   `json:"provider"`
+	Region   string   `json:"region"`
+	Status   Status   `json:"status"`
+	Rank     int      `json:"rank,omitempty"`   // ranked offers: 1 is the offer the broker places the job on
+	Score    *float64 `json:"score,omitempty"`  // ranked offers
+	Parts    *Parts   `json:"parts,omitempty"`  // ranked offers
+	Reason   Reason   `json:"reason,omitempty"` // rejected offers
+	Detail   string   `json:"detail,omitempty"` // rejected offers: the reason in words
 }
 
 // Status is an offer's fate in brief.
@@ -100,7 +100,7 @@ func (m *Matcher) explain(p *plan) *Explanation {
 		parts := c.Parts
 		x.Fates = append(x.Fates, Fate{
 			Offer: c.Entry.Name, Provider: c.Entry.Attrs.Provider, Region: c.Entry.Attrs.Region,
-			Status: status, Rank: c.Rank, Score: c.Score, Parts: &parts,
+			Status: status, Rank: c.Rank, Score: &c.Score, Parts: &parts,
 		})
 	}
 	order := map[Reason]int{}

@@ -235,8 +235,13 @@ func describe(p *plan, e *book.Entry, r Reason, price *pricing, err error) strin
 		if price == nil {
 			return "over budget"
 		}
-		if price.peakHourly > p.maxHourly {
+		switch {
+		case price.peakHourly == descriptor.MaxNanos:
+			return fmt.Sprintf("its price for %d instance(s) is beyond the largest amount, %s %s/hour", p.nodes, largestAmount, p.currency)
+		case price.peakHourly > p.maxHourly:
 			return fmt.Sprintf("up to %s %s/hour, budget %s", price.peakHourly.Decimal(), p.currency, p.maxHourly.Decimal())
+		case price.total == descriptor.MaxNanos:
+			return fmt.Sprintf("the run would cost more than the largest amount, %s %s", largestAmount, p.currency)
 		}
 		return fmt.Sprintf("about %s %s in all, budget %s", price.total.Decimal(), p.currency, p.maxTotal.Decimal())
 	case OutsideRankPool:
@@ -264,3 +269,6 @@ func describeAccelerators(groups []descriptor.Accelerator) string {
 	}
 	return "offer has " + s
 }
+
+// largestAmount is descriptor.MaxNanos in words (spec/rating.md §1).
+const largestAmount = "9223372036.854775807"

@@ -205,7 +205,7 @@ func (m *Matcher) visit(p *plan, s *book.Slot, top *kHeap) {
 // budget from any start (book.CostBounds), so that it need not be priced.
 func (p *plan) surelyOver(s *book.Slot, runtime time.Duration) bool {
 	nodes := int64(p.nodes)
-	if peakLo, _ := s.Peak(nodes); peakLo > p.maxHourly {
+	if peakLo, _ := s.Peak(nodes); p.overHourly(peakLo) {
 		return true
 	}
 	return p.maxTotal != NoLimit && s.Lower(runtime, nodes) > p.maxTotal

@@ -93,6 +93,13 @@ func (p *plan) providerOK(id int32) bool {
 // NoLimit marks a budget field the job leaves unset.
 const NoLimit = descriptor.MaxNanos
 
+// overHourly reports whether a peak hourly price is over the job's budget.
+// A price beyond the largest amount always is, whatever the budget
+// (spec/matching.md §4): it saturates, so it cannot be compared.
+func (p *plan) overHourly(peak descriptor.Nanos) bool {
+	return peak > p.maxHourly || peak == descriptor.MaxNanos
+}
+
 type accelPlan struct {
 	req    *descriptor.AcceleratorRequest
 	models map[string]bool // vocabulary models that may satisfy the request

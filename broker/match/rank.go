@@ -60,7 +60,7 @@ func (p *plan) rank(e *book.Entry, c *Candidate) error {
 	if err != nil {
 		return err
 	}
-	c.Parts.RankValue = v
+	c.Parts.RankValue, c.Parts.ranked = v, true
 	c.exact, c.Score = 0, -v
 	return nil
 }
@@ -143,7 +143,7 @@ func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap)
 			return
 		}
 		o.ub = s.Upper(o.runtime, nodes)
-		if _, peakHi := s.Peak(nodes); peakHi > p.maxHourly || o.ub > p.maxTotal || o.ub == descriptor.MaxNanos || o.runtime <= 0 {
+		if _, peakHi := s.Peak(nodes); p.overHourly(peakHi) || o.ub > p.maxTotal || o.ub == descriptor.MaxNanos || o.runtime <= 0 {
 			o.price(p) // the bounds do not decide the budget: the estimate does
 			if o.pr.overBudget(p) {
 				return
@@ -207,7 +207,7 @@ func (m *Matcher) matchRank(v book.View, p *plan, bs []*book.Bucket, top *kHeap)
 		o.price(p)
 		score, value := c.Score, c.Parts.RankValue
 		*c = p.candidate(c.Entry, o.pr, o.queue)
-		c.Score, c.Parts.RankValue = score, value
+		c.Score, c.Parts.RankValue, c.Parts.ranked = score, value, true
 	}
 	return visited
 }

@@ -158,7 +158,7 @@ func decimalRat(v float64) *big.Rat {
 }
 
 func (pr *pricing) overBudget(p *plan) bool {
-	return pr.peakHourly > p.maxHourly || pr.total > p.maxTotal || pr.total == descriptor.MaxNanos
+	return p.overHourly(pr.peakHourly) || pr.total > p.maxTotal || pr.total == descriptor.MaxNanos
 }
 
 // Parts are the measures an offer was scored on.
@@ -171,6 +171,8 @@ type Parts struct {
 	LatencyMs  float64          // from the broker's region to the offer's
 	RankValue  float64          // the job's CEL rank, when it has one (higher is better)
 	Normalized [3]float64       // cost, time, latency scaled to [0,1] for the balanced objective
+
+	balanced, ranked bool // Normalized, RankValue are set: they are written even when 0
 }
 
 // MarshalJSON writes the parts with money as decimal strings and times in
@@ -183,9 +185,9 @@ func (p Parts) MarshalJSON() ([]byte, error) {
 		RuntimeSeconds float64          `json:"runtimeSeconds"`
 		TimeSeconds    float64          `json:"timeSeconds"`
 		LatencyMs      float64          `json:"latencyMs"`
-		RankValue      float64          `json:"rankValue,omitempty"`
+		RankValue      *float64         `json:"rankValue,omitempty"`
 		Normalized     *[3]float64      `json:"normalized,omitempty"`
-	}{p.Cost, p.PeakHourly, p.Currency, p.Runtime.Seconds(), p.Time.Seconds(), p.LatencyMs, p.RankValue, normalizedOrNil(p.Normalized)})
+	}{p.Cost, p.PeakHourly, p.Currency, p.Runtime.Seconds(), p.Time.Seconds(), p.LatencyMs, p.rankValue(), p.normalized()})
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
@@ -197,7 +199,7 @@ func (p *Parts) UnmarshalJSON(b []byte) error {
 		RuntimeSeconds float64          `json:"runtimeSeconds"`
 		TimeSeconds    float64          `json:"timeSeconds"`
 		LatencyMs      float64          `json:"latencyMs"`
-		RankValue      float64          `json:"rankValue"`
+		RankValue      *float64         `json:"rankValue"`
 		Normalized     *[3]float64      `json:"normalized"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
@@ -205,18 +207,30 @@ func (p *Parts) UnmarshalJSON(b []byte) error {
 	}
 	*p = Parts{Cost: w.Cost, PeakHourly: w.PeakHourly, Currency: w.Currency,
 		Runtime: time.Duration(w.RuntimeSeconds * float64(time.Second)), Time: time.Duration(w.TimeSeconds * float64(time.Second)),
-		LatencyMs: w.LatencyMs, RankValue: w.RankValue}
+		LatencyMs: w.LatencyMs}
+	if w.RankValue != nil {
+		p.RankValue, p.ranked = *w.RankValue, true
+	}
 	if w.Normalized != nil {
-		p.Normalized = *w.Normalized
+		p.Normalized, p.balanced = *w.Normalized, true
 	}
 	return nil
 }
 
-func normalizedOrNil(n [3]float64) *[3]float64 {
-	if n == [3]float64{} {
+// rankValue is RankValue for jobs with a CEL rank, else nil.
+func (p *Parts) rankValue() *float64 {
+	if !p.ranked {
 		return nil
 	}
-	return &n
+	return &p.RankValue
+}
+
+// normalized is Normalized for balanced jobs, else nil.
+func (p *Parts) normalized() *[3]float64 {
+	if !p.balanced {
+		return nil
+	}
+	return &p.Normalized
 }
 
 // setScore sets the candidate's score under the job's objective from its
@@ -299,6 +313,7 @@ func normalize(p *plan, cands, scaled []Candidate) {
 	}
 	for i := range cands {
 		cands[i].Score, cands[i].Parts.Normalized = r.balanced(p, m(&cands[i]))
+		cands[i].Parts.balanced = true
 	}
 }
 

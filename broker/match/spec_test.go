@@ -95,6 +95,29 @@ func TestMatchingSpecExamples(t *testing.T) {
 			}
 			res, err := m.Match(jd, Options{})
 			kind, want, _ := strings.Cut(cells[5], " ")
+			if kind == "shows" {
+				x, err := m.Explain(jd, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var fates []map[string]any
+				raw, _ := json.Marshal(x.Fates)
+				json.Unmarshal(raw, &fates)
+				for _, path := range strings.Fields(want) {
+					v := any(fates[0])
+					for _, k := range strings.Split(path, ".") {
+						if m, ok := v.(map[string]any); ok {
+							v = m[k]
+						} else {
+							v = nil
+						}
+					}
+					if v == nil {
+						t.Fatalf("the placed fate lacks %s: %s", path, raw)
+					}
+				}
+				return
+			}
 			if kind == "reason" {
 				var nm *NoMatchError
 				if !errors.As(err, &nm) {
