@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mr-tron/base58"
 	tnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -119,37 +117,6 @@ func (id *PrincipalID) UnmarshalText(b []byte) error {
 	}
 	*id = parsed
 	return nil
-}
-
-// PeerID returns the libp2p peer ID of the same key, so that a broker's
-// network identity and its signing identity are one.
-func (id PrincipalID) PeerID() peer.ID {
-	pub, err := crypto.UnmarshalEd25519PublicKey(id.key[:])
-	if err != nil {
-		panic(fmt.Sprintf("identity: libp2p rejected a 32-byte Ed25519 key: %v", err))
-	}
-	pid, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		panic(fmt.Sprintf("identity: libp2p could not derive a peer ID: %v", err))
-	}
-	return pid
-}
-
-// PrincipalIDFromPeerID recovers the principal ID of a peer whose ID embeds
-// an Ed25519 key, as every cinet broker's does.
-func PrincipalIDFromPeerID(p peer.ID) (PrincipalID, error) {
-	pub, err := p.ExtractPublicKey()
-	if err != nil {
-		return PrincipalID{}, fmt.Errorf("identity: peer %s: %w", p, err)
-	}
-	if pub.Type() != crypto.Ed25519 {
-		return PrincipalID{}, fmt.Errorf("identity: peer %s has a %s key, want Ed25519", p, pub.Type())
-	}
-	raw, err := pub.Raw()
-	if err != nil {
-		return PrincipalID{}, fmt.Errorf("identity: peer %s: %w", p, err)
-	}
-	return PrincipalIDFromPublicKey(raw)
 }
 
 // VerifierKey returns the C2SP signed-note verifier key (vkey) of the same

@@ -87,21 +87,6 @@ func TestPrincipalIDText(t *testing.T) {
 	}
 }
 
-func TestPeerIDRoundTrip(t *testing.T) {
-	id := testKey(t, 3).ID()
-	pid := id.PeerID()
-	if !strings.HasPrefix(pid.String(), "12D3KooW") {
-		t.Errorf("peer ID %s does not have the Ed25519 identity-multihash prefix 12D3KooW", pid)
-	}
-	back, err := PrincipalIDFromPeerID(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back != id {
-		t.Fatalf("PrincipalIDFromPeerID = %s, want %s", back, id)
-	}
-}
-
 func TestNoteSignerVerifies(t *testing.T) {
 	k := testKey(t, 4)
 	const name = "cinet.example/broker-eu"

@@ -34,6 +34,7 @@ import (
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/peerid"
 )
 
 // Protocol and topic IDs (spec/protocol.md). A new major version is a new
@@ -183,9 +184,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if !cfg.Open {
 		n.members = map[peer.ID]identity.PrincipalID{}
 		for _, id := range cfg.Members {
-			n.members[id.PeerID()] = id
+			n.members[peerid.Of(id)] = id
 		}
-		n.members[n.self.PeerID()] = n.self
+		n.members[peerid.Of(n.self)] = n.self
 	}
 	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Key.Ed25519())
 	if err != nil {
@@ -285,7 +286,7 @@ func (n *Node) member(p peer.ID) (identity.PrincipalID, bool) {
 		id, ok := n.members[p]
 		return id, ok
 	}
-	id, err := identity.PrincipalIDFromPeerID(p)
+	id, err := peerid.Principal(p)
 	return id, err == nil
 }
 
@@ -305,7 +306,7 @@ func (n *Node) Members() []identity.PrincipalID {
 
 // IsMember reports whether a broker belongs to the federation.
 func (n *Node) IsMember(id identity.PrincipalID) bool {
-	_, ok := n.member(id.PeerID())
+	_, ok := n.member(peerid.Of(id))
 	return ok
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/peerid"
 )
 
 // ErrTooLarge is a message over its protocol's size bound.
@@ -114,7 +115,7 @@ func serveOne[Req any](n *Node, s network.Stream, proto string, deadline time.Du
 func (n *Node) call(ctx context.Context, to identity.PrincipalID, proto string, deadline time.Duration, limit int, req, resp any) error {
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, proto), to.PeerID(), protocol.ID(proto))
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, proto), peerid.Of(to), protocol.ID(proto))
 	if err != nil {
 		return fmt.Errorf("federation: reaching broker %s: %w", to, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/peerid"
 )
 
 func newKeygenCmd() *cobra.Command {
@@ -88,7 +89,7 @@ named cinet.broker/<fingerprint>; --name gives the vkey another key name.`,
 				PeerID      string `json:"peerId"`
 				VKey        string `json:"vkey"`
 				Fingerprint string `json:"fingerprint"`
-			}{k.ID().String(), k.ID().PeerID().String(), vkey, identity.ProviderFingerprint(k.ID())}
+			}{k.ID().String(), peerid.Of(k.ID()).String(), vkey, identity.ProviderFingerprint(k.ID())}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				return o.write(w, info)
