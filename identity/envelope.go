@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gowebpki/jcs"
+	"github.com/cinet/cinet/identity/canonjson"
 )
 
 // An Envelope carries one signed payload. The signature covers the payload
@@ -91,7 +91,7 @@ func SealJSON(k *Key, payloadType string, v any, opts SealOptions) (*Envelope, e
 	if err != nil {
 		return nil, fmt.Errorf("identity: couldn't encode payload: %w", err)
 	}
-	canon, err := jcs.Transform(raw)
+	canon, err := canonjson.Transform(raw)
 	if err != nil {
 		return nil, fmt.Errorf("identity: couldn't canonicalize payload: %w", err)
 	}
@@ -242,7 +242,7 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 			return e, nil
 		}
 	}
-	canon, err := jcs.Transform(data)
+	canon, err := canonjson.Transform(data)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w: %v", ErrMalformed, err)
 	}
@@ -354,10 +354,10 @@ func (e *Envelope) checkFields() error {
 // checkPayload enforces that a "+json" payload is canonical JSON. Verify
 // does not repeat it: the signature covers the payload bytes either way.
 func (e *Envelope) checkPayload() error {
-	if !isJSONType(e.PayloadType) || plainCanonical(e.Payload) {
+	if !isJSONType(e.PayloadType) {
 		return nil
 	}
-	canon, err := jcs.Transform(e.Payload)
+	canon, err := canonjson.Transform(e.Payload)
 	if err != nil {
 		return fmt.Errorf("payload is not JSON: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/canonjson"
 )
 
 // assertCanonical fails unless out is what the RFC 8785 canonicalizer
@@ -123,7 +124,7 @@ func FuzzDecodeRecord(f *testing.F) {
 func FuzzDecodeStatement(f *testing.F) {
 	st := ClearingStatement{Counterparty: execKey.ID(), Issuer: homeKey.ID(), PeriodStart: t0, PeriodEnd: t0.Add(time.Hour),
 		Positions: []Position{{Amount: 12_500_000_000, Currency: "CNY"}, {Amount: -1, Currency: "USD"}}, RecordCount: 2, RecordsDigest: RecordsDigest([]RecordID{"sha256:b", "sha256:a"})}
-	c, err := canonicalJSON(st)
+	c, err := canonjson.Marshal(st)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func FuzzDecodeStatement(f *testing.F) {
 			return
 		}
 		assertCanonical(t, "accepted statement", payload)
-		again, err := canonicalJSON(st)
+		again, err := canonjson.Marshal(st)
 		if err != nil || !bytes.Equal(again, payload) {
 			t.Fatalf("accepted statement does not encode back to itself: %v\n%s\n%s", err, payload, again)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/canonjson"
 )
 
 // StatementPayloadType is the envelope payload type of clearing
@@ -140,7 +141,7 @@ func (s *Settler) IssueStatement(ctx context.Context, counterparty identity.Prin
 		if st.Positions == nil {
 			st.Positions = []Position{}
 		}
-		payload, err := canonicalJSON(st)
+		payload, err := canonjson.Marshal(st)
 		if err != nil {
 			return err
 		}
@@ -356,7 +357,7 @@ func DecodeStatement(payload []byte) (*ClearingStatement, error) {
 	if err := dec.Decode(&st); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrStatement, err)
 	}
-	again, err := canonicalJSON(st)
+	again, err := canonjson.Marshal(st)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gowebpki/jcs"
+	"github.com/cinet/cinet/identity/canonjson"
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
@@ -103,15 +103,11 @@ func RecordIDOf(payload []byte) RecordID {
 
 // Canonical returns the record's canonical JSON (RFC 8785).
 func (r *UsageRecord) Canonical() ([]byte, error) {
-	if !exactInt(r.Sequence) || !exactInt(r.Instances) {
-		// RFC 8785 writes such numbers as doubles; checkShape refuses them.
-		raw, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("settlement: encoding record: %w", err)
-		}
-		return jcs.Transform(raw)
+	c, err := canonjson.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("settlement: record: %w", err)
 	}
-	return canonicalJSON(r)
+	return c, nil
 }
 
 func exactInt(n int64) bool { return n >= -maxExactInt && n <= maxExactInt }
@@ -248,3 +244,7 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// maxExactInt is the largest integer RFC 8785 writes digit for digit
+// (2^53-1); larger ones it writes as the nearest double.
+const maxExactInt = 1<<53 - 1

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/canonjson"
 	"github.com/cinet/cinet/settlement/auditlog"
 )
 
@@ -476,7 +477,7 @@ func overlapping(c *checked, settled []PeriodRow) (Reason, string) {
 // Log entries (spec/audit-log.md): canonical JSON objects with a type.
 
 func canonicalEntry(v any) ([]byte, error) {
-	out, err := canonicalJSON(v)
+	out, err := canonjson.Marshal(v)
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,15 @@
-package identity
+package canonjson
 
 import (
 	"unicode/utf8"
 )
 
-// plainCanonical reports whether b is certainly RFC 8785 canonical JSON,
+// IsCanonical reports whether b is certainly RFC 8785 canonical JSON,
 // checking in one pass without building anything. It answers true only
 // for the common shape — object keys of printable ASCII, integers no larger
 // than 2^53 in magnitude — and false for everything else, canonical or not,
 // which the caller then settles with the full canonicalizer.
-func plainCanonical(b []byte) bool {
+func IsCanonical(b []byte) bool {
 	p := plainParser{b: b}
 	return p.value(0) && p.i == len(p.b)
 }

@@ -1,4 +1,4 @@
-package identity
+package canonjson
 
 import (
 	"bytes"
@@ -37,8 +37,8 @@ func TestPlainCanonical(t *testing.T) {
 		{``, false},
 		{`tru`, false},
 	} {
-		if got := plainCanonical([]byte(tc.in)); got != tc.want {
-			t.Errorf("plainCanonical(%s) = %v, want %v", tc.in, got, tc.want)
+		if got := IsCanonical([]byte(tc.in)); got != tc.want {
+			t.Errorf("IsCanonical(%s) = %v, want %v", tc.in, got, tc.want)
 		}
 		if tc.want {
 			canon, err := jcs.Transform([]byte(tc.in))
@@ -49,19 +49,19 @@ func TestPlainCanonical(t *testing.T) {
 	}
 }
 
-// FuzzPlainCanonical: whatever plainCanonical vouches for is exactly what
+// FuzzPlainCanonical: whatever IsCanonical vouches for is exactly what
 // the RFC 8785 canonicalizer writes.
 func FuzzPlainCanonical(f *testing.F) {
 	for _, s := range []string{`{"a":1,"b":[true,null,"x\n"]}`, `{"a":{"b":{}},"c":[[],[-1]]}`, `"\u001f"`, `{"a":"\u2028"}`, `"\u007f"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if !plainCanonical(b) {
+		if !IsCanonical(b) {
 			return
 		}
 		canon, err := jcs.Transform(b)
 		if err != nil || !bytes.Equal(canon, b) {
-			t.Fatalf("plainCanonical accepted %q; the canonicalizer gives %q (%v)", b, canon, err)
+			t.Fatalf("IsCanonical accepted %q; the canonicalizer gives %q (%v)", b, canon, err)
 		}
 	})
 }
