@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/identity"
@@ -225,7 +226,7 @@ estimatedRuntime: 10s
 %s`, name, script, extra)
 }
 
-func (b *brokerProc) waitState(id string, states ...jobs.State) *jobs.Job {
+func (b *brokerProc) waitState(id string, states ...jobs.State) *v1.Job {
 	b.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {

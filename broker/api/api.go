@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/httpsig"
@@ -32,15 +33,15 @@ import (
 	"github.com/cinet/cinet/settlement"
 )
 
-// Role is what a caller may do.
-type Role string
+// Role is what a caller may do (v1.Role).
+type Role = v1.Role
 
 // Roles.
 const (
-	Tenant    Role = "tenant"    // submits and watches its own jobs, reads its own bills
-	Provider  Role = "provider"  // registers and withdraws its own offers, reads its own earnings
-	Regulator Role = "regulator" // reads settlement and audit data; writes nothing
-	Operator  Role = "operator"  // runs the broker: everything
+	Tenant    = v1.Tenant
+	Provider  = v1.Provider
+	Regulator = v1.Regulator
+	Operator  = v1.Operator
 )
 
 // ParseRole reads a role name.
@@ -460,23 +461,10 @@ func (s *Server) roleOf(id identity.PrincipalID) (Role, bool) {
 }
 
 // Problem is an RFC 9457 problem detail.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Errors are a document's located errors, for an invalid job or offer.
-	Errors []DocumentError `json:"errors,omitempty"`
-}
+type Problem = v1.Problem
 
 // A DocumentError is one located error in a submitted document.
-type DocumentError struct {
-	Line    int    `json:"line,omitempty"`
-	Column  int    `json:"column,omitempty"`
-	Path    string `json:"path,omitempty"`
-	Message string `json:"message"`
-}
+type DocumentError = v1.DocumentError
 
 // ProblemType is the type URI of a problem code.
 func ProblemType(code string) string { return "urn:cinet:problem:" + code }

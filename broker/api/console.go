@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/identity"
 )
 
@@ -209,11 +210,7 @@ func (s *Server) sessionCaller(r *http.Request) (c *Caller, p *Problem, found bo
 	return &Caller{Principal: g.principal, Role: g.role, session: ck.Value}, nil, true
 }
 
-type codeView struct {
-	Code    string    `json:"code"`
-	URL     string    `json:"url"`
-	Expires time.Time `json:"expires"`
-}
+type codeView = v1.ConsoleCode
 
 // consoleCode issues a sign-in code to the caller, who signed the request
 // with its key.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/descriptor"
@@ -60,7 +61,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, c *Caller) {
 		return
 	}
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
-	writeJSON(w, http.StatusCreated, j)
+	writeJSON(w, http.StatusCreated, j.Wire())
 }
 
 // job finds a job the caller may see: a tenant sees only its own; any
@@ -81,7 +82,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, c *Caller) (*jobs.J
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, c *Caller) {
 	if j, ok := s.job(w, r, c); ok {
-		writeJSON(w, http.StatusOK, j)
+		writeJSON(w, http.StatusOK, j.Wire())
 	}
 }
 
@@ -116,10 +117,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	if list == nil {
-		list = []*jobs.Job{}
+	out := make([]*v1.Job, len(list))
+	for i, j := range list {
+		out[i] = j.Wire()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": list})
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
 }
 
 func validState(s jobs.State) bool {
@@ -141,7 +143,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, j)
+	writeJSON(w, http.StatusAccepted, j.Wire())
 }
 
 // jobLogs streams a task's output. With follow=true it keeps the response

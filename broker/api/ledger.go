@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
@@ -98,13 +99,6 @@ func (s *Server) period(w http.ResponseWriter, r *http.Request) (time.Time, time
 	return from, to, true
 }
 
-// BalanceView is one balance as the API shows it.
-type BalanceView struct {
-	Account  settlement.Account `json:"account"`
-	Currency string             `json:"currency"`
-	Amount   descriptor.Nanos   `json:"amount"`
-}
-
 func (s *Server) balances(w http.ResponseWriter, r *http.Request, c *Caller) {
 	a, ok := s.account(w, r, c)
 	if !ok {
@@ -115,12 +109,9 @@ func (s *Server) balances(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	out := struct {
-		Balances     []BalanceView               `json:"balances"`
-		TrialBalance map[string]descriptor.Nanos `json:"trialBalance,omitempty"`
-	}{Balances: []BalanceView{}}
+	out := v1.Balances{Balances: []v1.Balance{}}
 	for _, b := range bs {
-		out.Balances = append(out.Balances, BalanceView{b.Account, b.Currency, b.Amount})
+		out.Balances = append(out.Balances, v1.Balance{Account: string(b.Account), Currency: b.Currency, Amount: b.Amount})
 	}
 	if c.Role == Regulator || c.Role == Operator {
 		if out.TrialBalance, err = s.cfg.Settler.TrialBalance(r.Context()); err != nil {
@@ -264,16 +255,7 @@ func (s *Server) witnessed(w http.ResponseWriter, r *http.Request, c *Caller) {
 
 // A ClearingView is a clearing statement between this broker and another,
 // with its signatures.
-type ClearingView struct {
-	Digest           string    `json:"digest"`
-	Issuer           string    `json:"issuer"`
-	Counterparty     string    `json:"counterparty"`
-	PeriodStart      time.Time `json:"periodStart"`
-	PeriodEnd        time.Time `json:"periodEnd"`
-	Statement        []byte    `json:"statement"`                  // the issuer's envelope
-	Countersignature []byte    `json:"countersignature,omitempty"` // the counterparty's, once countersigned
-	LogIndex         int64     `json:"logIndex"`
-}
+type ClearingView = v1.ClearingStatement
 
 // clearing lists the clearing statements kept between this broker and
 // another (?with=DID), issued by either.
@@ -358,17 +340,6 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, c *Caller) 
 	writeJSON(w, http.StatusOK, map[string]any{"old": old, "new": n, "proof": hashes})
 }
 
-// ProofView is an inclusion proof as the API returns it: the three files
-// 'cinet audit verify' and any C2SP verifier take.
-type ProofView struct {
-	Record      settlement.RecordID `json:"record"`
-	Index       int64               `json:"index"`
-	Entry       []byte              `json:"entry"`      // base64 in JSON
-	Checkpoint  string              `json:"checkpoint"` // the signed note
-	Proof       string              `json:"proof"`      // the C2SP tlog-proof
-	VerifierKey string              `json:"verifierKey"`
-}
-
 func (s *Server) proof(w http.ResponseWriter, r *http.Request, c *Caller) {
 	q := r.URL.Query()
 	id := settlement.RecordID(q.Get("record"))
@@ -413,7 +384,9 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request, c *Caller) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, ProofView{Record: id, Index: p.Index, Entry: p.Entry, Checkpoint: string(p.Checkpoint.Note), Proof: string(p.Receipt), VerifierKey: s.cfg.Settler.VerifierKey()})
+	// An inclusion proof: the three files 'cinet audit verify' and any
+	// C2SP verifier take.
+	writeJSON(w, http.StatusOK, v1.Proof{Record: string(id), Index: p.Index, Entry: p.Entry, Checkpoint: string(p.Checkpoint.Note), Proof: string(p.Receipt), VerifierKey: s.cfg.Settler.VerifierKey()})
 }
 
 // partyTo reports whether a usage-record log entry names id as its tenant

@@ -1,48 +1,41 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/book"
+	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/broker/offers"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 )
 
-// OfferView is an offer as the API lists it.
-type OfferView struct {
-	Name       string               `json:"name"`
-	ComputeID  identity.ComputeID   `json:"computeId"`
-	Digest     string               `json:"digest"`
-	Provider   identity.PrincipalID `json:"provider"`
-	Broker     identity.PrincipalID `json:"broker"`
-	Region     string               `json:"region"`
-	Quantity   int                  `json:"quantity"`
-	Free       int                  `json:"free"`
-	ValidUntil time.Time            `json:"validUntil"`
-	Sequence   uint64               `json:"sequence"`
-	Offer      *descriptor.Offer    `json:"offer"`
-	Envelope   *identity.Envelope   `json:"envelope,omitempty"`
-}
-
-func viewOf(e *book.Entry, free int) (OfferView, error) {
+// viewOf is an offer in the book as the API lists it.
+func viewOf(e *book.Entry, free int) (v1.Offer, error) {
 	o, err := e.Offer()
 	if err != nil {
-		return OfferView{}, err
+		return v1.Offer{}, err
 	}
 	env, err := e.Envelope()
 	if err != nil {
-		return OfferView{}, err
+		return v1.Offer{}, err
 	}
-	return OfferView{
+	body, err := json.Marshal(o)
+	if err != nil {
+		return v1.Offer{}, err
+	}
+	return v1.Offer{
 		Name: e.Name, ComputeID: o.ComputeID, Digest: e.Digest(), Provider: o.Provider, Broker: e.Owner,
 		Region: o.Region, Quantity: o.Quantity, Free: free, ValidUntil: o.ValidUntil, Sequence: o.Sequence,
-		Offer: o, Envelope: env,
+		Offer: body, Envelope: env,
 	}, nil
 }
 
@@ -78,7 +71,7 @@ func (s *Server) registerOffer(w http.ResponseWriter, r *http.Request, c *Caller
 
 func (s *Server) listOffers(w http.ResponseWriter, r *http.Request, c *Caller) {
 	want := r.URL.Query().Get("provider")
-	out := []OfferView{}
+	out := []v1.Offer{}
 	for _, e := range s.cfg.Book.Snapshot() {
 		if want == "" || e.Attrs.Provider == want {
 			v, err := viewOf(e, s.cfg.Book.Free(e))
@@ -143,12 +136,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ *Caller) {
 // Info is what the broker says of itself to anyone: what a caller needs
 // before signing in (whom it talks to) and a verifier needs to check the
 // audit log; nothing of its load or internals.
-type Info struct {
-	Broker      identity.PrincipalID `json:"broker"`
-	Region      string               `json:"region"`
-	LogOrigin   string               `json:"logOrigin"`
-	VerifierKey string               `json:"verifierKey"`
-}
+type Info = v1.Info
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request, _ *Caller) {
 	vkey := s.cfg.Settler.VerifierKey()
@@ -161,7 +149,12 @@ func (s *Server) federation(w http.ResponseWriter, r *http.Request, _ *Caller) {
 		problem(w, http.StatusNotFound, "no-federation", "Not Found", "this broker runs alone: its configuration has no federation section")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Federation.Status())
+	st, err := wireFederation(s.cfg.Federation.Status())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func cutPlus(vkey string) (string, string, bool) {
@@ -210,4 +203,27 @@ func (s *Server) placements(w http.ResponseWriter, r *http.Request, c *Caller) {
 			ProvisionedAt: a.ProvisionedAt, StartedAt: a.StartedAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"placements": out})
+}
+
+// wireFederation is the federation's status as the API shows it. The
+// status is read rarely, and its JSON is the wire form field for field
+// (unknown fields are refused, so a field added to one and not the other
+// fails the federation tests): the conversion goes through it.
+func wireFederation(st federation.Status) (*v1.Federation, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var out v1.Federation
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("api: the federation's status does not fit the API's: %w", err)
+	}
+	// An announcement's expiry is not part of what its broker signs, so
+	// its JSON leaves it out; the API shows it.
+	for i := range out.Brokers {
+		out.Brokers[i].Expires = st.Brokers[i].Expires.UTC()
+	}
+	return &out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/store"
 	"github.com/cinet/cinet/identity"
 )
@@ -30,13 +31,7 @@ type tokenClaims struct {
 }
 
 // An IssuedToken is a token and what it grants.
-type IssuedToken struct {
-	ID        string               `json:"id"` // names it to list and revoke it; not a secret
-	Token     string               `json:"token"`
-	Principal identity.PrincipalID `json:"principal"`
-	Role      Role                 `json:"role"`
-	Expires   time.Time            `json:"expires"`
-}
+type IssuedToken = v1.IssuedToken
 
 // IssueToken signs a token with the broker's key that lets principal call
 // the API as role until now+ttl, and until it is revoked. A token is a
@@ -176,7 +171,11 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *Caller) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": nonNil(rows)})
+	out := make([]v1.TokenRecord, len(rows))
+	for i, row := range rows {
+		out[i] = tokenRecord(row)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
 // revokeToken revokes a token: from this request on, the broker refuses
@@ -198,7 +197,12 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *Caller) 
 		s.sessions.endAll(p)
 	}
 	s.cfg.Log.Info("token revoked", "token", id, "principal", row.Principal, "by", c.Principal)
-	writeJSON(w, http.StatusOK, row)
+	writeJSON(w, http.StatusOK, tokenRecord(row))
+}
+
+// tokenRecord is a token's row as the API shows it.
+func tokenRecord(r *store.TokenRow) v1.TokenRecord {
+	return v1.TokenRecord{ID: r.ID, Principal: r.Principal, Role: r.Role, Issued: r.Issued, Expires: r.Expires, Revoked: r.Revoked}
 }
 
 func nonNil[T any](s []T) []T {

@@ -19,11 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cinet/cinet/broker/api"
-	"github.com/cinet/cinet/broker/federation"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/httpsig"
-	"github.com/cinet/cinet/broker/jobs"
-	"github.com/cinet/cinet/broker/store"
 	"github.com/cinet/cinet/identity"
 )
 
@@ -58,7 +55,7 @@ func HTTPWithCA(caFile string) (*http.Client, error) {
 
 // A ProblemError is a broker's RFC 9457 answer to a failed request.
 type ProblemError struct {
-	api.Problem
+	v1.Problem
 }
 
 func (e *ProblemError) Error() string {
@@ -181,30 +178,30 @@ func IsNotFound(err error) bool {
 }
 
 // Info returns what the broker says of itself.
-func (c *Client) Info(ctx context.Context) (*api.Info, error) {
-	var out api.Info
+func (c *Client) Info(ctx context.Context) (*v1.Info, error) {
+	var out v1.Info
 	return &out, c.JSON(ctx, "GET", "/v1/info", nil, "", &out)
 }
 
 // SubmitJob submits a job document; filename names it in errors and says
 // whether it is JSON (.json) or YAML.
-func (c *Client) SubmitJob(ctx context.Context, doc []byte, filename string) (*jobs.Job, error) {
+func (c *Client) SubmitJob(ctx context.Context, doc []byte, filename string) (*v1.Job, error) {
 	ct := "application/yaml"
 	if strings.HasSuffix(filename, ".json") {
 		ct = "application/json"
 	}
-	var j jobs.Job
+	var j v1.Job
 	return &j, c.JSON(ctx, "POST", "/v1/jobs?filename="+url.QueryEscape(filename), doc, ct, &j)
 }
 
 // Job returns a job.
-func (c *Client) Job(ctx context.Context, id string) (*jobs.Job, error) {
-	var j jobs.Job
+func (c *Client) Job(ctx context.Context, id string) (*v1.Job, error) {
+	var j v1.Job
 	return &j, c.JSON(ctx, "GET", "/v1/jobs/"+url.PathEscape(id), nil, "", &j)
 }
 
 // Jobs lists jobs, newest first.
-func (c *Client) Jobs(ctx context.Context, state string, limit int) ([]*jobs.Job, error) {
+func (c *Client) Jobs(ctx context.Context, state string, limit int) ([]*v1.Job, error) {
 	q := url.Values{}
 	if state != "" {
 		q.Set("state", state)
@@ -213,14 +210,14 @@ func (c *Client) Jobs(ctx context.Context, state string, limit int) ([]*jobs.Job
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out struct {
-		Jobs []*jobs.Job `json:"jobs"`
+		Jobs []*v1.Job `json:"jobs"`
 	}
 	return out.Jobs, c.JSON(ctx, "GET", "/v1/jobs?"+q.Encode(), nil, "", &out)
 }
 
 // Cancel asks for a job to stop.
-func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
-	var j jobs.Job
+func (c *Client) Cancel(ctx context.Context, id string) (*v1.Job, error) {
+	var j v1.Job
 	return &j, c.JSON(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, "", &j)
 }
 
@@ -249,7 +246,7 @@ func (c *Client) Logs(ctx context.Context, id, task string, node int, stream str
 
 // Events calls fn with each of the job's transitions, history first, until
 // the job settles, fn returns an error, or ctx ends.
-func (c *Client) Events(ctx context.Context, id string, fn func(jobs.Transition) error) error {
+func (c *Client) Events(ctx context.Context, id string, fn func(v1.Transition) error) error {
 	resp, err := c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"/events", nil, "")
 	if err != nil {
 		return err
@@ -261,7 +258,7 @@ func (c *Client) Events(ctx context.Context, id string, fn func(jobs.Transition)
 		if !ok {
 			continue
 		}
-		var t jobs.Transition
+		var t v1.Transition
 		if err := json.Unmarshal([]byte(data), &t); err != nil {
 			return fmt.Errorf("an event from the broker does not decode: %w", err)
 		}
@@ -286,15 +283,15 @@ func (c *Client) Explain(ctx context.Context, doc []byte, filename string) (json
 }
 
 // RegisterOffer sends a signed offer envelope.
-func (c *Client) RegisterOffer(ctx context.Context, envelope []byte) (*api.OfferView, error) {
-	var out api.OfferView
+func (c *Client) RegisterOffer(ctx context.Context, envelope []byte) (*v1.Offer, error) {
+	var out v1.Offer
 	return &out, c.JSON(ctx, "POST", "/v1/offers", envelope, "application/json", &out)
 }
 
 // Offers lists the book's offers, or one provider's.
-func (c *Client) Offers(ctx context.Context, provider string) ([]api.OfferView, error) {
+func (c *Client) Offers(ctx context.Context, provider string) ([]v1.Offer, error) {
 	var out struct {
-		Offers []api.OfferView `json:"offers"`
+		Offers []v1.Offer `json:"offers"`
 	}
 	q := ""
 	if provider != "" {
@@ -304,8 +301,8 @@ func (c *Client) Offers(ctx context.Context, provider string) ([]api.OfferView, 
 }
 
 // Federation reads the broker's place in the federation.
-func (c *Client) Federation(ctx context.Context) (*federation.Status, error) {
-	var out federation.Status
+func (c *Client) Federation(ctx context.Context) (*v1.Federation, error) {
+	var out v1.Federation
 	return &out, c.JSON(ctx, "GET", "/v1/federation", nil, "", &out)
 }
 
@@ -315,10 +312,7 @@ func (c *Client) Withdraw(ctx context.Context, name string) error {
 }
 
 // Balances is the API's balances answer.
-type Balances struct {
-	Balances     []api.BalanceView `json:"balances"`
-	TrialBalance map[string]string `json:"trialBalance,omitempty"`
-}
+type Balances = v1.Balances
 
 // Balances reads account balances ("" for the caller's own, or all).
 func (c *Client) Balances(ctx context.Context, account string) (*Balances, error) {
@@ -355,39 +349,35 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 }
 
 // Proof returns a record's log entry, checkpoint and inclusion proof.
-func (c *Client) Proof(ctx context.Context, record string) (*api.ProofView, error) {
-	var out api.ProofView
+func (c *Client) Proof(ctx context.Context, record string) (*v1.Proof, error) {
+	var out v1.Proof
 	return &out, c.JSON(ctx, "GET", "/v1/audit/proof?record="+url.QueryEscape(record), nil, "", &out)
 }
 
 // IssueToken asks the broker (as its operator, with a signed request) for
 // a token.
-func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (*api.IssuedToken, error) {
+func (c *Client) IssueToken(ctx context.Context, principal, role, ttl string) (*v1.IssuedToken, error) {
 	body, _ := json.Marshal(map[string]string{"principal": principal, "role": role, "ttl": ttl})
-	var out api.IssuedToken
+	var out v1.IssuedToken
 	return &out, c.JSON(ctx, "POST", "/v1/tokens", body, "application/json", &out)
 }
 
 // Tokens lists the tokens the broker issued that have not expired.
-func (c *Client) Tokens(ctx context.Context) ([]*store.TokenRow, error) {
+func (c *Client) Tokens(ctx context.Context) ([]*v1.TokenRecord, error) {
 	var out struct {
-		Tokens []*store.TokenRow `json:"tokens"`
+		Tokens []*v1.TokenRecord `json:"tokens"`
 	}
 	return out.Tokens, c.JSON(ctx, "GET", "/v1/tokens", nil, "", &out)
 }
 
 // RevokeToken revokes a token by its ID.
-func (c *Client) RevokeToken(ctx context.Context, id string) (*store.TokenRow, error) {
-	var out store.TokenRow
+func (c *Client) RevokeToken(ctx context.Context, id string) (*v1.TokenRecord, error) {
+	var out v1.TokenRecord
 	return &out, c.JSON(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, "", &out)
 }
 
 // A ConsoleCode signs a browser in to the broker's console, once.
-type ConsoleCode struct {
-	Code    string    `json:"code"`
-	URL     string    `json:"url"`
-	Expires time.Time `json:"expires"`
-}
+type ConsoleCode = v1.ConsoleCode
 
 // ConsoleCode asks for a one-time console sign-in code for the caller.
 func (c *Client) ConsoleCode(ctx context.Context) (*ConsoleCode, error) {

@@ -12,39 +12,32 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
-	"github.com/cinet/cinet/adapters"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/cinet/cinet/broker/httpsig"
-	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/adapters"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 )
 
-// State is where a job stands.
-type State string
+// State is where a job stands (the API's v1.State).
+type State = v1.State
 
 // States, in the order a job passes them.
 const (
-	Submitted    State = "submitted"    // accepted, not yet matched
-	Matched      State = "matched"      // candidates found, in failover order
-	Reserved     State = "reserved"     // the owning broker holds capacity for it
-	Provisioning State = "provisioning" // the adapter is starting it
-	Running      State = "running"      // a task runs
-	Succeeded    State = "succeeded"    // every task exited 0
-	Failed       State = "failed"       // it could not be placed, or failed beyond its recovery policy
-	Cancelled    State = "cancelled"    // stopped at the tenant's request
-	Settled      State = "settled"      // its usage is billed and its hold released; final
+	Submitted    = v1.Submitted
+	Matched      = v1.Matched
+	Reserved     = v1.Reserved
+	Provisioning = v1.Provisioning
+	Running      = v1.Running
+	Succeeded    = v1.Succeeded
+	Failed       = v1.Failed
+	Cancelled    = v1.Cancelled
+	Settled      = v1.Settled
 )
 
 // States lists every state, in lifecycle order.
-var States = []State{Submitted, Matched, Reserved, Provisioning, Running, Succeeded, Failed, Cancelled, Settled}
-
-// Ended reports whether the job has stopped running: it is succeeded,
-// failed, cancelled or settled.
-func (s State) Ended() bool {
-	return s == Succeeded || s == Failed || s == Cancelled || s == Settled
-}
+var States = v1.States
 
 // A Job is a tenant's job and everything that happened to it.
 type Job struct {
@@ -95,19 +88,11 @@ type Job struct {
 	Version int64 `json:"version"`
 }
 
-// A Submission is a tenant's signed request to submit a job: the job
-// document as sent, and the signature's proof (spec/api/README.md).
-type Submission struct {
-	Body  []byte        `json:"body"`
-	Proof httpsig.Proof `json:"proof"`
-}
+// A Submission is the tenant's signed request that submitted a job.
+type Submission = v1.Submission
 
-// A Transition is a state the job entered, when, and why.
-type Transition struct {
-	State  State     `json:"state"`
-	At     time.Time `json:"at"`
-	Detail string    `json:"detail,omitempty"`
-}
+// A Transition is one step of a job's history.
+type Transition = v1.Transition
 
 // A Candidate is an offer the job could run on.
 type Candidate struct {
@@ -163,19 +148,11 @@ type Attempt struct {
 // Ended reports whether the attempt has stopped.
 func (a *Attempt) Ended() bool { return !a.EndedAt.IsZero() }
 
-// Usage is what an attempt used, as its adapter measured it.
-type Usage struct {
-	Start      time.Time     `json:"start"`
-	End        time.Time     `json:"end"`
-	CPU        time.Duration `json:"cpuNanos"`
-	PeakMemory int64         `json:"peakMemoryBytes"`
-}
+// Usage is what an attempt used, as measured.
+type Usage = v1.Usage
 
 // Money is an amount in a currency.
-type Money struct {
-	Amount   descriptor.Nanos `json:"amount"`
-	Currency string           `json:"currency"`
-}
+type Money = v1.Money
 
 // NewID returns a new job ID: "j-" and 26 base32 characters.
 func NewID() string {

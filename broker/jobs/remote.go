@@ -334,5 +334,5 @@ func (r *Runner) budgetLeft(ctx context.Context, j *Job, a *Attempt) (*Money, er
 			left -= p.Charge.Amount
 		}
 	}
-	return &Money{max(left, 0), b.Currency}, nil
+	return &Money{Amount: max(left, 0), Currency: b.Currency}, nil
 }

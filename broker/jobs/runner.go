@@ -452,7 +452,7 @@ func (r *Runner) match(ctx context.Context, j *Job) error {
 		e := c.Entry
 		cands = append(cands, Candidate{
 			Offer: e.Name, Digest: e.Digest(), Broker: e.Owner.String(), Provider: e.Attrs.Provider,
-			Region: e.Attrs.Region, Estimate: &Money{c.Parts.Cost, c.Parts.Currency},
+			Region: e.Attrs.Region, Estimate: &Money{Amount: c.Parts.Cost, Currency: c.Parts.Currency},
 		})
 	}
 	return r.update(ctx, j, func(j *Job) {
@@ -587,7 +587,7 @@ func (r *Runner) hold(ctx context.Context, j *Job, c Candidate) error {
 	if err != nil && !errors.Is(err, settlement.ErrHoldExists) {
 		return err
 	}
-	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{h.Amount, h.Currency} })
+	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{Amount: h.Amount, Currency: h.Currency} })
 }
 
 // placement is what the adapter runs for an attempt.
@@ -1085,7 +1085,7 @@ func (r *Runner) ingest(ctx context.Context, j *Job, a *Attempt, envelope []byte
 		if r.cfg.Observe != nil {
 			r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
 		}
-		return string(o.Record), &Money{o.Transaction.TenantCharge(), o.Transaction.Currency}, "", nil
+		return string(o.Record), &Money{Amount: o.Transaction.TenantCharge(), Currency: o.Transaction.Currency}, "", nil
 	case settlement.Duplicate:
 		charge, err := r.chargeOf(ctx, j, o.Record, end)
 		return string(o.Record), charge, "", err
@@ -1107,7 +1107,7 @@ func (r *Runner) chargeOf(ctx context.Context, j *Job, id settlement.RecordID, e
 	}
 	for _, t := range st.Transactions {
 		if t.Transaction.Record == id {
-			return &Money{t.TenantCharge(), t.Currency}, nil
+			return &Money{Amount: t.TenantCharge(), Currency: t.Currency}, nil
 		}
 	}
 	return nil, nil

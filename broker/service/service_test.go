@@ -19,9 +19,9 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/local"
 	"github.com/cinet/cinet/broker/api"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/httpsig"
 	"github.com/cinet/cinet/broker/jobs"
@@ -192,7 +192,7 @@ func signedOfferOwnedBy(t testing.TB, k *identity.Key, pool string, quantity int
 	return env.Encode()
 }
 
-func (e *env) registerOffer(k *identity.Key, pool string, quantity int) *api.OfferView {
+func (e *env) registerOffer(k *identity.Key, pool string, quantity int) *v1.Offer {
 	e.t.Helper()
 	o, err := e.as(k).RegisterOffer(context.Background(), signedOffer(e.t, k, pool, quantity))
 	if err != nil {
@@ -230,7 +230,7 @@ func (e *env) waitRunning(c *client.Client, id string) {
 	}
 }
 
-func (e *env) waitSettled(c *client.Client, id string) *jobs.Job {
+func (e *env) waitSettled(c *client.Client, id string) *v1.Job {
 	e.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -708,10 +708,10 @@ func TestServiceJob(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("submit: %d %s", status, body)
 	}
-	var j *jobs.Job
+	var j *v1.Job
 	json.Unmarshal(body, &j)
 	id := j.ID
-	var eps []adapters.Endpoint
+	var eps []v1.Endpoint
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		j, err := tenant.Job(ctx, id)
 		if err != nil {

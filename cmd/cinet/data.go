@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/cinet/cinet/broker/service"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cinet/cinet/broker/api"
+	"github.com/cinet/cinet/broker/service"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
 	"github.com/cinet/cinet/settlement/sqlstore"

@@ -29,10 +29,9 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
-	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/local"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/client"
-	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/broker/offers"
 	"github.com/cinet/cinet/broker/service"
@@ -640,19 +639,19 @@ func selfCommand() string {
 
 // demoJob is one example job in the demo's summary.
 type demoJob struct {
-	File       string      `json:"file"`
-	ID         string      `json:"id,omitempty"`
-	Name       string      `json:"name"`
-	State      jobs.State  `json:"state"`
-	Outcome    jobs.State  `json:"outcome,omitempty"`
-	HomeRegion string      `json:"home_region"`
-	RanRegion  string      `json:"ran_region,omitempty"`
-	Offer      string      `json:"offer,omitempty"`
-	Provider   string      `json:"provider,omitempty"`
-	Broker     string      `json:"broker,omitempty"` // the broker that executed it
-	Cost       *jobs.Money `json:"cost,omitempty"`
-	Records    []string    `json:"records,omitempty"`
-	Skipped    string      `json:"skipped,omitempty"` // why the job was not submitted
+	File       string    `json:"file"`
+	ID         string    `json:"id,omitempty"`
+	Name       string    `json:"name"`
+	State      v1.State  `json:"state"`
+	Outcome    v1.State  `json:"outcome,omitempty"`
+	HomeRegion string    `json:"home_region"`
+	RanRegion  string    `json:"ran_region,omitempty"`
+	Offer      string    `json:"offer,omitempty"`
+	Provider   string    `json:"provider,omitempty"`
+	Broker     string    `json:"broker,omitempty"` // the broker that executed it
+	Cost       *v1.Money `json:"cost,omitempty"`
+	Records    []string  `json:"records,omitempty"`
+	Skipped    string    `json:"skipped,omitempty"` // why the job was not submitted
 	// Served is what each replica of a service answered at its endpoint,
 	// before the demo cancelled it.
 	Served []string `json:"served,omitempty"`
@@ -833,7 +832,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 				dj.Records = append(dj.Records, a.Record)
 			}
 		}
-		if want := map[bool]jobs.State{false: jobs.Succeeded, true: jobs.Cancelled}[service]; j.Outcome != want {
+		if want := map[bool]v1.State{false: v1.Succeeded, true: v1.Cancelled}[service]; j.Outcome != want {
 			return s, fmt.Errorf("example job %s ended %s: %s", dj.Name, j.Outcome, j.Detail)
 		}
 	}
@@ -845,7 +844,7 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		s.Balances = append(s.Balances, map[string]any{"account": x.Account, "currency": x.Currency, "amount": x.Amount.Decimal()})
 	}
 	for cur, n := range b.TrialBalance {
-		if n != "0" {
+		if n != 0 {
 			return nil, fmt.Errorf("the trial balance in %s is %s, not zero", cur, n)
 		}
 	}
@@ -873,7 +872,7 @@ func (d *dev) reconcileFederation(ctx context.Context, s *demoSummary, progress 
 			return err
 		}
 		for cur, n := range b.TrialBalance {
-			if n != "0" {
+			if n != 0 {
 				return fmt.Errorf("broker %s's trial balance in %s is %s, not zero", x.region, cur, n)
 			}
 		}
@@ -961,14 +960,14 @@ func withProviders(data []byte, allow, deny []string) ([]byte, error) {
 // asks each of its endpoints (a GET of /, or a TCP connection), and says
 // what they answered.
 func tryService(ctx context.Context, c *client.Client, id string, progress io.Writer) ([]string, error) {
-	var eps []adapters.Endpoint
+	var eps []v1.Endpoint
 	for {
 		j, err := c.Job(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		eps = currentEndpoints(j)
-		if len(eps) > 0 && !slices.ContainsFunc(eps, func(ep adapters.Endpoint) bool { return !ep.Ready }) {
+		if len(eps) > 0 && !slices.ContainsFunc(eps, func(ep v1.Endpoint) bool { return !ep.Ready }) {
 			break
 		}
 		if j.State.Ended() {

@@ -13,9 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cinet/cinet/adapters"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/client"
-	"github.com/cinet/cinet/broker/jobs"
 	"github.com/cinet/cinet/broker/match"
 	"github.com/cinet/cinet/broker/offers"
 )
@@ -82,9 +81,9 @@ cost, and exits 0 if it succeeded, 1 if it failed and 3 if it was cancelled.`,
 				printJob(cmd.OutOrStdout(), j)
 			}
 			switch j.Outcome {
-			case jobs.Succeeded:
+			case v1.Succeeded:
 				return nil
-			case jobs.Cancelled:
+			case v1.Cancelled:
 				return exitError{exitJobCancelled}
 			}
 			return exitError{exitJobFailed}
@@ -120,9 +119,9 @@ func reportDocumentErrors(cmd *cobra.Command, file string, err error) error {
 }
 
 // follow shows a job's transitions until it settles, and returns it.
-func follow(ctx context.Context, c *client.Client, id string, progress io.Writer) (*jobs.Job, error) {
+func follow(ctx context.Context, c *client.Client, id string, progress io.Writer) (*v1.Job, error) {
 	start := time.Now()
-	err := c.Events(ctx, id, func(t jobs.Transition) error {
+	err := c.Events(ctx, id, func(t v1.Transition) error {
 		detail := ""
 		if t.Detail != "" {
 			detail = ": " + t.Detail
@@ -139,7 +138,7 @@ func follow(ctx context.Context, c *client.Client, id string, progress io.Writer
 		if err != nil {
 			return nil, err
 		}
-		if j.State == jobs.Settled {
+		if j.State == v1.Settled {
 			return j, nil
 		}
 		select {
@@ -150,14 +149,14 @@ func follow(ctx context.Context, c *client.Client, id string, progress io.Writer
 	}
 }
 
-func money(m *jobs.Money) string {
+func money(m *v1.Money) string {
 	if m == nil {
 		return "-"
 	}
 	return m.Amount.Decimal() + " " + m.Currency
 }
 
-func printJob(w io.Writer, j *jobs.Job) {
+func printJob(w io.Writer, j *v1.Job) {
 	fmt.Fprintf(w, "job        %s (%s)\n", j.ID, j.Name)
 	fmt.Fprintf(w, "state      %s", j.State)
 	if j.Outcome != "" && j.Outcome != j.State {
@@ -202,14 +201,14 @@ func printJob(w io.Writer, j *jobs.Job) {
 }
 
 // currentEndpoints are the endpoints of the job's attempt under way.
-func currentEndpoints(j *jobs.Job) []adapters.Endpoint {
+func currentEndpoints(j *v1.Job) []v1.Endpoint {
 	if n := len(j.Attempts); n > 0 && !j.Attempts[n-1].Ended() {
 		return j.Attempts[n-1].Endpoints
 	}
 	return nil
 }
 
-func printEndpoints(tw *tabwriter.Writer, eps []adapters.Endpoint) {
+func printEndpoints(tw *tabwriter.Writer, eps []v1.Endpoint) {
 	fmt.Fprintln(tw, "ENDPOINT\tREPLICA\tREADY\tADDRESS")
 	for _, ep := range eps {
 		ready := "no"
@@ -243,7 +242,7 @@ its readiness probe. A job that is not a service, or not running, has none.`,
 			if err != nil {
 				return err
 			}
-			var eps []adapters.Endpoint
+			var eps []v1.Endpoint
 			for {
 				j, err := c.Job(cmd.Context(), args[0])
 				if err != nil {
@@ -251,9 +250,9 @@ its readiness probe. A job that is not a service, or not running, has none.`,
 				}
 				eps = currentEndpoints(j)
 				if readyOnly {
-					eps = slices.DeleteFunc(eps, func(ep adapters.Endpoint) bool { return !ep.Ready })
+					eps = slices.DeleteFunc(eps, func(ep v1.Endpoint) bool { return !ep.Ready })
 				}
-				if !wait || slices.ContainsFunc(eps, func(ep adapters.Endpoint) bool { return ep.Ready }) {
+				if !wait || slices.ContainsFunc(eps, func(ep v1.Endpoint) bool { return ep.Ready }) {
 					break
 				}
 				if j.State.Ended() {
@@ -266,7 +265,7 @@ its readiness probe. A job that is not a service, or not running, has none.`,
 				}
 			}
 			if eps == nil {
-				eps = []adapters.Endpoint{}
+				eps = []v1.Endpoint{}
 			}
 			if asJSON {
 				return o.write(cmd.OutOrStdout(), eps)

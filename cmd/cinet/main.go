@@ -8,12 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/goccy/go-yaml"
 	"io"
 	"os"
 	"strings"
 	"text/template"
 
+	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 )
 

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/cinet/cinet/identity"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/identity"
 )
 
 // cli runs the command line in-process and returns its exit status and

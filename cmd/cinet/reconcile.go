@@ -17,7 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/cinet/cinet/broker/api"
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/client"
 	"github.com/cinet/cinet/broker/federation"
 	"github.com/cinet/cinet/identity"
@@ -298,12 +298,12 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 	p := reconciledPair{A: a.String(), B: b.String()}
 	var problems []string
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	list := func(c *client.Client, other identity.PrincipalID) (map[string]api.ClearingView, error) {
-		var out struct{ Statements []api.ClearingView }
+	list := func(c *client.Client, other identity.PrincipalID) (map[string]v1.ClearingStatement, error) {
+		var out struct{ Statements []v1.ClearingStatement }
 		if err := c.JSON(ctx, "GET", "/v1/ledger/clearing?with="+url.QueryEscape(other.String()), nil, "", &out); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Base, err)
 		}
-		m := map[string]api.ClearingView{}
+		m := map[string]v1.ClearingStatement{}
 		for _, s := range out.Statements {
 			m[s.Digest] = s
 		}
@@ -320,7 +320,7 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 	// A statement left open is superseded by a countersigned one of the
 	// same issuer and period.
 	settled := map[string]bool{}
-	for _, side := range []map[string]api.ClearingView{atA, atB} {
+	for _, side := range []map[string]v1.ClearingStatement{atA, atB} {
 		for _, s := range side {
 			if s.Countersignature != nil {
 				settled[s.Issuer+" "+s.PeriodStart.String()+" "+s.PeriodEnd.String()] = true
@@ -351,7 +351,7 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 			problem("%s is not between %s and %s", name, a, b)
 			continue
 		}
-		for _, v := range []api.ClearingView{x, y} {
+		for _, v := range []v1.ClearingStatement{x, y} {
 			if v.Statement == nil {
 				continue
 			}
@@ -367,7 +367,7 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 		for _, side := range []struct {
 			c    *client.Client
 			id   identity.PrincipalID
-			view api.ClearingView
+			view v1.ClearingStatement
 			kept bool
 		}{{ca, a, x, inA}, {cb, b, y, inB}} {
 			if !side.kept {
@@ -406,8 +406,8 @@ func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.Pri
 // provenInLog checks that a broker's audit log holds, at the index it
 // gives, the statement it keeps: an inclusion proof against a checkpoint
 // signed by the broker's key, of an entry whose statement is this one.
-func provenInLog(ctx context.Context, c *client.Client, broker identity.PrincipalID, v api.ClearingView) error {
-	var pv api.ProofView
+func provenInLog(ctx context.Context, c *client.Client, broker identity.PrincipalID, v v1.ClearingStatement) error {
+	var pv v1.Proof
 	if err := c.JSON(ctx, "GET", "/v1/audit/proof?index="+strconv.FormatInt(v.LogIndex, 10), nil, "", &pv); err != nil {
 		return fmt.Errorf("asking %s for the log entry at %d: %w", broker, v.LogIndex, err)
 	}

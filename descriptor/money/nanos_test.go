@@ -1,4 +1,4 @@
-package descriptor
+package money
 
 import (
 	"strings"
@@ -10,8 +10,8 @@ import (
 func TestNanos(t *testing.T) {
 	for in, want := range map[string]Nanos{"0": 0, "1": 1e9, "0.000000001": 1, "0.0000000001": 1, "2.5": 2_500_000_000, "12345678.123456789": 12345678123456789} {
 		d, _, _ := apd.NewFromString(in)
-		if got := NanosFromDecimal(d); got != want {
-			t.Errorf("NanosFromDecimal(%s) = %d, want %d", in, got, want)
+		if got := FromDecimal(d); got != want {
+			t.Errorf("FromDecimal(%s) = %d, want %d", in, got, want)
 		}
 	}
 	if got := Nanos(10e9).MulDiv(1, 3600); got != 2777778 {
