@@ -142,7 +142,7 @@ func (r *Runner) ExecStatus(ctx context.Context, home identity.PrincipalID, plac
 	var st adapters.Status
 	if a.ProvisionedAt.IsZero() {
 		st = adapters.Status{State: adapters.Running, Detail: "being provisioned"}
-	} else if ad, err := r.adapter(a); err != nil {
+	} else if ad, err := r.Executor(a); err != nil {
 		return RemoteStatus{}, err
 	} else if st, err = ad.Status(ctx, a.ID); errors.Is(err, adapters.ErrNotFound) {
 		st = adapters.Status{State: adapters.Running}
@@ -181,7 +181,7 @@ func (r *Runner) ExecLogs(ctx context.Context, home identity.PrincipalID, q LogR
 	case q.Offset < 0 || q.Limit < 1 || q.Limit > LogChunk:
 		return nil, fmt.Errorf("%w: offset %d, limit %d: want an offset ≥ 0 and a limit of 1 to %d", ErrRefused, q.Offset, q.Limit, LogChunk)
 	}
-	ad, err := r.adapter(&j.Attempts[0])
+	ad, err := r.Executor(&j.Attempts[0])
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +255,8 @@ func (r *Runner) ExecAck(ctx context.Context, home identity.PrincipalID, placeme
 // broker, and acknowledges it, so that the executing broker stops keeping
 // it. Settling is idempotent, so a lost acknowledgement costs only a
 // second delivery of a record already posted.
-func (r *Runner) settleRemote(ctx context.Context, j *Job, i int) error {
+func (r *Runner) settleRemote(ctx context.Context, j *Job, i int, exec identity.PrincipalID) error {
 	a := &j.Attempts[i]
-	exec, err := identity.ParsePrincipalID(a.Broker)
-	if err != nil {
-		return err
-	}
-	if r.cfg.Remote == nil {
-		return fmt.Errorf("jobs: attempt %s ran at broker %s, and this broker is in no federation", a.ID, a.Broker)
-	}
 	if a.State == string(adapters.Lost) {
 		// Deemed lost while out of reach: stop it there, if it runs.
 		if err := r.cfg.Remote.Cancel(ctx, exec, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
@@ -376,4 +369,31 @@ func checkSubmission(sub *Submission, tenant identity.PrincipalID, doc *descript
 		return true, fmt.Errorf("the job forwarded is not the one the tenant signed for at %s", created.Format(time.RFC3339))
 	}
 	return true, nil
+}
+
+// recoveryOf is the job's recovery policy at this broker: a forwarded
+// placement has none here, for its home broker decides what follows.
+func recoveryOf(j *Job, doc *descriptor.Document) descriptor.Recovery {
+	if j.Home != "" {
+		return descriptor.Recovery{}
+	}
+	return doc.Job.Recovery
+}
+
+// heldForHome reports whether a forwarded placement is kept, unsettled,
+// until its home broker has taken in its usage record.
+func heldForHome(j *Job) bool {
+	return j.Home != "" && len(j.Attempts) == 1 && j.Attempts[0].Record != "" && !j.Attempts[0].Delivered
+}
+
+// budgetOf is the job's budget at this broker: for a forwarded placement,
+// what its home broker said is left of it (nil: none to enforce).
+func budgetOf(j *Job, doc *descriptor.Document) *descriptor.Budget {
+	if j.Home == "" {
+		return doc.Job.Budget
+	}
+	if j.BudgetLeft == nil {
+		return nil
+	}
+	return &descriptor.Budget{Currency: j.BudgetLeft.Currency, MaxTotal: descriptor.MustDecimal(j.BudgetLeft.Amount.Decimal())}
 }

@@ -134,9 +134,6 @@ const DefaultGrace = 2 * time.Minute
 var placementID = regexp.MustCompile(`^j-[a-z2-7]{26}-[1-9][0-9]{0,5}$`)
 var jobID = regexp.MustCompile(`^j-[a-z2-7]{26}$`)
 
-// remote reports whether an attempt runs on another broker's offer.
-func (r *Runner) remote(a *Attempt) bool { return a.Broker != r.cfg.Key.ID().String() }
-
 // remoteAdapter presents a forwarded placement as an adapter, so that the
 // home broker follows it as it follows its own.
 type remoteAdapter struct {
@@ -242,41 +239,88 @@ func (l *remoteLog) Seek(offset int64, whence int) (int64, error) {
 
 func (l *remoteLog) Close() error { return nil }
 
-// Executor returns what runs an attempt: the adapter of the attempt's
-// provider, or, for an attempt on another broker's offer, that broker.
-func (r *Runner) Executor(a *Attempt) (adapters.Adapter, error) {
-	if r.remote(a) {
-		exec, err := identity.ParsePrincipalID(a.Broker)
-		if err != nil {
-			return nil, err
-		}
-		if r.cfg.Remote == nil {
-			return nil, fmt.Errorf("jobs: attempt %s runs at broker %s, and this broker is in no federation", a.ID, a.Broker)
-		}
-		return remoteAdapter{r: r, exec: exec}, nil
-	}
-	return r.adapter(a)
+// remotePlacements places attempts on another broker's offers: a lease
+// at the owner holds the instances, the placement is forwarded to it and
+// followed there (the owner is then its executing broker), and the usage
+// record the owner signs is taken in.
+type remotePlacements struct {
+	r    *Runner
+	exec identity.PrincipalID // the offer's owner
 }
 
-// reserveOn asks an offer's owner for count instances: the book when this
-// broker owns it, else the owner, for a lease that forwarding confirms.
-func (r *Runner) reserveOn(ctx context.Context, j *Job, c Candidate) (book.Reservation, error) {
-	if c.Broker == r.cfg.Key.ID().String() {
-		return r.cfg.Book.Reserve(c.Offer, j.Instances(), j.ID, reservationTTL)
+// reserve asks the owner for a lease that forwarding confirms. A refusal
+// or an unknown offer is the owner's word; any other failure is taken for
+// an outage (errUnreachable), so that the offer is asked again later.
+func (p remotePlacements) reserve(ctx context.Context, j *Job, c Candidate) (book.Reservation, error) {
+	res, err := p.r.cfg.Remote.Reserve(ctx, p.exec, c.Offer, j.Instances(), j.ID, LeaseTTL)
+	if err != nil && !errors.Is(err, book.ErrInsufficient) && !errors.Is(err, ErrRefused) && !errors.Is(err, book.ErrUnknownOffer) {
+		return res, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
-	owner, err := identity.ParsePrincipalID(c.Broker)
-	if err != nil {
-		return book.Reservation{}, fmt.Errorf("%w: the offer's broker %q: %v", ErrRefused, c.Broker, err)
-	}
-	return r.cfg.Remote.Reserve(ctx, owner, c.Offer, j.Instances(), j.ID, LeaseTTL)
+	return res, err
 }
 
-// forward hands the current attempt to the broker that owns its offer.
-func (r *Runner) forward(ctx context.Context, j *Job, a *Attempt) error {
-	exec, err := identity.ParsePrincipalID(a.Broker)
-	if err != nil {
-		return err
+// unreserve gives back a lease never confirmed (else it runs out); a
+// forwarded placement holds its lease until it ends there.
+func (p remotePlacements) unreserve(a *Attempt) {
+	if a.Reservation == "" || !a.ProvisionedAt.IsZero() {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.r.cfg.Remote.Release(ctx, p.exec, a.Reservation); err != nil {
+		p.r.cfg.Log.Info("giving a lease back; it will run out instead", "broker", p.exec, "reservation", a.Reservation, "err", err)
+	}
+}
+
+// resume does nothing: the owner keeps its leases across restarts.
+func (remotePlacements) resume(context.Context, *Job, *Attempt) error { return nil }
+
+func (p remotePlacements) executor(*Attempt) adapters.Adapter {
+	return remoteAdapter{r: p.r, exec: p.exec}
+}
+
+func (p remotePlacements) status(ctx context.Context, a *Attempt) (adapters.Status, error) {
+	st, err := remoteAdapter{r: p.r, exec: p.exec}.Status(ctx, a.ID)
+	return p.r.reachable(a, st, err)
+}
+
+func (p remotePlacements) usage(ctx context.Context, a *Attempt) (adapters.Usage, error) {
+	return remoteAdapter{r: p.r, exec: p.exec}.Usage(ctx, a.ID)
+}
+
+// stop asks the executing broker to stop the placement. What fails is
+// asked again at the next poll while the job wants it stopped; the
+// executing broker enforces the job's budget itself.
+func (p remotePlacements) stop(ctx context.Context, a *Attempt) error {
+	if err := p.r.cfg.Remote.Cancel(ctx, p.exec, a.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		p.r.cfg.Log.Info("asking an executing broker to stop a placement", "attempt", a.ID, "broker", p.exec, "err", err)
+	}
+	return nil
+}
+
+// release does nothing: the executing broker frees the placement when it
+// ends there.
+func (remotePlacements) release(context.Context, *Attempt) error { return nil }
+
+// settle takes in the usage record the executing broker signed. It may
+// come later than the attempt's end: the error then wraps errNotDelivered
+// (and errPending while the record is not signed yet), and the job goes on
+// without waiting for it, only to settle.
+func (p remotePlacements) settle(ctx context.Context, j *Job, i int) error {
+	if err := p.r.settleRemote(ctx, j, i, p.exec); err != nil {
+		return fmt.Errorf("%w: %w", errNotDelivered, err)
+	}
+	return nil
+}
+
+// errNotDelivered: a forwarded placement's usage record has not been
+// taken in yet.
+var errNotDelivered = errors.New("jobs: the usage record of a forwarded placement is not taken in yet")
+
+// start hands the attempt to the broker that owns its offer.
+func (p remotePlacements) start(ctx context.Context, j *Job, a *Attempt) error {
+	r := p.r
+	var err error
 	f := Forward{
 		Placement: a.ID, Job: j.ID, Tenant: j.Tenant, Document: j.Document, Offer: a.Offer, OfferDigest: a.OfferDigest,
 		Reservation: a.Reservation, HomeRegion: j.HomeRegion, HomeFee: r.cfg.Fee.String(), Submission: j.Submission,
@@ -284,7 +328,7 @@ func (r *Runner) forward(ctx context.Context, j *Job, a *Attempt) error {
 	if f.BudgetLeft, err = r.budgetLeft(ctx, j, a); err != nil {
 		return err
 	}
-	err = r.cfg.Remote.Forward(ctx, exec, f)
+	err = r.cfg.Remote.Forward(ctx, p.exec, f)
 	var again string
 	switch {
 	case errors.Is(err, book.ErrNoReservation):
@@ -296,7 +340,7 @@ func (r *Runner) forward(ctx context.Context, j *Job, a *Attempt) error {
 	}
 	if again != "" {
 		if errors.Is(err, ErrRefused) {
-			r.releaseLease(a.Broker, a.Reservation)
+			p.unreserve(a)
 		}
 		// Nothing ran: the attempt is dropped, and the job placed again.
 		return r.update(ctx, j, func(j *Job) {

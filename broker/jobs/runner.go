@@ -257,16 +257,15 @@ func (r *Runner) recover(ctx context.Context) error {
 	}
 	for _, j := range active {
 		a := j.current()
-		if a == nil || a.Reservation == "" || r.remote(a) {
-			continue // another broker's lease is held there
-		}
-		res, err := r.cfg.Book.Reserve(a.Offer, j.Instances(), j.ID, reservationTTL)
-		if err != nil {
-			r.cfg.Log.Warn("re-reserving after restart", "job", j.ID, "offer", a.Offer, "err", err)
+		if a == nil {
 			continue
 		}
-		if err := r.update(ctx, j, func(j *Job) { j.current().Reservation = res.ID }); err != nil {
-			r.cfg.Book.Release(res.ID)
+		p, err := r.placementsFor(a)
+		if err != nil {
+			r.cfg.Log.Warn("resuming after restart", "job", j.ID, "err", err)
+			continue
+		}
+		if err := p.resume(ctx, j, a); err != nil {
 			return err
 		}
 	}
@@ -504,35 +503,27 @@ func (r *Runner) wait(ctx context.Context, j *Job, doc *descriptor.Document, not
 // when it owns the offer. Refused candidates are excluded; when none is
 // left, the job is matched again without them.
 func (r *Runner) reserve(ctx context.Context, j *Job) error {
-	self := r.cfg.Key.ID().String()
 	busy := 0
 	for _, c := range j.Candidates {
 		if slices.Contains(j.Excluded, c.Offer) {
 			continue
 		}
-		var refusal string
 		var res book.Reservation
-		var err error
-		provider, _ := identity.ParsePrincipalID(c.Provider)
-		switch {
-		case c.Broker != self && r.cfg.Remote == nil:
-			refusal = "offers owned by other brokers are placed through the federation, which this broker is not in"
-		case c.Broker == self && r.cfg.Adapters[provider] == nil:
-			refusal = "no adapter runs this provider's placements here"
-		default:
-			res, err = r.reserveOn(ctx, j, c)
-			if errors.Is(err, book.ErrInsufficient) {
+		p, refusal := r.placementsOf(c.Broker, c.Provider)
+		if p != nil {
+			var err error
+			res, err = p.reserve(ctx, j, c)
+			switch {
+			case errors.Is(err, book.ErrInsufficient):
 				busy++ // not a refusal: it may free up
 				continue
-			}
-			if err != nil && c.Broker != self && !errors.Is(err, ErrRefused) && !errors.Is(err, book.ErrUnknownOffer) {
-				// The owner is out of reach: try the next candidate now,
-				// and this one again when the job is matched again.
+			case errors.Is(err, errUnreachable):
+				// Try the next candidate now, and this one again when the
+				// job is matched again.
 				r.cfg.Log.Warn("reserving at another broker", "job", j.ID, "offer", c.Offer, "broker", c.Broker, "err", err)
 				busy++
 				continue
-			}
-			if err != nil {
+			case err != nil:
 				refusal = err.Error()
 			}
 		}
@@ -545,7 +536,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 			}
 			continue
 		}
-		err = r.update(ctx, j, func(j *Job) {
+		err := r.update(ctx, j, func(j *Job) {
 			n := len(j.Attempts) + 1
 			j.Attempts = append(j.Attempts, Attempt{
 				ID: fmt.Sprintf("%s-%d", j.ID, n), Offer: c.Offer, OfferDigest: c.Digest, Broker: c.Broker,
@@ -554,7 +545,7 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 			j.to(Reserved, r.now(), fmt.Sprintf("%d instance(s) of %s reserved", j.Instances(), c.Offer))
 		})
 		if err != nil {
-			r.releaseLease(c.Broker, res.ID)
+			p.unreserve(&Attempt{Reservation: res.ID})
 			return err
 		}
 		return r.hold(ctx, j, c)
@@ -603,18 +594,6 @@ func (j *Job) placement(a *Attempt) (adapters.Placement, error) {
 	}, nil
 }
 
-func (r *Runner) adapter(a *Attempt) (adapters.Adapter, error) {
-	provider, err := identity.ParsePrincipalID(a.Provider)
-	if err != nil {
-		return nil, err
-	}
-	ad := r.cfg.Adapters[provider]
-	if ad == nil {
-		return nil, fmt.Errorf("jobs: no adapter for provider %s", a.Provider)
-	}
-	return ad, nil
-}
-
 // provision starts the current attempt.
 func (r *Runner) provision(ctx context.Context, j *Job) error {
 	a := j.current()
@@ -633,86 +612,11 @@ func (r *Runner) provision(ctx context.Context, j *Job) error {
 			}
 		}
 	}
-	if r.remote(a) {
-		return r.forward(ctx, j, a)
-	}
-	ad, err := r.adapter(a)
+	p, err := r.placementsFor(a)
 	if err != nil {
 		return err
 	}
-	p, err := j.placement(a)
-	if err != nil {
-		return err
-	}
-	// Each node may use what one instance of the offer's class has: the
-	// book's copy, which holds the reservation; else the offer placed on.
-	var class *descriptor.ComputeClass
-	if e, ok := r.cfg.Book.Get(a.Offer); ok {
-		o, err := e.Offer()
-		if err != nil {
-			return fmt.Errorf("jobs: attempt %s: %w", a.ID, err)
-		}
-		class = &o.Class
-		p.Offer = o
-	} else {
-		offer, err := r.cfg.Offers(ctx, a.OfferDigest)
-		if err != nil {
-			return fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
-		}
-		if offer.Offer != nil {
-			class = &offer.Offer.Class
-			p.Offer = offer.Offer
-		}
-	}
-	if class != nil {
-		p.Limits = adapters.Limits{CPUs: float64(class.CPU.Count), Memory: int64(class.Memory), Disk: int64(class.Disk)}
-		for _, acc := range class.Accelerators {
-			p.Limits.Accelerators += acc.Count
-		}
-	}
-	if err := ad.Provision(ctx, p); err != nil {
-		// The backend cannot run this job: it fails, and frees what it held.
-		detail := "provisioning failed: " + err.Error()
-		r.releaseReservation(a)
-		return r.update(ctx, j, func(j *Job) {
-			a := j.current()
-			a.EndedAt, a.State, a.Detail, a.Settled, a.Reservation = r.now(), string(adapters.Failed), detail, true, ""
-			j.end(Failed, r.now(), detail)
-		})
-	}
-	return r.update(ctx, j, func(j *Job) {
-		j.current().ProvisionedAt = r.now()
-		j.to(Provisioning, r.now(), "placement "+a.ID+" provisioned")
-	})
-}
-
-func (r *Runner) releaseReservation(a *Attempt) {
-	if a.Reservation == "" {
-		return
-	}
-	if !r.remote(a) {
-		r.cfg.Book.Release(a.Reservation)
-	} else if a.ProvisionedAt.IsZero() {
-		// A lease never confirmed: give it back (else it runs out).
-		r.releaseLease(a.Broker, a.Reservation)
-	}
-}
-
-// releaseLease gives back a reservation on an offer broker owns.
-func (r *Runner) releaseLease(broker, id string) {
-	if broker == r.cfg.Key.ID().String() {
-		r.cfg.Book.Release(id)
-		return
-	}
-	owner, err := identity.ParsePrincipalID(broker)
-	if err != nil || r.cfg.Remote == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.cfg.Remote.Release(ctx, owner, id); err != nil {
-		r.cfg.Log.Info("giving a lease back; it will run out instead", "broker", broker, "reservation", id, "err", err)
-	}
+	return p.start(ctx, j, a)
 }
 
 // watch follows the current attempt until it ends.
@@ -726,21 +630,18 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 	if a == nil {
 		return r.update(ctx, j, func(j *Job) { j.to(Matched, r.now(), "no attempt running; placing again") })
 	}
-	ad, err := r.Executor(a)
+	p, err := r.placementsFor(a)
 	if err != nil {
 		return err
 	}
 	if j.CancelRequested {
-		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) && !r.remote(a) {
+		if err := p.stop(ctx, a); err != nil {
 			return err
 		}
 	}
-	st, err := ad.Status(ctx, a.ID)
-	if r.remote(a) {
-		st, err = r.reachable(a, st, err)
-		if errors.Is(err, errWaiting) {
-			return nil
-		}
+	st, err := p.status(ctx, a)
+	if errors.Is(err, errWaiting) {
+		return nil
 	}
 	if errors.Is(err, adapters.ErrNotFound) || errors.Is(err, ErrNotFound) {
 		st = adapters.Status{State: adapters.Lost, Detail: "the backend does not know the placement"}
@@ -780,7 +681,7 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 			}); err != nil {
 				return err
 			}
-			if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+			if err := p.stop(ctx, a); err != nil {
 				return err
 			}
 		}
@@ -794,13 +695,13 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 			}); err != nil {
 				return err
 			}
-			if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
+			if err := p.stop(ctx, a); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return r.finish(ctx, j, a, ad, st)
+	return r.finish(ctx, j, a, p, st)
 }
 
 // longestRecord is settlement.MaxRecordPeriod in words.
@@ -858,8 +759,8 @@ func readyNotes(before, now []adapters.Endpoint) []string {
 }
 
 // finish records how an attempt ended and what it used, then concludes it.
-func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Adapter, st adapters.Status) error {
-	u, err := ad.Usage(ctx, a.ID)
+func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, p placements, st adapters.Status) error {
+	u, err := p.usage(ctx, a)
 	if err != nil && !errors.Is(err, adapters.ErrNotFound) {
 		return err
 	}
@@ -892,38 +793,33 @@ func (r *Runner) finish(ctx context.Context, j *Job, a *Attempt, ad adapters.Ada
 // policy — from what the job records of the attempt alone.
 func (r *Runner) conclude(ctx context.Context, j *Job) error {
 	i := len(j.Attempts) - 1
+	a := &j.Attempts[i]
+	p, err := r.placementsFor(a)
+	if err != nil {
+		return err
+	}
 	if err := r.settleAttempt(ctx, j, i); err != nil {
-		if !r.remote(&j.Attempts[i]) {
+		if !errors.Is(err, errNotDelivered) {
 			return err
 		}
 		// The executing broker delivers the record when it can; the job
 		// does not wait for it to go on, only to settle.
 		if !errors.Is(err, errPending) {
-			r.cfg.Log.Info("usage of a forwarded placement not delivered yet", "job", j.ID, "attempt", j.Attempts[i].ID, "err", err)
+			r.cfg.Log.Info("usage of a forwarded placement not delivered yet", "job", j.ID, "attempt", a.ID, "err", err)
 		}
 	}
-	a := &j.Attempts[i]
-	if !r.remote(a) {
-		ad, err := r.adapter(a)
-		if err != nil {
-			return err
-		}
-		if err := ad.Release(ctx, a.ID); err != nil && !errors.Is(err, adapters.ErrNotFound) {
-			return err
-		}
+	a = &j.Attempts[i]
+	if err := p.release(ctx, a); err != nil {
+		return err
 	}
-	r.releaseReservation(a)
+	p.unreserve(a)
 	doc, err := j.doc()
 	if err != nil {
 		return err
 	}
 	st := adapters.Status{State: adapters.State(a.State), Detail: a.Detail}
 	exit := a.ExitCode
-	rec := doc.Job.Recovery
-	if j.Home != "" {
-		// A forwarded placement: its home broker decides what follows.
-		rec = descriptor.Recovery{}
-	}
+	rec := recoveryOf(j, doc)
 	switch {
 	case st.State == adapters.Succeeded:
 		return r.update(ctx, j, func(j *Job) { j.end(Succeeded, r.now(), "") })
@@ -940,7 +836,7 @@ func (r *Runner) conclude(ctx context.Context, j *Job) error {
 		return r.update(ctx, j, func(j *Job) { j.end(Cancelled, r.now(), "cancelled while it ran") })
 	case st.State == adapters.Failed && slices.Contains(rec.OnExitCodes, exit) && j.Restarts < rec.MaxRestarts:
 		// Restart on the same offer.
-		res, err := r.reserveOn(ctx, j, Candidate{Offer: a.Offer, Broker: a.Broker})
+		res, err := p.reserve(ctx, j, Candidate{Offer: a.Offer, Broker: a.Broker, Provider: a.Provider})
 		if errors.Is(err, book.ErrInsufficient) {
 			// Another job took the instances this attempt freed: the offer
 			// is busy, not refused. Match again, waiting if need be.
@@ -995,8 +891,8 @@ func (r *Runner) settle(ctx context.Context, j *Job) error {
 			}
 		}
 	}
-	if j.Home != "" && len(j.Attempts) == 1 && j.Attempts[0].Record != "" && !j.Attempts[0].Delivered {
-		return nil // kept until the home broker has the record
+	if heldForHome(j) {
+		return nil
 	}
 	if j.Hold != nil && r.cfg.Settler != nil {
 		if _, err := r.cfg.Settler.ReleaseHold(ctx, j.ID); err != nil && !errors.Is(err, settlement.ErrNotFound) {
@@ -1025,9 +921,7 @@ func (r *Runner) settle(ctx context.Context, j *Job) error {
 	})
 }
 
-// settleAttempt builds the attempt's usage record from what was persisted,
-// signs it as the executing broker and settles it. Built again after a
-// restart, the record is the same, and the settler knows it.
+// settleAttempt bills an ended attempt, once.
 func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 	a := &j.Attempts[i]
 	if a.Settled {
@@ -1036,39 +930,11 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 	if !a.Ended() {
 		return fmt.Errorf("jobs: attempt %s has not ended", a.ID)
 	}
-	if r.remote(a) {
-		return r.settleRemote(ctx, j, i)
-	}
-	offer, err := r.cfg.Offers(ctx, a.OfferDigest)
-	if err != nil {
-		return fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
-	}
-	rec, ok, err := usageRecord(j, a, offer, r.cfg.Key.ID(), r.cfg.Fee)
+	p, err := r.placementsFor(a)
 	if err != nil {
 		return err
 	}
-	var charge *Money
-	var recordID, detail string
-	var envelope []byte
-	if ok && r.cfg.Settler != nil {
-		env, err := settlement.SealRecord(r.cfg.Key, rec)
-		if err != nil {
-			return err
-		}
-		if j.Home != "" {
-			envelope = env.Encode() // for delivery to the home broker
-		}
-		if recordID, charge, detail, err = r.ingest(ctx, j, a, env.Encode(), rec.PeriodEnd); err != nil {
-			return err
-		}
-	}
-	return r.update(ctx, j, func(j *Job) {
-		a := &j.Attempts[i]
-		a.Record, a.Charge, a.Settled, a.Envelope = recordID, charge, true, envelope
-		if detail != "" {
-			a.Detail = joinDetail(a.Detail, detail)
-		}
-	})
+	return p.settle(ctx, j, i)
 }
 
 // ingest settles one signed usage record of an attempt: it returns the
@@ -1123,14 +989,7 @@ func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.T
 	if err != nil {
 		return time.Time{}, err
 	}
-	b := doc.Job.Budget
-	if j.Home != "" {
-		// The home broker said what is left of it.
-		if j.BudgetLeft == nil {
-			return time.Time{}, nil
-		}
-		b = &descriptor.Budget{Currency: j.BudgetLeft.Currency, MaxTotal: descriptor.MustDecimal(j.BudgetLeft.Amount.Decimal())}
-	}
+	b := budgetOf(j, doc)
 	if b == nil || !b.MaxTotal.IsSet() {
 		return time.Time{}, nil
 	}

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,7 +112,7 @@ validUntil: 2027-12-31T00:00:00Z
 sequence: 1
 `
 
-func newBroker(t testing.TB, dir string) *broker {
+func newBroker(t testing.TB, dir string, opts ...func(*jobs.Config)) *broker {
 	t.Helper()
 	ctx := context.Background()
 	b := &broker{t: t, dir: dir}
@@ -142,7 +143,7 @@ func newBroker(t testing.TB, dir string) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.runner = jobs.NewRunner(jobs.Config{
+	cfg := jobs.Config{
 		Store: counted{b.jobs, b}, Observe: counted{b.jobs, b},
 		Book: b.book, Matcher: match.New(b.book, match.Config{HomeRegion: "cn-east-1"}), Settler: b.settler,
 		Key: HomeKey, Region: "cn-east-1", Fee: descriptor.MustDecimal("0.02"),
@@ -161,7 +162,11 @@ func newBroker(t testing.TB, dir string) *broker {
 		},
 		Poll: 20 * time.Millisecond,
 		Now:  func() time.Time { return time.Now().Add(time.Duration(b.skew.Load())) },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.runner = jobs.NewRunner(cfg)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { b.runner.Run(ctx); close(done) }()
@@ -605,5 +610,55 @@ func TestBudgetHolds(t *testing.T) {
 			t.Errorf("budget %s: the history does not say why the job stopped: %+v", budget, j.History)
 		}
 		t.Logf("budget %s: charged %s, attempt %s", budget, j.Cost.Amount.Decimal(), j.Attempts[0].Usage.End.Sub(j.Attempts[0].Usage.Start))
+	}
+}
+
+// refusingRemote is another broker that answers every reservation with err.
+type refusingRemote struct {
+	jobs.Remote
+	err   error
+	asked atomic.Int32
+}
+
+func (f *refusingRemote) Reserve(context.Context, identity.PrincipalID, string, int, string, time.Duration) (book.Reservation, error) {
+	f.asked.Add(1)
+	return book.Reservation{}, f.err
+}
+
+// TestPeerRefusalExcludesTheOffer: when the only offer is another
+// broker's and its owner refuses the lease, the offer is excluded and the
+// job fails at once, saying so; when the owner is out of reach, the job
+// waits for it instead.
+func TestPeerRefusalExcludesTheOffer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"refused", fmt.Errorf("%w (broker x: remote-cpu is owned by y, which alone reserves it)", jobs.ErrRefused), "no offer left to try after 1 refused or lost it"},
+		{"out of reach", errors.New("dial backoff"), "waiting for capacity"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := &refusingRemote{err: tc.err}
+			b := newBroker(t, t.TempDir(), func(c *jobs.Config) { c.Remote = remote })
+			b.book.Remove(b.offer.Offer.ComputeID.Name())
+			cid, _ := identity.NewComputeID(ProviderKey.ID(), "cn-east-1", "b", "remote-cpu")
+			doc, err := descriptor.Parse("offer.yaml", []byte(strings.Replace(fmt.Sprintf(offerYAML, cid, ProviderKey.ID(), ExecKey.ID()), "zone: a", "zone: b", 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.book.Put(doc, nil, ExecKey.ID()); err != nil {
+				t.Fatal(err)
+			}
+			j := b.submit(jobYAML("true", ""))
+			if tc.want == "waiting for capacity" {
+				b.waitNote(j.ID, tc.want)
+				return
+			}
+			j = b.waitFor(j.ID, jobs.Settled)
+			if j.Outcome != jobs.Failed || !strings.Contains(j.Detail, tc.want) || !slices.Contains(j.Excluded, doc.Offer.ComputeID.Name()) || remote.asked.Load() != 1 {
+				t.Fatalf("job %s: %s; excluded %v; asked %d times", j.Outcome, j.Detail, j.Excluded, remote.asked.Load())
+			}
+		})
 	}
 }
