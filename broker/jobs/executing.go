@@ -283,7 +283,7 @@ func (r *Runner) settleRemote(ctx context.Context, j *Job, i int, exec identity.
 			r.cfg.Log.Error("a forwarded placement's usage record is not its own", "job", j.ID, "attempt", a.ID, "broker", a.Broker, "reason", reason)
 		} else if r.cfg.Settler != nil {
 			rec, _ := decodeRecord(d.Envelope)
-			if recordID, charge, detail, err = r.ingest(ctx, j, a, d.Envelope, rec.PeriodEnd); err != nil {
+			if recordID, charge, detail, err = r.bill.ingest(ctx, j, a, d.Envelope, rec.PeriodEnd); err != nil {
 				return err
 			}
 		}

@@ -169,7 +169,7 @@ func (l localPlacements) settle(ctx context.Context, j *Job, i int) error {
 		if j.Home != "" {
 			envelope = env.Encode() // for delivery to the home broker
 		}
-		if recordID, charge, detail, err = r.ingest(ctx, j, a, env.Encode(), rec.PeriodEnd); err != nil {
+		if recordID, charge, detail, err = r.bill.ingest(ctx, j, a, env.Encode(), rec.PeriodEnd); err != nil {
 			return err
 		}
 	}

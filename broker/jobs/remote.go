@@ -12,7 +12,6 @@ import (
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/broker/book"
-	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
 )
 
@@ -325,7 +324,7 @@ func (p remotePlacements) start(ctx context.Context, j *Job, a *Attempt) error {
 		Placement: a.ID, Job: j.ID, Tenant: j.Tenant, Document: j.Document, Offer: a.Offer, OfferDigest: a.OfferDigest,
 		Reservation: a.Reservation, HomeRegion: j.HomeRegion, HomeFee: r.cfg.Fee.String(), Submission: j.Submission,
 	}
-	if f.BudgetLeft, err = r.budgetLeft(ctx, j, a); err != nil {
+	if f.BudgetLeft, err = r.bill.budgetLeft(ctx, j, a); err != nil {
 		return err
 	}
 	err = r.cfg.Remote.Forward(ctx, p.exec, f)
@@ -356,27 +355,4 @@ func (p remotePlacements) start(ctx context.Context, j *Job, a *Attempt) error {
 		j.current().ProvisionedAt = r.now()
 		j.to(Provisioning, r.now(), "placement "+a.ID+" forwarded to broker "+a.Broker+" in "+a.Region)
 	})
-}
-
-// budgetLeft is what remains of the job's maxTotal in the offer's
-// currency after its earlier attempts; nil when it has none.
-func (r *Runner) budgetLeft(ctx context.Context, j *Job, a *Attempt) (*Money, error) {
-	doc, err := j.doc()
-	if err != nil {
-		return nil, err
-	}
-	b := doc.Job.Budget
-	if b == nil || !b.MaxTotal.IsSet() {
-		return nil, nil
-	}
-	left, err := descriptor.ParseNanos(b.MaxTotal.String())
-	if err != nil {
-		return nil, fmt.Errorf("jobs: budget %s: %w", b.MaxTotal, err)
-	}
-	for _, p := range j.Attempts {
-		if p.ID != a.ID && p.Charge != nil && p.Charge.Currency == b.Currency {
-			left -= p.Charge.Amount
-		}
-	}
-	return &Money{Amount: max(left, 0), Currency: b.Currency}, nil
 }

@@ -79,6 +79,7 @@ type Runner struct {
 	// unreachable holds, for each forwarded placement whose executing
 	// broker could not be reached, since when.
 	unreachable map[string]time.Time
+	bill        billing
 }
 
 // waitState is what the runner keeps of a job waiting for capacity.
@@ -101,8 +102,10 @@ func NewRunner(cfg Config) *Runner {
 	if cfg.Grace == 0 {
 		cfg.Grace = DefaultGrace
 	}
-	return &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{},
+	r := &Runner{cfg: cfg, wake: make(chan struct{}, 1), subs: map[string][]chan Transition{}, busy: map[string]bool{},
 		waiting: map[string]waitState{}, unreachable: map[string]time.Time{}}
+	r.bill = billing{cfg: &r.cfg}
+	return r
 }
 
 // SetRemote joins the runner to a federation: other brokers' offers are
@@ -566,19 +569,14 @@ func (r *Runner) reserve(ctx context.Context, j *Job) error {
 
 // hold reserves the estimated cost of the job's budget, once.
 func (r *Runner) hold(ctx context.Context, j *Job, c Candidate) error {
-	if j.Hold != nil || c.Estimate == nil || r.cfg.Settler == nil {
+	if j.Hold != nil {
 		return nil
 	}
-	tenant, err := identity.ParsePrincipalID(j.Tenant)
-	if err != nil {
+	h, err := r.bill.placeHold(ctx, j, c)
+	if err != nil || h == nil {
 		return err
 	}
-	// A hold placed before a crash, before the job recorded it, is kept.
-	h, err := r.cfg.Settler.PlaceHold(ctx, j.ID, settlement.AccountOf(settlement.TenantAccounts, tenant), c.Estimate.Currency, c.Estimate.Amount)
-	if err != nil && !errors.Is(err, settlement.ErrHoldExists) {
-		return err
-	}
-	return r.update(ctx, j, func(j *Job) { j.Hold = &Money{Amount: h.Amount, Currency: h.Currency} })
+	return r.update(ctx, j, func(j *Job) { j.Hold = h })
 }
 
 // placement is what the adapter runs for an attempt.
@@ -650,7 +648,7 @@ func (r *Runner) watch(ctx context.Context, j *Job) error {
 	}
 	if !st.State.Ended() {
 		if j.State == Provisioning && len(st.Tasks) > 0 {
-			end, err := r.budgetEnd(ctx, j, a, st.Tasks[0].Started)
+			end, err := r.bill.budgetEnd(ctx, j, a, st.Tasks[0].Started)
 			if err != nil {
 				return err
 			}
@@ -935,120 +933,4 @@ func (r *Runner) settleAttempt(ctx context.Context, j *Job, i int) error {
 		return err
 	}
 	return p.settle(ctx, j, i)
-}
-
-// ingest settles one signed usage record of an attempt: it returns the
-// record's ID and what the tenant was charged, or why it was refused.
-// end is the record's period end.
-func (r *Runner) ingest(ctx context.Context, j *Job, a *Attempt, envelope []byte, end time.Time) (string, *Money, string, error) {
-	out, err := r.cfg.Settler.Ingest(ctx, [][]byte{envelope})
-	if err != nil {
-		return "", nil, "", err
-	}
-	o := out[0]
-	switch o.Status {
-	case settlement.Accepted:
-		if r.cfg.Observe != nil {
-			r.cfg.Observe.Settled(r.now().Sub(a.EndedAt))
-		}
-		return string(o.Record), &Money{Amount: o.Transaction.TenantCharge(), Currency: o.Transaction.Currency}, "", nil
-	case settlement.Duplicate:
-		charge, err := r.chargeOf(ctx, j, o.Record, end)
-		return string(o.Record), charge, "", err
-	}
-	r.cfg.Log.Error("usage record refused", "job", j.ID, "attempt", a.ID, "reason", o.Reason, "detail", o.Detail)
-	return string(o.Record), nil, fmt.Sprintf("usage record refused: %s: %s", o.Reason, o.Detail), nil
-}
-
-// chargeOf reads what a record already posted charged the tenant; end is
-// the record's period end, by which statements select records.
-func (r *Runner) chargeOf(ctx context.Context, j *Job, id settlement.RecordID, end time.Time) (*Money, error) {
-	tenant, err := identity.ParsePrincipalID(j.Tenant)
-	if err != nil {
-		return nil, err
-	}
-	st, err := r.cfg.Settler.Statement(ctx, settlement.AccountOf(settlement.TenantAccounts, tenant), end, end.Add(time.Nanosecond))
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range st.Transactions {
-		if t.Transaction.Record == id {
-			return &Money{Amount: t.TenantCharge(), Currency: t.Currency}, nil
-		}
-	}
-	return nil, nil
-}
-
-// budgetEnd is when an attempt started at start would, at the most the
-// offer's class lets it use, have spent what is left of the job's
-// maxTotal — rated by settlement's own rating, so that the estimate and the
-// bill are one rule. Zero when the job has no total budget in the offer's
-// currency, or when the budget outlasts the longest record.
-func (r *Runner) budgetEnd(ctx context.Context, j *Job, a *Attempt, start time.Time) (time.Time, error) {
-	doc, err := j.doc()
-	if err != nil {
-		return time.Time{}, err
-	}
-	b := budgetOf(j, doc)
-	if b == nil || !b.MaxTotal.IsSet() {
-		return time.Time{}, nil
-	}
-	offer, err := r.cfg.Offers(ctx, a.OfferDigest)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("jobs: offer %s of attempt %s: %w", a.OfferDigest, a.ID, err)
-	}
-	o := offer.Offer
-	if o == nil || o.Price.Currency != b.Currency {
-		r.cfg.Log.Warn("a budget in another currency than the offer's is not enforced while the job runs", "job", j.ID, "budget", b.Currency)
-		return time.Time{}, nil
-	}
-	left, err := descriptor.ParseNanos(b.MaxTotal.String())
-	if err != nil {
-		return time.Time{}, fmt.Errorf("jobs: budget %s: %w", b.MaxTotal, err)
-	}
-	for _, p := range j.Attempts {
-		if p.ID != a.ID && p.Charge != nil && p.Charge.Currency == b.Currency {
-			left -= p.Charge.Amount
-		}
-	}
-	if left <= 0 {
-		return start, nil
-	}
-	// The most an attempt can use for d: every vCPU of the class busy and
-	// all its memory resident, on every node.
-	cost := func(d time.Duration) (descriptor.Nanos, error) {
-		trial := &Attempt{ID: a.ID, Usage: &Usage{Start: start, End: start.Add(d),
-			CPU: d * time.Duration(int64(o.Class.CPU.Count)*int64(j.Instances())), PeakMemory: int64(o.Class.Memory) * int64(j.Instances())}}
-		rec, ok, err := usageRecord(j, trial, offer, r.cfg.Key.ID(), r.cfg.Fee)
-		if err != nil || !ok {
-			return 0, err
-		}
-		rating, err := settlement.Rate(rec, o)
-		if err != nil {
-			return 0, err
-		}
-		return rating.Total(), nil
-	}
-	hi := settlement.MaxRecordPeriod
-	if c, err := cost(hi); err != nil {
-		return time.Time{}, err
-	} else if c <= left {
-		return time.Time{}, nil
-	}
-	// The cost never falls as d grows: the longest d within the budget,
-	// to the millisecond.
-	lo := time.Duration(0)
-	for hi-lo > time.Millisecond {
-		mid := lo + (hi-lo)/2
-		c, err := cost(mid)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if c <= left {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return start.Add(lo), nil
 }
