@@ -5,11 +5,9 @@ package local
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 	"github.com/cinet/cinet/descriptor"
 )
 
@@ -559,65 +558,27 @@ func (g *nodeGroup) groups() []groupRef {
 }
 
 // plainTask is a task run without isolation, in a process group of its
-// own, measured by its rusage.
+// own, measured by its rusage (nodeagent.Process).
 type plainTask struct {
-	cmd  *exec.Cmd
-	exit chan struct{}
-	err  error
+	proc *nodeagent.Process
 }
 
 func startPlain(argv, env []string, wd string, stdout, stderr *os.File) (*plainTask, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = wd
-	if err := os.MkdirAll(wd, 0o755); err != nil {
+	proc, err := nodeagent.Start(argv, env, wd, stdout, stderr)
+	if err != nil {
 		return nil, err
 	}
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	t := &plainTask{cmd: cmd, exit: make(chan struct{})}
-	go func() { t.err = cmd.Wait(); close(t.exit) }()
-	return t, nil
+	return &plainTask{proc: proc}, nil
 }
 
-func (t *plainTask) exited() <-chan struct{} { return t.exit }
-func (t *plainTask) pgids() []int            { return []int{t.cmd.Process.Pid} }
+func (t *plainTask) exited() <-chan struct{} { return t.proc.Done() }
+func (t *plainTask) pgids() []int            { return []int{t.proc.PGID()} }
 func (t *plainTask) groups() []groupRef      { return nil }
 func (t *plainTask) netns() *os.File         { return nil }
 
-func (t *plainTask) terminate(grace time.Duration) {
-	pgid := t.cmd.Process.Pid
-	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		return
-	}
-	select {
-	case <-t.exit:
-	case <-time.After(grace):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-}
+func (t *plainTask) terminate(grace time.Duration) { t.proc.Stop(grace) }
 
 func (t *plainTask) wait() (sandboxEnd, accounting, error) {
-	<-t.exit
-	// Whatever the task left behind in its group goes with it.
-	syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
-	var e sandboxEnd
-	var a accounting
-	ps := t.cmd.ProcessState
-	if ps == nil {
-		return sandboxEnd{ExitCode: -1, Error: t.err.Error()}, a, nil
-	}
-	e.ExitCode = ps.ExitCode()
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		a.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		a.PeakMemory = ru.Maxrss << 10 // kilobytes on Linux
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		e.Signal = ws.Signal().String()
-	}
-	return e, a, nil
+	end := t.proc.Wait()
+	return sandboxEnd{ExitCode: end.ExitCode, Signal: end.Signal, Error: end.Error}, accounting{CPU: end.CPU, PeakMemory: end.PeakMemory}, nil
 }

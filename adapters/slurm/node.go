@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 )
 
 // nodeRecord is what the node wrapper records of one task on one node,
@@ -26,6 +26,7 @@ type nodeRecord struct {
 	Ended      time.Time     `json:"ended,omitzero"`
 	ExitCode   int           `json:"exitCode"` // -1: a signal ended it
 	Signal     string        `json:"signal,omitempty"`
+	Stopped    string        `json:"stopped,omitempty"` // why the placement's stop ended it: a mark's name, or "signal"
 	CPU        time.Duration `json:"cpu,omitempty"`
 	PeakMemory int64         `json:"peakMemory,omitempty"`
 }
@@ -99,77 +100,52 @@ func node(dir, taskArg string) (int, error) {
 	if err := os.MkdirAll(filepath.Dir(recordPath(dir, rank, i)), 0o700); err != nil {
 		return 0, err
 	}
-	env := append([]string{
-		"LANG=C.UTF-8", "CINET_JOB=" + p.Job, "CINET_PLACEMENT=" + p.ID, "CINET_TASK=" + t.Name,
-		"PATH=" + os.Getenv("PATH"), "HOME=" + work,
-	}, adapters.NodeEnv(p, rank, addrs, port)...)
-	for k, v := range t.Env {
-		env = append(env, k+"="+v)
-	}
-	argv := append(append([]string{}, t.Command...), t.Args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, filepath.Join(work, t.Workdir), os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	env := nodeagent.Env(&p, t, work, adapters.NodeEnv(p, rank, addrs, port))
 	rec := nodeRecord{Started: time.Now().UTC()}
 	if err := writeJSON(recordPath(dir, rank, i), rec); err != nil {
 		return 0, err
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	if err := cmd.Start(); err != nil {
+	proc, err := nodeagent.Start(nodeagent.Argv(t), env, filepath.Join(work, t.Workdir), os.Stdout, os.Stderr)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "cinet: starting task %s: %v\n", t.Name, err)
 		rec.Ended, rec.ExitCode = time.Now().UTC(), 127
 		return 127, writeJSON(recordPath(dir, rank, i), rec)
 	}
 	// The task stops as one: its whole process group at once, when the
-	// placement is released or times out (the adapter's marks, before it
-	// cancels the job) or Slurm signals the step. Slurm's own stop signals
-	// the step's processes one by one, which lets a shell outlive its
-	// child for a moment and go on to its next command.
+	// placement is released or times out or another node's task failed
+	// (the adapter's marks, before it cancels the job), or Slurm signals
+	// the step. Slurm's own stop signals the step's processes one by one,
+	// which lets a shell outlive its child for a moment and go on to its
+	// next command.
+	stop := make(chan string, 1)
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(stopPoll)
 		defer tick.Stop()
-		var kill <-chan time.Time
-		stop := func() {
-			if kill == nil {
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-				kill = time.After(stopGrace)
-			}
-		}
 		for {
 			select {
-			case s := <-sig:
-				syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
 			case <-tick.C:
 				for _, mark := range []string{releasedFile, timedOutFile, failedFile} {
 					if _, err := os.Stat(filepath.Join(dir, mark)); err == nil {
-						stop()
+						select {
+						case stop <- mark:
+						default:
+						}
+						return
 					}
 				}
-			case <-kill:
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			case <-done:
 				return
 			}
 		}
 	}()
-	cmd.Wait()
+	end, why := proc.Supervise(stop, sig, stopGrace)
 	close(done)
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // nothing of the task outlives it
 	rec.Ended = time.Now().UTC()
-	ps := cmd.ProcessState
-	code := ps.ExitCode()
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		rec.ExitCode, rec.Signal = -1, ws.Signal().String()
-		code = 128 + int(ws.Signal())
-	} else {
-		rec.ExitCode = code
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		rec.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		rec.PeakMemory = ru.Maxrss << 10
-	}
+	rec.ExitCode, rec.Signal, rec.Stopped, rec.CPU, rec.PeakMemory = end.ExitCode, end.Signal, why, end.CPU, end.PeakMemory
+	code := end.Status()
 	if err := writeJSON(recordPath(dir, rank, i), rec); err != nil {
 		return code, err
 	}

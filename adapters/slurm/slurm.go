@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 	"github.com/cinet/cinet/descriptor"
 )
 
@@ -332,6 +333,28 @@ func (s *Slurm) jobState(ctx context.Context, job string) (string, error) {
 	return st, nil
 }
 
+// gridOf is the wrapper's records as the gang rule reads them.
+func gridOf(recs [][]*nodeRecord) nodeagent.Grid {
+	g := make(nodeagent.Grid, len(recs))
+	for i, nodes := range recs {
+		g[i] = make([]*nodeagent.Run, len(nodes))
+		for k, r := range nodes {
+			if r != nil {
+				g[i][k] = &nodeagent.Run{Started: r.Started, Ended: r.Ended, ExitCode: r.ExitCode, Signal: r.Signal, Stopped: r.Stopped, TimedOut: r.Stopped == timedOutFile}
+			}
+		}
+	}
+	return g
+}
+
+func taskNames(p *adapters.Placement) []string {
+	names := make([]string, len(p.Tasks))
+	for i, t := range p.Tasks {
+		names[i] = t.Name
+	}
+	return names
+}
+
 // records reads the node wrapper's records: [task][node].
 func records(dir string, p *adapters.Placement) [][]*nodeRecord {
 	out := make([][]*nodeRecord, len(p.Tasks))
@@ -357,62 +380,12 @@ func (s *Slurm) Status(ctx context.Context, id string) (adapters.Status, error) 
 	if err != nil {
 		return adapters.Status{}, err
 	}
-	recs := records(dir, p)
+	grid := gridOf(records(dir, p))
 	ended := terminal(state)
-	st := adapters.Status{State: adapters.Running}
+	st := adapters.Status{State: adapters.Running, Tasks: grid.Tasks(taskNames(p), ended)}
 	_, timedOut := os.Stat(filepath.Join(dir, timedOutFile))
 	n := p.Instances()
-	var failed struct {
-		node, task int
-		rec        *nodeRecord
-	}
-	for i, t := range p.Tasks {
-		ts := adapters.TaskStatus{Name: t.Name}
-		all := true
-		for k, r := range recs[i] {
-			if r == nil {
-				all = false
-				continue
-			}
-			if ts.Started.IsZero() || r.Started.Before(ts.Started) {
-				ts.Started = r.Started
-			}
-			if !r.done() {
-				all = false
-				continue
-			}
-			if r.Ended.After(ts.End) {
-				ts.End = r.Ended
-			}
-			// The failing node is the first to exit non-zero by itself;
-			// the others were stopped (by a signal) after it.
-			if r.ExitCode != 0 && r.Signal == "" && (failed.rec == nil || r.Ended.Before(failed.rec.Ended)) {
-				failed.node, failed.task, failed.rec = k, i, r
-			}
-		}
-		if ts.Started.IsZero() {
-			break
-		}
-		if !all {
-			ts.End = time.Time{}
-			if ended {
-				// Stopped by Slurm before its wrapper could record it.
-				ts.End, ts.ExitCode, ts.Signal = latestEnd(recs[i], ts.Started), -1, "killed"
-			}
-		}
-		if ts.Ended() && ts.ExitCode == 0 {
-			for _, r := range recs[i] {
-				if r != nil && r.done() && (r.ExitCode != 0 || r.Signal != "") {
-					ts.ExitCode, ts.Signal = r.ExitCode, r.Signal
-					break
-				}
-			}
-		}
-		if failed.rec != nil && failed.task == i {
-			ts.ExitCode, ts.Signal = failed.rec.ExitCode, ""
-		}
-		st.Tasks = append(st.Tasks, ts)
-	}
+	failedTask, failedNode, failed, _ := grid.Failure()
 	if !ended {
 		return st, nil
 	}
@@ -426,9 +399,9 @@ func (s *Slurm) Status(ctx context.Context, id string) (adapters.Status, error) 
 		}
 	case released == nil:
 		st.State = adapters.Cancelled
-	case failed.rec != nil:
+	case failed != nil:
 		st.State = adapters.Failed
-		st.Detail = fmt.Sprintf("task %s failed on node %d of %d (exit code %d)", p.Tasks[failed.task].Name, failed.node, n, failed.rec.ExitCode)
+		st.Detail = fmt.Sprintf("task %s failed on node %d of %d (%s)", p.Tasks[failedTask].Name, failedNode, n, failed.How())
 		if n > 1 {
 			st.Detail += "; the other nodes were stopped"
 		}
@@ -444,19 +417,6 @@ func (s *Slurm) Status(ctx context.Context, id string) (adapters.Status, error) 
 		st.State, st.Detail = adapters.Failed, "Slurm says the job is "+state+"; see "+filepath.Join(dir, "batch.out")
 	}
 	return st, nil
-}
-
-func latestEnd(recs []*nodeRecord, start time.Time) time.Time {
-	end := start
-	for _, r := range recs {
-		if r != nil && r.Ended.After(end) {
-			end = r.Ended
-		}
-	}
-	if end.Equal(start) {
-		return time.Now().UTC()
-	}
-	return end
 }
 
 // terminal reports whether a Slurm job state is final.

@@ -4,11 +4,11 @@ package terraform
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 )
 
 // The node agent runs one node's share of a placement: the infrastructure
@@ -196,18 +197,9 @@ func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
 		}
 		return errors.Join(errs...)
 	}
-	env := append([]string{
-		"LANG=C.UTF-8", "CINET_JOB=" + a.p.Job, "CINET_PLACEMENT=" + a.p.ID, "CINET_TASK=" + t.Name,
-		"PATH=" + os.Getenv("PATH"), "HOME=" + work,
-	}, nodeEnv...)
-	for k, v := range t.Env {
-		env = append(env, k+"="+v)
-	}
-	argv := append(append([]string{}, t.Command...), t.Args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, filepath.Join(work, t.Workdir), out[0], out[1]
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	env := nodeagent.Env(&a.p, t, work, nodeEnv)
+	proc, err := nodeagent.Start(nodeagent.Argv(t), env, filepath.Join(work, t.Workdir), out[0], out[1])
+	if err != nil {
 		fmt.Fprintf(out[1], "cinet: starting task %s: %v\n", t.Name, err)
 		if err := a.record(event{Kind: "started", Task: i}); err != nil {
 			return 0, err
@@ -216,48 +208,40 @@ func (a *agent) runTask(i int, work string, nodeEnv []string) (int, error) {
 	}
 	// The task's process group is recorded, so that the node's stop can
 	// end it should this agent die.
-	if err := a.record(event{Kind: "started", Task: i, PID: cmd.Process.Pid}); err != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err := a.record(event{Kind: "started", Task: i, PID: proc.PGID()}); err != nil {
+		proc.Signal(syscall.SIGKILL)
 		return 0, err
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	var stoppedBy string
-	var kill <-chan time.Time
-	tick := time.NewTicker(a.ch.poll())
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case <-done:
-			break wait
-		case <-a.term:
-			a.stopped = stopCancel
-		case <-tick.C:
-			a.hear()
-		case <-kill:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// The executor's word is heard until the task ends: its stop, or a
+	// signal to the agent, stops the task. The agent is the listener's
+	// alone until the task has ended and the listener with it.
+	stop := make(chan string, 1)
+	done, heard := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(heard)
+		tick := time.NewTicker(a.ch.poll())
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-a.term:
+				a.stopped = cmp.Or(a.stopped, stopCancel)
+			case <-tick.C:
+				a.hear()
+			}
+			if a.stopped != "" {
+				select {
+				case stop <- a.stopped:
+				default:
+				}
+			}
 		}
-		if stoppedBy == "" && a.stopped != "" {
-			stoppedBy = a.stopped
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			kill = time.After(agentGrace)
-		}
-	}
-	// Nothing of the task outlives it: what it left in its process group
-	// goes too.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	e := event{Kind: "ended", Task: i, Stopped: stoppedBy}
-	ps := cmd.ProcessState
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		e.ExitCode, e.Signal = -1, ws.Signal().String()
-	} else {
-		e.ExitCode = ps.ExitCode()
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		e.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		e.PeakMemory = ru.Maxrss << 10
-	}
+	}()
+	end, stoppedBy := proc.Supervise(stop, nil, agentGrace)
+	close(done)
+	<-heard
+	e := event{Kind: "ended", Task: i, Stopped: stoppedBy, ExitCode: end.ExitCode, Signal: end.Signal, CPU: end.CPU, PeakMemory: end.PeakMemory}
 	if err := flush(); err != nil {
 		fmt.Fprintf(os.Stderr, "terraform-agent: delivering task %s's output: %v\n", t.Name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 )
 
 // Phases of a placement's executor, as lifecycle.json records them.
@@ -300,118 +301,140 @@ func (t *Terraform) destroy(dir string) error {
 // watch follows the nodes until the placement ends, telling them when to
 // start each task and when to stop, and returns how it ended.
 func (t *Terraform) watch(dir string, p *adapters.Placement, applied time.Time) (adapters.State, string) {
-	n := p.Instances()
 	tick := time.NewTicker(watchPoll)
 	defer tick.Stop()
-	var lastAsked time.Time
+	w := &watcher{t: t, dir: dir, p: p, applied: applied}
 	for ; ; <-tick.C {
-		// Nodes the infrastructure says are gone.
-		var gone map[int]string
-		if t.nodeWatch != nil && time.Since(lastAsked) >= t.watchEvery {
-			lastAsked = time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			gone, _ = t.nodeWatch(ctx, *p) // asked again at the next turn; silence still counts
-			cancel()
+		if state, detail, ended := w.turn(); ended {
+			return state, detail
 		}
-		// Which agents live is read before what they recorded: an agent
-		// found gone wrote its last word before, and it is read.
-		live := make([]bool, n)
-		for k := range live {
-			live[k] = agentAlive(dir, k) || (t.report != "" && seenWithin(dir, k, t.silence))
-		}
-		recs, err := t.nodes(dir, p)
-		if err != nil {
-			writeStop(dir, stopFailed)
-			return adapters.Lost, "reading the nodes' records: " + err.Error()
-		}
-		stop := readStop(dir)
-		if stop == "" && p.Timeout > 0 && time.Since(applied) > p.Timeout {
-			writeStop(dir, stopTimeout)
-			stop = stopTimeout
-		}
-		// The first node whose task failed, the first that was lost.
-		failed, lost := -1, -1
-		var failedTask int
-		for k, rec := range recs {
-			for i, tr := range rec.tasks {
-				if tr.done() && tr.stopped == "" && (tr.exitCode != 0 || tr.signal != "") && failed < 0 {
-					failed, failedTask = k, i
-				}
-			}
-			finished := len(rec.tasks) > 0 && rec.tasks[len(rec.tasks)-1].done() &&
-				(len(rec.tasks) == len(p.Tasks) || rec.tasks[len(rec.tasks)-1].exitCode != 0 || rec.tasks[len(rec.tasks)-1].stopped != "")
-			if why, ok := gone[k]; ok && !finished && stop == "" && lost < 0 {
+	}
+}
+
+// A watcher follows one placement's nodes, a turn at a time.
+type watcher struct {
+	t         *Terraform
+	dir       string
+	p         *adapters.Placement
+	applied   time.Time
+	lastAsked time.Time
+}
+
+// turn reads the nodes once and acts on what they say: it tells them to
+// stop, or to start the next task, or says how the placement ended.
+func (w *watcher) turn() (adapters.State, string, bool) {
+	t, dir, p, n := w.t, w.dir, w.p, w.p.Instances()
+	gone := w.gone()
+	// Which agents live is read before what they recorded: an agent
+	// found gone wrote its last word before, and it is read.
+	live := make([]bool, n)
+	for k := range live {
+		live[k] = agentAlive(dir, k) || (t.report != "" && seenWithin(dir, k, t.silence))
+	}
+	recs, err := t.nodes(dir, p)
+	if err != nil {
+		writeStop(dir, stopFailed)
+		return adapters.Lost, "reading the nodes' records: " + err.Error(), true
+	}
+	stop := readStop(dir)
+	if stop == "" && p.Timeout > 0 && time.Since(w.applied) > p.Timeout {
+		writeStop(dir, stopTimeout)
+		stop = stopTimeout
+	}
+	grid := gridOf(recs, len(p.Tasks))
+	if stop == "" {
+		// A node gone, then a task failed, then a node silent.
+		detail := w.lost(recs, live, gone, true)
+		if detail == "" {
+			if _, _, _, failed := grid.Failure(); failed {
 				writeStop(dir, stopFailed)
-				return adapters.Lost, fmt.Sprintf("node %d of %d is gone: %s", k, n, why)
-			}
-			switch {
-			case !rec.up && time.Since(applied) > t.start && lost < 0:
-				lost = k
-			case rec.up && (!live[k] || rec.down) && !finished && stop == "" && lost < 0:
-				lost = k
+				stop = stopFailed
 			}
 		}
-		if failed >= 0 && stop == "" {
+		if stop == "" && detail == "" {
+			detail = w.lost(recs, live, gone, false)
+		}
+		if detail != "" {
 			writeStop(dir, stopFailed)
-			stop = stopFailed
+			return adapters.Lost, detail, true
 		}
-		if lost >= 0 && stop == "" {
-			writeStop(dir, stopFailed)
-			return adapters.Lost, fmt.Sprintf("node %d of %d stopped reporting (its agent is gone)", lost, n)
-		}
-		if stop != "" {
-			// Wait for every node that came up to end.
-			settled := true
-			for k, rec := range recs {
-				if rec.up && !rec.down && live[k] {
-					settled = false
-				}
-			}
-			if !settled {
-				continue
-			}
-			switch stop {
-			case stopTimeout:
-				return adapters.Failed, fmt.Sprintf("timed out after %s", p.Timeout)
-			case stopFailed:
-				if failed < 0 {
-					return adapters.Failed, "stopped after a node failed"
-				}
-				tr := recs[failed].tasks[failedTask]
-				how := fmt.Sprintf("exit code %d", tr.exitCode)
-				if tr.signal != "" {
-					how = "killed by " + tr.signal
-				}
-				others := ""
-				if n > 1 {
-					others = "; the other nodes were stopped"
-				}
-				return adapters.Failed, fmt.Sprintf("task %s failed on node %d of %d (%s)%s", p.Tasks[failedTask].Name, failed, n, how, others)
-			default:
-				return adapters.Cancelled, "released"
+	}
+	if stop != "" {
+		// Wait for every node that came up to end.
+		for k, rec := range recs {
+			if rec.up && !rec.down && live[k] {
+				return "", "", false
 			}
 		}
-		// Every node ended task i with 0: on to the next, or done.
-		for i := range p.Tasks {
-			all := true
-			for _, rec := range recs {
-				if i >= len(rec.tasks) || !rec.tasks[i].done() || rec.tasks[i].exitCode != 0 {
-					all = false
-					break
-				}
-			}
-			if !all {
-				break
-			}
-			if i == len(p.Tasks)-1 {
-				return adapters.Succeeded, ""
-			}
-			if _, err := os.Stat(goFile(dir, i+1)); errors.Is(err, os.ErrNotExist) {
-				if err := adapters.WriteFileAtomic(goFile(dir, i+1), nil); err != nil {
-					writeStop(dir, stopFailed)
-					return adapters.Lost, err.Error()
-				}
+		state, detail := stoppedBy(stop, p, grid)
+		return state, detail, true
+	}
+	// Every node ended the tasks before it with 0: on to the next, or
+	// done.
+	switch next := grid.Passed(); {
+	case next == len(p.Tasks):
+		return adapters.Succeeded, "", true
+	case next > 0:
+		if _, err := os.Stat(goFile(dir, next)); errors.Is(err, os.ErrNotExist) {
+			if err := adapters.WriteFileAtomic(goFile(dir, next), nil); err != nil {
+				writeStop(dir, stopFailed)
+				return adapters.Lost, err.Error(), true
 			}
 		}
 	}
+	return "", "", false
+}
+
+// gone asks the infrastructure, at most every watchEvery, which nodes are
+// gone; nil between asks or when it cannot say (asked again at the next
+// turn: silence still counts).
+func (w *watcher) gone() map[int]string {
+	if w.t.nodeWatch == nil || time.Since(w.lastAsked) < w.t.watchEvery {
+		return nil
+	}
+	w.lastAsked = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	gone, _ := w.t.nodeWatch(ctx, *w.p)
+	return gone
+}
+
+// lost says which node is lost while the placement runs, or "": with
+// byInfrastructure, one the infrastructure says is gone; else one that
+// never came up in time, or whose agent died or said it ends before its
+// tasks did.
+func (w *watcher) lost(recs []nodeRecord, live []bool, gone map[int]string, byInfrastructure bool) string {
+	n := w.p.Instances()
+	for k, rec := range recs {
+		last := len(rec.tasks) - 1
+		finished := last >= 0 && rec.tasks[last].done() &&
+			(len(rec.tasks) == len(w.p.Tasks) || rec.tasks[last].exitCode != 0 || rec.tasks[last].stopped != "")
+		if why, ok := gone[k]; byInfrastructure && ok && !finished {
+			return fmt.Sprintf("node %d of %d is gone: %s", k, n, why)
+		}
+		if !byInfrastructure && ((!rec.up && time.Since(w.applied) > w.t.start) || (rec.up && (!live[k] || rec.down) && !finished)) {
+			return fmt.Sprintf("node %d of %d stopped reporting (its agent is gone)", k, n)
+		}
+	}
+	return ""
+}
+
+// stoppedBy says how a placement stopped for reason ended.
+func stoppedBy(reason string, p *adapters.Placement, grid nodeagent.Grid) (adapters.State, string) {
+	n := p.Instances()
+	switch reason {
+	case stopTimeout:
+		return adapters.Failed, fmt.Sprintf("timed out after %s", p.Timeout)
+	case stopFailed:
+		task, node, run, ok := grid.Failure()
+		if !ok {
+			return adapters.Failed, "stopped after a node failed"
+		}
+		others := ""
+		if n > 1 {
+			others = "; the other nodes were stopped"
+		}
+		return adapters.Failed, fmt.Sprintf("task %s failed on node %d of %d (%s)%s", p.Tasks[task].Name, node, n, run.How(), others)
+	}
+	return adapters.Cancelled, "released"
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cinet/cinet/adapters"
+	"github.com/cinet/cinet/adapters/nodeagent"
 )
 
 // A placement's directory (spec/adapters.md §3.3):
@@ -216,63 +217,21 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// statusOf folds the nodes' records into the placement's tasks: a task
-// starts when its first node starts it and ends when its last node ends
-// it; its exit code is the first failing node's. Once the placement has
-// ended (final), a node that never started a task (stopped before it
-// could) does not keep it open.
+// statusOf folds the nodes' records into the placement's tasks by the
+// gang rule (nodeagent.Grid.Tasks).
 func statusOf(tasks []string, nodes []nodeRecord, final bool) []adapters.TaskStatus {
-	var out []adapters.TaskStatus
-	for i, name := range tasks {
-		ts := adapters.TaskStatus{Name: name}
-		endedAll := true
-		var failed *taskRecord
-		for k := range nodes {
-			if i >= len(nodes[k].tasks) {
-				endedAll = endedAll && final
-				continue
-			}
-			t := &nodes[k].tasks[i]
-			if ts.Started.IsZero() || t.started.Before(ts.Started) {
-				ts.Started = t.started
-			}
-			if !t.done() {
-				endedAll = false
-				continue
-			}
-			if t.ended.After(ts.End) {
-				ts.End = t.ended
-			}
-			if (t.exitCode != 0 || t.signal != "") && t.stopped == "" && (failed == nil || t.ended.Before(failed.ended)) {
-				failed = t
-			}
-			if t.stopped == stopTimeout {
-				ts.TimedOut = true
+	return gridOf(nodes, len(tasks)).Tasks(tasks, final)
+}
+
+// gridOf is the nodes' records as the gang rule reads them.
+func gridOf(nodes []nodeRecord, ntasks int) nodeagent.Grid {
+	g := nodeagent.NewGrid(ntasks, len(nodes))
+	for k, n := range nodes {
+		for i, t := range n.tasks {
+			if i < ntasks {
+				g[i][k] = &nodeagent.Run{Started: t.started, Ended: t.ended, ExitCode: t.exitCode, Signal: t.signal, Stopped: t.stopped, TimedOut: t.stopped == stopTimeout}
 			}
 		}
-		if ts.Started.IsZero() {
-			break
-		}
-		if !endedAll {
-			ts.End = time.Time{}
-		}
-		if ts.Ended() {
-			switch {
-			case failed != nil:
-				ts.ExitCode, ts.Signal = failed.exitCode, failed.signal
-			default:
-				for k := range nodes {
-					if i >= len(nodes[k].tasks) {
-						continue
-					}
-					if t := nodes[k].tasks[i]; t.exitCode != 0 || t.signal != "" {
-						ts.ExitCode, ts.Signal = t.exitCode, t.signal
-						break
-					}
-				}
-			}
-		}
-		out = append(out, ts)
 	}
-	return out
+	return g
 }
