@@ -3,7 +3,6 @@ package alibaba
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/terraform"
@@ -79,62 +78,39 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 	case image == "":
 		image = imageX86
 	}
-	var groups []string
-	for _, g := range c.SecurityGroupIDs {
-		groups = append(groups, terraform.Literal(g))
-	}
-	userData := "#!/bin/sh\n"
-	if c.AgentInstall != "" {
-		userData += terraform.Literal(strings.TrimSuffix(c.AgentInstall, "\n")) + "\n"
-	}
-	userData += "${var.agent.run} ${count.index}\n"
 	n := p.Instances()
-	instance := map[string]any{
+	instance := terraform.Block{
 		"count":                      n,
-		"instance_type":              terraform.Literal(o.Metadata.Labels["alibaba.instance-type"]),
-		"image_id":                   "${data.alicloud_images.image.images[0].id}",
-		"vswitch_id":                 terraform.Literal(c.VSwitchID),
-		"security_groups":            groups,
+		"instance_type":              o.Metadata.Labels["alibaba.instance-type"],
+		"image_id":                   terraform.Expr("data.alicloud_images.image.images[0].id"),
+		"vswitch_id":                 c.VSwitchID,
+		"security_groups":            c.SecurityGroupIDs,
 		"instance_charge_type":       "PostPaid",
 		"internet_max_bandwidth_out": 0,
 		"system_disk_category":       "cloud_essd",
 		"system_disk_size":           disk,
-		"instance_name":              "cinet-${var.placement.id}-${count.index}",
-		"user_data":                  userData,
-		"tags":                       "${merge(var.tags, {\"cinet-node\" = tostring(count.index)})}",
+		"instance_name":              terraform.Tmpl("cinet-", terraform.Expr("var.placement.id"), "-", terraform.Expr("count.index")),
+		"user_data":                  terraform.AgentUserData(c.AgentInstall),
+		"tags":                       terraform.Expr(`merge(var.tags, {"cinet-node" = tostring(count.index)})`),
 	}
 	if z := o.Metadata.Labels["alibaba.zone"]; z != "" {
-		instance["availability_zone"] = terraform.Literal(z)
+		instance["availability_zone"] = z
 	}
 	if o.Price.Market == "spot" {
 		instance["spot_strategy"] = "SpotAsPriceGo"
 	}
-	resources := map[string]any{"alicloud_instance": map[string]any{"node": instance}}
+	resources := terraform.Block{"alicloud_instance": terraform.Block{"node": instance}}
 	if n > 1 {
-		resources["alicloud_ecs_deployment_set"] = map[string]any{"nodes": map[string]any{
-			"deployment_set_name": "cinet-${var.placement.id}", "strategy": "LowLatency"}}
-		instance["deployment_set_id"] = "${alicloud_ecs_deployment_set.nodes.id}"
+		resources["alicloud_ecs_deployment_set"] = terraform.Block{"nodes": terraform.Block{
+			"deployment_set_name": terraform.Tmpl("cinet-", terraform.Expr("var.placement.id")), "strategy": "LowLatency"}}
+		instance["deployment_set_id"] = terraform.Expr("alicloud_ecs_deployment_set.nodes.id")
 	}
-	module := map[string]any{
-		"terraform": map[string]any{"required_providers": map[string]any{
-			"alicloud": map[string]any{"source": "aliyun/alicloud", "version": ">= 1.200.0"}}},
-		"provider": map[string]any{"alicloud": map[string]any{"region": terraform.Literal(o.Region)}},
-		"variable": map[string]any{
-			"placement": map[string]any{"type": "any"},
-			"tasks":     map[string]any{"type": "any"},
-			"tags":      map[string]any{"type": "map(string)"},
-			"agent":     map[string]any{"type": "object({run = string, stop = string, report = string})"},
-		},
-		"data": map[string]any{"alicloud_images": map[string]any{"image": map[string]any{
-			"name_regex": terraform.Literal(image), "owners": "system", "most_recent": true,
-		}}},
-		"resource": resources,
-		"output": map[string]any{
-			"addresses":       map[string]any{"value": "${alicloud_instance.node[*].private_ip}"},
-			"rendezvous_port": map[string]any{"value": 29500},
-		},
-	}
-	out, err := terraform.EncodeJSON(module)
+	data := terraform.Block{"alicloud_images": terraform.Block{"image": terraform.Block{
+		"name_regex": image, "owners": "system", "most_recent": true,
+	}}}
+	module := terraform.NodeModule("alicloud", "aliyun/alicloud", ">= 1.200.0", terraform.Block{"region": o.Region}, data, resources,
+		terraform.Expr("alicloud_instance.node[*].private_ip"))
+	out, err := module.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("alibaba: %w", err)
 	}

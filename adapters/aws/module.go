@@ -3,7 +3,6 @@ package aws
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cinet/cinet/adapters"
 	"github.com/cinet/cinet/adapters/terraform"
@@ -84,71 +83,48 @@ func Module(p adapters.Placement, c ModuleConfig) ([]byte, error) {
 		}
 	}
 	n := p.Instances()
-	userData := "#!/bin/sh\n" + terraform.Literal(strings.TrimSuffix(c.AgentInstall, "\n"))
-	if c.AgentInstall != "" {
-		userData += "\n"
-	}
-	userData += "${var.agent.run} ${count.index}\n"
-	var groups []string
-	for _, g := range c.SecurityGroupIDs {
-		groups = append(groups, terraform.Literal(g))
-	}
-	instance := map[string]any{
+	instance := terraform.Block{
 		"count":                  n,
-		"ami":                    "${data.aws_ami.image.id}",
-		"instance_type":          terraform.Literal(o.Metadata.Labels["aws.instance-type"]),
-		"subnet_id":              terraform.Literal(c.SubnetID),
-		"vpc_security_group_ids": groups,
-		"user_data":              userData,
-		"tags":                   "${merge(var.tags, {Name = \"cinet-${var.placement.id}-${count.index}\", \"cinet-node\" = count.index})}",
-		"root_block_device":      map[string]any{"volume_size": disk, "volume_type": "gp3", "delete_on_termination": true},
-		"metadata_options":       map[string]any{"http_tokens": "required"},
+		"ami":                    terraform.Expr("data.aws_ami.image.id"),
+		"instance_type":          o.Metadata.Labels["aws.instance-type"],
+		"subnet_id":              c.SubnetID,
+		"vpc_security_group_ids": c.SecurityGroupIDs,
+		"user_data":              terraform.AgentUserData(c.AgentInstall),
+		"tags":                   terraform.Expr(`merge(var.tags, {Name = "cinet-${var.placement.id}-${count.index}", "cinet-node" = count.index})`),
+		"root_block_device":      terraform.Block{"volume_size": disk, "volume_type": "gp3", "delete_on_termination": true},
+		"metadata_options":       terraform.Block{"http_tokens": "required"},
 	}
 	if az := o.Metadata.Labels["aws.availability-zone"]; az != "" {
-		instance["availability_zone"] = terraform.Literal(az)
+		instance["availability_zone"] = az
 	}
 	if c.InstanceProfile != "" {
-		instance["iam_instance_profile"] = terraform.Literal(c.InstanceProfile)
+		instance["iam_instance_profile"] = c.InstanceProfile
 	}
 	if c.KeyName != "" {
-		instance["key_name"] = terraform.Literal(c.KeyName)
+		instance["key_name"] = c.KeyName
 	}
 	if o.Price.Market == "spot" {
-		instance["instance_market_options"] = map[string]any{
+		instance["instance_market_options"] = terraform.Block{
 			"market_type":  "spot",
-			"spot_options": map[string]any{"spot_instance_type": "one-time", "instance_interruption_behavior": "terminate"},
+			"spot_options": terraform.Block{"spot_instance_type": "one-time", "instance_interruption_behavior": "terminate"},
 		}
 	}
-	resources := map[string]any{"aws_instance": map[string]any{"node": instance}}
+	resources := terraform.Block{"aws_instance": terraform.Block{"node": instance}}
 	if n > 1 {
-		resources["aws_placement_group"] = map[string]any{"nodes": map[string]any{
-			"name": "cinet-${var.placement.id}", "strategy": "cluster", "tags": "${var.tags}"}}
-		instance["placement_group"] = "${aws_placement_group.nodes.id}"
+		resources["aws_placement_group"] = terraform.Block{"nodes": terraform.Block{
+			"name": terraform.Tmpl("cinet-", terraform.Expr("var.placement.id")), "strategy": "cluster", "tags": terraform.Expr("var.tags")}}
+		instance["placement_group"] = terraform.Expr("aws_placement_group.nodes.id")
 	}
-	module := map[string]any{
-		"terraform": map[string]any{"required_providers": map[string]any{
-			"aws": map[string]any{"source": "hashicorp/aws", "version": ">= 5.0"}}},
-		"provider": map[string]any{"aws": map[string]any{"region": terraform.Literal(o.Region)}},
-		"variable": map[string]any{
-			"placement": map[string]any{"type": "any"},
-			"tasks":     map[string]any{"type": "any"},
-			"tags":      map[string]any{"type": "map(string)"},
-			"agent":     map[string]any{"type": "object({run = string, stop = string, report = string})"},
+	data := terraform.Block{"aws_ami": terraform.Block{"image": terraform.Block{
+		"most_recent": true, "owners": []string{"amazon"},
+		"filter": []any{
+			terraform.Block{"name": "name", "values": []string{image}},
+			terraform.Block{"name": "state", "values": []string{"available"}},
 		},
-		"data": map[string]any{"aws_ami": map[string]any{"image": map[string]any{
-			"most_recent": true, "owners": []string{"amazon"},
-			"filter": []any{
-				map[string]any{"name": "name", "values": []string{image}},
-				map[string]any{"name": "state", "values": []string{"available"}},
-			},
-		}}},
-		"resource": resources,
-		"output": map[string]any{
-			"addresses":       map[string]any{"value": "${aws_instance.node[*].private_ip}"},
-			"rendezvous_port": map[string]any{"value": 29500},
-		},
-	}
-	out, err := terraform.EncodeJSON(module)
+	}}}
+	module := terraform.NodeModule("aws", "hashicorp/aws", ">= 5.0", terraform.Block{"region": o.Region}, data, resources,
+		terraform.Expr("aws_instance.node[*].private_ip"))
+	out, err := module.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("aws: %w", err)
 	}

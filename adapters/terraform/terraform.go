@@ -690,16 +690,16 @@ func literal(v any) any {
 	return escapeTemplates(x)
 }
 
-// Literal escapes a string's template sequences ("${", "%{"), so that
+// escape escapes a string's template sequences ("${", "%{"), so that
 // Terraform JSON, which reads every string as a template, reads it as
 // the string it is.
-func Literal(s string) string {
+func escape(s string) string {
 	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(s)
 }
 
-// EncodeJSON writes a configuration as indented Terraform JSON, its
+// encodeJSON writes a configuration as indented Terraform JSON, its
 // strings as they are (no HTML escapes).
-func EncodeJSON(v any) ([]byte, error) {
+func encodeJSON(v any) ([]byte, error) {
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
@@ -713,7 +713,7 @@ func EncodeJSON(v any) ([]byte, error) {
 func escapeTemplates(v any) any {
 	switch v := v.(type) {
 	case string:
-		return Literal(v)
+		return escape(v)
 	case []any:
 		for i := range v {
 			v[i] = escapeTemplates(v[i])
