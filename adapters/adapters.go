@@ -210,7 +210,23 @@ type TaskUsage struct {
 
 // A Factory makes an adapter from its raw JSON configuration, which it
 // decodes strictly (unknown fields are errors).
-type Factory func(config json.RawMessage) (Adapter, error)
+type Factory func(config json.RawMessage, host Host) (Adapter, error)
+
+// Host is what the broker that runs an adapter says of itself, so that
+// the adapter keeps tenants away from it. The zero Host asks nothing: a
+// library's or a test's.
+type Host struct {
+	// Private are paths that hold the broker's secrets (its key, its data
+	// directory): no task may see them.
+	Private []string
+	// Reserved are the hosts the broker's API and console are reached by
+	// (names and addresses): no tenant's service may listen on them, for
+	// a browser sends the console's cookies to every port of its host.
+	Reserved []string
+	// RequireIsolation refuses a configuration that runs tasks without
+	// isolation (only cinet dev allows one).
+	RequireIsolation bool
+}
 
 var (
 	registryMu sync.Mutex
@@ -228,15 +244,21 @@ func Register(name string, f Factory) {
 	registry[name] = f
 }
 
-// New makes an adapter of a registered backend.
+// New makes an adapter of a registered backend for no broker in
+// particular (Open with the zero Host).
 func New(name string, config json.RawMessage) (Adapter, error) {
+	return Open(name, config, Host{})
+}
+
+// Open makes an adapter of a registered backend for the broker host.
+func Open(name string, config json.RawMessage, host Host) (Adapter, error) {
 	registryMu.Lock()
 	f, ok := registry[name]
 	registryMu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("adapters: no backend %q (have %v)", name, Names())
 	}
-	a, err := f(config)
+	a, err := f(config, host)
 	if err != nil {
 		return nil, fmt.Errorf("adapters: %s: %w", name, err)
 	}

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,10 +47,13 @@ import (
 )
 
 func init() {
-	adapters.Register("local", func(raw json.RawMessage) (adapters.Adapter, error) {
+	adapters.Register("local", func(raw json.RawMessage, host adapters.Host) (adapters.Adapter, error) {
 		var c Config
 		if err := adapters.DecodeConfig(raw, &c); err != nil {
 			return nil, err
+		}
+		if err := c.ForHost(host); err != nil {
+			return nil, fmt.Errorf("local: %w", err)
 		}
 		return New(c)
 	})
@@ -123,6 +127,39 @@ const (
 
 // DefaultExpose is what tasks see of the host by default.
 var DefaultExpose = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// ForHost fits the configuration to the broker that runs it: tasks
+// never see the broker's private paths; tenants' services are exposed on
+// a loopback address none of the broker's hosts is (127.0.0.2 on, unless
+// serviceListen says where, which must not be one of them); and tasks run
+// unisolated only where the broker allows it.
+func (c *Config) ForHost(h adapters.Host) error {
+	if c.Isolation == IsolationNone && h.RequireIsolation {
+		return errors.New("isolation: none lets every job read the broker's key and other jobs' files; only cinet dev may use it")
+	}
+	if c.ServiceListen != "" {
+		for _, r := range h.Reserved {
+			if ip, rip := net.ParseIP(c.ServiceListen), net.ParseIP(r); strings.EqualFold(c.ServiceListen, r) || (ip != nil && rip != nil && ip.Equal(rip)) {
+				return fmt.Errorf("serviceListen %s is a host the console is reached by: every tenant's service there would receive the console's session cookies; expose services on another address", c.ServiceListen)
+			}
+		}
+	} else if len(h.Reserved) > 0 {
+		for i := 2; i < 255; i++ {
+			if ip := fmt.Sprintf("127.0.0.%d", i); !slices.Contains(h.Reserved, ip) {
+				c.ServiceListen = ip
+				break
+			}
+		}
+	}
+	for _, p := range h.Private {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		c.Hide = append(c.Hide, abs)
+	}
+	return nil
+}
 
 // Validate checks the configuration without touching the machine.
 func (c *Config) Validate() error {

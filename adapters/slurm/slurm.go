@@ -30,7 +30,7 @@ import (
 )
 
 func init() {
-	adapters.Register("slurm", func(raw json.RawMessage) (adapters.Adapter, error) {
+	adapters.Register("slurm", func(raw json.RawMessage, _ adapters.Host) (adapters.Adapter, error) {
 		var c Config
 		if err := adapters.DecodeConfig(raw, &c); err != nil {
 			return nil, err

@@ -36,7 +36,7 @@ import (
 )
 
 func init() {
-	adapters.Register("terraform", func(raw json.RawMessage) (adapters.Adapter, error) {
+	adapters.Register("terraform", func(raw json.RawMessage, _ adapters.Host) (adapters.Adapter, error) {
 		var c Config
 		if err := adapters.DecodeConfig(raw, &c); err != nil {
 			return nil, err
@@ -751,7 +751,7 @@ func NewCloud(name string, c Config, gen ModuleFunc) (*Terraform, error) {
 // nil, makes the NodeWatch that asks the cloud whether the instances are
 // still there, every 15 seconds.
 func RegisterCloud[M interface{ Validate() error }](name string, module func(adapters.Placement, M) ([]byte, error), watch func(M) NodeWatch) {
-	adapters.Register(name, func(raw json.RawMessage) (adapters.Adapter, error) {
+	adapters.Register(name, func(raw json.RawMessage, _ adapters.Host) (adapters.Adapter, error) {
 		var c struct {
 			Terraform Config `json:"terraform"`
 			Module    M      `json:"module"`

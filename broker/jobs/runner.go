@@ -109,16 +109,10 @@ func NewRunner(cfg Config) *Runner {
 }
 
 // SetRemote joins the runner to a federation: other brokers' offers are
-// placed on through remote. Call it before Run.
+// placed on through remote. Call it before Run. (It is set after
+// construction because the federation's node, which implements Remote,
+// is itself made with the runner, which executes what peers forward.)
 func (r *Runner) SetRemote(remote Remote) { r.cfg.Remote = remote }
-
-// SetGrace sets how long an executing broker may be out of reach before
-// its placement is deemed lost. Call it before Run.
-func (r *Runner) SetGrace(d time.Duration) { r.cfg.Grace = d }
-
-// RequireSigned makes the runner refuse forwarded placements that come
-// without the tenant's signed submission. Call it before Run.
-func (r *Runner) RequireSigned() { r.cfg.RequireSigned = true }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 

@@ -9,12 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/cinet/cinet/adapters"
-	"github.com/cinet/cinet/adapters/local" // registers "local"
+	"github.com/cinet/cinet/adapters" // registers "local"
 	"github.com/cinet/cinet/broker/api"
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/broker/connlimit"
@@ -64,20 +63,20 @@ type Config struct {
 	Providers   []ProviderConf `yaml:"providers"`
 	LogLevel    string         `yaml:"logLevel"` // debug, info (default), warn, error
 	// Poll is how often running placements are checked (default 250ms).
-	Poll string `yaml:"poll"`
+	Poll Duration `yaml:"poll"`
 	// MetricsListen, when set, serves /metrics to anyone who can reach
 	// that address (keep it on loopback or a private network); the API
 	// serves /metrics to the operator alone either way.
 	MetricsListen string `yaml:"metricsListen"`
 	// Checkpoint is how often the audit log is checkpointed when it has
 	// grown (default 10s): what /checkpoint serves to anyone.
-	Checkpoint string `yaml:"checkpoint"`
+	Checkpoint Duration `yaml:"checkpoint"`
 	// TLS serves the API over HTTPS (spec/api/README.md, "TLS"); without
 	// it the API is plain HTTP, for loopback or behind a proxy.
 	TLS *TLSConf `yaml:"tls"`
 	// TokenMaxTTL bounds how long the API tokens the broker issues are
 	// valid (default and at most 2160h, 90 days).
-	TokenMaxTTL string `yaml:"tokenMaxTTL"`
+	TokenMaxTTL Duration `yaml:"tokenMaxTTL"`
 	// Limits bound the API's connections, how long a client may take,
 	// and how often one caller is served (spec/api/README.md, "Limits").
 	Limits LimitsConf `yaml:"limits"`
@@ -109,16 +108,16 @@ type FederationConf struct {
 	// MaxPeers caps connections (default 200).
 	MaxPeers int `yaml:"maxPeers"`
 	// Sync is how often offers are pulled from a peer in turn (default 30s).
-	Sync string `yaml:"sync"`
+	Sync Duration `yaml:"sync"`
 	// StatementPeriod is the period of the clearing statements exchanged
 	// with each broker settled with (default 1h; UTC periods from the
 	// epoch), and StatementDelay how long after a period's end its
 	// statement waits for late usage records (default 5m).
-	StatementPeriod string `yaml:"statementPeriod"`
-	StatementDelay  string `yaml:"statementDelay"`
+	StatementPeriod Duration `yaml:"statementPeriod"`
+	StatementDelay  Duration `yaml:"statementDelay"`
 	// Grace is how long an executing broker may be out of reach before
 	// its placement is deemed lost (default 2m).
-	Grace string `yaml:"grace"`
+	Grace Duration `yaml:"grace"`
 	// RequireSignedSubmissions refuses jobs other brokers forward without
 	// the tenant's signed request (those sent with a token or from a
 	// console session).
@@ -139,10 +138,10 @@ type LimitsConf struct {
 	// events is given that long for each write, however long it lasts),
 	// and IdleTimeout how long a kept-alive connection waits for its next
 	// request (default 60s).
-	ReadHeaderTimeout string `yaml:"readHeaderTimeout"`
-	ReadTimeout       string `yaml:"readTimeout"`
-	WriteTimeout      string `yaml:"writeTimeout"`
-	IdleTimeout       string `yaml:"idleTimeout"`
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	ReadTimeout       Duration `yaml:"readTimeout"`
+	WriteTimeout      Duration `yaml:"writeTimeout"`
+	IdleTimeout       Duration `yaml:"idleTimeout"`
 	// AnonymousRate and AnonymousBurst bound, per client address, the
 	// requests that are not authenticated (default 20/s, bursts of 200);
 	// PrincipalRate and PrincipalBurst one principal's (default 50/s,
@@ -178,18 +177,13 @@ func (c LimitsConf) parse() (limits, error) {
 		return l, errors.New("service: limits: connections and connectionsPerAddress are counts above 0")
 	}
 	for name, v := range map[string]struct {
-		s string
-		d *time.Duration
+		d   Duration
+		out *time.Duration
 	}{"readHeaderTimeout": {c.ReadHeaderTimeout, &l.readHeader}, "readTimeout": {c.ReadTimeout, &l.read},
 		"writeTimeout": {c.WriteTimeout, &l.write}, "idleTimeout": {c.IdleTimeout, &l.idle}} {
-		if v.s == "" {
-			continue
+		if err := v.d.positive("limits: "+name, v.out); err != nil {
+			return l, err
 		}
-		d, err := time.ParseDuration(v.s)
-		if err != nil || d <= 0 {
-			return l, fmt.Errorf("service: limits: %s %q: want a positive duration such as 30s", name, v.s)
-		}
-		*v.d = d
 	}
 	if l.read < l.readHeader {
 		return l, fmt.Errorf("service: limits: readTimeout %s is shorter than readHeaderTimeout %s, which it includes", l.read, l.readHeader)
@@ -235,6 +229,42 @@ func (c *Config) path(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
+}
+
+// A Duration is a configured span of time, written as Go writes one
+// ("250ms", "1h30m"); zero when the file leaves it out.
+type Duration time.Duration
+
+// UnmarshalText reads a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 250ms, 30s or 1h", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// positive sets *out to d when the file gives it, refusing one not above
+// zero.
+func (d Duration) positive(name string, out *time.Duration) error {
+	if d == 0 {
+		return nil
+	}
+	if d < 0 {
+		return fmt.Errorf("service: %s %s: want a positive duration", name, time.Duration(d))
+	}
+	*out = time.Duration(d)
+	return nil
+}
+
+// seconds is positive for a duration that must be a whole number of
+// seconds.
+func (d Duration) seconds(name string, out *time.Duration) error {
+	if d != 0 && time.Duration(d)%time.Second != 0 {
+		return fmt.Errorf("service: %s %s: want a whole number of seconds such as 1h or 30s", name, time.Duration(d))
+	}
+	return d.positive(name, out)
 }
 
 // A Service is a broker.
@@ -283,77 +313,22 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: the broker's key: %w", err)
 	}
-	fee := descriptor.MustDecimal("0")
-	if c.Fee != "" {
-		if fee, err = descriptor.ParseDecimal(c.Fee); err != nil || fee.Apd().Cmp(descriptor.MustDecimal("1").Apd()) > 0 {
-			return nil, fmt.Errorf("service: fee %q: want a fraction between 0 and 1", c.Fee)
-		}
-	}
-	poll := 250 * time.Millisecond
-	if c.Poll != "" {
-		if poll, err = time.ParseDuration(c.Poll); err != nil || poll <= 0 {
-			return nil, fmt.Errorf("service: poll %q: want a duration such as 250ms", c.Poll)
-		}
-	}
-	lim, err := c.Limits.parse()
+	set, err := c.settings()
 	if err != nil {
 		return nil, err
 	}
-	var tokenMaxTTL time.Duration
-	if c.TokenMaxTTL != "" {
-		if tokenMaxTTL, err = time.ParseDuration(c.TokenMaxTTL); err != nil || tokenMaxTTL <= 0 || tokenMaxTTL > api.MaxTokenTTL {
-			return nil, fmt.Errorf("service: tokenMaxTTL %q: want a duration up to %s, such as 24h", c.TokenMaxTTL, api.MaxTokenTTL)
-		}
-	}
-	checkpointEvery := 10 * time.Second
-	if c.Checkpoint != "" {
-		if checkpointEvery, err = time.ParseDuration(c.Checkpoint); err != nil || checkpointEvery <= 0 {
-			return nil, fmt.Errorf("service: checkpoint %q: want a duration such as 10s", c.Checkpoint)
-		}
-	}
-	principals := map[identity.PrincipalID]api.Role{}
-	for _, p := range c.Principals {
-		id, err := identity.ParsePrincipalID(p.DID)
-		if err != nil {
-			return nil, fmt.Errorf("service: principal %q: %w", p.DID, err)
-		}
-		role, err := api.ParseRole(p.Role)
-		if err != nil {
-			return nil, fmt.Errorf("service: principal %s: %w", p.DID, err)
-		}
-		principals[id] = role
-	}
-	ads := map[identity.PrincipalID]adapters.Adapter{}
-	for _, p := range c.Providers {
-		id, err := identity.ParsePrincipalID(p.Provider)
-		if err != nil {
-			return nil, fmt.Errorf("service: provider %q: %w", p.Provider, err)
-		}
-		conf := p.Config
-		if p.Adapter == "local" {
-			if conf, err = localConfig(conf, c.AllowUnisolated, consoleHosts(listenAddr(c), c.PublicNames), data, keyFile); err != nil {
-				return nil, fmt.Errorf("service: provider %s: %w", p.Provider, err)
-			}
-		}
-		raw, err := json.Marshal(conf)
-		if err != nil {
-			return nil, err
-		}
-		if conf == nil {
-			raw = nil
-		}
-		a, err := adapters.New(p.Adapter, raw)
-		if err != nil {
-			return nil, fmt.Errorf("service: provider %s: %w", p.Provider, err)
-		}
-		ads[id] = a
-		if _, ok := principals[id]; !ok {
-			principals[id] = api.Provider
-		}
+	ads, err := c.openAdapters(set.principals, adapters.Host{
+		Private:          []string{data, keyFile},
+		Reserved:         consoleHosts(listenAddr(c), c.PublicNames),
+		RequireIsolation: !c.AllowUnisolated,
+	})
+	if err != nil {
+		return nil, err
 	}
 	var latency *match.LatencyTable
 	if c.Latency != "" {
 		if latency, err = match.LoadLatencyTable(c.path(c.Latency)); err != nil {
+			closeAdapters(ads)
 			return nil, err
 		}
 	}
@@ -363,14 +338,17 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	}
 	ledger, err := sqlstore.Open(ctx, ledgerAt)
 	if err != nil {
+		closeAdapters(ads)
 		return nil, err
 	}
 	js, err := store.Open(ctx, brokerAt)
 	if err != nil {
 		ledger.Close()
+		closeAdapters(ads)
 		return nil, err
 	}
-	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: checkpointEvery, limits: lim}
+	lim := set.limits
+	s := &Service{Key: key, Region: c.Region, Jobs: js, ledger: ledger, Adapters: ads, Log: log, checkpointEvery: set.checkpoint, limits: lim}
 	var brokers []identity.PrincipalID // brokers settled with besides the federation's members: none
 	// The brokers whose records are accepted: the federation's members,
 	// as the node admits them.
@@ -389,10 +367,14 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("service: loading registered offers: %w", err)
 	}
 	s.metrics = newMetrics(s)
-	s.Runner = jobs.NewRunner(jobs.Config{
-		Store: js, Book: s.Book, Matcher: matcher, Settler: s.Settler, Key: key, Region: c.Region, Fee: fee,
-		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: poll, Observe: s.metrics,
-	})
+	runnerConf := jobs.Config{
+		Store: js, Book: s.Book, Matcher: matcher, Settler: s.Settler, Key: key, Region: c.Region, Fee: set.fee,
+		Adapters: ads, Offers: s.Offers.Get, Log: log, Poll: set.poll, Observe: s.metrics,
+	}
+	if f := c.Federation; f != nil {
+		runnerConf.Grace, runnerConf.RequireSigned = set.grace, f.RequireSignedSubmissions
+	}
+	s.Runner = jobs.NewRunner(runnerConf)
 	listen := listenAddr(c)
 	if c.TLS != nil {
 		if s.tls, err = c.newServerTLS(data, log); err != nil {
@@ -413,7 +395,7 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 		}
 	}
 	if c.Federation != nil {
-		if s.Federation, err = startFederation(ctx, c, key, fee, s, log); err != nil {
+		if s.Federation, err = startFederation(ctx, c, set, key, s, log); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -423,65 +405,132 @@ func New(ctx context.Context, c *Config, log *slog.Logger) (*Service, error) {
 	s.API = api.New(api.Config{
 		Federation: s.Federation,
 		Key:        key, Region: c.Region, Runner: s.Runner, Jobs: js, Store: js, Book: s.Book, Matcher: matcher,
-		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
+		Offers: s.Offers, Settler: s.Settler, Adapters: ads, Principals: set.principals, OpenTenancy: c.OpenTenancy, Authorities: authorities(c.PublicNames, s.Addr()),
 		OpenAPI: spec.OpenAPI, Console: console.Handler(), Metrics: s.metrics.handler(), Ready: s.ready, Log: log,
-		Limits: lim.api, Refused: s.metrics.Refused, StreamWriteTimeout: lim.write, TokenMaxTTL: tokenMaxTTL,
+		Limits: lim.api, Refused: s.metrics.Refused, StreamWriteTimeout: lim.write, TokenMaxTTL: set.tokenMaxTTL,
 	})
 	log.Info("broker ready", "broker", key.ID(), "region", c.Region, "listen", s.Addr(), "offers", n, "providers", len(ads))
 	return s, nil
 }
 
-// startFederation starts the broker's libp2p node from its configuration.
-func startFederation(ctx context.Context, c *Config, key *identity.Key, fee descriptor.Decimal, s *Service, log *slog.Logger) (*federation.Node, error) {
-	f := c.Federation
-	var members []identity.PrincipalID
-	for _, m := range f.Members {
-		id, err := identity.ParsePrincipalID(m)
+// settings are the configuration's values read and checked, with their
+// defaults.
+type settings struct {
+	fee                 descriptor.Decimal
+	poll, checkpoint    time.Duration
+	tokenMaxTTL         time.Duration
+	limits              limits
+	principals          map[identity.PrincipalID]api.Role
+	members             []identity.PrincipalID
+	sync, period, delay time.Duration
+	grace               time.Duration
+}
+
+// settings reads and checks the configuration's values: every mistake is
+// found before anything is opened.
+func (c *Config) settings() (*settings, error) {
+	set := &settings{fee: descriptor.MustDecimal("0"), poll: 250 * time.Millisecond, checkpoint: 10 * time.Second}
+	var err error
+	if c.Fee != "" {
+		if set.fee, err = descriptor.ParseDecimal(c.Fee); err != nil || set.fee.Apd().Cmp(descriptor.MustDecimal("1").Apd()) > 0 {
+			return nil, fmt.Errorf("service: fee %q: want a fraction between 0 and 1", c.Fee)
+		}
+	}
+	if err := errors.Join(c.Poll.positive("poll", &set.poll), c.Checkpoint.positive("checkpoint", &set.checkpoint),
+		c.TokenMaxTTL.positive("tokenMaxTTL", &set.tokenMaxTTL)); err != nil {
+		return nil, err
+	}
+	if set.tokenMaxTTL > api.MaxTokenTTL {
+		return nil, fmt.Errorf("service: tokenMaxTTL %s: want a duration up to %s, such as 24h", set.tokenMaxTTL, api.MaxTokenTTL)
+	}
+	if set.limits, err = c.Limits.parse(); err != nil {
+		return nil, err
+	}
+	set.principals = map[identity.PrincipalID]api.Role{}
+	for _, p := range c.Principals {
+		id, err := identity.ParsePrincipalID(p.DID)
 		if err != nil {
-			return nil, fmt.Errorf("service: federation member %q: %w", m, err)
+			return nil, fmt.Errorf("service: principal %q: %w", p.DID, err)
 		}
-		members = append(members, id)
-	}
-	if !f.Open && len(members) == 0 {
-		return nil, errors.New("service: federation: list its members (the did:keys of the brokers admitted), or set open: true for a test")
-	}
-	var sync time.Duration
-	if f.Sync != "" {
-		d, err := time.ParseDuration(f.Sync)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("service: federation: sync %q: want a positive duration such as 30s", f.Sync)
+		role, err := api.ParseRole(p.Role)
+		if err != nil {
+			return nil, fmt.Errorf("service: principal %s: %w", p.DID, err)
 		}
-		sync = d
+		set.principals[id] = role
 	}
-	var period, delay, grace time.Duration
-	for name, v := range map[string]struct {
-		s string
-		d *time.Duration
-	}{"statementPeriod": {f.StatementPeriod, &period}, "statementDelay": {f.StatementDelay, &delay}, "grace": {f.Grace, &grace}} {
-		if v.s == "" {
-			continue
+	if f := c.Federation; f != nil {
+		for _, m := range f.Members {
+			id, err := identity.ParsePrincipalID(m)
+			if err != nil {
+				return nil, fmt.Errorf("service: federation member %q: %w", m, err)
+			}
+			set.members = append(set.members, id)
 		}
-		d, err := time.ParseDuration(v.s)
-		if err != nil || d <= 0 || d%time.Second != 0 {
-			return nil, fmt.Errorf("service: federation: %s %q: want a positive whole number of seconds such as 1h or 30s", name, v.s)
+		if !f.Open && len(set.members) == 0 {
+			return nil, errors.New("service: federation: list its members (the did:keys of the brokers admitted), or set open: true for a test")
 		}
-		*v.d = d
+		if err := errors.Join(f.Sync.positive("federation: sync", &set.sync),
+			f.StatementPeriod.seconds("federation: statementPeriod", &set.period), f.StatementDelay.seconds("federation: statementDelay", &set.delay),
+			f.Grace.seconds("federation: grace", &set.grace)); err != nil {
+			return nil, err
+		}
 	}
-	if grace > 0 {
-		s.Runner.SetGrace(grace)
+	return set, nil
+}
+
+// openAdapters makes each provider's adapter for this broker (host); a
+// provider not named among the principals is one, as a provider.
+func (c *Config) openAdapters(principals map[identity.PrincipalID]api.Role, host adapters.Host) (map[identity.PrincipalID]adapters.Adapter, error) {
+	ads := map[identity.PrincipalID]adapters.Adapter{}
+	fail := func(err error) (map[identity.PrincipalID]adapters.Adapter, error) {
+		closeAdapters(ads)
+		return nil, err
 	}
-	if f.RequireSignedSubmissions {
-		s.Runner.RequireSigned()
+	for _, p := range c.Providers {
+		id, err := identity.ParsePrincipalID(p.Provider)
+		if err != nil {
+			return fail(fmt.Errorf("service: provider %q: %w", p.Provider, err))
+		}
+		var raw []byte
+		if p.Config != nil {
+			if raw, err = json.Marshal(p.Config); err != nil {
+				return fail(err)
+			}
+		}
+		a, err := adapters.Open(p.Adapter, raw, host)
+		if err != nil {
+			return fail(fmt.Errorf("service: provider %s: %w", p.Provider, err))
+		}
+		ads[id] = a
+		if _, ok := principals[id]; !ok {
+			principals[id] = api.Provider
+		}
 	}
+	return ads, nil
+}
+
+// closeAdapters closes the adapters that hold something open.
+func closeAdapters(ads map[identity.PrincipalID]adapters.Adapter) {
+	for _, a := range ads {
+		if c, ok := a.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// startFederation starts the broker's libp2p node from its configuration.
+func startFederation(ctx context.Context, c *Config, set *settings, key *identity.Key, s *Service, log *slog.Logger) (*federation.Node, error) {
+	f := c.Federation
+	members := set.members
 	apiURL := f.API
 	if apiURL == "" {
 		apiURL = s.URL()
 	}
 	node, err := federation.New(ctx, federation.Config{
 		Key: key, Listen: f.Listen, Bootstrap: f.Bootstrap, Members: members, Open: f.Open,
-		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: sync,
-		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: fee.String(), VerifierKey: s.Settler.VerifierKey()},
-		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Leases: s.Jobs, Clearing: s.Settler, AuditLog: s.Settler, StatementPeriod: period, StatementDelay: delay,
+		PeersFile: filepath.Join(c.path(c.Data), "peers.json"), MaxPeers: f.MaxPeers, SyncEvery: set.sync,
+		Self: federation.Announcement{Region: c.Region, API: apiURL, Fee: set.fee.String(), VerifierKey: s.Settler.VerifierKey()},
+		Book: s.Book, Offers: s.Offers, Executing: s.Runner, Leases: s.Jobs, Clearing: s.Settler, AuditLog: s.Settler, StatementPeriod: set.period, StatementDelay: set.delay,
 		Log: log.With("part", "federation"), Metrics: s.metrics.reg,
 	})
 	if err != nil {
@@ -536,46 +585,6 @@ func consoleHosts(listen string, publicNames []string) []string {
 		}
 	}
 	return out
-}
-
-// localConfig adds to a local provider's configuration what its tasks
-// must never see: the broker's data directory and key. Without isolation
-// a task could read both; only a development broker may run so. It also
-// keeps the provider's services off the hosts the console is reached by
-// (spec/api/README.md, "Console sessions"): by default they are exposed
-// on the first loopback address from 127.0.0.2 that is none of them.
-func localConfig(conf map[string]any, allowUnisolated bool, console []string, hide ...string) (map[string]any, error) {
-	out := map[string]any{}
-	for k, v := range conf {
-		out[k] = v
-	}
-	if out["isolation"] == local.IsolationNone && !allowUnisolated {
-		return nil, errors.New("isolation: none lets every job read the broker's key and other jobs' files; only cinet dev may use it")
-	}
-	if sl, _ := out["serviceListen"].(string); sl != "" {
-		for _, h := range console {
-			if ip, hip := net.ParseIP(sl), net.ParseIP(h); strings.EqualFold(sl, h) || (ip != nil && hip != nil && ip.Equal(hip)) {
-				return nil, fmt.Errorf("serviceListen %s is a host the console is reached by: every tenant's service there would receive the console's session cookies; expose services on another address", sl)
-			}
-		}
-	} else {
-		for i := 2; i < 255; i++ {
-			if ip := fmt.Sprintf("127.0.0.%d", i); !slices.Contains(console, ip) {
-				out["serviceListen"] = ip
-				break
-			}
-		}
-	}
-	h, _ := out["hide"].([]any)
-	for _, p := range hide {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, err
-		}
-		h = append(h, abs)
-	}
-	out["hide"] = h
-	return out, nil
 }
 
 // authorities are the names a broker answers signed requests by.
@@ -744,6 +753,7 @@ func (s *Service) close() {
 	if s.ledger != nil {
 		s.ledger.Close()
 	}
+	closeAdapters(s.Adapters)
 }
 
 // NewLogger returns the broker's structured logger at a level.
