@@ -267,6 +267,48 @@ func (s *Settler) Ingest(ctx context.Context, inputs [][]byte) ([]Outcome, error
 // settle is the transactional part of Ingest. It reads what it needs,
 // decides every input's outcome, and writes.
 func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error) {
+	b, err := readBatch(tx, pre, now)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range pre {
+		if err := b.decide(i, c); err != nil {
+			return nil, err
+		}
+	}
+	if len(b.entries) == 0 {
+		return b.outcomes, nil
+	}
+	if err := b.write(tx); err != nil {
+		return nil, err
+	}
+	return b.outcomes, nil
+}
+
+// A batch is one Ingest's inputs being settled: what the store holds of
+// them, and what settling them writes.
+type batch struct {
+	now         time.Time
+	size        int64 // the audit log's size before the batch
+	existing    map[RecordID]*RecordRow
+	refused     map[string]*Refusal
+	byPlacement map[string][]PeriodRow
+	holds       map[string]*Hold
+
+	entries    [][]byte
+	records    []*RecordRow
+	txs        []*Transaction
+	refusals   []*Refusal
+	touched    map[string]*Hold
+	outcomes   []Outcome
+	seenInput  map[RecordID]int
+	seenDigest map[string]int
+}
+
+// readBatch reads what the store holds of the inputs: the records and
+// refusals already settled, the periods of their placements, the holds of
+// their jobs, and the log's size.
+func readBatch(tx Tx, pre []*checked, now time.Time) (*batch, error) {
 	var ids []RecordID
 	var digests, placements, jobs []string
 	for _, c := range pre {
@@ -279,137 +321,138 @@ func (s *Settler) settle(tx Tx, pre []*checked, now time.Time) ([]Outcome, error
 			jobs = append(jobs, c.rec.Job)
 		}
 	}
-	existing, err := tx.Records(ids)
-	if err != nil {
+	b := &batch{now: now, byPlacement: map[string][]PeriodRow{}, touched: map[string]*Hold{}, outcomes: make([]Outcome, len(pre)),
+		seenInput: map[RecordID]int{}, seenDigest: map[string]int{}}
+	var periods []PeriodRow
+	var err error
+	if b.existing, err = tx.Records(ids); err != nil {
 		return nil, err
 	}
-	refused, err := tx.Refusals(digests)
-	if err != nil {
+	if b.refused, err = tx.Refusals(digests); err != nil {
 		return nil, err
 	}
-	periods, err := tx.Periods(placements)
-	if err != nil {
+	if periods, err = tx.Periods(placements); err != nil {
 		return nil, err
 	}
-	holds, err := tx.Holds(jobs)
-	if err != nil {
+	if b.holds, err = tx.Holds(jobs); err != nil {
 		return nil, err
 	}
-	byPlacement := map[string][]PeriodRow{}
 	for _, p := range periods {
-		byPlacement[p.Placement] = append(byPlacement[p.Placement], p)
+		b.byPlacement[p.Placement] = append(b.byPlacement[p.Placement], p)
 	}
-	size, err := tx.LogSize()
-	if err != nil {
+	if b.size, err = tx.LogSize(); err != nil {
 		return nil, err
 	}
+	return b, nil
+}
 
-	var (
-		entries    [][]byte
-		records    []*RecordRow
-		txs        []*Transaction
-		refusals   []*Refusal
-		touched    = map[string]*Hold{}
-		outcomes   = make([]Outcome, len(pre))
-		seenInput  = map[RecordID]int{}
-		seenDigest = map[string]int{}
-	)
-	for i, c := range pre {
-		o := &outcomes[i]
-		o.Record = c.id
-		// The same bytes or record earlier in this batch.
-		if j, ok := seenDigest[c.digest]; ok {
-			*o = outcomes[j]
-			if o.Status == Accepted {
-				o.Status = Duplicate
-			}
-			continue
+// decide settles input i: a duplicate (of an earlier input of the batch,
+// or of what was settled before), a refusal, or accepted.
+func (b *batch) decide(i int, c *checked) error {
+	o := &b.outcomes[i]
+	o.Record = c.id
+	// The same bytes or record earlier in this batch.
+	if j, ok := b.seenDigest[c.digest]; ok {
+		*o = b.outcomes[j]
+		if o.Status == Accepted {
+			o.Status = Duplicate
 		}
-		seenDigest[c.digest] = i
-		if c.signed {
-			if j, ok := seenInput[c.id]; ok {
-				*o = outcomes[j]
-				o.Status = Duplicate
-				continue
-			}
-			if row, ok := existing[c.id]; ok {
-				o.Status, o.LogIndex = Duplicate, row.LogIndex
-				continue
-			}
+		return nil
+	}
+	b.seenDigest[c.digest] = i
+	if c.signed {
+		if j, ok := b.seenInput[c.id]; ok {
+			*o = b.outcomes[j]
+			o.Status = Duplicate
+			return nil
 		}
-		prev := refused[c.digest]
-		if prev != nil && !prev.Reason.Transient() {
-			o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
-			continue
-		}
-		reason, detail := c.reason, c.detail
-		if reason == "" {
-			reason, detail = overlapping(c, byPlacement[c.rec.Placement])
-		}
-		if reason == "" {
-			reason, detail = c.rateReason, c.rateDetail
-		}
-		if reason != "" {
-			if prev != nil && prev.Reason == reason {
-				// Refused again for the same passing reason: no new entry.
-				o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
-				continue
-			}
-			o.Status, o.Reason, o.Detail, o.LogIndex = Refused, reason, detail, size+int64(len(entries))
-			ref := &Refusal{Digest: c.digest, Record: c.id, Reason: reason, Detail: detail, ReceivedAt: now, LogIndex: o.LogIndex}
-			entry, err := refusalEntry(ref)
-			if err != nil {
-				return nil, err
-			}
-			entries = append(entries, entry)
-			refusals = append(refusals, ref)
-			continue
-		}
-		// Accepted: the record's entry, then its transaction's.
-		t := c.tx
-		o.Status, o.Transaction, o.LogIndex = Accepted, t, size+int64(len(entries))
-		t.LogIndex = o.LogIndex + 1
-		seenInput[c.id] = i
-		entries = append(entries, c.recEntry, c.txEntry)
-		records = append(records, &RecordRow{
-			ID: c.id, Job: c.rec.Job, Placement: c.rec.Placement, Sequence: c.rec.Sequence,
-			ComputeID: c.rec.ComputeID.String(), Offer: c.rec.Offer, Tenant: c.rec.Tenant.String(),
-			Provider: c.rec.Provider.String(), HomeBroker: c.rec.HomeBroker.String(),
-			ExecutingBroker: c.rec.ExecutingBroker.String(), PeriodStart: c.rec.PeriodStart,
-			PeriodEnd: c.rec.PeriodEnd, LogIndex: o.LogIndex, ReceivedAt: now,
-		})
-		txs = append(txs, t)
-		byPlacement[c.rec.Placement] = append(byPlacement[c.rec.Placement], PeriodRow{c.rec.Placement, c.id, c.rec.PeriodStart, c.rec.PeriodEnd})
-		if h := holds[c.rec.Job]; h != nil && h.Open && t.Role != RoleExecuting {
-			h.Captured += min(h.Remaining(), t.TenantCharge())
-			touched[h.Job] = h
+		if row, ok := b.existing[c.id]; ok {
+			o.Status, o.LogIndex = Duplicate, row.LogIndex
+			return nil
 		}
 	}
-	if len(entries) == 0 {
-		return outcomes, nil
+	prev := b.refused[c.digest]
+	if prev != nil && !prev.Reason.Transient() {
+		o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
+		return nil
 	}
-	if err := appendLog(tx, size, entries); err != nil {
-		return nil, err
+	reason, detail := c.reason, c.detail
+	if reason == "" {
+		reason, detail = overlapping(c, b.byPlacement[c.rec.Placement])
 	}
-	if err := tx.InsertRecords(records); err != nil {
-		return nil, err
+	if reason == "" {
+		reason, detail = c.rateReason, c.rateDetail
 	}
-	if err := tx.InsertTransactions(txs); err != nil {
-		return nil, err
+	if reason != "" {
+		return b.refuse(o, c, prev, reason, detail)
 	}
-	if err := tx.InsertRefusals(refusals); err != nil {
-		return nil, err
+	b.accept(i, o, c)
+	return nil
+}
+
+// refuse records input c's refusal, unless it was refused before for the
+// same passing reason (then no new entry is written).
+func (b *batch) refuse(o *Outcome, c *checked, prev *Refusal, reason Reason, detail string) error {
+	if prev != nil && prev.Reason == reason {
+		o.Status, o.Reason, o.Detail, o.LogIndex = Refused, prev.Reason, prev.Detail, prev.LogIndex
+		return nil
 	}
-	if len(touched) > 0 {
-		var hs []*Hold
-		for _, h := range touched {
-			hs = append(hs, h)
-		}
-		if err := tx.PutHolds(hs); err != nil {
-			return nil, err
-		}
+	o.Status, o.Reason, o.Detail, o.LogIndex = Refused, reason, detail, b.size+int64(len(b.entries))
+	ref := &Refusal{Digest: c.digest, Record: c.id, Reason: reason, Detail: detail, ReceivedAt: b.now, LogIndex: o.LogIndex}
+	entry, err := refusalEntry(ref)
+	if err != nil {
+		return err
 	}
-	return outcomes, nil
+	b.entries = append(b.entries, entry)
+	b.refusals = append(b.refusals, ref)
+	return nil
+}
+
+// accept posts input i: the record's entry, then its transaction's, and
+// what it captures from its job's hold.
+func (b *batch) accept(i int, o *Outcome, c *checked) {
+	t := c.tx
+	o.Status, o.Transaction, o.LogIndex = Accepted, t, b.size+int64(len(b.entries))
+	t.LogIndex = o.LogIndex + 1
+	b.seenInput[c.id] = i
+	b.entries = append(b.entries, c.recEntry, c.txEntry)
+	b.records = append(b.records, &RecordRow{
+		ID: c.id, Job: c.rec.Job, Placement: c.rec.Placement, Sequence: c.rec.Sequence,
+		ComputeID: c.rec.ComputeID.String(), Offer: c.rec.Offer, Tenant: c.rec.Tenant.String(),
+		Provider: c.rec.Provider.String(), HomeBroker: c.rec.HomeBroker.String(),
+		ExecutingBroker: c.rec.ExecutingBroker.String(), PeriodStart: c.rec.PeriodStart,
+		PeriodEnd: c.rec.PeriodEnd, LogIndex: o.LogIndex, ReceivedAt: b.now,
+	})
+	b.txs = append(b.txs, t)
+	b.byPlacement[c.rec.Placement] = append(b.byPlacement[c.rec.Placement], PeriodRow{c.rec.Placement, c.id, c.rec.PeriodStart, c.rec.PeriodEnd})
+	if h := b.holds[c.rec.Job]; h != nil && h.Open && t.Role != RoleExecuting {
+		h.Captured += min(h.Remaining(), t.TenantCharge())
+		b.touched[h.Job] = h
+	}
+}
+
+// write appends the batch's entries to the log and writes its rows.
+func (b *batch) write(tx Tx) error {
+	if err := appendLog(tx, b.size, b.entries); err != nil {
+		return err
+	}
+	if err := tx.InsertRecords(b.records); err != nil {
+		return err
+	}
+	if err := tx.InsertTransactions(b.txs); err != nil {
+		return err
+	}
+	if err := tx.InsertRefusals(b.refusals); err != nil {
+		return err
+	}
+	if len(b.touched) == 0 {
+		return nil
+	}
+	var hs []*Hold
+	for _, h := range b.touched {
+		hs = append(hs, h)
+	}
+	return tx.PutHolds(hs)
 }
 
 // appendLog appends entries to the audit log at size, its current size.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -154,10 +156,6 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		return
 	}
 	q := r.URL.Query()
-	stream := q.Get("stream")
-	if stream == "" {
-		stream = "stdout"
-	}
 	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 	w = s.streaming(w) // logs may be long, and followed for as long as the job runs
 	if len(j.Attempts) == 0 && follow {
@@ -177,33 +175,17 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		problem(w, http.StatusNotFound, "no-logs", "Not Found", detail)
 		return
 	}
-	n := len(j.Attempts)
-	if v := q.Get("attempt"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > len(j.Attempts) {
-			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("attempt: want 1 to %d", len(j.Attempts)))
-			return
-		}
+	lr, status, detail := logRequestOf(j, q)
+	if status == http.StatusInternalServerError {
+		s.internal(w, r, errors.New(detail))
+		return
 	}
-	a := j.Attempts[n-1]
-	node := 0
-	if v := q.Get("node"); v != "" {
-		var err error
-		if node, err = strconv.Atoi(v); err != nil || node < 0 || node >= j.Instances() {
-			problem(w, http.StatusBadRequest, "bad-request", "Bad Request", fmt.Sprintf("node: want 0 to %d", j.Instances()-1))
-			return
-		}
+	if status != 0 {
+		problem(w, status, "bad-request", "Bad Request", detail)
+		return
 	}
-	task := q.Get("task")
-	if task == "" {
-		doc, err := descriptor.Parse(j.ID+".json", j.Document)
-		if err != nil {
-			s.internal(w, r, err)
-			return
-		}
-		task = doc.Job.Tasks[0].Name
-	}
-	ad, err := s.cfg.Runner.Executor(&a)
+	lr.follow = follow
+	ad, err := s.cfg.Runner.Executor(&lr.attempt)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -211,44 +193,70 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.sendLogs(w, r, j, ad, lr)
+}
+
+// A logRequest is which output a log request reads.
+type logRequest struct {
+	attempt      jobs.Attempt
+	n            int // the attempt's number, from 1
+	task, stream string
+	node         int
+	follow       bool
+}
+
+// logRequestOf reads a log request's parameters: the attempt (default
+// the last), the node (0), the task (the first) and the stream (stdout).
+// A bad one is a status and a detail to answer.
+func logRequestOf(j *jobs.Job, q url.Values) (logRequest, int, string) {
+	lr := logRequest{n: len(j.Attempts), task: q.Get("task"), stream: cmp.Or(q.Get("stream"), "stdout")}
+	if v := q.Get("attempt"); v != "" {
+		var err error
+		if lr.n, err = strconv.Atoi(v); err != nil || lr.n < 1 || lr.n > len(j.Attempts) {
+			return lr, http.StatusBadRequest, fmt.Sprintf("attempt: want 1 to %d", len(j.Attempts))
+		}
+	}
+	lr.attempt = j.Attempts[lr.n-1]
+	if v := q.Get("node"); v != "" {
+		var err error
+		if lr.node, err = strconv.Atoi(v); err != nil || lr.node < 0 || lr.node >= j.Instances() {
+			return lr, http.StatusBadRequest, fmt.Sprintf("node: want 0 to %d", j.Instances()-1)
+		}
+	}
+	if lr.task == "" {
+		doc, err := descriptor.Parse(j.ID+".json", j.Document)
+		if err != nil {
+			return lr, http.StatusInternalServerError, err.Error()
+		}
+		lr.task = doc.Job.Tasks[0].Name
+	}
+	return lr, 0, ""
+}
+
+// sendLogs writes what the attempt's task wrote to the stream, and with
+// follow what it writes after, until the attempt ends.
+func (s *Server) sendLogs(w http.ResponseWriter, r *http.Request, j *jobs.Job, ad adapters.Adapter, lr logRequest) {
+	a := lr.attempt
 	var sent int64
 	for first := true; ; {
 		// The attempt's state is read before its logs, so that once it
 		// has ended, the read that follows has all it wrote.
-		st, stErr := ad.Status(r.Context(), a.ID)
-		ended := stErr != nil || st.State.Ended()
-		if errors.Is(stErr, adapters.ErrNotFound) {
-			// Placed in the job's record but not yet at the provider, or
-			// already released: the record says which.
-			if cur, err := s.cfg.Jobs.Get(r.Context(), j.ID); err == nil && len(cur.Attempts) >= n {
-				ended = cur.Attempts[n-1].Ended()
-			}
-		}
-		rc, err := ad.Logs(r.Context(), a.ID, task, node, stream)
+		ended := s.attemptEnded(r.Context(), ad, j.ID, lr.n, a.ID)
+		rc, err := ad.Logs(r.Context(), a.ID, lr.task, lr.node, lr.stream)
 		if err == nil {
-			if sk, ok := rc.(io.Seeker); ok && sent > 0 {
-				sk.Seek(sent, io.SeekStart) // what was sent is not read again
-			} else if sent > 0 {
-				io.CopyN(io.Discard, rc, sent)
-			}
-			wrote, _ := io.Copy(w, rc)
-			rc.Close()
-			sent += wrote
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
+			sent += copyFrom(w, rc, sent)
 			first = false
 		}
-		if err != nil && (!follow || ended) {
+		if err != nil && (!lr.follow || ended) {
 			// With --follow, a task that has not written yet is waited
 			// for; otherwise, or once the attempt ended, there is none.
 			if first {
-				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", task, "node", node, "stream", stream, "err", err)
-				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q on node %d", a.ID, stream, task, node))
+				s.cfg.Log.Info("reading logs", "job", j.ID, "attempt", a.ID, "task", lr.task, "node", lr.node, "stream", lr.stream, "err", err)
+				problem(w, http.StatusNotFound, "no-logs", "Not Found", fmt.Sprintf("attempt %s has no %s logs of task %q on node %d", a.ID, lr.stream, lr.task, lr.node))
 			}
 			return
 		}
-		if !follow || ended {
+		if !lr.follow || ended {
 			return
 		}
 		select {
@@ -257,6 +265,35 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// attemptEnded reports whether attempt n of job has ended, as its backend
+// says, or, when the backend does not know it (not yet there, or already
+// released), as the job's record says.
+func (s *Server) attemptEnded(ctx context.Context, ad adapters.Adapter, job string, n int, id string) bool {
+	st, err := ad.Status(ctx, id)
+	if errors.Is(err, adapters.ErrNotFound) {
+		if cur, err := s.cfg.Jobs.Get(ctx, job); err == nil && len(cur.Attempts) >= n {
+			return cur.Attempts[n-1].Ended()
+		}
+	}
+	return err != nil || st.State.Ended()
+}
+
+// copyFrom writes what rc holds after the first sent bytes, flushes it,
+// closes rc and returns how much it wrote.
+func copyFrom(w http.ResponseWriter, rc io.ReadCloser, sent int64) int64 {
+	defer rc.Close()
+	if sk, ok := rc.(io.Seeker); ok && sent > 0 {
+		sk.Seek(sent, io.SeekStart) // what was sent is not read again
+	} else if sent > 0 {
+		io.CopyN(io.Discard, rc, sent)
+	}
+	wrote, _ := io.Copy(w, rc)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return wrote
 }
 
 // awaitAttempt waits until the job has an attempt or has ended, and
