@@ -46,8 +46,42 @@ func (c *checker) noNUL(loc []string, s string) {
 }
 
 func (c *checker) job(j *Job, exprs *exprCompiler) {
+	c.tasks(j.Tasks)
+	for i := range j.Resources.Accelerators {
+		c.acceleratorRequest(&j.Resources.Accelerators[i], at("resources", "accelerators", i))
+	}
+	for _, list := range []struct {
+		name string
+		ad   AllowDeny
+	}{{"regions", j.Placement.Regions}, {"jurisdictions", j.Placement.Jurisdictions}, {"providers", j.Placement.Providers}} {
+		for i, d := range list.ad.Deny {
+			if slices.Contains(list.ad.Allow, d) {
+				c.errorf(at("placement", list.name, "deny", i), "%q is both allowed and denied", d)
+			}
+		}
+	}
+	c.ranking(j, exprs)
+	if b := j.Budget; b != nil && !b.MaxPricePerHour.IsSet() && !b.MaxTotal.IsSet() {
+		c.errorf(at("budget"), "a budget needs maxPricePerHour, maxTotal or both")
+	}
+	if j.EstimatedRuntime != 0 && j.Timeouts.Run != 0 && j.EstimatedRuntime > j.Timeouts.Run {
+		c.errorf(at("estimatedRuntime"), "%s is longer than timeouts.run (%s)", j.EstimatedRuntime, j.Timeouts.Run)
+	}
+	if len(j.Recovery.OnExitCodes) > 0 && j.Recovery.MaxRestarts == 0 {
+		c.errorf(at("recovery", "onExitCodes"), "has no effect while recovery.maxRestarts is 0")
+	}
+	c.uniqueNames("inputs", len(j.Inputs), func(i int) string { return j.Inputs[i].Name })
+	c.uniqueNames("outputs", len(j.Outputs), func(i int) string { return j.Outputs[i].Name })
+	if sv := j.Service; sv != nil {
+		c.service(j, sv)
+	}
+}
+
+// tasks checks each task: something to run, a name of its own, a workdir
+// inside the job's directory, and no NUL in what reaches exec.
+func (c *checker) tasks(tasks []Task) {
 	names := map[string]int{}
-	for i, t := range j.Tasks {
+	for i, t := range tasks {
 		if t.Image == "" && len(t.Command) == 0 {
 			c.errorf(at("tasks", i), "a task needs an image, a command or both")
 		}
@@ -68,19 +102,11 @@ func (c *checker) job(j *Job, exprs *exprCompiler) {
 			c.noNUL(at("tasks", i, "env", k), v)
 		}
 	}
-	for i := range j.Resources.Accelerators {
-		c.acceleratorRequest(&j.Resources.Accelerators[i], at("resources", "accelerators", i))
-	}
-	for _, list := range []struct {
-		name string
-		ad   AllowDeny
-	}{{"regions", j.Placement.Regions}, {"jurisdictions", j.Placement.Jurisdictions}, {"providers", j.Placement.Providers}} {
-		for i, d := range list.ad.Deny {
-			if slices.Contains(list.ad.Allow, d) {
-				c.errorf(at("placement", list.name, "deny", i), "%q is both allowed and denied", d)
-			}
-		}
-	}
+}
+
+// ranking compiles the job's CEL requirements and rank, and checks that
+// it ranks offers one way, with weights only for the balanced objective.
+func (c *checker) ranking(j *Job, exprs *exprCompiler) {
 	if j.Requirements != nil {
 		prog, err := exprs.compile(j.Requirements.Source, false)
 		if err != nil {
@@ -105,20 +131,6 @@ func (c *checker) job(j *Job, exprs *exprCompiler) {
 		case w.Cost == 0 && w.Time == 0 && w.Latency == 0:
 			c.errorf(at("objective", "weights"), "weights must not all be zero")
 		}
-	}
-	if b := j.Budget; b != nil && !b.MaxPricePerHour.IsSet() && !b.MaxTotal.IsSet() {
-		c.errorf(at("budget"), "a budget needs maxPricePerHour, maxTotal or both")
-	}
-	if j.EstimatedRuntime != 0 && j.Timeouts.Run != 0 && j.EstimatedRuntime > j.Timeouts.Run {
-		c.errorf(at("estimatedRuntime"), "%s is longer than timeouts.run (%s)", j.EstimatedRuntime, j.Timeouts.Run)
-	}
-	if len(j.Recovery.OnExitCodes) > 0 && j.Recovery.MaxRestarts == 0 {
-		c.errorf(at("recovery", "onExitCodes"), "has no effect while recovery.maxRestarts is 0")
-	}
-	c.uniqueNames("inputs", len(j.Inputs), func(i int) string { return j.Inputs[i].Name })
-	c.uniqueNames("outputs", len(j.Outputs), func(i int) string { return j.Outputs[i].Name })
-	if sv := j.Service; sv != nil {
-		c.service(j, sv)
 	}
 }
 

@@ -45,72 +45,91 @@ func decodeValue(n *node, v reflect.Value) error {
 			return fmt.Errorf("%s into bool", n.kind)
 		}
 		v.SetBool(n.boolean)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		f, err := numberValue(n)
-		if err != nil {
-			return err
-		}
-		i := int64(f)
-		if float64(i) != f || v.OverflowInt(i) {
-			return fmt.Errorf("%s does not fit %s", n.str, v.Type())
-		}
-		v.SetInt(i)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return decodeNumber(n, v)
+	case reflect.Slice:
+		return decodeSlice(n, v)
+	case reflect.Map:
+		return decodeMap(n, v)
+	case reflect.Struct:
+		return decodeStruct(n, v)
+	default:
+		return fmt.Errorf("cannot decode into %s", v.Type())
+	}
+	return nil
+}
+
+// decodeNumber sets an integer or a float field from a number, refusing
+// one its type cannot hold exactly.
+func decodeNumber(n *node, v reflect.Value) error {
+	f, err := numberValue(n)
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(f)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		f, err := numberValue(n)
-		if err != nil {
-			return err
-		}
 		u := uint64(f)
 		if f < 0 || float64(u) != f || v.OverflowUint(u) {
 			return fmt.Errorf("%s does not fit %s", n.str, v.Type())
 		}
 		v.SetUint(u)
-	case reflect.Float32, reflect.Float64:
-		f, err := numberValue(n)
-		if err != nil {
+	default:
+		i := int64(f)
+		if float64(i) != f || v.OverflowInt(i) {
+			return fmt.Errorf("%s does not fit %s", n.str, v.Type())
+		}
+		v.SetInt(i)
+	}
+	return nil
+}
+
+func decodeSlice(n *node, v reflect.Value) error {
+	if n.kind != kindArray {
+		return fmt.Errorf("%s into %s", n.kind, v.Type())
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.items), len(n.items))
+	for i, it := range n.items {
+		if err := decodeValue(it, s.Index(i)); err != nil {
 			return err
 		}
-		v.SetFloat(f)
-	case reflect.Slice:
-		if n.kind != kindArray {
-			return fmt.Errorf("%s into %s", n.kind, v.Type())
+	}
+	v.Set(s)
+	return nil
+}
+
+func decodeMap(n *node, v reflect.Value) error {
+	if n.kind != kindObject || v.Type().Key().Kind() != reflect.String {
+		return fmt.Errorf("%s into %s", n.kind, v.Type())
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.members))
+	for _, mb := range n.members {
+		e := reflect.New(v.Type().Elem()).Elem()
+		if err := decodeValue(mb.val, e); err != nil {
+			return fmt.Errorf("%s: %w", mb.name, err)
 		}
-		s := reflect.MakeSlice(v.Type(), len(n.items), len(n.items))
-		for i, it := range n.items {
-			if err := decodeValue(it, s.Index(i)); err != nil {
-				return err
-			}
+		m.SetMapIndex(reflect.ValueOf(mb.name).Convert(v.Type().Key()), e)
+	}
+	v.Set(m)
+	return nil
+}
+
+func decodeStruct(n *node, v reflect.Value) error {
+	if n.kind != kindObject {
+		return fmt.Errorf("%s into %s", n.kind, v.Type())
+	}
+	fields := structFields(v.Type())
+	for _, mb := range n.members {
+		idx, ok := fields[mb.name]
+		if !ok {
+			return fmt.Errorf("%s has no field %q", v.Type(), mb.name)
 		}
-		v.Set(s)
-	case reflect.Map:
-		if n.kind != kindObject || v.Type().Key().Kind() != reflect.String {
-			return fmt.Errorf("%s into %s", n.kind, v.Type())
+		if err := decodeValue(mb.val, v.Field(idx)); err != nil {
+			return fmt.Errorf("%s: %w", mb.name, err)
 		}
-		m := reflect.MakeMapWithSize(v.Type(), len(n.members))
-		for _, mb := range n.members {
-			e := reflect.New(v.Type().Elem()).Elem()
-			if err := decodeValue(mb.val, e); err != nil {
-				return fmt.Errorf("%s: %w", mb.name, err)
-			}
-			m.SetMapIndex(reflect.ValueOf(mb.name).Convert(v.Type().Key()), e)
-		}
-		v.Set(m)
-	case reflect.Struct:
-		if n.kind != kindObject {
-			return fmt.Errorf("%s into %s", n.kind, v.Type())
-		}
-		fields := structFields(v.Type())
-		for _, mb := range n.members {
-			idx, ok := fields[mb.name]
-			if !ok {
-				return fmt.Errorf("%s has no field %q", v.Type(), mb.name)
-			}
-			if err := decodeValue(mb.val, v.Field(idx)); err != nil {
-				return fmt.Errorf("%s: %w", mb.name, err)
-			}
-		}
-	default:
-		return fmt.Errorf("cannot decode into %s", v.Type())
 	}
 	return nil
 }

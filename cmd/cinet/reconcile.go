@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -295,112 +296,146 @@ func checkWitnessed(ctx context.Context, c *client.Client, log identity.Principa
 // reconcilePair checks the clearing statements two brokers keep of each
 // other.
 func reconcilePair(ctx context.Context, ca, cb *client.Client, a, b identity.PrincipalID) (reconciledPair, []string, error) {
-	p := reconciledPair{A: a.String(), B: b.String()}
-	var problems []string
-	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	list := func(c *client.Client, other identity.PrincipalID) (map[string]v1.ClearingStatement, error) {
-		var out struct{ Statements []v1.ClearingStatement }
-		if err := c.JSON(ctx, "GET", "/v1/ledger/clearing?with="+url.QueryEscape(other.String()), nil, "", &out); err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Base, err)
-		}
-		m := map[string]v1.ClearingStatement{}
-		for _, s := range out.Statements {
-			m[s.Digest] = s
-		}
-		return m, nil
-	}
-	atA, err := list(ca, b)
+	atA, err := clearingWith(ctx, ca, b)
 	if err != nil {
-		return p, nil, err
+		return reconciledPair{}, nil, err
 	}
-	atB, err := list(cb, a)
+	atB, err := clearingWith(ctx, cb, a)
 	if err != nil {
-		return p, nil, err
+		return reconciledPair{}, nil, err
 	}
-	// A statement left open is superseded by a countersigned one of the
-	// same issuer and period.
+	r := &pairCheck{ctx: ctx, ca: ca, cb: cb, a: a, b: b, atA: atA, atB: atB,
+		p: reconciledPair{A: a.String(), B: b.String()}, settled: countersignedPeriods(atA, atB)}
+	digests := slices.Collect(maps.Keys(atA))
+	for d := range atB {
+		if _, ok := atA[d]; !ok {
+			digests = append(digests, d)
+		}
+	}
+	sort.Strings(digests)
+	for _, d := range digests {
+		r.statement(d)
+	}
+	return r.p, r.problems, nil
+}
+
+// clearingWith lists the clearing statements c's broker keeps with other,
+// by digest.
+func clearingWith(ctx context.Context, c *client.Client, other identity.PrincipalID) (map[string]v1.ClearingStatement, error) {
+	var out struct{ Statements []v1.ClearingStatement }
+	if err := c.JSON(ctx, "GET", "/v1/ledger/clearing?with="+url.QueryEscape(other.String()), nil, "", &out); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Base, err)
+	}
+	m := map[string]v1.ClearingStatement{}
+	for _, s := range out.Statements {
+		m[s.Digest] = s
+	}
+	return m, nil
+}
+
+// countersignedPeriods are the issuers' periods that have a countersigned
+// statement on either side: a statement left open is superseded by it.
+func countersignedPeriods(sides ...map[string]v1.ClearingStatement) map[string]bool {
 	settled := map[string]bool{}
-	for _, side := range []map[string]v1.ClearingStatement{atA, atB} {
+	for _, side := range sides {
 		for _, s := range side {
 			if s.Countersignature != nil {
-				settled[s.Issuer+" "+s.PeriodStart.String()+" "+s.PeriodEnd.String()] = true
+				settled[periodKey(s)] = true
 			}
 		}
 	}
-	digests := map[string]bool{}
-	for d := range atA {
-		digests[d] = true
+	return settled
+}
+
+func periodKey(s v1.ClearingStatement) string {
+	return s.Issuer + " " + s.PeriodStart.String() + " " + s.PeriodEnd.String()
+}
+
+// A pairCheck is the reconciliation of two brokers' statements under way.
+type pairCheck struct {
+	ctx      context.Context
+	ca, cb   *client.Client
+	a, b     identity.PrincipalID
+	atA, atB map[string]v1.ClearingStatement
+	settled  map[string]bool
+	p        reconciledPair
+	problems []string
+}
+
+func (r *pairCheck) problem(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// statement checks the statement of digest d as each side keeps it: it is
+// between the two, its signatures verify, each side's log proves it, and
+// both keep it countersigned.
+func (r *pairCheck) statement(d string) {
+	x, inA := r.atA[d]
+	y, inB := r.atB[d]
+	s := x
+	if !inA {
+		s = y
 	}
-	for d := range atB {
-		digests[d] = true
+	a, b := r.a.String(), r.b.String()
+	name := fmt.Sprintf("statement %s (%s → %s, %s to %s)", d, s.Issuer, s.Counterparty, s.PeriodStart.Format("2006-01-02T15:04:05Z"), s.PeriodEnd.Format("2006-01-02T15:04:05Z"))
+	if s.Issuer != a && s.Issuer != b || s.Counterparty != a && s.Counterparty != b {
+		r.problem("%s is not between %s and %s", name, a, b)
+		return
 	}
-	sorted := make([]string, 0, len(digests))
-	for d := range digests {
-		sorted = append(sorted, d)
+	for _, v := range []v1.ClearingStatement{x, y} {
+		r.verify(name, s, v)
 	}
-	sort.Strings(sorted)
-	for _, d := range sorted {
-		x, inA := atA[d]
-		y, inB := atB[d]
-		s := x
-		if !inA {
-			s = y
+	r.logged(name, r.ca, r.a, x, inA)
+	r.logged(name, r.cb, r.b, y, inB)
+	counterA, counterB := inA && x.Countersignature != nil, inB && y.Countersignature != nil
+	switch {
+	case counterA && counterB:
+		if !bytes.Equal(x.Statement, y.Statement) {
+			r.problem("%s: the two sides keep different issuer envelopes", name)
 		}
-		name := fmt.Sprintf("statement %s (%s → %s, %s to %s)", d, s.Issuer, s.Counterparty, s.PeriodStart.Format("2006-01-02T15:04:05Z"), s.PeriodEnd.Format("2006-01-02T15:04:05Z"))
-		if s.Issuer != a.String() && s.Issuer != b.String() || s.Counterparty != a.String() && s.Counterparty != b.String() {
-			problem("%s is not between %s and %s", name, a, b)
-			continue
+		r.p.Statements++
+		if st, err := settlement.VerifyStatement(x.Statement, x.Countersignature); err == nil {
+			r.p.Records += st.RecordCount
 		}
-		for _, v := range []v1.ClearingStatement{x, y} {
-			if v.Statement == nil {
-				continue
-			}
-			st, err := settlement.VerifyStatement(v.Statement, v.Countersignature)
-			if err != nil {
-				problem("%s does not verify: %v", name, err)
-				continue
-			}
-			if st.Issuer.String() != s.Issuer || st.Counterparty.String() != s.Counterparty {
-				problem("%s: its signed payload names %s → %s", name, st.Issuer, st.Counterparty)
-			}
+	case counterA || counterB:
+		missing := r.b
+		if counterB {
+			missing = r.a
 		}
-		for _, side := range []struct {
-			c    *client.Client
-			id   identity.PrincipalID
-			view v1.ClearingStatement
-			kept bool
-		}{{ca, a, x, inA}, {cb, b, y, inB}} {
-			if !side.kept {
-				continue
-			}
-			if err := provenInLog(ctx, side.c, side.id, side.view); err != nil {
-				problem("%s: %v", name, err)
-			} else {
-				p.Logged++
-			}
-		}
-		counterA, counterB := inA && x.Countersignature != nil, inB && y.Countersignature != nil
-		switch {
-		case counterA && counterB:
-			if base64.StdEncoding.EncodeToString(x.Statement) != base64.StdEncoding.EncodeToString(y.Statement) {
-				problem("%s: the two sides keep different issuer envelopes", name)
-			}
-			p.Statements++
-			if st, err := settlement.VerifyStatement(x.Statement, x.Countersignature); err == nil {
-				p.Records += st.RecordCount
-			}
-		case counterA || counterB:
-			missing := b
-			if counterB {
-				missing = a
-			}
-			problem("%s is countersigned on one side and not kept countersigned by %s", name, missing)
-		case !settled[s.Issuer+" "+s.PeriodStart.String()+" "+s.PeriodEnd.String()]:
-			p.Open++
-			problem("%s was never countersigned: the counterparty disagreed, or has not answered yet", name)
-		}
+		r.problem("%s is countersigned on one side and not kept countersigned by %s", name, missing)
+	case !r.settled[periodKey(s)]:
+		r.p.Open++
+		r.problem("%s was never countersigned: the counterparty disagreed, or has not answered yet", name)
 	}
-	return p, problems, nil
+}
+
+// verify checks one side's copy of statement s: its signatures, and that
+// its signed payload names the same brokers.
+func (r *pairCheck) verify(name string, s, v v1.ClearingStatement) {
+	if v.Statement == nil {
+		return
+	}
+	st, err := settlement.VerifyStatement(v.Statement, v.Countersignature)
+	if err != nil {
+		r.problem("%s does not verify: %v", name, err)
+		return
+	}
+	if st.Issuer.String() != s.Issuer || st.Counterparty.String() != s.Counterparty {
+		r.problem("%s: its signed payload names %s → %s", name, st.Issuer, st.Counterparty)
+	}
+}
+
+// logged checks that a side that keeps the statement proves it in its
+// audit log.
+func (r *pairCheck) logged(name string, c *client.Client, id identity.PrincipalID, v v1.ClearingStatement, kept bool) {
+	if !kept {
+		return
+	}
+	if err := provenInLog(r.ctx, c, id, v); err != nil {
+		r.problem("%s: %v", name, err)
+		return
+	}
+	r.p.Logged++
 }
 
 // provenInLog checks that a broker's audit log holds, at the index it
