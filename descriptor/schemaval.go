@@ -112,119 +112,137 @@ func (c *schemaCompiler) compile(n *node, docID, ptr string) (*schema, error) {
 	}
 	s := &schema{maxProperties: -1, maxItems: -1, maxLength: -1}
 	c.compiled[n] = s
-	fail := func(kw, format string, args ...any) error {
-		return fmt.Errorf("%s#%s/%s: %s", docID, ptr, kw, fmt.Sprintf(format, args...))
-	}
-	sub := func(kw string, v *node) (*schema, error) { return c.compile(v, docID, ptr+"/"+kw) }
-	intVal := func(kw string, v *node) (int, error) {
-		i, err := strconv.Atoi(v.str)
-		if v.kind != kindNumber || err != nil || i < 0 {
-			return 0, fail(kw, "want a non-negative integer")
-		}
-		return i, nil
-	}
-	boundVal := func(kw string, v *node) (*bound, error) {
-		f, err := strconv.ParseFloat(v.str, 64)
-		if v.kind != kindNumber || err != nil {
-			return nil, fail(kw, "want a number")
-		}
-		return &bound{f, v.str}, nil
-	}
-	var err error
+	kc := keywordCompiler{c: c, n: n, docID: docID, ptr: ptr}
 	for _, m := range n.members {
-		v := m.val
 		if !schemaKeywords[m.name] {
-			return nil, fail(m.name, "keyword not supported by this validator")
+			return nil, kc.fail(m.name, "keyword not supported by this validator")
 		}
-		switch m.name {
-		case "$ref":
-			target, tdoc, tptr, rerr := c.resolve(v.str, docID)
-			if rerr != nil {
-				return nil, fail(m.name, "%v", rerr)
-			}
-			if s.ref, err = c.compile(target, tdoc, tptr); err != nil {
-				return nil, err
-			}
-		case "type":
-			if v.kind == kindString {
-				s.types = []string{v.str}
-			} else {
-				for _, t := range v.items {
-					s.types = append(s.types, t.str)
-				}
-			}
-		case "properties":
-			s.properties = map[string]*schema{}
-			for _, p := range v.members {
-				if s.properties[p.name], err = sub("properties/"+p.name, p.val); err != nil {
-					return nil, err
-				}
-				s.propertyOrder = append(s.propertyOrder, p.name)
-			}
-		case "required":
-			for _, r := range v.items {
-				s.required = append(s.required, r.str)
-			}
-		case "additionalProperties":
-			if v.kind == kindBool {
-				s.noAdditional = !v.boolean
-			} else if s.additional, err = sub(m.name, v); err != nil {
-				return nil, err
-			}
-		case "propertyNames":
-			if s.propertyNames, err = sub(m.name, v); err != nil {
-				return nil, err
-			}
-		case "items":
-			if s.items, err = sub(m.name, v); err != nil {
-				return nil, err
-			}
-		case "minProperties":
-			s.minProperties, err = intVal(m.name, v)
-		case "maxProperties":
-			s.maxProperties, err = intVal(m.name, v)
-		case "minItems":
-			s.minItems, err = intVal(m.name, v)
-		case "maxItems":
-			s.maxItems, err = intVal(m.name, v)
-		case "minLength":
-			s.minLength, err = intVal(m.name, v)
-		case "maxLength":
-			s.maxLength, err = intVal(m.name, v)
-		case "uniqueItems":
-			s.uniqueItems = v.kind == kindBool && v.boolean
-		case "const":
-			s.constVal = v
-		case "enum":
-			s.enum = v.items
-		case "pattern":
-			if s.pattern, err = regexp.Compile(v.str); err != nil {
-				return nil, fail(m.name, "%v", err)
-			}
-			s.patternDesc = "text matching " + strconv.Quote(v.str)
-			if d := n.get("description"); d != nil {
-				s.patternDesc = d.str
-			}
-		case "format":
-			f, ok := schemaFormats[v.str]
-			if !ok {
-				return nil, fail(m.name, "unknown format %q", v.str)
-			}
-			s.format = f
-		case "minimum":
-			s.minimum, err = boundVal(m.name, v)
-		case "maximum":
-			s.maximum, err = boundVal(m.name, v)
-		case "exclusiveMinimum":
-			s.exclusiveMin, err = boundVal(m.name, v)
-		case "exclusiveMaximum":
-			s.exclusiveMax, err = boundVal(m.name, v)
-		}
-		if err != nil {
+		if err := kc.keyword(s, m.name, m.val); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// The keywords whose value is a count, and those whose value is a bound.
+var (
+	countKeywords = map[string]func(*schema) *int{
+		"minProperties": func(s *schema) *int { return &s.minProperties },
+		"maxProperties": func(s *schema) *int { return &s.maxProperties },
+		"minItems":      func(s *schema) *int { return &s.minItems },
+		"maxItems":      func(s *schema) *int { return &s.maxItems },
+		"minLength":     func(s *schema) *int { return &s.minLength },
+		"maxLength":     func(s *schema) *int { return &s.maxLength },
+	}
+	boundKeywords = map[string]func(*schema) **bound{
+		"minimum":          func(s *schema) **bound { return &s.minimum },
+		"maximum":          func(s *schema) **bound { return &s.maximum },
+		"exclusiveMinimum": func(s *schema) **bound { return &s.exclusiveMin },
+		"exclusiveMaximum": func(s *schema) **bound { return &s.exclusiveMax },
+	}
+)
+
+// A keywordCompiler compiles the keywords of one schema object, n, at
+// docID#ptr.
+type keywordCompiler struct {
+	c          *schemaCompiler
+	n          *node
+	docID, ptr string
+}
+
+func (kc keywordCompiler) fail(kw, format string, args ...any) error {
+	return fmt.Errorf("%s#%s/%s: %s", kc.docID, kc.ptr, kw, fmt.Sprintf(format, args...))
+}
+
+func (kc keywordCompiler) sub(kw string, v *node) (*schema, error) {
+	return kc.c.compile(v, kc.docID, kc.ptr+"/"+kw)
+}
+
+// keyword compiles keyword kw, of value v, into s.
+func (kc keywordCompiler) keyword(s *schema, kw string, v *node) error {
+	if field, ok := countKeywords[kw]; ok {
+		i, err := strconv.Atoi(v.str)
+		if v.kind != kindNumber || err != nil || i < 0 {
+			return kc.fail(kw, "want a non-negative integer")
+		}
+		*field(s) = i
+		return nil
+	}
+	if field, ok := boundKeywords[kw]; ok {
+		f, err := strconv.ParseFloat(v.str, 64)
+		if v.kind != kindNumber || err != nil {
+			return kc.fail(kw, "want a number")
+		}
+		*field(s) = &bound{f, v.str}
+		return nil
+	}
+	var err error
+	switch kw {
+	case "$ref":
+		target, tdoc, tptr, rerr := kc.c.resolve(v.str, kc.docID)
+		if rerr != nil {
+			return kc.fail(kw, "%v", rerr)
+		}
+		s.ref, err = kc.c.compile(target, tdoc, tptr)
+	case "type":
+		if v.kind == kindString {
+			s.types = []string{v.str}
+		}
+		for _, t := range v.items {
+			s.types = append(s.types, t.str)
+		}
+	case "properties":
+		s.properties = map[string]*schema{}
+		for _, p := range v.members {
+			if s.properties[p.name], err = kc.sub("properties/"+p.name, p.val); err != nil {
+				return err
+			}
+			s.propertyOrder = append(s.propertyOrder, p.name)
+		}
+	case "required":
+		for _, r := range v.items {
+			s.required = append(s.required, r.str)
+		}
+	case "additionalProperties":
+		if v.kind == kindBool {
+			s.noAdditional = !v.boolean
+		} else {
+			s.additional, err = kc.sub(kw, v)
+		}
+	case "propertyNames":
+		s.propertyNames, err = kc.sub(kw, v)
+	case "items":
+		s.items, err = kc.sub(kw, v)
+	case "uniqueItems":
+		s.uniqueItems = v.kind == kindBool && v.boolean
+	case "const":
+		s.constVal = v
+	case "enum":
+		s.enum = v.items
+	case "pattern":
+		return kc.pattern(s, v)
+	case "format":
+		f, ok := schemaFormats[v.str]
+		if !ok {
+			return kc.fail(kw, "unknown format %q", v.str)
+		}
+		s.format = f
+	}
+	return err
+}
+
+// pattern compiles a pattern, described by the schema's description when
+// it has one.
+func (kc keywordCompiler) pattern(s *schema, v *node) error {
+	var err error
+	if s.pattern, err = regexp.Compile(v.str); err != nil {
+		return kc.fail("pattern", "%v", err)
+	}
+	s.patternDesc = "text matching " + strconv.Quote(v.str)
+	if d := kc.n.get("description"); d != nil {
+		s.patternDesc = d.str
+	}
+	return nil
 }
 
 // resolve finds the target of a $ref: "urn:…#/$defs/x" or "#/$defs/x".
