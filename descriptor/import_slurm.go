@@ -347,40 +347,20 @@ func (s *slurm) warnOnce(line int, field, format string, args ...any) {
 
 func (s *slurm) option(line int, name, value string, hasValue bool) {
 	field := "--" + name
-	bad := func(want string) { s.im.fail(line, 1, field, "want %s, got %q", want, value) }
-	count := func() (int, bool) {
+	if set, ok := s.countOptions()[name]; ok {
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 {
-			bad("a whole number ≥ 1")
-			return 0, false
+			s.im.fail(line, 1, field, "want a whole number ≥ 1, got %q", value)
+			return
 		}
-		return n, true
+		set(n, line)
+		return
 	}
 	switch name {
 	case "job-name":
 		s.name, s.nameLine = value, line
 	case "nodes":
-		lo, hi, isRange := strings.Cut(value, "-")
-		n, err := strconv.Atoi(lo)
-		if err != nil || n < 1 {
-			bad("a node count such as 2 or 2-4")
-			return
-		}
-		s.nodes = n
-		if isRange && hi != lo {
-			s.im.warn(line, field, "the range %s became its minimum, %d nodes", value, n)
-		}
-	case "ntasks":
-		s.ntasks, _ = count()
-		s.ntasksLine = line
-	case "ntasks-per-node", "tasks-per-node":
-		s.tasksPerNode, _ = count()
-	case "cpus-per-task":
-		s.cpt, _ = count()
-	case "mincpus":
-		s.minCPUs, _ = count()
-	case "cpus-per-gpu":
-		s.cpusPerGPU, _ = count()
+		s.nodesOption(line, field, value)
 	case "mem":
 		s.memPerNode, s.memSet = s.memory(line, field, value), true
 		if s.memPerNode == 0 {
@@ -410,51 +390,100 @@ func (s *slurm) option(line int, name, value string, hasValue bool) {
 		}
 		s.workdir = value
 	case "gres":
-		for _, g := range strings.Split(value, ",") {
-			g = strings.TrimPrefix(g, "gres/")
-			kind, spec, _ := strings.Cut(g, ":")
-			if kind != "gpu" {
-				if g != "none" {
-					s.warnOnce(line, field+" "+kind, "generic resource %q dropped: only gpu has a v1 counterpart", g)
-				}
-				continue
-			}
-			n, ok := s.gpuSpec(line, field, spec)
-			if ok {
-				s.gpusPerNode, s.gpusSet = n, true
-			}
-		}
+		s.gresOption(line, field, value)
 	case "gpus", "gpus-per-node", "gpus-per-task":
-		n, ok := s.gpuSpec(line, field, value)
-		if !ok {
-			return
-		}
-		s.gpusSet = true
-		switch name {
-		case "gpus":
-			s.gpusTotal = n
-		case "gpus-per-node":
-			s.gpusPerNode = n
-		default:
-			s.gpusPerTask = n
-		}
+		s.gpusOption(line, name, value)
 	case "export":
-		for _, kv := range strings.Split(value, ",") {
-			k, v, ok := strings.Cut(kv, "=")
-			if ok {
-				s.env[k] = v
-			} else if kv != "ALL" && kv != "NONE" && kv != "NIL" {
-				s.im.warn(line, field, "%s dropped: v1 tasks carry explicit values only", kv)
-			}
-		}
-	case "help", "usage", "version", "test-only":
-		s.warnOnce(line, field, "dropped: sbatch would not submit the script with it")
+		s.exportOption(line, field, value)
 	default:
-		if why, ok := slurmIgnored[name]; ok {
-			s.warnOnce(line, field, "dropped: %s", why)
-		} else {
-			s.warnOnce(line, field, "dropped: no v1 counterpart")
+		s.dropped(line, name)
+	}
+}
+
+// countOptions are the options whose value is a count of at least 1, and
+// where each goes.
+func (s *slurm) countOptions() map[string]func(n, line int) {
+	return map[string]func(n, line int){
+		"ntasks":          func(n, line int) { s.ntasks, s.ntasksLine = n, line },
+		"ntasks-per-node": func(n, _ int) { s.tasksPerNode = n },
+		"tasks-per-node":  func(n, _ int) { s.tasksPerNode = n },
+		"cpus-per-task":   func(n, _ int) { s.cpt = n },
+		"mincpus":         func(n, _ int) { s.minCPUs = n },
+		"cpus-per-gpu":    func(n, _ int) { s.cpusPerGPU = n },
+	}
+}
+
+// nodesOption reads --nodes: a count, or a range that becomes its
+// minimum.
+func (s *slurm) nodesOption(line int, field, value string) {
+	lo, hi, isRange := strings.Cut(value, "-")
+	n, err := strconv.Atoi(lo)
+	if err != nil || n < 1 {
+		s.im.fail(line, 1, field, "want a node count such as 2 or 2-4, got %q", value)
+		return
+	}
+	s.nodes = n
+	if isRange && hi != lo {
+		s.im.warn(line, field, "the range %s became its minimum, %d nodes", value, n)
+	}
+}
+
+// gresOption reads --gres: its GPUs; other generic resources are dropped.
+func (s *slurm) gresOption(line int, field, value string) {
+	for _, g := range strings.Split(value, ",") {
+		g = strings.TrimPrefix(g, "gres/")
+		kind, spec, _ := strings.Cut(g, ":")
+		if kind != "gpu" {
+			if g != "none" {
+				s.warnOnce(line, field+" "+kind, "generic resource %q dropped: only gpu has a v1 counterpart", g)
+			}
+			continue
 		}
+		if n, ok := s.gpuSpec(line, field, spec); ok {
+			s.gpusPerNode, s.gpusSet = n, true
+		}
+	}
+}
+
+// gpusOption reads --gpus, --gpus-per-node and --gpus-per-task.
+func (s *slurm) gpusOption(line int, name, value string) {
+	n, ok := s.gpuSpec(line, "--"+name, value)
+	if !ok {
+		return
+	}
+	s.gpusSet = true
+	switch name {
+	case "gpus":
+		s.gpusTotal = n
+	case "gpus-per-node":
+		s.gpusPerNode = n
+	default:
+		s.gpusPerTask = n
+	}
+}
+
+// exportOption reads --export: the variables given values.
+func (s *slurm) exportOption(line int, field, value string) {
+	for _, kv := range strings.Split(value, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			s.env[k] = v
+		} else if kv != "ALL" && kv != "NONE" && kv != "NIL" {
+			s.im.warn(line, field, "%s dropped: v1 tasks carry explicit values only", kv)
+		}
+	}
+}
+
+// dropped warns, once, of an option with no v1 counterpart, saying why.
+func (s *slurm) dropped(line int, name string) {
+	field := "--" + name
+	switch why, ok := slurmIgnored[name]; {
+	case name == "help" || name == "usage" || name == "version" || name == "test-only":
+		s.warnOnce(line, field, "dropped: sbatch would not submit the script with it")
+	case ok:
+		s.warnOnce(line, field, "dropped: %s", why)
+	default:
+		s.warnOnce(line, field, "dropped: no v1 counterpart")
 	}
 }
 
