@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cinet/cinet/broker/client"
 )
 
 func newConsoleCmd() *cobra.Command {
@@ -29,23 +32,10 @@ func newConsoleLoginCmd() *cobra.Command {
   cinet console login -o template='{{.url}}'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
+			return answer(cmd, &r, &o, (*client.Client).ConsoleCode, func(w io.Writer, code *client.ConsoleCode) error {
+				_, err := fmt.Fprintf(w, "%s\n(open it within %s; it works once)\n", code.URL, time.Until(code.Expires).Round(time.Second))
 				return err
-			}
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			code, err := c.ConsoleCode(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return o.write(cmd.OutOrStdout(), code)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n(open it within %s; it works once)\n", code.URL, time.Until(code.Expires).Round(time.Second))
-			return nil
+			})
 		},
 	}
 	r.register(cmd)

@@ -290,23 +290,8 @@ func newStatusCmd() *cobra.Command {
 		Example: `  cinet job status j-abc... --broker http://127.0.0.1:8420 --key tenant.key`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
-				return err
-			}
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			j, err := c.Job(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return o.write(cmd.OutOrStdout(), j)
-			}
-			printJob(cmd.OutOrStdout(), j)
-			return nil
+			return answer(cmd, &r, &o, func(c *client.Client, ctx context.Context) (*v1.Job, error) { return c.Job(ctx, args[0]) },
+				func(w io.Writer, j *v1.Job) error { printJob(w, j); return nil })
 		},
 	}
 	r.register(cmd)

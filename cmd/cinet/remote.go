@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -112,4 +114,25 @@ func (r *remote) client() (*client.Client, error) {
 		c.Key = k
 	}
 	return c, nil
+}
+
+// answer runs a command's one request with its client and writes the
+// answer: as -o asks (json, yaml, a template), or by print for a table.
+func answer[T any](cmd *cobra.Command, r *remote, o *output, ask func(*client.Client, context.Context) (T, error), print func(io.Writer, T) error) error {
+	structured, err := o.json()
+	if err != nil {
+		return err
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	v, err := ask(c, cmd.Context())
+	if err != nil {
+		return err
+	}
+	if structured {
+		return o.write(cmd.OutOrStdout(), v)
+	}
+	return print(cmd.OutOrStdout(), v)
 }

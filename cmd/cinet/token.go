@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	v1 "github.com/cinet/cinet/broker/api/v1"
+	"github.com/cinet/cinet/broker/client"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -79,36 +84,26 @@ func newTokenListCmd() *cobra.Command {
 		Example: `  cinet token list -o json`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
-				return err
-			}
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			toks, err := c.Tokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return o.write(cmd.OutOrStdout(), toks)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPRINCIPAL\tROLE\tISSUED\tEXPIRES\tREVOKED")
-			for _, t := range toks {
-				revoked := "-"
-				if !t.Revoked.IsZero() {
-					revoked = t.Revoked.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Principal, t.Role, t.Issued.Format(time.RFC3339), t.Expires.Format(time.RFC3339), revoked)
-			}
-			return tw.Flush()
+			return answer(cmd, &r, &o, (*client.Client).Tokens, printTokens)
 		},
 	}
 	r.register(cmd)
 	o.register(cmd)
 	return cmd
+}
+
+// printTokens writes a table of tokens.
+func printTokens(w io.Writer, toks []*v1.TokenRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPRINCIPAL\tROLE\tISSUED\tEXPIRES\tREVOKED")
+	for _, t := range toks {
+		revoked := "-"
+		if !t.Revoked.IsZero() {
+			revoked = t.Revoked.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Principal, t.Role, t.Issued.Format(time.RFC3339), t.Expires.Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
 }
 
 func newTokenRevokeCmd() *cobra.Command {
@@ -120,23 +115,13 @@ func newTokenRevokeCmd() *cobra.Command {
 		Example: `  cinet token revoke tok-abc123...`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := o.json()
-			if err != nil {
-				return err
-			}
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			t, err := c.RevokeToken(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return o.write(cmd.OutOrStdout(), t)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "token %s (%s for %s) revoked at %s\n", t.ID, t.Role, t.Principal, t.Revoked.Format(time.RFC3339))
-			return nil
+			return answer(cmd, &r, &o, func(c *client.Client, ctx context.Context) (*v1.TokenRecord, error) {
+				return c.RevokeToken(ctx, args[0])
+			},
+				func(w io.Writer, t *v1.TokenRecord) error {
+					_, err := fmt.Fprintf(w, "token %s (%s for %s) revoked at %s\n", t.ID, t.Role, t.Principal, t.Revoked.Format(time.RFC3339))
+					return err
+				})
 		},
 	}
 	r.register(cmd)
