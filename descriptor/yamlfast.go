@@ -387,120 +387,117 @@ func quoted(text string, at int) (string, int) {
 // flow reads a flow sequence or mapping that closes on its line, and
 // returns it with the index after its closing bracket.
 func (p *fastParser) flow(text string, at, depth int) (*node, int) {
-	line := p.i
-	open := text[at]
+	f := &flowReader{p: p, text: text, i: at + 1, line: p.i, depth: depth}
 	closeBy := byte(']')
 	kind := kindArray
-	if open == '{' {
+	if text[at] == '{' {
 		closeBy, kind = '}', kindObject
 	}
-	n := p.newNode(kind, line, at, depth)
-	i := at + 1
-	skip := func() {
-		for i < len(text) && text[i] == ' ' {
-			i++
-		}
-	}
-	// item reads one scalar or nested collection.
-	item := func(stop string) *node {
-		skip()
-		if i >= len(text) {
-			p.giveUp()
-		}
-		switch c := text[i]; {
-		case c == '[' || c == '{':
-			v, end := p.flow(text, i, depth+1)
-			i = end
-			return v
-		case c == '"' || c == '\'':
-			s, end := quoted(text, i)
-			if end < 0 {
-				p.giveUp()
-			}
-			v := p.newNode(kindString, line, i, depth+1)
-			v.str = s
-			i = end
-			return v
-		default:
-			start := i
-			for i < len(text) && !strings.ContainsRune(stop, rune(text[i])) {
-				if text[i] == ':' || text[i] == '#' || text[i] == '[' || text[i] == '{' || text[i] == '"' || text[i] == '\'' {
-					p.giveUp()
-				}
-				i++
-			}
-			s := strings.TrimRight(text[start:i], " ")
-			if s == "" || strings.ContainsAny(s[:1], "-?&*!|>%@`") {
-				p.giveUp()
-			}
-			return p.resolve(s, line, start, depth+1)
-		}
-	}
-	skip()
-	if i < len(text) && text[i] == closeBy {
-		return n, i + 1
+	n := p.newNode(kind, f.line, at, depth)
+	f.skip()
+	if f.i < len(text) && text[f.i] == closeBy {
+		return n, f.i + 1
 	}
 	for {
 		if kind == kindArray {
-			n.items = append(n.items, item(",]"))
+			n.items = append(n.items, f.item(",]"))
 		} else {
-			skip()
-			key, colon := fastKey(text, i)
-			if colon < 0 {
-				p.giveUp()
-			}
-			if n.get(key) != nil {
-				p.giveUp()
-			}
-			if len(n.members) == 0 {
-				n.at = p.at(line, i)
-			}
-			keyAt := p.at(line, i)
-			i = colon + 1
-			if i >= len(text) || text[i] != ' ' {
-				p.giveUp()
-			}
-			n.members = append(n.members, member{name: key, at: keyAt, val: item(",}")})
+			f.member(n)
 		}
-		skip()
-		if i >= len(text) {
+		f.skip()
+		if f.i >= len(text) {
 			p.giveUp()
 		}
-		switch text[i] {
+		switch text[f.i] {
 		case ',':
-			i++
-			skip()
-			if i < len(text) && text[i] == closeBy {
+			f.i++
+			f.skip()
+			if f.i < len(text) && text[f.i] == closeBy {
 				p.giveUp() // a trailing comma
 			}
 		case closeBy:
-			return n, i + 1
+			return n, f.i + 1
 		default:
 			p.giveUp()
 		}
 	}
 }
 
-// blockScalar reads a literal (|) or folded (>) scalar whose header is at
-// text[at:], with the clip, strip (-) or keep (+) chomping indicator, and
-// moves past its lines.
-func (p *fastParser) blockScalar(l *fastLine, at, ind, depth int) *node {
-	line := p.i
-	text := l.text
-	literal := text[at] == '|'
-	chomp := byte(0)
-	h := at + 1
-	if h < len(text) && (text[h] == '-' || text[h] == '+') {
-		chomp = text[h]
-		h++
+// A flowReader reads a flow collection on one line, from text[i].
+type flowReader struct {
+	p           *fastParser
+	text        string
+	i           int
+	line, depth int
+}
+
+func (f *flowReader) skip() {
+	for f.i < len(f.text) && f.text[f.i] == ' ' {
+		f.i++
 	}
-	p.rest(text, h)
-	if h < len(text) && text[h] != ' ' {
+}
+
+// member reads one "key: value" of a flow mapping into n.
+func (f *flowReader) member(n *node) {
+	p, text := f.p, f.text
+	f.skip()
+	key, colon := fastKey(text, f.i)
+	if colon < 0 || n.get(key) != nil {
 		p.giveUp()
 	}
-	p.i++
+	if len(n.members) == 0 {
+		n.at = p.at(f.line, f.i)
+	}
+	keyAt := p.at(f.line, f.i)
+	f.i = colon + 1
+	if f.i >= len(text) || text[f.i] != ' ' {
+		p.giveUp()
+	}
+	n.members = append(n.members, member{name: key, at: keyAt, val: f.item(",}")})
+}
+
+// item reads one scalar or nested collection, ending before a byte of
+// stop.
+func (f *flowReader) item(stop string) *node {
+	p, text := f.p, f.text
+	f.skip()
+	if f.i >= len(text) {
+		p.giveUp()
+	}
+	switch c := text[f.i]; {
+	case c == '[' || c == '{':
+		v, end := p.flow(text, f.i, f.depth+1)
+		f.i = end
+		return v
+	case c == '"' || c == '\'':
+		s, end := quoted(text, f.i)
+		if end < 0 {
+			p.giveUp()
+		}
+		v := p.newNode(kindString, f.line, f.i, f.depth+1)
+		v.str = s
+		f.i = end
+		return v
+	}
+	start := f.i
+	for f.i < len(text) && !strings.ContainsRune(stop, rune(text[f.i])) {
+		if c := text[f.i]; c == ':' || c == '#' || c == '[' || c == '{' || c == '"' || c == '\'' {
+			p.giveUp()
+		}
+		f.i++
+	}
+	s := strings.TrimRight(text[start:f.i], " ")
+	if s == "" || strings.ContainsAny(s[:1], "-?&*!|>%@`") {
+		p.giveUp()
+	}
+	return p.resolve(s, f.line, start, f.depth+1)
+}
+
+// blockLines reads a block scalar's lines, more indented than ind, each
+// less its indentation, and how many empty lines trailed them (which
+// belong to the chomping).
+func (p *fastParser) blockLines(ind int, literal bool) (body []string, trailing int) {
 	// The content's indentation is the first non-empty line's.
-	var body []string
 	blockInd := -1
 	for p.i < len(p.lines) {
 		bl := &p.lines[p.i]
@@ -530,37 +527,63 @@ func (p *fastParser) blockScalar(l *fastLine, at, ind, depth int) *node {
 	if blockInd < 0 || p.i == len(p.lines) && p.src[len(p.src)-1] != '\n' {
 		p.giveUp() // no content, or a last line without its line break
 	}
-	// Trailing empty lines belong to the chomping.
-	trailing := 0
 	for len(body) > 0 && body[len(body)-1] == "" {
 		body = body[:len(body)-1]
 		trailing++
 	}
+	return body, trailing
+}
+
+// joinBlock is a block scalar's text, clipped: its lines as they are
+// (literal) or folded.
+func joinBlock(p *fastParser, body []string, literal bool) string {
 	var b strings.Builder
 	if literal {
 		for _, s := range body {
 			b.WriteString(s)
 			b.WriteByte('\n')
 		}
-	} else {
-		if len(body) > 0 && body[0] == "" {
-			p.giveUp() // leading empty lines of a folded scalar
-		}
-		for i, s := range body {
-			switch {
-			case i == 0:
-			case s == "":
-				b.WriteByte('\n')
-			case body[i-1] != "":
-				b.WriteByte(' ')
-			}
-			b.WriteString(s)
-		}
-		if len(body) > 0 {
-			b.WriteByte('\n')
-		}
+		return b.String()
 	}
-	s := b.String()
+	if len(body) > 0 && body[0] == "" {
+		p.giveUp() // leading empty lines of a folded scalar
+	}
+	for i, s := range body {
+		switch {
+		case i == 0:
+		case s == "":
+			b.WriteByte('\n')
+		case body[i-1] != "":
+			b.WriteByte(' ')
+		}
+		b.WriteString(s)
+	}
+	if len(body) > 0 {
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// blockScalar reads a literal (|) or folded (>) scalar whose header is at
+// text[at:], with the clip, strip (-) or keep (+) chomping indicator, and
+// moves past its lines.
+func (p *fastParser) blockScalar(l *fastLine, at, ind, depth int) *node {
+	line := p.i
+	text := l.text
+	literal := text[at] == '|'
+	chomp := byte(0)
+	h := at + 1
+	if h < len(text) && (text[h] == '-' || text[h] == '+') {
+		chomp = text[h]
+		h++
+	}
+	p.rest(text, h)
+	if h < len(text) && text[h] != ' ' {
+		p.giveUp()
+	}
+	p.i++
+	body, trailing := p.blockLines(ind, literal)
+	s := joinBlock(p, body, literal)
 	switch chomp {
 	case '-':
 		s = strings.TrimSuffix(s, "\n")
