@@ -213,71 +213,101 @@ func (m *Matcher) balancedVisit(p *plan, r *ranges, o *balancedOffer, top *kHeap
 //
 // It returns how many offers it looked at.
 func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket, top *kHeap) int {
-	nodes := int64(p.nodes)
 	perWeek, fixed := v.MaxLoss()
-	runtime := p.runtime
-	key := func(s *book.Slot) descriptor.Nanos {
-		if rb, ok := book.RemainingBound(s.MinRate, int64(runtime), nodes, perWeek, fixed); ok {
-			return rb
-		}
-		return 0
+	bw := &bucketWalk{p: p, nodes: int64(p.nodes), perWeek: perWeek, fixed: fixed, runtime: p.runtime,
+		priced: map[*book.Slot]pricing{}, lo: descriptor.MaxNanos, hi: -1}
+	if !bw.first(bs) { // 1
+		return bw.looked
 	}
-	looked := 0
-	priced := map[*book.Slot]pricing{}
-	// judge says whether an offer passes every check but requirements,
-	// and its estimate.
-	judge := func(s *book.Slot) (pricing, bool) {
-		looked++
-		if pr, ok := priced[s]; ok {
-			return pr, !pr.overBudget(p)
-		}
-		if _, ok := p.admits(s); !ok {
-			return pricing{}, false
-		}
-		lb := s.Lower(runtime, nodes)
-		peakLo, _ := s.Peak(nodes)
-		if p.overHourly(peakLo) || lb > p.maxTotal {
-			return pricing{}, false
-		}
-		pr := priceRun(p, s.Entry, runtime, 0)
-		priced[s] = pr
+	bw.lowest()  // 2
+	bw.highest() // 3
+	bw.best(top) // 4
+	return bw.looked
+}
+
+// A bucketWalk is a balanced decision over buckets (matchBalancedByBucket).
+type bucketWalk struct {
+	p              *plan
+	nodes          int64
+	perWeek, fixed int64
+	runtime        time.Duration
+	priced         map[*book.Slot]pricing
+	looked         int
+	walks          []bucketStart
+	lo, hi         descriptor.Nanos // the costs' range so far
+	latLo, latHi   float64
+}
+
+// A bucketStart is a bucket's first offer that passes (step 1).
+type bucketStart struct {
+	b      *book.Bucket
+	ci, si int // chunk and slot
+	lat    float64
+}
+
+// key bounds from below the cost of an offer and of every later one of
+// its bucket.
+func (bw *bucketWalk) key(s *book.Slot) descriptor.Nanos {
+	if rb, ok := book.RemainingBound(s.MinRate, int64(bw.runtime), bw.nodes, bw.perWeek, bw.fixed); ok {
+		return rb
+	}
+	return 0
+}
+
+// judge says whether an offer passes every check but requirements, and
+// its estimate.
+func (bw *bucketWalk) judge(s *book.Slot) (pricing, bool) {
+	p := bw.p
+	bw.looked++
+	if pr, ok := bw.priced[s]; ok {
 		return pr, !pr.overBudget(p)
 	}
-	type walk struct {
-		b    *book.Bucket
-		ci   int // step 1's offer: chunk and slot
-		si   int
-		lat  float64
-		used bool
+	if _, ok := p.admits(s); !ok {
+		return pricing{}, false
 	}
-	var walks []walk
-	lo, hi := descriptor.MaxNanos, descriptor.Nanos(-1)
-	var latLo, latHi float64
-	for _, b := range bs { // 1
-		w := walk{b: b, lat: p.latency[b.Region]}
-	find:
-		for ci, ch := range b.Chunks() {
-			for si := range ch.Slots {
-				if pr, ok := judge(&ch.Slots[si]); ok {
-					w.ci, w.si, w.used = ci, si, true
-					lo, hi = min(lo, pr.total), max(hi, pr.total)
-					break find
-				}
-			}
-		}
-		if !w.used {
+	lb := s.Lower(bw.runtime, bw.nodes)
+	peakLo, _ := s.Peak(bw.nodes)
+	if p.overHourly(peakLo) || lb > p.maxTotal {
+		return pricing{}, false
+	}
+	pr := priceRun(p, s.Entry, bw.runtime, 0)
+	bw.priced[s] = pr
+	return pr, !pr.overBudget(p)
+}
+
+// first finds each bucket's first offer that passes, the latency range,
+// and a first cost range; false when no offer passes.
+func (bw *bucketWalk) first(bs []*book.Bucket) bool {
+	for _, b := range bs {
+		w, ok := bw.firstOf(b)
+		if !ok {
 			continue
 		}
-		if len(walks) == 0 {
-			latLo, latHi = w.lat, w.lat
+		if len(bw.walks) == 0 {
+			bw.latLo, bw.latHi = w.lat, w.lat
 		}
-		latLo, latHi = min(latLo, w.lat), max(latHi, w.lat)
-		walks = append(walks, w)
+		bw.latLo, bw.latHi = min(bw.latLo, w.lat), max(bw.latHi, w.lat)
+		bw.walks = append(bw.walks, w)
 	}
-	if len(walks) == 0 {
-		return looked
+	return len(bw.walks) > 0
+}
+
+func (bw *bucketWalk) firstOf(b *book.Bucket) (bucketStart, bool) {
+	for ci, ch := range b.Chunks() {
+		for si := range ch.Slots {
+			if pr, ok := bw.judge(&ch.Slots[si]); ok {
+				bw.lo, bw.hi = min(bw.lo, pr.total), max(bw.hi, pr.total)
+				return bucketStart{b: b, ci: ci, si: si, lat: bw.p.latency[b.Region]}, true
+			}
+		}
 	}
-	for _, w := range walks { // 2
+	return bucketStart{}, false
+}
+
+// lowest finds the lowest cost: each bucket on from its start while its
+// key could be below the lowest found.
+func (bw *bucketWalk) lowest() {
+	for _, w := range bw.walks {
 		chunks := w.b.Chunks()
 	lower:
 		for ci := w.ci; ci < len(chunks); ci++ {
@@ -286,50 +316,60 @@ func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket,
 					continue
 				}
 				s := &chunks[ci].Slots[si]
-				if key(s) >= lo {
+				if bw.key(s) >= bw.lo {
 					break lower // this offer and every later one cost at least lo
 				}
-				if pr, ok := judge(s); ok {
-					lo = min(lo, pr.total)
+				if pr, ok := bw.judge(s); ok {
+					bw.lo = min(bw.lo, pr.total)
 				}
 			}
 		}
 	}
-	for _, w := range walks { // 3
+}
+
+// highest finds the highest cost: each bucket from its dearest chunk
+// down, skipping a chunk whose offers cannot exceed the highest found.
+func (bw *bucketWalk) highest() {
+	for _, w := range bw.walks {
 		chunks := w.b.Chunks()
 		for ci := len(chunks) - 1; ci >= 0; ci-- {
 			ch := &chunks[ci]
-			bound := book.CostBounds{MaxRate: ch.MaxRate, LossPerWeek: int32(perWeek), LossFixed: int32(fixed)}
-			if bound.Upper(runtime+time.Duration(ch.MaxIncrement), nodes) <= hi {
+			bound := book.CostBounds{MaxRate: ch.MaxRate, LossPerWeek: int32(bw.perWeek), LossFixed: int32(bw.fixed)}
+			if bound.Upper(bw.runtime+time.Duration(ch.MaxIncrement), bw.nodes) <= bw.hi {
 				continue // no offer of the chunk costs more than hi
 			}
 			for si := len(ch.Slots) - 1; si >= 0; si-- {
 				s := &ch.Slots[si]
-				if s.Upper(runtime, nodes) <= hi {
+				if s.Upper(bw.runtime, bw.nodes) <= bw.hi {
 					continue
 				}
-				if pr, ok := judge(s); ok {
-					hi = max(hi, pr.total)
+				if pr, ok := bw.judge(s); ok {
+					bw.hi = max(bw.hi, pr.total)
 				}
 			}
 		}
 	}
-	t := int64(runtime)
-	r := ranges{lo: measure{int64(lo), t, latLo}, hi: measure{int64(hi), t, latHi}}
+}
+
+// best finds the k best: buckets in order of the score their first key
+// gives, each while its key's score could enter the k best.
+func (bw *bucketWalk) best(top *kHeap) {
+	p, t := bw.p, int64(bw.runtime)
+	r := ranges{lo: measure{int64(bw.lo), t, bw.latLo}, hi: measure{int64(bw.hi), t, bw.latHi}}
 	score := func(cost descriptor.Nanos, lat float64) float64 {
 		sc, _ := r.balanced(p, measure{int64(cost), t, lat})
 		return sc
 	}
 	type start struct {
-		w     walk
+		w     bucketStart
 		score float64
 	}
-	starts := make([]start, len(walks))
-	for i, w := range walks {
-		starts[i] = start{w, score(key(&w.b.Chunks()[w.ci].Slots[w.si]), w.lat)}
+	starts := make([]start, len(bw.walks))
+	for i, w := range bw.walks {
+		starts[i] = start{w, score(bw.key(&w.b.Chunks()[w.ci].Slots[w.si]), w.lat)}
 	}
 	slices.SortStableFunc(starts, func(a, b start) int { return cmp.Compare(a.score, b.score) })
-	for _, st := range starts { // 4
+	for _, st := range starts {
 		if top.full() && st.score > top.worst().Score {
 			break // every offer of this bucket and the later ones scores worse
 		}
@@ -341,30 +381,36 @@ func (m *Matcher) matchBalancedByBucket(v book.View, p *plan, bs []*book.Bucket,
 					continue
 				}
 				s := &chunks[ci].Slots[si]
-				c := Candidate{Entry: s.Entry, tie: splitmix64(p.seed ^ s.NameHash), Score: score(key(s), st.w.lat)}
+				c := Candidate{Entry: s.Entry, tie: splitmix64(p.seed ^ s.NameHash), Score: score(bw.key(s), st.w.lat)}
 				if top.full() && c.Score > top.worst().Score {
 					break best
 				}
-				if !top.wants(&c) {
-					continue
-				}
-				pr, ok := judge(s)
-				if !ok {
-					continue
-				}
-				c.Score = score(pr.total, st.w.lat)
-				if !top.wants(&c) {
-					continue
-				}
-				if reason, _ := requirements(p, s.Entry); reason != "" {
-					continue
-				}
-				c = p.candidate(s.Entry, pr, 0)
-				c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(pr.total), t, st.w.lat})
-				c.Parts.balanced = true
-				top.push(c)
+				bw.offer(top, &r, s, c, st.w.lat)
 			}
 		}
 	}
-	return looked
+}
+
+// offer prices an offer that might enter the k best, and pushes it if it
+// does and meets the job's requirements.
+func (bw *bucketWalk) offer(top *kHeap, r *ranges, s *book.Slot, c Candidate, lat float64) {
+	p, t := bw.p, int64(bw.runtime)
+	if !top.wants(&c) {
+		return
+	}
+	pr, ok := bw.judge(s)
+	if !ok {
+		return
+	}
+	c.Score, _ = r.balanced(p, measure{int64(pr.total), t, lat})
+	if !top.wants(&c) {
+		return
+	}
+	if reason, _ := requirements(p, s.Entry); reason != "" {
+		return
+	}
+	c = p.candidate(s.Entry, pr, 0)
+	c.Score, c.Parts.Normalized = r.balanced(p, measure{int64(pr.total), t, lat})
+	c.Parts.balanced = true
+	top.push(c)
 }
