@@ -81,6 +81,7 @@ func shim(dir string) error {
 		return nil
 	}
 	r = &run{ShimPID: os.Getpid(), Seen: time.Now().UTC()}
+	sr := &shimRun{dir: dir, s: s, r: r}
 	if sb := s.Sandbox; sb != nil {
 		uid, held, err := takeUID(filepath.Join(filepath.Dir(dir), uidsDir), sb.UIDs, s.Placement.ID)
 		if err != nil {
@@ -91,125 +92,26 @@ func shim(dir string) error {
 		// Unmounted when the run ends (or, if the shim dies first, when
 		// the adapter finds the placement lost).
 		defer unmountWorkDisks(dir)
-		disk := cmp.Or(s.Placement.Limits.Disk, sb.Disk)
-		for inst := range s.Placement.Instances() {
-			work := filepath.Join(dir, nodeWork(inst))
-			if err := mountWorkDisk(dir, work, disk, uid); err != nil {
-				r.Done, r.Detail = true, "the work directory could not be made: "+err.Error()
-				return adapters.WriteFileAtomic(filepath.Join(dir, runFile), mustJSON(r))
-			}
-			if err := os.Chown(work, int(uid), int(uid)); err != nil {
-				return err
-			}
-		}
-	}
-	save := func() error {
-		data, err := json.Marshal(r)
-		if err != nil {
+		if ok, err := sr.workDisks(sb); !ok || err != nil {
 			return err
 		}
-		return adapters.WriteFileAtomic(filepath.Join(dir, runFile), data)
 	}
-	if err := save(); err != nil {
+	if err := sr.save(); err != nil {
 		return err
 	}
-
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	p := s.Placement
-	var deadline <-chan time.Time
-	if p.Timeout > 0 {
-		deadline = time.After(p.Timeout)
+	sr.stop = make(chan os.Signal, 1)
+	signal.Notify(sr.stop, syscall.SIGTERM, syscall.SIGINT)
+	if p := s.Placement; p.Timeout > 0 {
+		sr.deadline = time.After(p.Timeout)
 	}
-	beat := time.NewTicker(heartbeat)
-	defer beat.Stop()
-	nodes := p.Instances()
-	for i, t := range p.Tasks {
-		tr := taskRun{}
-		tr.Name, tr.Started = t.Name, time.Now().UTC()
-		rt, nets, err := s.startNodes(dir, r.UID, i, t)
+	sr.beat = time.NewTicker(heartbeat)
+	defer sr.beat.Stop()
+	for i, t := range s.Placement.Tasks {
+		goOn, err := sr.task(i, t)
 		if err != nil {
-			tr.End, tr.ExitCode = time.Now().UTC(), 127
-			r.Tasks = append(r.Tasks, tr)
-			r.Detail = fmt.Sprintf("task %s could not start: %v", t.Name, err)
-			break
-		}
-		tr.PGIDs, tr.Cgroups = rt.pgids(), rt.groups()
-		r.Tasks = append(r.Tasks, tr)
-		// The last task of a service serves: its ports are exposed and
-		// probed while it runs.
-		var svc *service
-		var svcErr error
-		if p.Service != nil && i == len(p.Tasks)-1 {
-			if svc, svcErr = startService(p.Service, s.ServiceListen, nets); svcErr != nil {
-				fmt.Fprintf(os.Stderr, "exposing the service: %v\n", svcErr)
-				rt.terminate(0)
-			} else {
-				r.Endpoints = svc.endpoints()
-			}
-		}
-		for _, rn := range nets {
-			rn.close() // the service holds what it needs
-		}
-		if err := save(); err != nil {
-			rt.terminate(0)
-			rt.wait()
-			svc.close()
 			return err
 		}
-		last := &r.Tasks[len(r.Tasks)-1]
-	wait:
-		for {
-			select {
-			case <-rt.exited():
-				break wait
-			case <-svc.changed():
-				r.Endpoints = svc.endpoints()
-				save()
-			case <-beat.C:
-				r.Seen = time.Now().UTC()
-				save()
-			case <-deadline:
-				last.TimedOut = true
-				r.Detail = fmt.Sprintf("task %s ran past the placement's timeout of %s", t.Name, p.Timeout)
-				rt.terminate(s.Grace)
-				break wait
-			case <-stop:
-				r.Cancelled = true
-				rt.terminate(s.Grace)
-				break wait
-			}
-		}
-		end, acct, err := rt.wait()
-		svc.close()
-		r.Endpoints = nil
-		last.End = time.Now().UTC()
-		r.Seen = last.End
-		last.ExitCode, last.Signal = end.ExitCode, end.Signal
-		last.CPU, last.PeakMemory, last.PGIDs, last.Cgroups = acct.CPU, acct.PeakMemory, nil, nil
-		on := ""
-		if nodes > 1 {
-			on = fmt.Sprintf(" on node %d of %d", end.Node, nodes)
-		}
-		switch {
-		case svcErr != nil:
-			r.Detail = fmt.Sprintf("the service's ports could not be exposed: %v", svcErr)
-			last.ExitCode = cmp.Or(last.ExitCode, 127)
-		case err != nil:
-			r.Detail = fmt.Sprintf("task %s%s: %v", t.Name, on, err)
-		case end.Error != "":
-			r.Detail = fmt.Sprintf("task %s%s: %s", t.Name, on, end.Error)
-		case end.Unreported && !r.Cancelled && !last.TimedOut && acct.OOMKills == 0:
-			r.Detail = fmt.Sprintf("task %s%s: its sandbox's init ended without saying how the task ended (its stderr log, and the placement's %s, may say why)", t.Name, on, shimLog)
-		case acct.OOMKills > 0:
-			r.Detail = fmt.Sprintf("task %s%s was killed for using more memory than its limit of %s", t.Name, on, descriptor.Quantity(s.Limits.Memory))
-		case nodes > 1 && end.failed() && !r.Cancelled && !last.TimedOut:
-			r.Detail = fmt.Sprintf("task %s failed%s (%s); the other nodes were stopped", t.Name, on, end.describe())
-		}
-		if err := save(); err != nil {
-			return err
-		}
-		if r.Cancelled || last.TimedOut || last.ExitCode != 0 {
+		if !goOn {
 			break
 		}
 	}
@@ -221,7 +123,152 @@ func shim(dir string) error {
 		}
 	}
 	r.Done = true
-	return save()
+	return sr.save()
+}
+
+// A shimRun is one placement being run by its shim.
+type shimRun struct {
+	dir      string
+	s        *spec
+	r        *run
+	stop     chan os.Signal
+	deadline <-chan time.Time
+	beat     *time.Ticker
+}
+
+// save records the run for the adapter.
+func (sr *shimRun) save() error {
+	data, err := json.Marshal(sr.r)
+	if err != nil {
+		return err
+	}
+	return adapters.WriteFileAtomic(filepath.Join(sr.dir, runFile), data)
+}
+
+// workDisks gives each sandboxed node its work disk; false when one could
+// not be made (the run then records that it ended so).
+func (sr *shimRun) workDisks(sb *sandboxConf) (bool, error) {
+	disk := cmp.Or(sr.s.Placement.Limits.Disk, sb.Disk)
+	for inst := range sr.s.Placement.Instances() {
+		work := filepath.Join(sr.dir, nodeWork(inst))
+		if err := mountWorkDisk(sr.dir, work, disk, sr.r.UID); err != nil {
+			sr.r.Done, sr.r.Detail = true, "the work directory could not be made: "+err.Error()
+			return false, sr.save()
+		}
+		if err := os.Chown(work, int(sr.r.UID), int(sr.r.UID)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// task runs task i on every node until it ends, and says whether the
+// next task may run.
+func (sr *shimRun) task(i int, t descriptor.Task) (bool, error) {
+	s, r, p := sr.s, sr.r, sr.s.Placement
+	tr := taskRun{}
+	tr.Name, tr.Started = t.Name, time.Now().UTC()
+	rt, nets, err := s.startNodes(sr.dir, r.UID, i, t)
+	if err != nil {
+		tr.End, tr.ExitCode = time.Now().UTC(), 127
+		r.Tasks = append(r.Tasks, tr)
+		r.Detail = fmt.Sprintf("task %s could not start: %v", t.Name, err)
+		return false, nil
+	}
+	tr.PGIDs, tr.Cgroups = rt.pgids(), rt.groups()
+	r.Tasks = append(r.Tasks, tr)
+	// The last task of a service serves: its ports are exposed and
+	// probed while it runs.
+	var svc *service
+	var svcErr error
+	if p.Service != nil && i == len(p.Tasks)-1 {
+		if svc, svcErr = startService(p.Service, s.ServiceListen, nets); svcErr != nil {
+			fmt.Fprintf(os.Stderr, "exposing the service: %v\n", svcErr)
+			rt.terminate(0)
+		} else {
+			r.Endpoints = svc.endpoints()
+		}
+	}
+	for _, rn := range nets {
+		rn.close() // the service holds what it needs
+	}
+	if err := sr.save(); err != nil {
+		rt.terminate(0)
+		rt.wait()
+		svc.close()
+		return false, err
+	}
+	last := &r.Tasks[len(r.Tasks)-1]
+	sr.await(rt, svc, last, t)
+	end, acct, err := rt.wait()
+	svc.close()
+	r.Endpoints = nil
+	last.End = time.Now().UTC()
+	r.Seen = last.End
+	last.ExitCode, last.Signal = end.ExitCode, end.Signal
+	last.CPU, last.PeakMemory, last.PGIDs, last.Cgroups = acct.CPU, acct.PeakMemory, nil, nil
+	if svcErr != nil {
+		last.ExitCode = cmp.Or(last.ExitCode, 127)
+	}
+	if detail := sr.endDetail(t, end, acct, err, svcErr, last); detail != "" {
+		r.Detail = detail
+	}
+	if err := sr.save(); err != nil {
+		return false, err
+	}
+	return !r.Cancelled && !last.TimedOut && last.ExitCode == 0, nil
+}
+
+// await waits for the task to end: it follows the service's endpoints,
+// says the shim is alive, and stops the task at the placement's timeout
+// or when the placement is released.
+func (sr *shimRun) await(rt runningTask, svc *service, last *taskRun, t descriptor.Task) {
+	r, p := sr.r, sr.s.Placement
+	for {
+		select {
+		case <-rt.exited():
+			return
+		case <-svc.changed():
+			r.Endpoints = svc.endpoints()
+			sr.save()
+		case <-sr.beat.C:
+			r.Seen = time.Now().UTC()
+			sr.save()
+		case <-sr.deadline:
+			last.TimedOut = true
+			r.Detail = fmt.Sprintf("task %s ran past the placement's timeout of %s", t.Name, p.Timeout)
+			rt.terminate(sr.s.Grace)
+			return
+		case <-sr.stop:
+			r.Cancelled = true
+			rt.terminate(sr.s.Grace)
+			return
+		}
+	}
+}
+
+// endDetail says why a task ended as it did, when that needs saying.
+func (sr *shimRun) endDetail(t descriptor.Task, end sandboxEnd, acct accounting, err, svcErr error, last *taskRun) string {
+	nodes := sr.s.Placement.Instances()
+	on := ""
+	if nodes > 1 {
+		on = fmt.Sprintf(" on node %d of %d", end.Node, nodes)
+	}
+	switch {
+	case svcErr != nil:
+		return fmt.Sprintf("the service's ports could not be exposed: %v", svcErr)
+	case err != nil:
+		return fmt.Sprintf("task %s%s: %v", t.Name, on, err)
+	case end.Error != "":
+		return fmt.Sprintf("task %s%s: %s", t.Name, on, end.Error)
+	case end.Unreported && !sr.r.Cancelled && !last.TimedOut && acct.OOMKills == 0:
+		return fmt.Sprintf("task %s%s: its sandbox's init ended without saying how the task ended (its stderr log, and the placement's %s, may say why)", t.Name, on, shimLog)
+	case acct.OOMKills > 0:
+		return fmt.Sprintf("task %s%s was killed for using more memory than its limit of %s", t.Name, on, descriptor.Quantity(sr.s.Limits.Memory))
+	case nodes > 1 && end.failed() && !sr.r.Cancelled && !last.TimedOut:
+		return fmt.Sprintf("task %s failed%s (%s); the other nodes were stopped", t.Name, on, end.describe())
+	}
+	return ""
 }
 
 func mustJSON(v any) []byte {
