@@ -706,104 +706,158 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 	if len(d.peers) > 0 {
 		s.Data = filepath.Dir(d.dir) // each broker's directory is in it
 	}
-	// Every example is explained before any is submitted, so that why one
-	// is skipped never depends on what the others hold at that moment.
-	type example struct {
-		data []byte
-		doc  *descriptor.Document
+	dr := &demoRun{s: s, progress: progress}
+	if err := d.chooseExamples(ctx, tenant, files, dr); err != nil {
+		return nil, err
 	}
-	var runnable []example
-	var runnableAt []int
+	if err := d.demoVariants(dr); err != nil {
+		return nil, err
+	}
+	if err := d.runExamples(ctx, tenant, dr); err != nil {
+		return s, err
+	}
+	if err := demoBooks(ctx, regulator, s); err != nil {
+		return nil, err
+	}
+	if err := d.verifyAudit(ctx, regulator, s); err != nil {
+		return nil, err
+	}
+	if len(d.peers) > 0 {
+		if err := d.reconcileFederation(ctx, s, progress); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// A demoRun is the demo's examples under way: the summary, and which of
+// its jobs are run, with their documents.
+type demoRun struct {
+	s          *demoSummary
+	progress   io.Writer
+	runnable   []demoExample
+	runnableAt []int // each runnable example's place in s.Jobs
+}
+
+type demoExample struct {
+	data []byte
+	doc  *descriptor.Document
+}
+
+// add puts a job in the summary, to be run when ex is given.
+func (dr *demoRun) add(dj demoJob, ex *demoExample) {
+	if ex != nil {
+		dr.runnable, dr.runnableAt = append(dr.runnable, *ex), append(dr.runnableAt, len(dr.s.Jobs))
+	}
+	dr.s.Jobs = append(dr.s.Jobs, dj)
+}
+
+// chooseExamples reads the example jobs and keeps those this machine can
+// run. Every example is explained before any is submitted, so that why one
+// is skipped never depends on what the others hold at that moment.
+func (d *dev) chooseExamples(ctx context.Context, tenant *client.Client, files []string, dr *demoRun) error {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		doc, err := descriptor.ParseJob(f, data)
 		if err != nil {
-			return nil, fmt.Errorf("an example job is invalid: %w", err)
+			return fmt.Errorf("an example job is invalid: %w", err)
 		}
 		dj := demoJob{File: f, Name: doc.Job.Metadata.Name, HomeRegion: d.region}
 		// Only what this machine can run: the broker explains the rest.
 		raw, err := tenant.Explain(ctx, data, f)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var x match.Explanation
 		if err := json.Unmarshal(raw, &x); err != nil {
-			return nil, err
+			return err
 		}
 		if why := localObstacle(doc); x.Feasible == 0 || why != "" {
 			dj.State = "skipped"
 			dj.Skipped = "the local provider cannot run it: " + cmp.Or(why, explainWhy(&x, doc))
-			fmt.Fprintf(progress, "%s: skipped — %s\n", dj.Name, dj.Skipped)
-		} else {
-			runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
+			fmt.Fprintf(dr.progress, "%s: skipped — %s\n", dj.Name, dj.Skipped)
+			dr.add(dj, nil)
+			continue
 		}
-		s.Jobs = append(s.Jobs, dj)
+		dr.add(dj, &demoExample{data, doc})
 	}
+	return nil
+}
+
+// demoVariants adds the hello example again: on the terraform provider
+// when there is one, and, in a federation, under two more rules.
+func (d *dev) demoVariants(dr *demoRun) error {
+	hello := filepath.Join(d.examples, "jobs", "hello.json")
 	if d.tfProvider != nil {
 		// The terraform adapter runs batch jobs, not services: services
 		// keep off its provider. The hello example runs on it, named so.
 		tfDID := d.tfProvider.ID().String()
-		for k, ex := range runnable {
+		for k, ex := range dr.runnable {
 			if ex.doc.Job.Service != nil {
-				if runnable[k].data, err = withProviders(ex.data, nil, []string{tfDID}); err != nil {
-					return nil, err
+				var err error
+				if dr.runnable[k].data, err = withProviders(ex.data, nil, []string{tfDID}); err != nil {
+					return err
 				}
 			}
 		}
-		f := filepath.Join(d.examples, "jobs", "hello.json")
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(hello)
 		if err != nil {
-			return nil, fmt.Errorf("--with terraform runs the hello example on the terraform provider: %w", err)
+			return fmt.Errorf("--with terraform runs the hello example on the terraform provider: %w", err)
 		}
-		doc, err := descriptor.ParseJob(f, data)
+		doc, err := descriptor.ParseJob(hello, data)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if data, err = withProviders(data, []string{tfDID}, nil); err != nil {
-			return nil, err
+			return err
 		}
-		runnable, runnableAt = append(runnable, example{data, doc}), append(runnableAt, len(s.Jobs))
-		s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + " (on the terraform provider)", HomeRegion: d.region})
+		dr.add(demoJob{File: hello, Name: doc.Job.Metadata.Name + " (on the terraform provider)", HomeRegion: d.region}, &demoExample{data, doc})
 	}
-	if len(d.peers) > 0 {
-		// The same small job under two more rules: kept in China (the
-		// cheapest offer is in Germany), and by lowest latency from home.
-		f := filepath.Join(d.examples, "jobs", "hello.json")
-		data, err := os.ReadFile(f)
+	if len(d.peers) == 0 {
+		return nil
+	}
+	// The same small job under two more rules: kept in China (the
+	// cheapest offer is in Germany), and by lowest latency from home.
+	data, err := os.ReadFile(hello)
+	if err != nil {
+		return fmt.Errorf("the federation's demo runs the hello example under more rules: %w", err)
+	}
+	for _, v := range []struct{ name, set string }{
+		{" (kept in China)", `{"placement": {"jurisdictions": {"allow": ["CN"]}}}`},
+		{" (lowest latency)", `{"objective": {"type": "latency"}}`},
+	} {
+		variant, err := mergeJSON(data, v.set)
 		if err != nil {
-			return nil, fmt.Errorf("the federation's demo runs the hello example under more rules: %w", err)
+			return err
 		}
-		for _, v := range []struct{ name, set string }{
-			{" (kept in China)", `{"placement": {"jurisdictions": {"allow": ["CN"]}}}`},
-			{" (lowest latency)", `{"objective": {"type": "latency"}}`},
-		} {
-			variant, err := mergeJSON(data, v.set)
-			if err != nil {
-				return nil, err
-			}
-			doc, err := descriptor.ParseJob(f, variant)
-			if err != nil {
-				return nil, err
-			}
-			runnable, runnableAt = append(runnable, example{variant, doc}), append(runnableAt, len(s.Jobs))
-			s.Jobs = append(s.Jobs, demoJob{File: f, Name: doc.Job.Metadata.Name + v.name, HomeRegion: d.region})
+		doc, err := descriptor.ParseJob(hello, variant)
+		if err != nil {
+			return err
 		}
+		dr.add(demoJob{File: hello, Name: doc.Job.Metadata.Name + v.name, HomeRegion: d.region}, &demoExample{variant, doc})
 	}
+	return nil
+}
+
+// runExamples submits every runnable example, then follows each to its
+// settlement; a service is asked through its endpoints, then cancelled.
+func (d *dev) runExamples(ctx context.Context, tenant *client.Client, dr *demoRun) error {
+	s, progress := dr.s, dr.progress
 	var submitted []int
 	services := map[string]bool{}
-	for k, ex := range runnable {
-		dj := &s.Jobs[runnableAt[k]]
+	for k, ex := range dr.runnable {
+		dj := &s.Jobs[dr.runnableAt[k]]
 		j, err := tenant.SubmitJob(ctx, ex.data, dj.File)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		dj.ID = j.ID
 		services[j.ID] = ex.doc.Job.Service != nil
 		fmt.Fprintf(progress, "%s: submitted as %s\n", dj.Name, j.ID)
-		submitted = append(submitted, runnableAt[k])
+		submitted = append(submitted, dr.runnableAt[k])
 	}
 	for _, i := range submitted {
 		dj := &s.Jobs[i]
@@ -811,16 +865,17 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 		if service {
 			// A service serves until it is cancelled: once every replica
 			// is ready, ask each, then cancel it.
+			var err error
 			if dj.Served, err = tryService(ctx, tenant, dj.ID, progress); err != nil {
-				return s, fmt.Errorf("example service %s: %w", dj.Name, err)
+				return fmt.Errorf("example service %s: %w", dj.Name, err)
 			}
 			if _, err := tenant.Cancel(ctx, dj.ID); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		j, err := follow(ctx, tenant, dj.ID, prefixed(progress, "  "+dj.Name+" "))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		dj.State, dj.Outcome, dj.Cost = j.State, j.Outcome, j.Cost
 		if n := len(j.Attempts); n > 0 {
@@ -833,30 +888,28 @@ func (d *dev) runDemo(ctx context.Context, progress io.Writer, quiet bool) (*dem
 			}
 		}
 		if want := map[bool]v1.State{false: v1.Succeeded, true: v1.Cancelled}[service]; j.Outcome != want {
-			return s, fmt.Errorf("example job %s ended %s: %s", dj.Name, j.Outcome, j.Detail)
+			return fmt.Errorf("example job %s ended %s: %s", dj.Name, j.Outcome, j.Detail)
 		}
 	}
+	return nil
+}
+
+// demoBooks adds the balances to the summary, and checks that the books
+// balance in every currency.
+func demoBooks(ctx context.Context, regulator *client.Client, s *demoSummary) error {
 	b, err := regulator.Balances(ctx, "")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, x := range b.Balances {
 		s.Balances = append(s.Balances, map[string]any{"account": x.Account, "currency": x.Currency, "amount": x.Amount.Decimal()})
 	}
 	for cur, n := range b.TrialBalance {
 		if n != 0 {
-			return nil, fmt.Errorf("the trial balance in %s is %s, not zero", cur, n)
+			return fmt.Errorf("the trial balance in %s is %s, not zero", cur, n)
 		}
 	}
-	if err := d.verifyAudit(ctx, regulator, s); err != nil {
-		return nil, err
-	}
-	if len(d.peers) > 0 {
-		if err := d.reconcileFederation(ctx, s, progress); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // reconcileFederation waits until every pair of brokers has countersigned
