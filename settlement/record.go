@@ -110,8 +110,6 @@ func (r *UsageRecord) Canonical() ([]byte, error) {
 	return c, nil
 }
 
-func exactInt(n int64) bool { return n >= -maxExactInt && n <= maxExactInt }
-
 // ID returns the record's ID.
 func (r *UsageRecord) ID() (RecordID, error) {
 	c, err := r.Canonical()

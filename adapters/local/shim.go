@@ -271,14 +271,6 @@ func (sr *shimRun) endDetail(t descriptor.Task, end sandboxEnd, acct accounting,
 	return ""
 }
 
-func mustJSON(v any) []byte {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return data
-}
-
 // A runningTask is a task the shim started, in its sandbox or not.
 type runningTask interface {
 	exited() <-chan struct{}

@@ -205,9 +205,3 @@ func tokenRecord(r *store.TokenRow) v1.TokenRecord {
 	return v1.TokenRecord{ID: r.ID, Principal: r.Principal, Role: r.Role, Issued: r.Issued, Expires: r.Expires, Revoked: r.Revoked}
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}

@@ -275,16 +275,16 @@ func (p remotePlacements) unreserve(a *Attempt) {
 func (remotePlacements) resume(context.Context, *Job, *Attempt) error { return nil }
 
 func (p remotePlacements) executor(*Attempt) adapters.Adapter {
-	return remoteAdapter{r: p.r, exec: p.exec}
+	return remoteAdapter(p)
 }
 
 func (p remotePlacements) status(ctx context.Context, a *Attempt) (adapters.Status, error) {
-	st, err := remoteAdapter{r: p.r, exec: p.exec}.Status(ctx, a.ID)
+	st, err := remoteAdapter(p).Status(ctx, a.ID)
 	return p.r.reachable(a, st, err)
 }
 
 func (p remotePlacements) usage(ctx context.Context, a *Attempt) (adapters.Usage, error) {
-	return remoteAdapter{r: p.r, exec: p.exec}.Usage(ctx, a.ID)
+	return remoteAdapter(p).Usage(ctx, a.ID)
 }
 
 // stop asks the executing broker to stop the placement. What fails is
