@@ -204,4 +204,3 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *Caller) 
 func tokenRecord(r *store.TokenRow) v1.TokenRecord {
 	return v1.TokenRecord{ID: r.ID, Principal: r.Principal, Role: r.Role, Issued: r.Issued, Expires: r.Expires, Revoked: r.Revoked}
 }
-
