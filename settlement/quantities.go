@@ -6,6 +6,7 @@ import (
 	"github.com/cockroachdb/apd/v3"
 
 	"github.com/cinet/cinet/descriptor"
+	"github.com/cinet/cinet/settlement/pricing"
 )
 
 // checkQuantities refuses quantities no placement on the offer could have
@@ -54,7 +55,7 @@ func checkQuantities(r *UsageRecord, o *descriptor.Offer) (Reason, string) {
 		rateContext.Mul(bound, bound, instances)
 		if q.Cmp(bound) > 0 {
 			return ReasonAbsurdQuantity, fmt.Sprintf("meters[%d]: %s %s is more than %d instances could use in %s (at most %s)",
-				i, m.Quantity, m.Meter, r.Instances, r.PeriodEnd.Sub(r.PeriodStart), decimalText(bound))
+				i, m.Quantity, m.Meter, r.Instances, r.PeriodEnd.Sub(r.PeriodStart), pricing.DecimalText(bound))
 		}
 	}
 	return "", ""

@@ -22,6 +22,20 @@ func TestRateUnpriced(t *testing.T) {
 	}
 }
 
+// TestRateTooLarge: an item beyond the largest amount refuses the record
+// as absurd_quantity (spec/rating.md §3), like a total beyond it; it is
+// not a failure of the broker's.
+func TestRateTooLarge(t *testing.T) {
+	dear := offerDoc(t, `  currency: CNY
+  rates: {instanceHour: "9000000000"}`)
+	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	_, err := Rate(usage(dear, "p", start, 2*time.Hour, m(InstanceSeconds, "14400")), dear.Offer)
+	var re *RatingError
+	if !errors.As(err, &re) || re.Reason != ReasonAbsurdQuantity || !strings.Contains(re.Detail, "largest amount") {
+		t.Fatalf("an item of 36,000,000,000 CNY: %v", err)
+	}
+}
+
 // TestTiersFollowLocalTime: tier boundaries are wall-clock times in the
 // schedule's zone, so the night of a daylight-saving change is an hour
 // shorter (spring) or longer (autumn) in real time.
@@ -41,13 +55,14 @@ func TestTiersFollowLocalTime(t *testing.T) {
 		{"fall back", utc("2026-10-24T19:00:00Z"), utc("2026-10-25T06:00:00Z"), []string{"/1h0m0s", "night/9h0m0s", "/1h0m0s"}},
 		{"ordinary night", utc("2026-11-30T20:00:00Z"), utc("2026-12-01T06:00:00Z"), []string{"/1h0m0s", "night/8h0m0s", "/1h0m0s"}},
 	} {
+		// One meter: one rated item for each stretch a tier is in force.
+		rating, err := Rate(usage(o, "p", tc.start, tc.end.Sub(tc.start), m(InstanceSeconds, "1")), o.Offer)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var got []string
-		for _, seg := range tierSegments(&o.Offer.Price, tc.start, tc.end) {
-			name := ""
-			if seg.tier != nil {
-				name = seg.tier.Name
-			}
-			got = append(got, name+"/"+seg.end.Sub(seg.start).String())
+		for _, it := range rating.Items {
+			got = append(got, it.Tier+"/"+it.End.Sub(it.Start).String())
 		}
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("%s: segments %v, want %v", tc.name, got, tc.want)

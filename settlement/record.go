@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cinet/cinet/identity/canonjson"
-
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/identity/canonjson"
+	"github.com/cinet/cinet/settlement/pricing"
 )
 
 // RecordPayloadType is the envelope payload type of usage records.
@@ -54,41 +54,24 @@ type Fees struct {
 }
 
 // MeterKind names what a meter counts; spec/usage-record.md gives each its
-// unit and the rate it is priced at.
-type MeterKind string
+// unit (pricing.Meter).
+type MeterKind = pricing.Meter
 
 // Meters.
 const (
-	InstanceSeconds    MeterKind = "instance-seconds"
-	VCPUSeconds        MeterKind = "vcpu-seconds"
-	GiBSeconds         MeterKind = "gib-seconds"
-	AcceleratorSeconds MeterKind = "accelerator-seconds"
-	TokensIn           MeterKind = "tokens-in"
-	TokensOut          MeterKind = "tokens-out"
-	TokensCached       MeterKind = "tokens-cached"
-	EgressBytes        MeterKind = "egress-bytes"
+	InstanceSeconds    = pricing.InstanceSeconds
+	VCPUSeconds        = pricing.VCPUSeconds
+	GiBSeconds         = pricing.GiBSeconds
+	AcceleratorSeconds = pricing.AcceleratorSeconds
+	TokensIn           = pricing.TokensIn
+	TokensOut          = pricing.TokensOut
+	TokensCached       = pricing.TokensCached
+	EgressBytes        = pricing.EgressBytes
 )
-
-// meterInfo says how a meter is priced and what limits its quantity.
-type meterInfo struct {
-	timeBased bool   // billed over time, so tiers and the minimum increment apply
-	unit      string // FOCUS ConsumedUnit
-}
-
-var meters = map[MeterKind]meterInfo{
-	InstanceSeconds:    {true, "Instance-Seconds"},
-	VCPUSeconds:        {true, "vCPU-Seconds"},
-	GiBSeconds:         {true, "GiB-Seconds"},
-	AcceleratorSeconds: {true, "Accelerator-Seconds"},
-	TokensIn:           {false, "Tokens"},
-	TokensOut:          {false, "Tokens"},
-	TokensCached:       {false, "Tokens"},
-	EgressBytes:        {false, "Bytes"},
-}
 
 // ConsumedUnit is the unit a meter counts in, as FOCUS ConsumedUnit
 // names it.
-func ConsumedUnit(m MeterKind) string { return meters[m].unit }
+func ConsumedUnit(m MeterKind) string { return pricing.Meters[m].ConsumedUnit }
 
 // A RecordID identifies a usage record by content: "sha256:" and the hex
 // SHA-256 of its canonical payload. The same record arriving twice has the
@@ -194,7 +177,7 @@ func (r *UsageRecord) checkShape() (Reason, string) {
 	}
 	seen := map[string]bool{}
 	for i, m := range r.Meters {
-		if _, ok := meters[m.Meter]; !ok {
+		if _, ok := pricing.Meters[m.Meter]; !ok {
 			return ReasonUnknownMeter, fmt.Sprintf("meters[%d]: unknown meter %q", i, m.Meter)
 		}
 		if (m.Meter == AcceleratorSeconds) != (m.Model != "") {

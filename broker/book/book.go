@@ -19,6 +19,7 @@ import (
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement/pricing"
 )
 
 // An Entry is one offer in the book. Its fields are set when it enters and
@@ -42,7 +43,7 @@ type Entry struct {
 	// Precomputed for matching: what a scan reads (Hot), the price
 	// timeline, and the tie-break seed.
 	Hot
-	Prices Prices
+	Prices pricing.Prices
 
 	expiryIdx int32 // position in the expiry heap
 	digest    [sha256.Size]byte
@@ -101,7 +102,7 @@ type Hot struct {
 	ValidFrom, ValidUntil int64 // Unix nanoseconds
 	Memory, Disk          int64
 	NameHash              uint64 // seeds deterministic tie-breaks
-	CostBounds                   // MinRate is the lowest hourly instance price in the week
+	pricing.CostBounds           // MinRate is the lowest hourly instance price in the week
 	Free                  int32  // quantity minus active reservations; changes under the book's lock (Book.Free)
 	CPUs                  int32
 	Groups                int32 // accelerator groups
@@ -346,7 +347,7 @@ func newEntry(doc *descriptor.Document, env *identity.Envelope, owner identity.P
 	}
 	e.Free = int32(o.Quantity)
 	e.NameHash = h.Sum64()
-	e.Prices.init(o)
+	e.Prices.Init(o)
 	e.CostBounds = e.Prices.Bounds()
 	if d, err := hex.DecodeString(strings.TrimPrefix(doc.Digest, "sha256:")); err == nil {
 		copy(e.digest[:], d)

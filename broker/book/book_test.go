@@ -9,6 +9,7 @@ import (
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
+	"github.com/cinet/cinet/settlement/pricing"
 )
 
 // clock is an injectable test clock.
@@ -202,7 +203,7 @@ func TestEstimate(t *testing.T) {
     - {name: night, start: "22:00", end: "06:00", rates: {instanceHour: "4"}}
     - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
 	d := offerDoc(t, "p1", 1, 1, monday.Add(200*time.Hour), night)
-	tl := NewPrices(d.Offer)
+	tl := pricing.NewPrices(d.Offer)
 	if tl.Min != 4*1_000_000_000 || tl.Max != 10*1_000_000_000 {
 		t.Fatalf("min %s max %s", tl.Min.Decimal(), tl.Max.Decimal())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/settlement"
+	"github.com/cinet/cinet/settlement/pricing"
 	"github.com/cinet/cinet/settlement/settlementtest"
 )
 
@@ -129,7 +130,7 @@ func TestEstimateEqualsRating(t *testing.T) {
 	for i := range n {
 		d := randomOffer(t, rng)
 		o := d.Offer
-		p := NewPrices(o)
+		p := pricing.NewPrices(o)
 		start := starts[rng.IntN(len(starts))].Add(time.Duration(rng.Int64N(int64(72 * time.Hour))))
 		runtime := runtimes[rng.IntN(len(runtimes))]()
 		nodes := int64(1 + rng.IntN(64))
@@ -168,7 +169,7 @@ func TestEstimateEqualsRating(t *testing.T) {
 			perWeek, fixed := p.Loss()
 			shorter := time.Duration(rng.Int64N(int64(runtime)) + 1)
 			lower := p.Min - descriptor.Nanos(rng.Int64N(int64(p.Min)/2+1))
-			if rb, ok := RemainingBound(lower, int64(shorter), nodes, perWeek+int64(rng.IntN(3)), fixed); ok {
+			if rb, ok := pricing.RemainingBound(lower, int64(shorter), nodes, perWeek+int64(rng.IntN(3)), fixed); ok {
 				remaining++
 				if rb > total {
 					t.Fatalf("case %d: the bound for what remains, %s, is above the estimate %s\n%s", i, rb.Decimal(), total.Decimal(), d.Canonical)
@@ -190,7 +191,7 @@ func BenchmarkEstimate(b *testing.B) {
     - {name: night, start: "22:00", end: "06:00", rates: {instanceHour: "4"}}
     - {name: weekend, days: [sat, sun], start: "06:00", end: "22:00", rates: {instanceHour: "7"}}`
 	d := offerDoc(b, "p1", 1, 1, monday.Add(200*time.Hour), night)
-	p := NewPrices(d.Offer)
+	p := pricing.NewPrices(d.Offer)
 	start := time.Date(2026, 3, 20, 9, 30, 0, 0, time.UTC)
 	for _, run := range []time.Duration{time.Hour, 7 * 24 * time.Hour, 365 * 24 * time.Hour} {
 		b.Run(run.String(), func(b *testing.B) {
@@ -231,7 +232,7 @@ sequence: 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewPrices(d.Offer)
+	p := pricing.NewPrices(d.Offer)
 	start := time.Date(2026, 3, 1, 0, 0, 0, 1, time.UTC)
 	for _, run := range []time.Duration{20_000 * time.Hour, 3 * 8766 * time.Hour} {
 		total, _ := p.Estimate(start, run, 3)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/descriptor"
+	pricerule "github.com/cinet/cinet/settlement/pricing"
 )
 
 // A balancedOffer is an offer that passes every check but requirements,
@@ -141,7 +142,7 @@ func (m *Matcher) matchBalanced(p *plan, bs []*book.Bucket, top *kHeap) int {
 	perWeek, fixed := p.view.MaxLoss()
 	bound := func(sg *segment, s *book.Slot) float64 {
 		cost := descriptor.Nanos(0)
-		if rb, ok := book.RemainingBound(s.MinRate, int64(sg.minRuntime), nodes, perWeek, fixed); ok {
+		if rb, ok := pricerule.RemainingBound(s.MinRate, int64(sg.minRuntime), nodes, perWeek, fixed); ok {
 			cost = rb
 		}
 		sc, _ := r.balanced(p, measure{int64(cost), sg.minTime, sg.latency})
@@ -248,7 +249,7 @@ type bucketStart struct {
 // key bounds from below the cost of an offer and of every later one of
 // its bucket.
 func (bw *bucketWalk) key(s *book.Slot) descriptor.Nanos {
-	if rb, ok := book.RemainingBound(s.MinRate, int64(bw.runtime), bw.nodes, bw.perWeek, bw.fixed); ok {
+	if rb, ok := pricerule.RemainingBound(s.MinRate, int64(bw.runtime), bw.nodes, bw.perWeek, bw.fixed); ok {
 		return rb
 	}
 	return 0
@@ -334,7 +335,7 @@ func (bw *bucketWalk) highest() {
 		chunks := w.b.Chunks()
 		for ci := len(chunks) - 1; ci >= 0; ci-- {
 			ch := &chunks[ci]
-			bound := book.CostBounds{MaxRate: ch.MaxRate, LossPerWeek: int32(bw.perWeek), LossFixed: int32(bw.fixed)}
+			bound := pricerule.CostBounds{MaxRate: ch.MaxRate, LossPerWeek: int32(bw.perWeek), LossFixed: int32(bw.fixed)}
 			if bound.Upper(bw.runtime+time.Duration(ch.MaxIncrement), bw.nodes) <= bw.hi {
 				continue // no offer of the chunk costs more than hi
 			}

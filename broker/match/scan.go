@@ -7,6 +7,7 @@ import (
 
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/descriptor"
+	pricerule "github.com/cinet/cinet/settlement/pricing"
 )
 
 // How Match finds the k best offers without looking at every one.
@@ -255,7 +256,7 @@ func (c *cursor) next() bool {
 // bound sets the cursor's key from its slot's rate.
 func (c *cursor) bound(nodes, perWeek, fixed int64) {
 	c.key = 0
-	if rb, ok := book.RemainingBound(c.slot().MinRate, c.shortest, nodes, perWeek, fixed); ok {
+	if rb, ok := pricerule.RemainingBound(c.slot().MinRate, c.shortest, nodes, perWeek, fixed); ok {
 		c.key = rb
 	}
 }

@@ -1,4 +1,4 @@
-package book
+package pricing
 
 import (
 	"math/big"
@@ -61,9 +61,9 @@ func timeMeters(c *descriptor.ComputeClass) []struct {
 		rate func(*descriptor.Rates) descriptor.Decimal
 	}
 	out := []meter{
-		{big.NewRat(1, 1), func(r *descriptor.Rates) descriptor.Decimal { return r.InstanceHour }},
-		{big.NewRat(int64(c.CPU.Count), 1), func(r *descriptor.Rates) descriptor.Decimal { return r.VCPUHour }},
-		{big.NewRat(int64(c.Memory), 1<<30), func(r *descriptor.Rates) descriptor.Decimal { return r.GiBHour }},
+		{big.NewRat(1, 1), Meters[InstanceSeconds].Rate},
+		{big.NewRat(int64(c.CPU.Count), 1), Meters[VCPUSeconds].Rate},
+		{big.NewRat(int64(c.Memory), 1<<30), Meters[GiBSeconds].Rate},
 	}
 	// Accelerator-seconds are metered per model.
 	var models []string
@@ -75,7 +75,7 @@ func timeMeters(c *descriptor.ComputeClass) []struct {
 		devices[a.Model] += int64(a.Count)
 	}
 	for _, m := range models {
-		out = append(out, meter{big.NewRat(devices[m], 1), func(r *descriptor.Rates) descriptor.Decimal { return r.AcceleratorHour }})
+		out = append(out, meter{big.NewRat(devices[m], 1), Meters[AcceleratorSeconds].Rate})
 	}
 	return out
 }
@@ -99,15 +99,15 @@ var perHourNanos = big.NewRat(1_000_000_000, 3600*1_000_000_000) // a rate per h
 // NewPrices prepares an offer's schedule for estimates.
 func NewPrices(o *descriptor.Offer) *Prices {
 	p := new(Prices)
-	p.init(o)
+	p.Init(o)
 	return p
 }
 
-// init prepares p for o. An estimate reads the prices, the meters of
+// Init prepares p for o. An estimate reads the prices, the meters of
 // every tier (one array) and the week, which offers alike share
 // (PriceSchedule.Week): few places in memory, for a matching decision
 // prices offers it has not touched before.
-func (p *Prices) init(o *descriptor.Offer) {
+func (p *Prices) Init(o *descriptor.Offer) {
 	ps := &o.Price
 	*p = Prices{week: ps.Week(), increment: int64(ps.MinimumIncrement.Std()), Min: descriptor.MaxNanos}
 	p.changes = int64(p.week.Changes())
