@@ -175,13 +175,13 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, c *Caller) {
 		problem(w, http.StatusNotFound, "no-logs", "Not Found", detail)
 		return
 	}
-	lr, status, detail := logRequestOf(j, q)
-	if status == http.StatusInternalServerError {
-		s.internal(w, r, errors.New(detail))
+	lr, bad, err := logRequestOf(j, q)
+	if err != nil {
+		s.internal(w, r, err)
 		return
 	}
-	if status != 0 {
-		problem(w, status, "bad-request", "Bad Request", detail)
+	if bad != "" {
+		problem(w, http.StatusBadRequest, "bad-request", "Bad Request", bad)
 		return
 	}
 	lr.follow = follow
@@ -207,30 +207,28 @@ type logRequest struct {
 
 // logRequestOf reads a log request's parameters: the attempt (default
 // the last), the node (0), the task (the first) and the stream (stdout).
-// A bad one is a status and a detail to answer.
-func logRequestOf(j *jobs.Job, q url.Values) (logRequest, int, string) {
-	lr := logRequest{n: len(j.Attempts), task: q.Get("task"), stream: cmp.Or(q.Get("stream"), "stdout")}
+// A bad parameter is said in bad; err is the broker's own failure.
+func logRequestOf(j *jobs.Job, q url.Values) (lr logRequest, bad string, err error) {
+	lr = logRequest{n: len(j.Attempts), task: q.Get("task"), stream: cmp.Or(q.Get("stream"), "stdout")}
 	if v := q.Get("attempt"); v != "" {
-		var err error
 		if lr.n, err = strconv.Atoi(v); err != nil || lr.n < 1 || lr.n > len(j.Attempts) {
-			return lr, http.StatusBadRequest, fmt.Sprintf("attempt: want 1 to %d", len(j.Attempts))
+			return lr, fmt.Sprintf("attempt: want 1 to %d", len(j.Attempts)), nil
 		}
 	}
 	lr.attempt = j.Attempts[lr.n-1]
 	if v := q.Get("node"); v != "" {
-		var err error
 		if lr.node, err = strconv.Atoi(v); err != nil || lr.node < 0 || lr.node >= j.Instances() {
-			return lr, http.StatusBadRequest, fmt.Sprintf("node: want 0 to %d", j.Instances()-1)
+			return lr, fmt.Sprintf("node: want 0 to %d", j.Instances()-1), nil
 		}
 	}
 	if lr.task == "" {
 		doc, err := descriptor.Parse(j.ID+".json", j.Document)
 		if err != nil {
-			return lr, http.StatusInternalServerError, err.Error()
+			return lr, "", err
 		}
 		lr.task = doc.Job.Tasks[0].Name
 	}
-	return lr, 0, ""
+	return lr, "", nil
 }
 
 // sendLogs writes what the attempt's task wrote to the stream, and with
