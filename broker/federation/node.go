@@ -31,6 +31,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/broker/book"
 	"github.com/cinet/cinet/descriptor"
 	"github.com/cinet/cinet/identity"
@@ -567,13 +568,8 @@ type Status struct {
 	Equivocations []Equivocation `json:"equivocations"`
 }
 
-// PeerStatus is one connected peer.
-type PeerStatus struct {
-	Peer   string               `json:"peer"`
-	Broker identity.PrincipalID `json:"broker"`
-	Addrs  []string             `json:"addrs"`
-	Meshed bool                 `json:"meshed"` // in the offers topic's gossip mesh
-}
+// PeerStatus is one connected peer, as the API shows it (v1.Peer).
+type PeerStatus = v1.Peer
 
 // Status reports the node's addresses, members, peers and the brokers
 // whose announcements are valid.

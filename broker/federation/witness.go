@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	v1 "github.com/cinet/cinet/broker/api/v1"
 	"github.com/cinet/cinet/identity"
 	"github.com/cinet/cinet/settlement"
 	"github.com/cinet/cinet/settlement/auditlog"
@@ -55,13 +56,8 @@ func WitnessName(id identity.PrincipalID) string {
 // be true of one log: the same size with different roots, or no
 // consistency proof from the smaller to the larger. Either note, checked
 // against the broker's verifier key, is its own evidence.
-type Equivocation struct {
-	Broker identity.PrincipalID `json:"broker"`
-	First  []byte               `json:"first"`  // the checkpoint seen first
-	Second []byte               `json:"second"` // the one that contradicts it
-	Detail string               `json:"detail"`
-	At     time.Time            `json:"at"`
-}
+// It is the API's type (v1.Equivocation): the node keeps what it shows.
+type Equivocation = v1.Equivocation
 
 type witnessRequest struct {
 	Op  string `json:"op"` // "consistency" or "cosign"
